@@ -1,0 +1,336 @@
+//! The guest ABI: the one definition of what a plugin module exports and imports.
+//!
+//! It is plain core WebAssembly (i32 values, little-endian structs in linear memory), so a plugin
+//! can be written in any language that compiles to `wasm32`; `docs/abi.md` restates it for them.
+//! The host's runner uses the names, constants and layouts below; nothing here is spelled twice.
+//!
+//! Exports a plugin module provides:
+//!
+//! | export | signature | meaning |
+//! |---|---|---|
+//! | `memory` | memory | the linear memory |
+//! | [`EXPORT_ABI_VERSION`] | `() -> i32` | must return [`ABI_VERSION`] |
+//! | [`EXPORT_DESCRIBE`] | `() -> i32` | pointer to a NUL-terminated UTF-8 JSON [description](#description) |
+//! | [`EXPORT_ALLOC`] | `(size: i32) -> i32` | allocate `size` bytes (16-aligned) for the host; 0 on failure |
+//! | [`EXPORT_INIT`] | `(params: i32, len: i32) -> i32` | create the instance from [encoded parameters](encode_params) |
+//! | [`EXPORT_PROCESS`] | `(input: i32, output: i32) -> i32` | process one frame: two [`FrameDesc`] pointers |
+//! | [`EXPORT_LAST_ERROR`] | `() -> i32` | pointer to a NUL-terminated message for the last non-zero status, or 0 |
+//!
+//! Imports the host provides, in module [`IMPORT_MODULE`]:
+//!
+//! | import | signature | meaning |
+//! |---|---|---|
+//! | [`IMPORT_LOG`] | `(level: i32, ptr: i32, len: i32)` | one UTF-8 log line at a [`LogLevel`] |
+//!
+//! # Description
+//!
+//! `{"name": str, "version": str, "description": str, "formats": ["rgba8"|"gray8", …],
+//! "params": [{"name": str, "type": "int"|"float"|"bool"|"enum"|"string", "default": value,
+//! "min": number?, "max": number?, "choices": [str]?, "help": str}, …]}`
+
+/// Version of this ABI. A plugin built against another version is refused at load.
+pub const ABI_VERSION: u32 = 1;
+
+pub const EXPORT_MEMORY: &str = "memory";
+pub const EXPORT_ABI_VERSION: &str = "plugin_abi_version";
+pub const EXPORT_DESCRIBE: &str = "plugin_describe";
+pub const EXPORT_ALLOC: &str = "plugin_alloc";
+pub const EXPORT_INIT: &str = "plugin_init";
+pub const EXPORT_PROCESS: &str = "plugin_process";
+pub const EXPORT_LAST_ERROR: &str = "plugin_last_error";
+
+pub const IMPORT_MODULE: &str = "plugin_host";
+pub const IMPORT_LOG: &str = "log";
+
+/// Longest description JSON the host reads.
+pub const MAX_DESCRIBE_BYTES: usize = 64 * 1024;
+/// Longest error message or log line the host reads; longer ones are cut.
+pub const MAX_MESSAGE_BYTES: usize = 4096;
+
+/// Status returned by `plugin_init` and `plugin_process`.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Ok = 0,
+    /// The plugin reports an error; `plugin_last_error` says which.
+    Error = 1,
+}
+
+/// Log levels for the `log` import.
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+    Trace = 5,
+}
+
+impl LogLevel {
+    pub fn from_i32(value: i32) -> Option<Self> {
+        Some(match value {
+            1 => Self::Error,
+            2 => Self::Warn,
+            3 => Self::Info,
+            4 => Self::Debug,
+            5 => Self::Trace,
+            _ => return None,
+        })
+    }
+}
+
+/// Pixel formats, as stored in [`FrameDesc::format`].
+#[repr(u32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PixelFormat {
+    /// 4 bytes per pixel: red, green, blue, alpha.
+    Rgba8 = 1,
+    /// 1 byte per pixel: luma.
+    Gray8 = 2,
+}
+
+impl PixelFormat {
+    pub const ALL: [PixelFormat; 2] = [PixelFormat::Rgba8, PixelFormat::Gray8];
+
+    pub fn from_u32(value: u32) -> Option<Self> {
+        match value {
+            1 => Some(Self::Rgba8),
+            2 => Some(Self::Gray8),
+            _ => None,
+        }
+    }
+
+    pub fn bytes_per_pixel(self) -> u32 {
+        match self {
+            Self::Rgba8 => 4,
+            Self::Gray8 => 1,
+        }
+    }
+
+    /// The name used in descriptions and configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Rgba8 => "rgba8",
+            Self::Gray8 => "gray8",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.name() == name)
+    }
+}
+
+/// A frame in linear memory, as passed to `plugin_process` (32 bytes, little-endian).
+///
+/// For the input, every field is set by the host. For the output, the host sets `data` and
+/// `capacity` and presets the other fields to the input's; the plugin may change `width`,
+/// `height`, `stride` and `format` as long as `stride * height` stays within `capacity`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FrameDesc {
+    /// Offset of the first row in linear memory.
+    pub data: u32,
+    /// Bytes available at `data`.
+    pub capacity: u32,
+    pub width: u32,
+    pub height: u32,
+    /// Bytes from one row to the next; at least `width * bytes_per_pixel`.
+    pub stride: u32,
+    /// A [`PixelFormat`] value.
+    pub format: u32,
+    /// Presentation time in microseconds.
+    pub timestamp_us: i64,
+}
+
+const _: () = assert!(core::mem::size_of::<FrameDesc>() == FRAME_DESC_SIZE);
+const _: () = assert!(core::mem::offset_of!(FrameDesc, timestamp_us) == 24);
+
+/// Size of [`FrameDesc`] in linear memory.
+pub const FRAME_DESC_SIZE: usize = 32;
+
+impl FrameDesc {
+    pub fn to_bytes(&self) -> [u8; FRAME_DESC_SIZE] {
+        let mut out = [0u8; FRAME_DESC_SIZE];
+        let words = [self.data, self.capacity, self.width, self.height, self.stride, self.format];
+        for (chunk, word) in out.chunks_exact_mut(4).zip(words) {
+            chunk.copy_from_slice(&word.to_le_bytes());
+        }
+        out[24..].copy_from_slice(&self.timestamp_us.to_le_bytes());
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8; FRAME_DESC_SIZE]) -> Self {
+        let word = |i: usize| u32::from_le_bytes(bytes[i * 4..i * 4 + 4].try_into().unwrap_or([0; 4]));
+        Self {
+            data: word(0),
+            capacity: word(1),
+            width: word(2),
+            height: word(3),
+            stride: word(4),
+            format: word(5),
+            timestamp_us: i64::from_le_bytes(bytes[24..32].try_into().unwrap_or([0; 8])),
+        }
+    }
+
+    /// Checks that the descriptor describes a frame that lies within its buffer.
+    pub fn validate(&self) -> Result<PixelFormat, &'static str> {
+        let format = PixelFormat::from_u32(self.format).ok_or("unknown pixel format")?;
+        if self.width == 0 || self.height == 0 {
+            return Err("zero width or height");
+        }
+        let row = (self.width as u64) * format.bytes_per_pixel() as u64;
+        if (self.stride as u64) < row {
+            return Err("stride smaller than a row");
+        }
+        if self.byte_len() > self.capacity as u64 {
+            return Err("frame larger than its buffer");
+        }
+        Ok(format)
+    }
+
+    /// Bytes the frame covers: `stride * (height - 1) + row bytes`.
+    pub fn byte_len(&self) -> u64 {
+        let bpp = PixelFormat::from_u32(self.format).map_or(4, |f| f.bytes_per_pixel()) as u64;
+        if self.height == 0 {
+            return 0;
+        }
+        self.stride as u64 * (self.height as u64 - 1) + self.width as u64 * bpp
+    }
+}
+
+/// Type tags of encoded parameter values.
+#[repr(u8)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamTag {
+    Int = 1,
+    Float = 2,
+    Bool = 3,
+    /// Strings and enum choices.
+    Str = 4,
+}
+
+/// A parameter value as it crosses the ABI.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Str(String),
+}
+
+/// Encodes parameters for `plugin_init`: `u32 count`, then per parameter `u32 name_len`, name
+/// bytes, `u8 tag` ([`ParamTag`]), and the value (`i64`, `f64`, `u8` 0/1, or `u32 len` + UTF-8).
+/// All integers little-endian. The host always passes every parameter of the schema.
+pub fn encode_params<'a>(params: impl IntoIterator<Item = (&'a str, &'a ParamValue)>) -> Vec<u8> {
+    let mut entries = Vec::new();
+    let mut count = 0u32;
+    for (name, value) in params {
+        count += 1;
+        put_bytes(&mut entries, name.as_bytes());
+        match value {
+            ParamValue::Int(v) => {
+                entries.push(ParamTag::Int as u8);
+                entries.extend_from_slice(&v.to_le_bytes());
+            }
+            ParamValue::Float(v) => {
+                entries.push(ParamTag::Float as u8);
+                entries.extend_from_slice(&v.to_le_bytes());
+            }
+            ParamValue::Bool(v) => {
+                entries.push(ParamTag::Bool as u8);
+                entries.push(u8::from(*v));
+            }
+            ParamValue::Str(v) => {
+                entries.push(ParamTag::Str as u8);
+                put_bytes(&mut entries, v.as_bytes());
+            }
+        }
+    }
+    let mut out = count.to_le_bytes().to_vec();
+    out.extend_from_slice(&entries);
+    out
+}
+
+fn put_bytes(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+    out.extend_from_slice(bytes);
+}
+
+/// Decodes what [`encode_params`] wrote; `None` if the bytes are malformed.
+pub fn decode_params(bytes: &[u8]) -> Option<Vec<(String, ParamValue)>> {
+    let mut reader = Reader(bytes);
+    let count = reader.u32()?;
+    let mut out = Vec::new();
+    for _ in 0..count {
+        let name = reader.string()?;
+        let value = match reader.take(1)?[0] {
+            t if t == ParamTag::Int as u8 => ParamValue::Int(i64::from_le_bytes(reader.array()?)),
+            t if t == ParamTag::Float as u8 => ParamValue::Float(f64::from_le_bytes(reader.array()?)),
+            t if t == ParamTag::Bool as u8 => ParamValue::Bool(reader.take(1)?[0] != 0),
+            t if t == ParamTag::Str as u8 => ParamValue::Str(reader.string()?),
+            _ => return None,
+        };
+        out.push((name, value));
+    }
+    reader.0.is_empty().then_some(out)
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
+        if self.0.len() < n {
+            return None;
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Some(head)
+    }
+    fn array<const N: usize>(&mut self) -> Option<[u8; N]> {
+        self.take(N)?.try_into().ok()
+    }
+    fn u32(&mut self) -> Option<u32> {
+        self.array().map(u32::from_le_bytes)
+    }
+    fn string(&mut self) -> Option<String> {
+        let len = self.u32()? as usize;
+        String::from_utf8(self.take(len)?.to_vec()).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn params_round_trip() {
+        let values = [
+            ("radius".to_string(), ParamValue::Int(-3)),
+            ("gain".to_string(), ParamValue::Float(1.5)),
+            ("on".to_string(), ParamValue::Bool(true)),
+            ("axis".to_string(), ParamValue::Str("vertical".into())),
+        ];
+        let bytes = encode_params(values.iter().map(|(n, v)| (n.as_str(), v)));
+        assert_eq!(decode_params(&bytes).unwrap(), values.to_vec());
+        assert_eq!(decode_params(&bytes[..bytes.len() - 1]), None);
+    }
+
+    #[test]
+    fn frame_desc_round_trip_and_validation() {
+        let desc = FrameDesc {
+            data: 64,
+            capacity: 4 * 3 * 2,
+            width: 3,
+            height: 2,
+            stride: 12,
+            format: PixelFormat::Rgba8 as u32,
+            timestamp_us: -7,
+        };
+        assert_eq!(FrameDesc::from_bytes(&desc.to_bytes()), desc);
+        assert!(desc.validate().is_ok());
+        assert!(FrameDesc { stride: 11, ..desc }.validate().is_err());
+        assert!(FrameDesc { height: 3, ..desc }.validate().is_err());
+        assert!(FrameDesc { format: 9, ..desc }.validate().is_err());
+    }
+}

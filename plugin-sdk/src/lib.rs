@@ -1,0 +1,175 @@
+//! Write plugin-host plugins in Rust.
+//!
+//! A plugin is a type that implements [`Plugin`], exported with [`export_plugin!`]:
+//!
+//! ```
+//! use plugin_sdk::{Frame, FrameMut, Params, Plugin, PluginError};
+//!
+//! struct Invert;
+//!
+//! impl Plugin for Invert {
+//!     fn new(_params: &Params) -> Result<Self, PluginError> {
+//!         Ok(Invert)
+//!     }
+//!     fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
+//!         for y in 0..input.height() {
+//!             for (o, i) in output.row_mut(y).chunks_exact_mut(4).zip(input.row(y).chunks_exact(4)) {
+//!                 o.copy_from_slice(&[255 - i[0], 255 - i[1], 255 - i[2], i[3]]);
+//!             }
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//!
+//! plugin_sdk::export_plugin!(Invert);
+//! ```
+//!
+//! Build it with `cargo build --target wasm32-unknown-unknown --release`; test it natively under
+//! `cargo test` with [`testing`]. The guest ABI the macro implements is in [`abi`].
+
+pub mod abi;
+mod describe;
+mod frame;
+mod params;
+#[doc(hidden)]
+pub mod runtime;
+pub mod testing;
+
+pub use abi::PixelFormat;
+pub use frame::{Frame, FrameMut, OwnedFrame};
+pub use params::{ParamKind, ParamSpec, Params};
+
+use std::fmt;
+
+/// An error a plugin reports; the host logs it with the plugin's name and the frame number.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PluginError(pub String);
+
+impl PluginError {
+    pub fn new(message: impl Into<String>) -> Self {
+        Self(message.into())
+    }
+}
+
+impl fmt::Display for PluginError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for PluginError {}
+
+impl From<&str> for PluginError {
+    fn from(message: &str) -> Self {
+        Self(message.to_string())
+    }
+}
+
+impl From<String> for PluginError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+/// What a plugin implements. One value lives per plugin instance; the host calls
+/// [`Plugin::process`] once per frame.
+pub trait Plugin: Sized + 'static {
+    /// The parameters the plugin takes; the host checks a config against them before running.
+    fn params() -> Vec<ParamSpec> {
+        Vec::new()
+    }
+
+    /// The input formats the plugin accepts.
+    fn formats() -> &'static [PixelFormat] {
+        &[PixelFormat::Rgba8]
+    }
+
+    /// Creates the instance; every parameter of [`Plugin::params`] is present in `params`.
+    fn new(params: &Params) -> Result<Self, PluginError>;
+
+    /// Processes one frame. `output` starts with the input's size and format and a capacity of
+    /// at least the input's size; call [`FrameMut::set_shape`] to produce another size or format.
+    fn process(&mut self, input: &Frame<'_>, output: &mut FrameMut<'_>) -> Result<(), PluginError>;
+}
+
+/// Refuses a frame format the plugin did not declare in [`Plugin::formats`].
+pub fn check_accepts<P: Plugin>(format: PixelFormat) -> Result<(), PluginError> {
+    if P::formats().contains(&format) {
+        Ok(())
+    } else {
+        Err(PluginError::new(format!("this plugin does not accept {} frames", format.name())))
+    }
+}
+
+/// Logs a line into the host's log, shown with the plugin instance's name.
+pub fn log(level: abi::LogLevel, message: &str) {
+    runtime::log(level, message);
+}
+
+/// `info!("x = {}", x)`: logs at info level. Likewise [`warn!`], [`error!`], [`debug!`].
+#[macro_export]
+macro_rules! info {
+    ($($arg:tt)*) => { $crate::log($crate::abi::LogLevel::Info, &format!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! warn {
+    ($($arg:tt)*) => { $crate::log($crate::abi::LogLevel::Warn, &format!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! error {
+    ($($arg:tt)*) => { $crate::log($crate::abi::LogLevel::Error, &format!($($arg)*)) };
+}
+
+#[macro_export]
+macro_rules! debug {
+    ($($arg:tt)*) => { $crate::log($crate::abi::LogLevel::Debug, &format!($($arg)*)) };
+}
+
+/// Exports a [`Plugin`] type through the guest ABI. Its name, version and description come from
+/// the plugin crate's `Cargo.toml`. On targets other than wasm32 it expands to nothing, so the
+/// same crate builds natively for unit tests.
+#[macro_export]
+macro_rules! export_plugin {
+    ($plugin:ty) => {
+        #[cfg(target_arch = "wasm32")]
+        const _: () = {
+            static STATE: $crate::runtime::State<$plugin> = $crate::runtime::State::new();
+
+            #[unsafe(no_mangle)]
+            extern "C" fn plugin_abi_version() -> i32 {
+                $crate::abi::ABI_VERSION as i32
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn plugin_describe() -> i32 {
+                STATE.describe(
+                    env!("CARGO_PKG_NAME"),
+                    env!("CARGO_PKG_VERSION"),
+                    env!("CARGO_PKG_DESCRIPTION"),
+                )
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn plugin_alloc(size: i32) -> i32 {
+                $crate::runtime::alloc(size)
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn plugin_init(params: i32, len: i32) -> i32 {
+                STATE.init(params, len)
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn plugin_process(input: i32, output: i32) -> i32 {
+                STATE.process(input, output)
+            }
+
+            #[unsafe(no_mangle)]
+            extern "C" fn plugin_last_error() -> i32 {
+                STATE.last_error()
+            }
+        };
+    };
+}

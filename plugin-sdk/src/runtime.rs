@@ -1,0 +1,155 @@
+//! The guest side of the ABI behind [`crate::export_plugin!`]: turns the raw exports into calls
+//! on a [`Plugin`]. Not for direct use.
+
+use crate::abi::{self, FRAME_DESC_SIZE, FrameDesc, LogLevel, Status};
+use crate::{Frame, FrameMut, Params, Plugin, PluginError, PixelFormat};
+use std::cell::RefCell;
+
+/// One plugin instance and the strings the exports hand out.
+pub struct State<P> {
+    inner: RefCell<Inner<P>>,
+}
+
+struct Inner<P> {
+    plugin: Option<P>,
+    describe: Vec<u8>,
+    last_error: Vec<u8>,
+}
+
+// SAFETY: wasm32-unknown-unknown has a single thread; the state is never shared across threads.
+unsafe impl<P> Sync for State<P> {}
+
+impl<P: Plugin> Default for State<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: Plugin> State<P> {
+    pub const fn new() -> Self {
+        Self { inner: RefCell::new(Inner { plugin: None, describe: Vec::new(), last_error: Vec::new() }) }
+    }
+
+    pub fn describe(&self, name: &str, version: &str, description: &str) -> i32 {
+        let mut inner = self.inner.borrow_mut();
+        let json = crate::describe::describe_json(name, version, description, P::formats(), &P::params());
+        inner.describe = json.into_bytes();
+        inner.describe.push(0);
+        inner.describe.as_ptr() as i32
+    }
+
+    pub fn init(&self, params: i32, len: i32) -> i32 {
+        install_panic_hook();
+        // SAFETY: the host wrote `len` bytes at `params`, a buffer it got from `plugin_alloc`.
+        let bytes = unsafe { std::slice::from_raw_parts(params as usize as *const u8, len.max(0) as usize) };
+        let result = match abi::decode_params(bytes) {
+            Some(values) => P::new(&Params::resolve(&P::params(), &values)),
+            None => Err(PluginError::new("the host sent malformed parameters")),
+        };
+        let mut inner = self.inner.borrow_mut();
+        match result {
+            Ok(plugin) => {
+                inner.plugin = Some(plugin);
+                Status::Ok as i32
+            }
+            Err(err) => inner.fail(err),
+        }
+    }
+
+    pub fn process(&self, input: i32, output: i32) -> i32 {
+        let mut inner = self.inner.borrow_mut();
+        // SAFETY: the host passes pointers to two descriptors it wrote into our memory; the
+        // buffers they describe are disjoint and lie within our memory (the host checked).
+        let result = unsafe { run_process(&mut inner.plugin, input, output) };
+        match result {
+            Ok(()) => Status::Ok as i32,
+            Err(err) => inner.fail(err),
+        }
+    }
+
+    pub fn last_error(&self) -> i32 {
+        let inner = self.inner.borrow();
+        if inner.last_error.is_empty() { 0 } else { inner.last_error.as_ptr() as i32 }
+    }
+}
+
+impl<P> Inner<P> {
+    fn fail(&mut self, err: PluginError) -> i32 {
+        self.last_error = err.0.into_bytes();
+        self.last_error.retain(|&b| b != 0);
+        self.last_error.push(0);
+        Status::Error as i32
+    }
+}
+
+/// # Safety
+/// `input` and `output` point to [`FrameDesc`]s in this module's memory whose buffers are valid
+/// and do not overlap each other or the descriptors.
+unsafe fn run_process<P: Plugin>(plugin: &mut Option<P>, input: i32, output: i32) -> Result<(), PluginError> {
+    let plugin = plugin.as_mut().ok_or("process was called before a successful init")?;
+    // SAFETY: per this function's contract both descriptors are readable.
+    let (in_desc, out_ptr) = unsafe { (read_desc(input), output as usize as *mut [u8; FRAME_DESC_SIZE]) };
+    // SAFETY: as above.
+    let mut out_desc = FrameDesc::from_bytes(unsafe { &*out_ptr });
+    let format = PixelFormat::from_u32(in_desc.format).ok_or("the host sent an unknown pixel format")?;
+    crate::check_accepts::<P>(format)?;
+    let out_format = PixelFormat::from_u32(out_desc.format).unwrap_or(format);
+    // SAFETY: per this function's contract the two buffers are valid and disjoint.
+    let (in_data, out_data) = unsafe {
+        (
+            std::slice::from_raw_parts(in_desc.data as usize as *const u8, in_desc.capacity as usize),
+            std::slice::from_raw_parts_mut(out_desc.data as usize as *mut u8, out_desc.capacity as usize),
+        )
+    };
+    let frame = Frame::new(in_data, in_desc.width, in_desc.height, in_desc.stride, format, in_desc.timestamp_us)?;
+    let mut out = FrameMut::new(out_data, out_desc.width, out_desc.height, out_desc.stride, out_format, in_desc.timestamp_us)?;
+    plugin.process(&frame, &mut out)?;
+    out_desc.width = out.width();
+    out_desc.height = out.height();
+    out_desc.stride = out.stride();
+    out_desc.format = out.format() as u32;
+    // SAFETY: the output descriptor is writable per this function's contract.
+    unsafe { *out_ptr = out_desc.to_bytes() };
+    Ok(())
+}
+
+/// # Safety
+/// `ptr` points to a readable [`FrameDesc`].
+unsafe fn read_desc(ptr: i32) -> FrameDesc {
+    // SAFETY: per the contract.
+    FrameDesc::from_bytes(unsafe { &*(ptr as usize as *const [u8; FRAME_DESC_SIZE]) })
+}
+
+/// `plugin_alloc`: memory the host fills (parameters, frame buffers). Never freed: the host
+/// allocates once per instance and reuses it.
+pub fn alloc(size: i32) -> i32 {
+    let Ok(size) = usize::try_from(size) else { return 0 };
+    let Ok(layout) = std::alloc::Layout::from_size_align(size.max(1), 16) else { return 0 };
+    // SAFETY: the layout has a non-zero size.
+    unsafe { std::alloc::alloc_zeroed(layout) as usize as i32 }
+}
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| log(LogLevel::Error, &format!("panic: {info}"))));
+}
+
+// The link attributes below need literals; these keep them equal to the ABI's names.
+const _: () = assert!(matches!(abi::IMPORT_MODULE.as_bytes(), b"plugin_host"));
+const _: () = assert!(matches!(abi::IMPORT_LOG.as_bytes(), b"log"));
+
+#[cfg(target_arch = "wasm32")]
+pub fn log(level: LogLevel, message: &str) {
+    #[link(wasm_import_module = "plugin_host")]
+    unsafe extern "C" {
+        #[link_name = "log"]
+        fn host_log(level: i32, ptr: *const u8, len: usize);
+    }
+    // SAFETY: the host reads `len` bytes at `ptr`, a live string.
+    unsafe { host_log(level as i32, message.as_ptr(), message.len()) }
+}
+
+/// Outside wasm (native unit tests) log lines go to stderr.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn log(level: LogLevel, message: &str) {
+    eprintln!("[{level:?}] {message}");
+}

@@ -1,0 +1,56 @@
+//! `grayscale`: each pixel's red, green and blue become its BT.709 luma; alpha kept.
+
+use plugin_sdk::{Frame, FrameMut, Params, Plugin, PluginError};
+
+pub struct Grayscale;
+
+/// BT.709 luma in 16-bit fixed point: 0.2126 R + 0.7152 G + 0.0722 B, rounded.
+pub fn luma(r: u8, g: u8, b: u8) -> u8 {
+    ((13933 * r as u32 + 46871 * g as u32 + 4732 * b as u32 + 32768) >> 16) as u8
+}
+
+impl Plugin for Grayscale {
+    fn new(_params: &Params) -> Result<Self, PluginError> {
+        Ok(Grayscale)
+    }
+
+    fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
+        output.set_shape(input.width(), input.height(), input.format())?;
+        for y in 0..input.height() {
+            for (d, s) in output.row_mut(y).chunks_exact_mut(4).zip(input.row(y).chunks_exact(4)) {
+                let l = luma(s[0], s[1], s[2]);
+                d.copy_from_slice(&[l, l, l, s[3]]);
+            }
+        }
+        Ok(())
+    }
+}
+
+plugin_sdk::export_plugin!(Grayscale);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_sdk::{OwnedFrame, PixelFormat, testing};
+
+    #[test]
+    fn luma_matches_bt709() {
+        for (r, g, b) in [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (12, 200, 77)] {
+            let exact = 0.2126 * r as f64 + 0.7152 * g as f64 + 0.0722 * b as f64;
+            assert!((luma(r, g, b) as f64 - exact).abs() <= 0.5 + 1e-3, "{r},{g},{b}");
+        }
+    }
+
+    #[test]
+    fn grays_each_pixel_and_keeps_alpha() {
+        let input = OwnedFrame::from_pixels(2, 1, PixelFormat::Rgba8, vec![255, 0, 0, 9, 255, 255, 255, 200]).unwrap();
+        let output = testing::run::<Grayscale>(&[], &input).unwrap();
+        assert_eq!(output.packed(), vec![54, 54, 54, 9, 255, 255, 255, 200]);
+    }
+
+    #[test]
+    fn refuses_gray_input() {
+        let input = OwnedFrame::new(2, 2, PixelFormat::Gray8);
+        assert!(testing::run::<Grayscale>(&[], &input).is_err());
+    }
+}
