@@ -1,1 +1,20 @@
+//! plugin-host: runs untrusted WebAssembly media plugins, each in its own process, with control
+//! messages over pipes and frames through sealed shared memory.
+//!
+//! - [`plugin`]: the embedding API ([`PluginProcess`]).
+//! - [`ipc`]: what host and runner agree on (protocol, region layout, hand-off).
+//! - [`runner`]: the plugin process's side.
+//! - [`schema`]: plugin descriptions and parameter checking.
+//! - `sys`: OS glue (memfd, futex, spawning).
 
+#![deny(unsafe_code)]
+
+pub mod ipc;
+pub mod plugin;
+#[allow(unsafe_code, reason = "wasmtime memory glue")]
+pub mod runner;
+pub mod schema;
+#[allow(unsafe_code, reason = "OS glue: futex, memfd, fork/exec")]
+pub mod sys;
+
+pub use plugin::{ErrorKind, Limits, PluginError, PluginProcess, PluginSpec, Ticket};

@@ -5,9 +5,16 @@ use crate::{ParamKind, ParamSpec, PixelFormat};
 use std::fmt::Write;
 
 /// The description JSON for a plugin with this metadata, formats and parameters.
-pub fn describe_json(name: &str, version: &str, description: &str, formats: &[PixelFormat], params: &[ParamSpec]) -> String {
+pub fn describe_json(
+    name: &str,
+    version: &str,
+    description: &str,
+    formats: &[PixelFormat],
+    params: &[ParamSpec],
+) -> String {
     let mut out = String::from("{");
-    let _ = write!(out, "\"name\":{},\"version\":{},\"description\":{},", quote(name), quote(version), quote(description));
+    let _ =
+        write!(out, "\"name\":{},\"version\":{},\"description\":{},", quote(name), quote(version), quote(description));
     let formats: Vec<String> = formats.iter().map(|f| quote(f.name())).collect();
     let _ = write!(out, "\"formats\":[{}],\"params\":[", formats.join(","));
     for (i, spec) in params.iter().enumerate() {
@@ -16,9 +23,17 @@ pub fn describe_json(name: &str, version: &str, description: &str, formats: &[Pi
         }
         let _ = write!(out, "{{\"name\":{},\"help\":{},", quote(spec.name), quote(spec.help));
         let _ = match &spec.kind {
-            ParamKind::Int { default, min, max } => write!(out, "\"type\":\"int\",\"default\":{default},\"min\":{min},\"max\":{max}"),
+            ParamKind::Int { default, min, max } => {
+                write!(out, "\"type\":\"int\",\"default\":{default},\"min\":{min},\"max\":{max}")
+            }
             ParamKind::Float { default, min, max } => {
-                write!(out, "\"type\":\"float\",\"default\":{},\"min\":{},\"max\":{}", number(*default), number(*min), number(*max))
+                write!(
+                    out,
+                    "\"type\":\"float\",\"default\":{},\"min\":{},\"max\":{}",
+                    number(*default),
+                    number(*min),
+                    number(*max)
+                )
             }
             ParamKind::Bool { default } => write!(out, "\"type\":\"bool\",\"default\":{default}"),
             ParamKind::Enum { default, choices } => {

@@ -182,7 +182,11 @@ impl OwnedFrame {
     /// A zeroed frame whose rows are `stride` bytes apart (at least a row).
     pub fn with_stride(width: u32, height: u32, stride: u32, format: PixelFormat) -> Self {
         let stride = stride.max(width * format.bytes_per_pixel());
-        let len = if height == 0 { 0 } else { stride as usize * (height as usize - 1) + (width * format.bytes_per_pixel()) as usize };
+        let len = if height == 0 {
+            0
+        } else {
+            stride as usize * (height as usize - 1) + (width * format.bytes_per_pixel()) as usize
+        };
         Self { data: vec![0; len], width, height, stride, format, timestamp_us: 0 }
     }
 
@@ -232,7 +236,10 @@ impl OwnedFrame {
 
     /// Same size, format and pixels (stride padding and timestamps aside).
     pub fn same_pixels(&self, other: &OwnedFrame) -> bool {
-        self.width == other.width && self.height == other.height && self.format == other.format && self.packed() == other.packed()
+        self.width == other.width
+            && self.height == other.height
+            && self.format == other.format
+            && self.packed() == other.packed()
     }
 
     /// Copies the shape and the pixels that `frame` describes.

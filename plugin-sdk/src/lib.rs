@@ -144,11 +144,7 @@ macro_rules! export_plugin {
 
             #[unsafe(no_mangle)]
             extern "C" fn plugin_describe() -> i32 {
-                STATE.describe(
-                    env!("CARGO_PKG_NAME"),
-                    env!("CARGO_PKG_VERSION"),
-                    env!("CARGO_PKG_DESCRIPTION"),
-                )
+                STATE.describe(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
             }
 
             #[unsafe(no_mangle)]

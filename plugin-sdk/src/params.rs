@@ -5,12 +5,27 @@ use crate::abi::ParamValue;
 /// The type of a parameter, with its default and allowed values.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ParamKind {
-    Int { default: i64, min: i64, max: i64 },
-    Float { default: f64, min: f64, max: f64 },
-    Bool { default: bool },
+    Int {
+        default: i64,
+        min: i64,
+        max: i64,
+    },
+    Float {
+        default: f64,
+        min: f64,
+        max: f64,
+    },
+    Bool {
+        default: bool,
+    },
     /// One of a fixed list of strings.
-    Enum { default: &'static str, choices: &'static [&'static str] },
-    String { default: &'static str },
+    Enum {
+        default: &'static str,
+        choices: &'static [&'static str],
+    },
+    String {
+        default: &'static str,
+    },
 }
 
 /// One declared parameter.

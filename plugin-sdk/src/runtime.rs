@@ -2,7 +2,7 @@
 //! on a [`Plugin`]. Not for direct use.
 
 use crate::abi::{self, FRAME_DESC_SIZE, FrameDesc, LogLevel, Status};
-use crate::{Frame, FrameMut, Params, Plugin, PluginError, PixelFormat};
+use crate::{Frame, FrameMut, Params, PixelFormat, Plugin, PluginError};
 use std::cell::RefCell;
 
 /// One plugin instance and the strings the exports hand out.
@@ -102,7 +102,8 @@ unsafe fn run_process<P: Plugin>(plugin: &mut Option<P>, input: i32, output: i32
         )
     };
     let frame = Frame::new(in_data, in_desc.width, in_desc.height, in_desc.stride, format, in_desc.timestamp_us)?;
-    let mut out = FrameMut::new(out_data, out_desc.width, out_desc.height, out_desc.stride, out_format, in_desc.timestamp_us)?;
+    let mut out =
+        FrameMut::new(out_data, out_desc.width, out_desc.height, out_desc.stride, out_format, in_desc.timestamp_us)?;
     plugin.process(&frame, &mut out)?;
     out_desc.width = out.width();
     out_desc.height = out.height();

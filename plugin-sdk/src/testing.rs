@@ -21,7 +21,8 @@ pub fn process<P: Plugin>(plugin: &mut P, input: &OwnedFrame) -> Result<OwnedFra
     crate::check_accepts::<P>(input.format)?;
     let capacity = input.data.len().max(input.width as usize * input.height as usize * 4);
     let mut buffer = vec![0u8; capacity];
-    let mut output = crate::FrameMut::new(&mut buffer, input.width, input.height, input.stride, input.format, input.timestamp_us)?;
+    let mut output =
+        crate::FrameMut::new(&mut buffer, input.width, input.height, input.stride, input.format, input.timestamp_us)?;
     plugin.process(&input.view(), &mut output)?;
     Ok(OwnedFrame::from_view(&output))
 }

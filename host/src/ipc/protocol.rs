@@ -1,0 +1,258 @@
+//! The control channel: postcard-encoded messages over a pipe each way, each framed by a
+//! little-endian `u32` length with a hard cap checked before anything is allocated. A connection
+//! starts with a fixed 16-byte handshake (magic, lowest and highest protocol version) from each
+//! side, so that a mismatch is a clear error rather than a decoding failure.
+
+use serde::{Deserialize, Serialize};
+use std::io::{self, Read, Write};
+
+pub const MAGIC: [u8; 8] = *b"PLGHOST\x01";
+pub const PROTOCOL_VERSION: u32 = 1;
+pub const MIN_PROTOCOL_VERSION: u32 = 1;
+
+/// Largest message the host accepts from a plugin process.
+pub const MAX_TO_HOST_BYTES: usize = 1 << 20;
+/// Largest message a runner accepts from the host (it carries the module).
+pub const MAX_TO_RUNNER_BYTES: usize = 512 << 20;
+
+/// Limits the runner enforces inside the plugin process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunnerLimits {
+    /// Cap on the plugin's linear memory.
+    pub memory_bytes: u64,
+    /// Per-frame deadline enforced with epoch interruption.
+    pub deadline_ms: u64,
+    /// Deadline for creating the instance (`plugin_init`).
+    pub startup_ms: u64,
+}
+
+/// Host → runner.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToRunner {
+    /// Compile and instantiate the module; answered by [`ToHost::Loaded`].
+    Load { plugin: String, module: Vec<u8>, limits: RunnerLimits },
+    /// Create the plugin instance with ABI-encoded parameters; answered by [`ToHost::Ready`].
+    Init { params: Vec<u8> },
+    /// Exit cleanly.
+    Shutdown,
+}
+
+/// Runner → host. Everything in here is untrusted.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum ToHost {
+    /// The module loaded; its ABI description JSON.
+    Loaded { description: String },
+    /// The instance is created; frames may flow.
+    Ready,
+    /// A log line from the plugin.
+    Log { level: i32, message: String },
+    /// Something failed; `frame` is set when it happened while processing that frame.
+    Failed { frame: Option<u64>, failure: Failure },
+}
+
+/// What went wrong inside the plugin process.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Failure {
+    /// The module is not a usable plugin (does not compile, lacks exports, wrong ABI version).
+    Load(String),
+    /// The plugin returned an error status with this message.
+    Plugin(String),
+    /// The wasm code trapped.
+    Trap { trap: String, backtrace: String },
+    /// The frame missed its deadline (epoch interruption).
+    Deadline,
+    /// The plugin wanted more memory than its limit.
+    MemoryLimit(String),
+    /// The host broke the protocol (a runner-side view).
+    Protocol(String),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Load(m) => write!(f, "cannot load: {m}"),
+            Failure::Plugin(m) => write!(f, "plugin error: {m}"),
+            Failure::Trap { trap, backtrace } => write!(f, "wasm trap: {trap}\n{backtrace}"),
+            Failure::Deadline => write!(f, "missed its deadline"),
+            Failure::MemoryLimit(m) => write!(f, "memory limit: {m}"),
+            Failure::Protocol(m) => write!(f, "protocol violation: {m}"),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProtocolError {
+    #[error("the other side closed the control channel")]
+    Closed,
+    #[error("control channel I/O failed: {0}")]
+    Io(#[from] io::Error),
+    #[error("a message of {len} bytes exceeds the limit of {max} bytes")]
+    TooLarge { len: usize, max: usize },
+    #[error("malformed message: {0}")]
+    Malformed(String),
+    #[error("the other side is not a plugin-host peer (bad handshake magic {0:02x?})")]
+    BadMagic([u8; 8]),
+    #[error(
+        "protocol versions do not overlap: this side speaks {ours_min}..={ours}, the other side {theirs_min}..={theirs}"
+    )]
+    VersionMismatch { ours_min: u32, ours: u32, theirs_min: u32, theirs: u32 },
+}
+
+/// The 16-byte handshake each side sends first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hello {
+    pub magic: [u8; 8],
+    pub min_version: u32,
+    pub version: u32,
+}
+
+impl Hello {
+    pub const OURS: Hello = Hello { magic: MAGIC, min_version: MIN_PROTOCOL_VERSION, version: PROTOCOL_VERSION };
+
+    pub fn to_bytes(self) -> [u8; 16] {
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&self.magic);
+        out[8..12].copy_from_slice(&self.min_version.to_le_bytes());
+        out[12..].copy_from_slice(&self.version.to_le_bytes());
+        out
+    }
+
+    pub fn from_bytes(bytes: [u8; 16]) -> Self {
+        let word = |i: usize| u32::from_le_bytes([bytes[i], bytes[i + 1], bytes[i + 2], bytes[i + 3]]);
+        let mut magic = [0u8; 8];
+        magic.copy_from_slice(&bytes[..8]);
+        Hello { magic, min_version: word(8), version: word(12) }
+    }
+
+    /// The version both sides speak, the highest they share.
+    pub fn negotiate(self, theirs: Hello) -> Result<u32, ProtocolError> {
+        if theirs.magic != MAGIC {
+            return Err(ProtocolError::BadMagic(theirs.magic));
+        }
+        let version = self.version.min(theirs.version);
+        if version < self.min_version.max(theirs.min_version) {
+            return Err(ProtocolError::VersionMismatch {
+                ours_min: self.min_version,
+                ours: self.version,
+                theirs_min: theirs.min_version,
+                theirs: theirs.version,
+            });
+        }
+        Ok(version)
+    }
+}
+
+/// Sends our hello, reads the peer's, and returns the agreed version.
+pub fn handshake(ours: Hello, reader: &mut impl Read, writer: &mut impl Write) -> Result<u32, ProtocolError> {
+    writer.write_all(&ours.to_bytes()).map_err(closed_or_io)?;
+    writer.flush().map_err(closed_or_io)?;
+    let mut bytes = [0u8; 16];
+    reader.read_exact(&mut bytes).map_err(closed_or_io)?;
+    ours.negotiate(Hello::from_bytes(bytes))
+}
+
+fn closed_or_io(err: io::Error) -> ProtocolError {
+    match err.kind() {
+        io::ErrorKind::UnexpectedEof | io::ErrorKind::BrokenPipe => ProtocolError::Closed,
+        _ => ProtocolError::Io(err),
+    }
+}
+
+/// Writes one framed message.
+pub fn write_message<T: Serialize>(writer: &mut impl Write, message: &T) -> Result<(), ProtocolError> {
+    let payload = postcard::to_stdvec(message).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    let len = u32::try_from(payload.len())
+        .map_err(|_| ProtocolError::TooLarge { len: payload.len(), max: u32::MAX as usize })?;
+    let mut framed = Vec::with_capacity(payload.len() + 4);
+    framed.extend_from_slice(&len.to_le_bytes());
+    framed.extend_from_slice(&payload);
+    writer.write_all(&framed).map_err(closed_or_io)?;
+    writer.flush().map_err(closed_or_io)
+}
+
+/// Reads one framed message of at most `max` bytes; the length is checked before allocating.
+pub fn read_message<T: for<'de> Deserialize<'de>>(reader: &mut impl Read, max: usize) -> Result<T, ProtocolError> {
+    let mut prefix = [0u8; 4];
+    reader.read_exact(&mut prefix).map_err(closed_or_io)?;
+    let len = u32::from_le_bytes(prefix) as usize;
+    if len > max {
+        return Err(ProtocolError::TooLarge { len, max });
+    }
+    let mut payload = vec![0u8; len];
+    reader.read_exact(&mut payload).map_err(|err| match closed_or_io(err) {
+        ProtocolError::Closed => ProtocolError::Malformed(format!("the channel closed inside a {len}-byte message")),
+        other => other,
+    })?;
+    decode(&payload)
+}
+
+/// Decodes exactly one message from `bytes`; trailing bytes are an error.
+pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ProtocolError> {
+    let (message, rest) = postcard::take_from_bytes(bytes).map_err(|e| ProtocolError::Malformed(e.to_string()))?;
+    if !rest.is_empty() {
+        return Err(ProtocolError::Malformed(format!("{} bytes after the end of the message", rest.len())));
+    }
+    Ok(message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn messages_round_trip_through_framing() {
+        let messages = vec![
+            ToHost::Loaded { description: "{}".into() },
+            ToHost::Log { level: 3, message: "hello".into() },
+            ToHost::Failed {
+                frame: Some(7),
+                failure: Failure::Trap { trap: "unreachable".into(), backtrace: "0: f".into() },
+            },
+        ];
+        let mut wire = Vec::new();
+        for m in &messages {
+            write_message(&mut wire, m).unwrap();
+        }
+        let mut reader = wire.as_slice();
+        for m in &messages {
+            assert_eq!(&read_message::<ToHost>(&mut reader, MAX_TO_HOST_BYTES).unwrap(), m);
+        }
+        assert!(matches!(read_message::<ToHost>(&mut reader, MAX_TO_HOST_BYTES), Err(ProtocolError::Closed)));
+    }
+
+    #[test]
+    fn oversized_length_is_refused_before_reading_the_body() {
+        let wire = (u32::MAX).to_le_bytes();
+        let err = read_message::<ToHost>(&mut wire.as_slice(), MAX_TO_HOST_BYTES).unwrap_err();
+        assert!(matches!(err, ProtocolError::TooLarge { len, .. } if len == u32::MAX as usize), "{err}");
+    }
+
+    #[test]
+    fn version_ranges_must_overlap() {
+        let old = Hello { magic: MAGIC, min_version: 0, version: 0 };
+        let err = Hello::OURS.negotiate(old).unwrap_err();
+        assert!(err.to_string().contains("versions do not overlap"), "{err}");
+        let newer = Hello { magic: MAGIC, min_version: 1, version: 9 };
+        assert_eq!(Hello::OURS.negotiate(newer).unwrap(), PROTOCOL_VERSION);
+        let stranger = Hello { magic: *b"GET / HT", min_version: 1, version: 1 };
+        assert!(matches!(Hello::OURS.negotiate(stranger), Err(ProtocolError::BadMagic(_))));
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(20_000))]
+        #[test]
+        fn random_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+            let _ = decode::<ToHost>(&bytes);
+            let _ = read_message::<ToHost>(&mut bytes.as_slice(), 64);
+        }
+
+        #[test]
+        fn any_declared_length_over_the_cap_is_refused(len in 65u32.., tail in proptest::collection::vec(any::<u8>(), 0..64)) {
+            let mut wire = len.to_le_bytes().to_vec();
+            wire.extend(tail);
+            let is_too_large = matches!(read_message::<ToHost>(&mut wire.as_slice(), 64), Err(ProtocolError::TooLarge { .. }));
+            prop_assert!(is_too_large);
+        }
+    }
+}

@@ -1,0 +1,584 @@
+//! The embedding API: one plugin instance in its own process. Spawn it from a `.wasm` path with
+//! parameters and limits, read its description, hand it frames, shut it down.
+//!
+//! ```no_run
+//! use plugin_host::{PluginProcess, PluginSpec};
+//! use plugin_sdk::{OwnedFrame, PixelFormat};
+//!
+//! let mut plugin = PluginProcess::spawn(PluginSpec::new("neg", "target/plugins/invert.wasm", 1920 * 1080 * 4))?;
+//! let frame = OwnedFrame::new(1920, 1080, PixelFormat::Rgba8);
+//! let inverted = plugin.process(&frame)?;
+//! plugin.shutdown()?;
+//! # Ok::<(), plugin_host::PluginError>(())
+//! ```
+
+use crate::ipc::handoff::{self, Futex, Outcome, WaitError};
+use crate::ipc::protocol::{self, Failure, Hello, MAX_TO_HOST_BYTES, ProtocolError, RunnerLimits, ToHost, ToRunner};
+use crate::ipc::region::{self, Buffer, Region, RegionError};
+use crate::runner::RUNNER_ARG;
+use crate::schema::{ParamError, PluginDescription};
+use crate::sys::process::{SpawnRequest, spawn};
+use plugin_sdk::abi::{self, FrameDesc, LogLevel, ParamValue};
+use plugin_sdk::{Frame, OwnedFrame};
+use std::fs::File;
+use std::io::{self, BufReader, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Per-plugin limits.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Longest one frame may take.
+    pub deadline: Duration,
+    /// Longest spawn → ready may take (compiling the module included).
+    pub startup: Duration,
+    /// Cap on the plugin's own linear memory (frame buffers come on top).
+    pub memory_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { deadline: Duration::from_millis(1000), startup: Duration::from_secs(20), memory_bytes: 256 << 20 }
+    }
+}
+
+/// How the host waits past a frame's deadline before it kills the process: the runner's own
+/// epoch interruption gets the first chance.
+pub const DEADLINE_GRACE: Duration = Duration::from_millis(50);
+
+/// What to start.
+#[derive(Debug, Clone)]
+pub struct PluginSpec {
+    /// The instance's name, used in every message about it.
+    pub name: String,
+    pub module: PathBuf,
+    pub params: Vec<(String, ParamValue)>,
+    pub limits: Limits,
+    /// Largest frame, in bytes, the plugin will be given or may produce.
+    pub max_frame_bytes: u64,
+    /// Frames that can be in flight at once.
+    pub slots: u32,
+    /// The executable to run in runner mode; by default `$PLUGIN_HOST_RUNNER`, else this
+    /// process's own executable (which must then call [`crate::runner::run_if_requested`]).
+    pub runner: Option<PathBuf>,
+}
+
+impl PluginSpec {
+    pub fn new(name: impl Into<String>, module: impl Into<PathBuf>, max_frame_bytes: u64) -> Self {
+        Self {
+            name: name.into(),
+            module: module.into(),
+            params: Vec::new(),
+            limits: Limits::default(),
+            max_frame_bytes,
+            slots: region::MIN_SLOTS,
+            runner: None,
+        }
+    }
+
+    pub fn param(mut self, name: &str, value: ParamValue) -> Self {
+        self.params.push((name.to_string(), value));
+        self
+    }
+}
+
+/// An error from one plugin instance; its message starts with the instance's name.
+#[derive(Debug, thiserror::Error)]
+#[error("plugin \"{plugin}\": {kind}")]
+pub struct PluginError {
+    pub plugin: String,
+    pub kind: ErrorKind,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ErrorKind {
+    #[error("cannot read {}: {source}", path.display())]
+    ReadModule { path: PathBuf, source: io::Error },
+    #[error("{} is not a WebAssembly module", path.display())]
+    NotWasm { path: PathBuf },
+    #[error("{} is not a usable plugin: {reason}", path.display())]
+    NotAPlugin { path: PathBuf, reason: String },
+    #[error("{0}")]
+    Param(#[from] ParamError),
+    #[error("creating the instance failed: {0}")]
+    Init(Failure),
+    #[error("cannot start its process: {0}")]
+    Spawn(io::Error),
+    #[error("{0}")]
+    Region(#[from] RegionError),
+    #[error("it was not ready within the startup limit of {0:?}")]
+    StartupTimeout(Duration),
+    #[error("frame {frame}: {failure}")]
+    Frame { frame: u64, failure: Failure },
+    #[error("frame {frame} missed its deadline of {deadline:?}; the process was killed")]
+    Deadline { frame: u64, deadline: Duration },
+    #[error("its process died{}: {status}", frame.map(|f| format!(" during frame {f}")).unwrap_or_default())]
+    Died { frame: Option<u64>, status: String },
+    #[error("protocol violation: {0}")]
+    Protocol(String),
+    #[error("a {width}x{height} {format} frame needs {bytes} bytes; its slots hold {capacity}")]
+    TooLarge { width: u32, height: u32, format: &'static str, bytes: u64, capacity: u64 },
+    #[error("it does not accept {given} frames (it takes {accepted})")]
+    Format { given: &'static str, accepted: String },
+    #[error("its process is no longer running")]
+    NotRunning,
+}
+
+/// What the control-reader thread hands over.
+enum Event {
+    Hello([u8; 16]),
+    Message(ToHost),
+    /// The channel ended: EOF, I/O error or a protocol violation.
+    Closed(String),
+}
+
+/// A submitted frame, to collect with [`PluginProcess::receive`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Ticket {
+    slot: u32,
+    frame: u64,
+    submitted: Instant,
+}
+
+/// A running plugin process.
+pub struct PluginProcess {
+    name: String,
+    description: PluginDescription,
+    limits: Limits,
+    child: Option<Child>,
+    region: Arc<Region>,
+    control: File,
+    events: mpsc::Receiver<Event>,
+    gone: Arc<AtomicBool>,
+    reader: Option<JoinHandle<()>>,
+    in_flight: Vec<bool>,
+    next_slot: u32,
+    next_frame: u64,
+}
+
+fn read_module(name: &str, path: &Path) -> Result<Vec<u8>, PluginError> {
+    let err = |kind| PluginError { plugin: name.to_string(), kind };
+    let bytes = std::fs::read(path).map_err(|source| err(ErrorKind::ReadModule { path: path.into(), source }))?;
+    if !bytes.starts_with(b"\0asm") {
+        return Err(err(ErrorKind::NotWasm { path: path.into() }));
+    }
+    Ok(bytes)
+}
+
+fn default_runner() -> io::Result<PathBuf> {
+    match std::env::var_os("PLUGIN_HOST_RUNNER") {
+        Some(path) => Ok(PathBuf::from(path)),
+        None => std::env::current_exe(),
+    }
+}
+
+impl PluginProcess {
+    /// Starts the process, loads the module, checks the parameters against its schema and
+    /// creates the instance. Returns once it is ready for frames.
+    pub fn spawn(spec: PluginSpec) -> Result<Self, PluginError> {
+        let err = |kind| PluginError { plugin: spec.name.clone(), kind };
+        let module = read_module(&spec.name, &spec.module)?;
+        let region = Arc::new(
+            Region::create(&format!("plugin-host:{}", spec.name), spec.slots, spec.max_frame_bytes)
+                .map_err(|e| err(e.into()))?,
+        );
+        let (to_runner_read, to_runner_write) = pipe().map_err(|e| err(ErrorKind::Spawn(e)))?;
+        let (from_runner_read, from_runner_write) = pipe().map_err(|e| err(ErrorKind::Spawn(e)))?;
+        let region_fd: OwnedFd = region.file().try_clone().map_err(|e| err(ErrorKind::Spawn(e)))?.into();
+        let program = match &spec.runner {
+            Some(path) => path.clone(),
+            None => default_runner().map_err(|e| err(ErrorKind::Spawn(e)))?,
+        };
+        let child = spawn(SpawnRequest {
+            program,
+            args: vec![RUNNER_ARG.into()],
+            fds: [to_runner_read, from_runner_write, region_fd],
+        })
+        .map_err(|e| err(ErrorKind::Spawn(e)))?;
+
+        let (tx, events) = mpsc::channel();
+        let gone = Arc::new(AtomicBool::new(false));
+        let reader =
+            start_reader(spec.name.clone(), File::from(from_runner_read), tx, Arc::clone(&region), Arc::clone(&gone));
+        let control = File::from(to_runner_write);
+        set_nonblocking(&control).map_err(|e| err(ErrorKind::Spawn(e)))?;
+        let mut plugin = PluginProcess {
+            name: spec.name.clone(),
+            description: PluginDescription {
+                name: String::new(),
+                version: String::new(),
+                description: String::new(),
+                formats: Vec::new(),
+                params: Vec::new(),
+            },
+            limits: spec.limits.clone(),
+            child: Some(child),
+            region,
+            control,
+            events,
+            gone,
+            reader: Some(reader),
+            in_flight: vec![false; spec.slots as usize],
+            next_slot: 0,
+            next_frame: 0,
+        };
+        let result = plugin.start(&spec, module);
+        result.map(|()| plugin).map_err(err)
+    }
+
+    fn start(&mut self, spec: &PluginSpec, module: Vec<u8>) -> Result<(), ErrorKind> {
+        let deadline = Instant::now() + spec.limits.startup;
+        self.send(&Hello::OURS.to_bytes(), deadline)?;
+        match self.next_event(deadline)? {
+            Event::Hello(bytes) => {
+                Hello::OURS.negotiate(Hello::from_bytes(bytes)).map_err(|e| ErrorKind::Protocol(e.to_string()))?;
+            }
+            _ => return Err(ErrorKind::Protocol("the runner did not start with a handshake".into())),
+        }
+        let limits = RunnerLimits {
+            memory_bytes: spec.limits.memory_bytes,
+            deadline_ms: spec.limits.deadline.as_millis() as u64,
+            startup_ms: spec.limits.startup.as_millis() as u64,
+        };
+        self.send_message(&ToRunner::Load { plugin: spec.name.clone(), module, limits }, deadline)?;
+        let not_a_plugin = |reason: String| ErrorKind::NotAPlugin { path: spec.module.clone(), reason };
+        let description = match self.next_message(deadline)? {
+            ToHost::Loaded { description } => description,
+            ToHost::Failed { failure: Failure::Load(reason), .. } => return Err(not_a_plugin(reason)),
+            ToHost::Failed { failure, .. } => return Err(not_a_plugin(failure.to_string())),
+            other => return Err(ErrorKind::Protocol(format!("expected Loaded, got {other:?}"))),
+        };
+        self.description = PluginDescription::parse(&description).map_err(not_a_plugin)?;
+        let params = self.description.resolve_params(&spec.params)?;
+        let encoded = abi::encode_params(params.iter().map(|(n, v)| (n.as_str(), v)));
+        self.send_message(&ToRunner::Init { params: encoded }, deadline)?;
+        match self.next_message(deadline)? {
+            ToHost::Ready => Ok(()),
+            ToHost::Failed { failure, .. } => Err(ErrorKind::Init(failure)),
+            other => Err(ErrorKind::Protocol(format!("expected Ready, got {other:?}"))),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the plugin says about itself: metadata, formats and parameter schema.
+    pub fn description(&self) -> &PluginDescription {
+        &self.description
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Largest frame in bytes a slot holds.
+    pub fn frame_capacity(&self) -> u64 {
+        self.region.slot_capacity()
+    }
+
+    /// Hands one frame to the plugin and waits for the result.
+    pub fn process(&mut self, input: &OwnedFrame) -> Result<OwnedFrame, PluginError> {
+        let mut output = OwnedFrame::new(0, 0, input.format);
+        let ticket = self.submit(&input.view())?;
+        self.receive(ticket, &mut output)?;
+        Ok(output)
+    }
+
+    /// Copies `input` into a free slot and hands it over. Up to the slot count of frames may be
+    /// in flight; receive them in the order submitted.
+    pub fn submit(&mut self, input: &Frame<'_>) -> Result<Ticket, PluginError> {
+        self.check_running()?;
+        let format = input.format();
+        if !self.description.accepts(format) {
+            return Err(
+                self.error(ErrorKind::Format { given: format.name(), accepted: self.description.formats.join(", ") })
+            );
+        }
+        let bytes = input.stride() as u64 * (input.height() as u64 - 1) + input.row_bytes() as u64;
+        let capacity = self.region.slot_capacity();
+        if bytes > capacity {
+            let (width, height) = (input.width(), input.height());
+            return Err(self.error(ErrorKind::TooLarge { width, height, format: format.name(), bytes, capacity }));
+        }
+        let slot = self.next_slot;
+        if self.in_flight[slot as usize] {
+            return Err(self.error(ErrorKind::Protocol(format!(
+                "all {} slots are in flight; receive first",
+                self.in_flight.len()
+            ))));
+        }
+        self.region.write_buffer(slot, Buffer::Input, 0, &input.data()[..bytes as usize]);
+        let desc = FrameDesc {
+            data: 0,
+            capacity: capacity as u32,
+            width: input.width(),
+            height: input.height(),
+            stride: input.stride(),
+            format: format as u32,
+            timestamp_us: input.timestamp_us(),
+        };
+        self.region.write_desc(slot, Buffer::Input, &desc);
+        let frame = self.next_frame;
+        self.region.set_frame_number(slot, frame);
+        handoff::submit(&Futex, self.region.state(slot), self.region.doorbell());
+        if self.gone.load(Ordering::SeqCst) {
+            // The reader may have scanned the slots before this submit: end our own wait.
+            handoff::abandon(&Futex, self.region.state(slot));
+        }
+        self.in_flight[slot as usize] = true;
+        self.next_slot = (slot + 1) % self.in_flight.len() as u32;
+        self.next_frame += 1;
+        Ok(Ticket { slot, frame, submitted: Instant::now() })
+    }
+
+    /// Waits for a submitted frame and copies the validated result into `output`.
+    pub fn receive(&mut self, ticket: Ticket, output: &mut OwnedFrame) -> Result<(), PluginError> {
+        let Ticket { slot, frame, submitted } = ticket;
+        let deadline = submitted + self.limits.deadline + DEADLINE_GRACE;
+        let region = Arc::clone(&self.region);
+        let state = region.state(slot);
+        let outcome = handoff::wait_outcome(&Futex, state, deadline);
+        self.in_flight[slot as usize] = false;
+        let result = match outcome {
+            Ok(Outcome::Done) => self.copy_output(slot, output),
+            Ok(Outcome::Failed) => Err(self.failure_of(frame)),
+            Err(WaitError::TimedOut) => {
+                self.kill();
+                Err(ErrorKind::Deadline { frame, deadline: self.limits.deadline })
+            }
+            Err(WaitError::Abandoned) => Err(self.died(Some(frame))),
+            Err(violation @ WaitError::BadState(_)) => {
+                self.kill();
+                Err(ErrorKind::Protocol(format!("frame {frame}: {violation}")))
+            }
+        };
+        handoff::reclaim(state);
+        result.map_err(|kind| self.error(kind))
+    }
+
+    fn copy_output(&self, slot: u32, output: &mut OwnedFrame) -> Result<(), ErrorKind> {
+        let desc = self.region.read_desc(slot, Buffer::Output);
+        let format = region::validate_output(&desc, self.region.slot_capacity())
+            .map_err(|why| ErrorKind::Protocol(format!("the output descriptor is invalid: {why}")))?;
+        let len = desc.byte_len() as usize;
+        output.data.resize(len, 0);
+        self.region.read_buffer(slot, Buffer::Output, desc.data as usize, &mut output.data);
+        output.width = desc.width;
+        output.height = desc.height;
+        output.stride = desc.stride;
+        output.format = format;
+        output.timestamp_us = desc.timestamp_us;
+        Ok(())
+    }
+
+    /// The runner sends the reason before it marks the slot failed; collect it.
+    fn failure_of(&mut self, frame: u64) -> ErrorKind {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        loop {
+            match self.next_message(deadline) {
+                Ok(ToHost::Failed { frame: Some(f), failure }) if f == frame => {
+                    return ErrorKind::Frame { frame, failure };
+                }
+                Ok(_) => continue,
+                Err(kind) => return kind,
+            }
+        }
+    }
+
+    /// Asks the process to exit and reaps it; kills it if it does not exit within a second.
+    pub fn shutdown(mut self) -> Result<(), PluginError> {
+        let asked = self.send_message(&ToRunner::Shutdown, Instant::now() + Duration::from_millis(100)).is_ok();
+        if asked {
+            handoff::ring_doorbell(&Futex, self.region.doorbell());
+        }
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while let Some(child) = self.child.as_mut() {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => {
+                    self.child = None;
+                }
+                Ok(Some(status)) => {
+                    self.child = None;
+                    return Err(self.error(ErrorKind::Died { frame: None, status: status.to_string() }));
+                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                _ => {
+                    self.kill();
+                    return Err(self.error(ErrorKind::Protocol("it did not exit when asked; killed".into())));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Kills the process at once and reaps it.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+
+    fn died(&mut self, frame: Option<u64>) -> ErrorKind {
+        let status = match self.child.take() {
+            Some(mut child) => child.wait().map_or_else(|e| e.to_string(), |s| s.to_string()),
+            None => "already reaped".to_string(),
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        ErrorKind::Died { frame, status }
+    }
+
+    fn check_running(&mut self) -> Result<(), PluginError> {
+        if self.child.is_none() {
+            return Err(self.error(ErrorKind::NotRunning));
+        }
+        Ok(())
+    }
+
+    fn error(&self, kind: ErrorKind) -> PluginError {
+        PluginError { plugin: self.name.clone(), kind }
+    }
+
+    fn next_event(&mut self, deadline: Instant) -> Result<Event, ErrorKind> {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.events.recv_timeout(left) {
+            Ok(Event::Closed(reason)) => {
+                let died = self.died(None);
+                Err(match died {
+                    ErrorKind::Died { status, .. } => {
+                        ErrorKind::Died { frame: None, status: format!("{status} ({reason})") }
+                    }
+                    other => other,
+                })
+            }
+            Ok(event) => Ok(event),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                self.kill();
+                Err(ErrorKind::StartupTimeout(self.limits.startup))
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.died(None)),
+        }
+    }
+
+    fn next_message(&mut self, deadline: Instant) -> Result<ToHost, ErrorKind> {
+        match self.next_event(deadline)? {
+            Event::Message(message) => Ok(message),
+            Event::Hello(_) => Err(ErrorKind::Protocol("a second handshake".into())),
+            Event::Closed(reason) => Err(ErrorKind::Protocol(reason)),
+        }
+    }
+
+    fn send_message(&mut self, message: &ToRunner, deadline: Instant) -> Result<(), ErrorKind> {
+        let mut framed = Vec::new();
+        protocol::write_message(&mut framed, message).map_err(|e| ErrorKind::Protocol(e.to_string()))?;
+        self.send(&framed, deadline)
+    }
+
+    /// Writes to the control pipe without ever blocking past `deadline`.
+    fn send(&mut self, mut bytes: &[u8], deadline: Instant) -> Result<(), ErrorKind> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        while !bytes.is_empty() {
+            match self.control.write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.kill();
+                        return Err(ErrorKind::StartupTimeout(self.limits.startup));
+                    }
+                    let timeout = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+                        .unwrap_or(PollTimeout::MAX);
+                    let mut fds = [PollFd::new(self.control.as_fd(), PollFlags::POLLOUT)];
+                    let _ = poll(&mut fds, timeout);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(self.died(None)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for PluginProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+}
+
+fn set_nonblocking(file: &File) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(file.as_fd(), FcntlArg::F_GETFL)?);
+    fcntl(file.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// Reads the runner's messages: logs go to `tracing` under the plugin's name, the rest to the
+/// handle. When the channel ends, every in-flight slot is abandoned so no wait lasts longer.
+fn start_reader(
+    name: String,
+    pipe: File,
+    events: mpsc::Sender<Event>,
+    region: Arc<Region>,
+    gone: Arc<AtomicBool>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut hello = [0u8; 16];
+        let closed = match reader.read_exact(&mut hello) {
+            Ok(()) => {
+                let _ = events.send(Event::Hello(hello));
+                loop {
+                    match protocol::read_message::<ToHost>(&mut reader, MAX_TO_HOST_BYTES) {
+                        Ok(ToHost::Log { level, message }) => forward_log(&name, level, &message),
+                        Ok(message) => {
+                            let _ = events.send(Event::Message(message));
+                        }
+                        Err(ProtocolError::Closed) => break "the control channel closed".to_string(),
+                        Err(e) => break e.to_string(),
+                    }
+                }
+            }
+            Err(e) => format!("no handshake: {e}"),
+        };
+        gone.store(true, Ordering::SeqCst);
+        for slot in 0..region.slot_count() {
+            let state = region.state(slot);
+            for expected in [handoff::state::SUBMITTED, handoff::state::TAKEN] {
+                if state
+                    .compare_exchange(expected, handoff::state::ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    handoff::Waiter::wake(&Futex, state);
+                }
+            }
+        }
+        let _ = events.send(Event::Closed(closed));
+    })
+}
+
+fn forward_log(plugin: &str, level: i32, message: &str) {
+    match LogLevel::from_i32(level) {
+        Some(LogLevel::Error) => tracing::error!(target: "plugin", plugin, "{message}"),
+        Some(LogLevel::Warn) => tracing::warn!(target: "plugin", plugin, "{message}"),
+        Some(LogLevel::Info) | None => tracing::info!(target: "plugin", plugin, "{message}"),
+        Some(LogLevel::Debug) => tracing::debug!(target: "plugin", plugin, "{message}"),
+        Some(LogLevel::Trace) => tracing::trace!(target: "plugin", plugin, "{message}"),
+    }
+}

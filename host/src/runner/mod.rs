@@ -1,0 +1,197 @@
+//! Runner mode: the plugin process. The host starts its own binary (or any binary that calls
+//! [`run_if_requested`]) with the runner argument; the runner takes its three descriptors,
+//! handshakes, loads the module, and serves frames from the shared region until told to stop.
+
+mod wasm;
+
+use crate::ipc::handoff::{self, Futex, Outcome};
+use crate::ipc::protocol::{self, Failure, Hello, MAX_TO_RUNNER_BYTES, ToHost, ToRunner};
+use crate::ipc::region::{Buffer, Region};
+use crate::sys::process::take_runner_fds;
+use std::fs::File;
+use std::io::BufReader;
+use std::os::fd::AsFd;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wasm::{LogSink, PluginModule};
+
+/// The first argument that puts the binary in runner mode.
+pub const RUNNER_ARG: &str = "__plugin-host-runner";
+
+/// For applications that embed the host and use their own executable as the runner: call first
+/// thing in `main`; in a plugin process it runs the runner and exits.
+pub fn run_if_requested() {
+    if std::env::args_os().nth(1).is_some_and(|a| a == RUNNER_ARG) {
+        let code = main();
+        std::process::exit(if code == ExitCode::SUCCESS { 0 } else { 1 });
+    }
+}
+
+/// The runner's main. Exit status 0 after a requested shutdown, 1 otherwise.
+pub fn main() -> ExitCode {
+    match serve() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(_) => ExitCode::FAILURE,
+    }
+}
+
+/// Shared by the frame loop and the log import.
+type Control = Arc<Mutex<File>>;
+
+fn send(control: &Control, message: &ToHost) -> Result<(), protocol::ProtocolError> {
+    let mut out = control.lock().map_err(|_| protocol::ProtocolError::Closed)?;
+    protocol::write_message(&mut *out, message)
+}
+
+fn serve() -> Result<(), protocol::ProtocolError> {
+    let [control_in, control_out, region_fd] = take_runner_fds()?;
+    let mut input = BufReader::new(File::from(control_in));
+    let mut output = File::from(control_out);
+    protocol::handshake(Hello::OURS, &mut input, &mut output)?;
+    let control: Control = Arc::new(Mutex::new(output));
+    let fail = |failure: Failure| {
+        let _ = send(&control, &ToHost::Failed { frame: None, failure: failure.clone() });
+        protocol::ProtocolError::Malformed(failure.to_string())
+    };
+
+    let region = Region::open(File::from(region_fd)).map_err(|e| fail(Failure::Protocol(e.to_string())))?;
+    let capacity =
+        u32::try_from(region.slot_capacity()).map_err(|_| fail(Failure::Protocol("slot too large".into())))?;
+
+    let (module_bytes, limits) = match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
+        ToRunner::Load { module, limits, .. } => (module, limits),
+        other => return Err(fail(Failure::Protocol(format!("expected Load, got {other:?}")))),
+    };
+    let engine = wasm::engine().map_err(|e| fail(Failure::Load(e.to_string())))?;
+    let watchdog = Watchdog::start(engine.clone(), Duration::from_millis(limits.deadline_ms.max(1)));
+    let module = PluginModule::compile(&engine, &module_bytes).map_err(fail)?;
+    drop(module_bytes);
+    let log_control = Arc::clone(&control);
+    let log: LogSink = Arc::new(move |level, message| {
+        let _ = send(&log_control, &ToHost::Log { level, message });
+    });
+    let mut instance = module.instantiate(&limits, capacity, Arc::clone(&log)).map_err(fail)?;
+    let description = instance.describe().map_err(fail)?;
+    send(&control, &ToHost::Loaded { description })?;
+
+    let params = match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
+        ToRunner::Init { params } => params,
+        ToRunner::Shutdown => return Ok(()),
+        other => return Err(fail(Failure::Protocol(format!("expected Init, got {other:?}")))),
+    };
+    let startup = Duration::from_millis(limits.startup_ms.max(1));
+    watchdog.guard(startup, || instance.init(&params, 1)).map_err(fail)?;
+    send(&control, &ToHost::Ready)?;
+
+    let deadline = Duration::from_millis(limits.deadline_ms.max(1));
+    let mut seen = region.doorbell().load(Ordering::Acquire);
+    loop {
+        if let Some(slot) = next_submitted(&region) {
+            let frame = region.frame_number(slot);
+            let input_desc = region.read_desc(slot, Buffer::Input);
+            let result = watchdog.guard(deadline, || {
+                instance.process(
+                    &input_desc,
+                    1,
+                    |dst| region.read_buffer(slot, Buffer::Input, input_desc.data as usize, dst),
+                    |desc, pixels| {
+                        region.write_buffer(slot, Buffer::Output, 0, pixels);
+                        region.write_desc(
+                            slot,
+                            Buffer::Output,
+                            &plugin_sdk::abi::FrameDesc { data: 0, capacity, ..*desc },
+                        );
+                    },
+                )
+            });
+            match result {
+                Ok(()) => handoff::complete(&Futex, region.state(slot), Outcome::Done),
+                Err(failure) => {
+                    let broken = matches!(failure, Failure::Trap { .. } | Failure::Deadline | Failure::MemoryLimit(_));
+                    send(&control, &ToHost::Failed { frame: Some(frame), failure })?;
+                    handoff::complete(&Futex, region.state(slot), Outcome::Failed);
+                    if broken {
+                        // A trap can leave the guest's state half-updated: start it afresh.
+                        instance = module.instantiate(&limits, capacity, Arc::clone(&log)).map_err(fail)?;
+                        watchdog.guard(startup, || instance.init(&params, 1)).map_err(fail)?;
+                    }
+                }
+            }
+            continue;
+        }
+        if control_message_waiting(&input)? {
+            match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
+                ToRunner::Shutdown => return Ok(()),
+                other => return Err(fail(Failure::Protocol(format!("unexpected {other:?} while serving frames")))),
+            }
+        }
+        // Sleep until the next submit; wake now and then to look at the control pipe.
+        seen =
+            handoff::wait_doorbell(&Futex, region.doorbell(), seen, Some(Instant::now() + Duration::from_millis(200)));
+    }
+}
+
+/// The submitted slot with the lowest frame number, claimed.
+fn next_submitted(region: &Region) -> Option<u32> {
+    let mut candidates: Vec<(u64, u32)> = (0..region.slot_count())
+        .filter(|&s| region.state(s).load(Ordering::Acquire) == handoff::state::SUBMITTED)
+        .map(|s| (region.frame_number(s), s))
+        .collect();
+    candidates.sort_unstable();
+    candidates.into_iter().map(|(_, s)| s).find(|&s| handoff::take(region.state(s)))
+}
+
+fn control_message_waiting(input: &BufReader<File>) -> Result<bool, protocol::ProtocolError> {
+    if !input.buffer().is_empty() {
+        return Ok(true);
+    }
+    let mut fds = [nix::poll::PollFd::new(input.get_ref().as_fd(), nix::poll::PollFlags::POLLIN)];
+    let ready = nix::poll::poll(&mut fds, nix::poll::PollTimeout::ZERO).map_err(std::io::Error::from)?;
+    Ok(ready > 0)
+}
+
+/// Ends a wasm call that runs past its deadline by bumping the engine's epoch. One thread per
+/// runner; arming and disarming are two atomic stores, with no wake-up per frame.
+struct Watchdog {
+    /// Nanoseconds since `epoch_origin` at which the armed call must end; 0 when disarmed.
+    deadline_ns: Arc<AtomicU64>,
+    origin: Instant,
+}
+
+impl Watchdog {
+    fn start(engine: wasmtime::Engine, idle_period: Duration) -> Self {
+        let deadline_ns = Arc::new(AtomicU64::new(0));
+        let origin = Instant::now();
+        let armed = Arc::clone(&deadline_ns);
+        std::thread::Builder::new()
+            .name("deadline-watchdog".into())
+            .spawn(move || {
+                loop {
+                    let deadline = armed.load(Ordering::Acquire);
+                    let now = origin.elapsed().as_nanos() as u64;
+                    if deadline == 0 {
+                        std::thread::sleep(idle_period);
+                    } else if now >= deadline {
+                        if armed.compare_exchange(deadline, 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                            engine.increment_epoch();
+                        }
+                    } else {
+                        std::thread::sleep(Duration::from_nanos(deadline - now));
+                    }
+                }
+            })
+            .ok();
+        Self { deadline_ns, origin }
+    }
+
+    /// Runs `call` (which sets an epoch deadline of one tick) with the watchdog armed.
+    fn guard<T>(&self, limit: Duration, call: impl FnOnce() -> T) -> T {
+        let deadline = (self.origin.elapsed() + limit).as_nanos() as u64;
+        self.deadline_ns.store(deadline.max(1), Ordering::Release);
+        let result = call();
+        self.deadline_ns.store(0, Ordering::Release);
+        result
+    }
+}

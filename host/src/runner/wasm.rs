@@ -1,0 +1,264 @@
+//! The plugin module inside the runner: wasmtime setup, the guest ABI calls, the frame copy in
+//! and out of linear memory, and the classification of what went wrong.
+
+use crate::ipc::protocol::{Failure, RunnerLimits};
+use plugin_sdk::abi::{self, FRAME_DESC_SIZE, FrameDesc, Status};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wasmtime::{
+    Caller, Config, Engine, Instance, Linker, Memory, Module, ResourceLimiter, Store, Trap, TypedFunc, WasmBacktrace,
+};
+
+/// Called with each log line the plugin writes.
+pub type LogSink = Arc<dyn Fn(i32, String) + Send + Sync>;
+
+/// Per-store data: the memory cap and the log sink.
+pub struct StoreData {
+    memory_cap: usize,
+    /// Set when a `memory.grow` was refused, so a trap right after is reported as the limit.
+    memory_denied: Arc<AtomicBool>,
+    log: LogSink,
+}
+
+impl ResourceLimiter for StoreData {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.memory_denied.store(true, Ordering::Relaxed);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The engine settings every runner uses.
+pub fn engine() -> wasmtime::Result<Engine> {
+    let mut config = Config::new();
+    config.epoch_interruption(true);
+    config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    config.max_wasm_stack(1 << 20);
+    Engine::new(&config)
+}
+
+/// A compiled plugin module, checked to implement our ABI.
+pub struct PluginModule {
+    engine: Engine,
+    module: Module,
+    linker: Linker<StoreData>,
+}
+
+struct Exports {
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    init: TypedFunc<(i32, i32), i32>,
+    process: TypedFunc<(i32, i32), i32>,
+    last_error: TypedFunc<(), i32>,
+    describe: TypedFunc<(), i32>,
+}
+
+/// One instance with its frame buffers in linear memory.
+pub struct PluginInstance {
+    store: Store<StoreData>,
+    exports: Exports,
+    /// Input buffer, output buffer, input descriptor, output descriptor.
+    input: u32,
+    output: u32,
+    descs: u32,
+    capacity: u32,
+}
+
+impl PluginModule {
+    pub fn compile(engine: &Engine, bytes: &[u8]) -> Result<Self, Failure> {
+        let module =
+            Module::new(engine, bytes).map_err(|e| Failure::Load(format!("not a valid WebAssembly module: {e:#}")))?;
+        let mut linker = Linker::new(engine);
+        linker
+            .func_wrap(
+                abi::IMPORT_MODULE,
+                abi::IMPORT_LOG,
+                |mut caller: Caller<'_, StoreData>, level: i32, ptr: i32, len: i32| {
+                    let message =
+                        read_guest_bytes(&mut caller, ptr, len.clamp(0, abi::MAX_MESSAGE_BYTES as i32) as u32);
+                    let message = String::from_utf8_lossy(&message).into_owned();
+                    (caller.data().log)(level, message);
+                },
+            )
+            .map_err(|e| Failure::Load(e.to_string()))?;
+        Ok(Self { engine: engine.clone(), module, linker })
+    }
+
+    /// Instantiates, checks the ABI version, and returns the description JSON.
+    pub fn instantiate(
+        &self,
+        limits: &RunnerLimits,
+        frame_capacity: u32,
+        log: LogSink,
+    ) -> Result<PluginInstance, Failure> {
+        let memory_cap =
+            (limits.memory_bytes as usize).saturating_add(2 * frame_capacity as usize + 2 * FRAME_DESC_SIZE + 65536);
+        let data = StoreData { memory_cap, memory_denied: Arc::new(AtomicBool::new(false)), log };
+        let mut store = Store::new(&self.engine, data);
+        store.limiter(|data| data);
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance =
+            self.linker.instantiate(&mut store, &self.module).map_err(|e| Failure::Load(format!("{e:#}")))?;
+        let version = func::<(), i32>(&instance, &mut store, abi::EXPORT_ABI_VERSION)?
+            .call(&mut store, ())
+            .map_err(|e| classify(&store, e))?;
+        if version as u32 != abi::ABI_VERSION {
+            return Err(Failure::Load(format!(
+                "it was built for plugin ABI version {version}; this host speaks version {}",
+                abi::ABI_VERSION
+            )));
+        }
+        let exports = Exports {
+            memory: instance
+                .get_memory(&mut store, abi::EXPORT_MEMORY)
+                .ok_or_else(|| Failure::Load("it does not export its memory as \"memory\"".into()))?,
+            alloc: func(&instance, &mut store, abi::EXPORT_ALLOC)?,
+            init: func(&instance, &mut store, abi::EXPORT_INIT)?,
+            process: func(&instance, &mut store, abi::EXPORT_PROCESS)?,
+            last_error: func(&instance, &mut store, abi::EXPORT_LAST_ERROR)?,
+            describe: func(&instance, &mut store, abi::EXPORT_DESCRIBE)?,
+        };
+        Ok(PluginInstance { store, exports, input: 0, output: 0, descs: 0, capacity: frame_capacity })
+    }
+}
+
+fn func<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
+    instance: &Instance,
+    store: &mut Store<StoreData>,
+    name: &str,
+) -> Result<TypedFunc<P, R>, Failure> {
+    instance.get_typed_func::<P, R>(&mut *store, name).map_err(|_| {
+        Failure::Load(format!(
+            "it does not export `{name}` with the ABI's signature: is it built with plugin_sdk::export_plugin! (ABI version {})?",
+            abi::ABI_VERSION
+        ))
+    })
+}
+
+fn read_guest_bytes(caller: &mut Caller<'_, StoreData>, ptr: i32, len: u32) -> Vec<u8> {
+    let Some(memory) = caller.get_export(abi::EXPORT_MEMORY).and_then(|e| e.into_memory()) else { return Vec::new() };
+    let data = memory.data(&caller);
+    let start = ptr as u32 as usize;
+    data.get(start..start.saturating_add(len as usize)).map(<[u8]>::to_vec).unwrap_or_default()
+}
+
+/// Turns a wasmtime error into the failure we report.
+fn classify(store: &Store<StoreData>, error: wasmtime::Error) -> Failure {
+    let backtrace = error.downcast_ref::<WasmBacktrace>().map(|b| b.to_string()).unwrap_or_default();
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Failure::Deadline,
+        Some(trap) if store.data().memory_denied.load(Ordering::Relaxed) => Failure::MemoryLimit(format!(
+            "a memory.grow past the limit of {} bytes was refused, then the plugin trapped: {trap}\n{backtrace}",
+            store.data().memory_cap
+        )),
+        Some(trap) => Failure::Trap { trap: trap.to_string(), backtrace },
+        None => Failure::Trap { trap: format!("{error:#}"), backtrace },
+    }
+}
+
+impl PluginInstance {
+    /// The description JSON the plugin exports.
+    pub fn describe(&mut self) -> Result<String, Failure> {
+        let ptr = self.exports.describe.call(&mut self.store, ()).map_err(|e| classify(&self.store, e))?;
+        let text = self
+            .c_string(ptr, abi::MAX_DESCRIBE_BYTES)
+            .ok_or_else(|| Failure::Load("its description is not a NUL-terminated string in its memory".into()))?;
+        String::from_utf8(text).map_err(|_| Failure::Load("its description is not UTF-8".into()))
+    }
+
+    /// Creates the plugin instance with ABI-encoded parameters and allocates the frame buffers.
+    pub fn init(&mut self, params: &[u8], deadline_ticks: u64) -> Result<(), Failure> {
+        let params_ptr = self.alloc(params.len() as u32)?;
+        self.exports
+            .memory
+            .write(&mut self.store, params_ptr as usize, params)
+            .map_err(|e| Failure::Protocol(e.to_string()))?;
+        self.store.set_epoch_deadline(deadline_ticks);
+        let status = self.exports.init.call(&mut self.store, (params_ptr as i32, params.len() as i32));
+        self.check_status(status)?;
+        self.input = self.alloc(self.capacity)?;
+        self.output = self.alloc(self.capacity)?;
+        self.descs = self.alloc(2 * FRAME_DESC_SIZE as u32)?;
+        Ok(())
+    }
+
+    fn alloc(&mut self, size: u32) -> Result<u32, Failure> {
+        let ptr = self.exports.alloc.call(&mut self.store, size as i32).map_err(|e| classify(&self.store, e))?;
+        let end = (ptr as u32 as usize).checked_add(size as usize);
+        if ptr == 0 || end.is_none_or(|end| end > self.exports.memory.data_size(&self.store)) {
+            return Err(Failure::MemoryLimit(format!("plugin_alloc could not provide {size} bytes for frame buffers")));
+        }
+        Ok(ptr as u32)
+    }
+
+    fn check_status(&mut self, status: wasmtime::Result<i32>) -> Result<(), Failure> {
+        match status {
+            Ok(s) if s == Status::Ok as i32 => Ok(()),
+            Ok(_) => {
+                let ptr = self.exports.last_error.call(&mut self.store, ()).map_err(|e| classify(&self.store, e))?;
+                let message =
+                    self.c_string(ptr, abi::MAX_MESSAGE_BYTES).map(|b| String::from_utf8_lossy(&b).into_owned());
+                Err(Failure::Plugin(message.unwrap_or_else(|| "the plugin reported an error without a message".into())))
+            }
+            Err(e) => Err(classify(&self.store, e)),
+        }
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes at `ptr`.
+    fn c_string(&self, ptr: i32, max: usize) -> Option<Vec<u8>> {
+        let data = self.exports.memory.data(&self.store);
+        let start = ptr as u32 as usize;
+        let window = data.get(start..)?;
+        let window = &window[..window.len().min(max)];
+        let end = window.iter().position(|&b| b == 0)?;
+        Some(window[..end].to_vec())
+    }
+
+    /// Processes one frame: `fill_input` copies the input pixels into linear memory, the plugin
+    /// runs, and `take_output` receives the validated output descriptor and pixels.
+    pub fn process(
+        &mut self,
+        input: &FrameDesc,
+        deadline_ticks: u64,
+        fill_input: impl FnOnce(&mut [u8]),
+        take_output: impl FnOnce(&FrameDesc, &[u8]),
+    ) -> Result<(), Failure> {
+        let in_len = input.byte_len() as usize;
+        if input.validate().is_err() || in_len > self.capacity as usize {
+            return Err(Failure::Protocol("the host sent an invalid input descriptor".into()));
+        }
+        let in_desc = FrameDesc { data: self.input, capacity: self.capacity, ..*input };
+        let out_desc = FrameDesc { data: self.output, capacity: self.capacity, ..*input };
+        let memory = self.exports.memory.data_mut(&mut self.store);
+        fill_input(&mut memory[self.input as usize..self.input as usize + in_len]);
+        let descs = self.descs as usize;
+        memory[descs..descs + FRAME_DESC_SIZE].copy_from_slice(&in_desc.to_bytes());
+        memory[descs + FRAME_DESC_SIZE..descs + 2 * FRAME_DESC_SIZE].copy_from_slice(&out_desc.to_bytes());
+        self.store.set_epoch_deadline(deadline_ticks);
+        let status = self
+            .exports
+            .process
+            .call(&mut self.store, (self.descs as i32, (self.descs as usize + FRAME_DESC_SIZE) as i32));
+        self.check_status(status)?;
+        let memory = self.exports.memory.data(&self.store);
+        let mut bytes = [0u8; FRAME_DESC_SIZE];
+        bytes.copy_from_slice(&memory[descs + FRAME_DESC_SIZE..descs + 2 * FRAME_DESC_SIZE]);
+        let out = FrameDesc::from_bytes(&bytes);
+        if out.data != self.output || out.capacity != self.capacity {
+            return Err(Failure::Plugin("the plugin moved its output buffer".into()));
+        }
+        out.validate().map_err(|why| Failure::Plugin(format!("the plugin's output descriptor is invalid: {why}")))?;
+        let start = self.output as usize;
+        take_output(
+            &FrameDesc { timestamp_us: input.timestamp_us, ..out },
+            &memory[start..start + out.byte_len() as usize],
+        );
+        Ok(())
+    }
+}
