@@ -512,6 +512,12 @@ impl PluginProcess {
     }
 }
 
+impl std::fmt::Debug for PluginProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginProcess").field("name", &self.name).field("pid", &self.pid()).finish_non_exhaustive()
+    }
+}
+
 impl Drop for PluginProcess {
     fn drop(&mut self) {
         self.kill();

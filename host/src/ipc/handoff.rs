@@ -163,6 +163,7 @@ mod tests {
     use std::time::Duration;
 
     /// Waits by yielding: shows the algorithm does not depend on futexes.
+    #[derive(Clone, Copy)]
     struct Yield;
     impl Waiter for Yield {
         fn wait(&self, word: &AtomicU32, expected: u32, _deadline: Option<Instant>) {

@@ -1,0 +1,219 @@
+//! `blur`: box blur of every channel, alpha included; parameter `radius` (0..=64 pixels).
+//!
+//! Separable: a horizontal pass, then a vertical pass over its result. Each pass replaces a
+//! sample with the mean of the `n = 2 × radius + 1` samples centred on it, sample coordinates
+//! clamped into the frame (edge pixels repeat), rounded half up in integers: `(sum + n / 2) / n`.
+//! The intermediate frame is rounded to bytes before the vertical pass. Radius 0 copies.
+//!
+//! Both passes keep running sums, so a frame costs the same at every radius. The intermediate
+//! frame and the vertical pass's column sums live in the plugin and are reused across frames.
+
+use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
+
+/// The largest `radius` accepted.
+pub const MAX_RADIUS: u32 = 64;
+
+pub struct Blur {
+    radius: u32,
+    /// The horizontal pass's output, rows packed; resized when the frame size changes.
+    scratch: Vec<u8>,
+    /// Per byte of a row: the vertical pass's running sum over the window of rows.
+    sums: Vec<u32>,
+}
+
+impl Plugin for Blur {
+    fn params() -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::int("radius", 2, 0..=MAX_RADIUS as i64)
+                .help("pixels each side averaged, in each direction; 0 leaves the frame unchanged"),
+        ]
+    }
+
+    fn formats() -> &'static [PixelFormat] {
+        &[PixelFormat::Rgba8, PixelFormat::Gray8]
+    }
+
+    fn new(params: &Params) -> Result<Self, PluginError> {
+        let radius = params.int("radius");
+        let radius = u32::try_from(radius)
+            .ok()
+            .filter(|r| *r <= MAX_RADIUS)
+            .ok_or_else(|| PluginError::new(format!("radius {radius} is outside 0..={MAX_RADIUS}")))?;
+        Ok(Blur { radius, scratch: Vec::new(), sums: Vec::new() })
+    }
+
+    fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
+        if self.radius == 0 {
+            return output.copy_from(input);
+        }
+        output.set_shape(input.width(), input.height(), input.format())?;
+        let (radius, height) = (self.radius as usize, input.height() as usize);
+        let bpp = input.format().bytes_per_pixel() as usize;
+        let row_bytes = input.row_bytes();
+        let n = 2 * radius as u32 + 1;
+        self.scratch.resize(row_bytes * height, 0);
+        self.sums.resize(row_bytes, 0);
+
+        for (y, dst) in self.scratch.chunks_exact_mut(row_bytes).enumerate() {
+            blur_row(input.row(y as u32), dst, bpp, radius);
+        }
+
+        // Vertical: `sums` holds, per byte of a row, the sum over rows y − r ..= y + r (clamped).
+        let row = |y: usize| &self.scratch[y * row_bytes..(y + 1) * row_bytes];
+        self.sums.fill(0);
+        for k in 0..n as usize {
+            let src = row(k.saturating_sub(radius).min(height - 1));
+            self.sums.iter_mut().zip(src).for_each(|(s, &v)| *s += v as u32);
+        }
+        for y in 0..height {
+            for (d, &s) in output.row_mut(y as u32).iter_mut().zip(&self.sums) {
+                *d = ((s + n / 2) / n) as u8;
+            }
+            if y + 1 < height {
+                let (enter, leave) = (row((y + 1 + radius).min(height - 1)), row(y.saturating_sub(radius)));
+                for ((s, &a), &b) in self.sums.iter_mut().zip(enter).zip(leave) {
+                    *s = *s + a as u32 - b as u32;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Horizontal pass over one row of `bpp`-byte pixels: each byte becomes the rounded mean of the
+/// same channel in the `2 × radius + 1` pixels centred on it, pixel indices clamped into the row.
+fn blur_row(src: &[u8], dst: &mut [u8], bpp: usize, radius: usize) {
+    let width = src.len() / bpp;
+    let n = 2 * radius as u32 + 1;
+    let at = |x: usize, c: usize| src[x.min(width - 1) * bpp + c] as u32;
+    for c in 0..bpp {
+        // Window for pixel 0: indices −r ..= r, the negative ones clamped to 0.
+        let mut sum = radius as u32 * at(0, c) + (0..=radius).map(|x| at(x, c)).sum::<u32>();
+        for x in 0..width {
+            dst[x * bpp + c] = ((sum + n / 2) / n) as u8;
+            sum = sum + at(x + radius + 1, c) - at(x.saturating_sub(radius), c);
+        }
+    }
+}
+
+plugin_sdk::export_plugin!(Blur);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use plugin_sdk::abi::ParamValue;
+    use plugin_sdk::{OwnedFrame, testing};
+
+    /// A frame whose every byte, stride padding included, comes from a fixed pseudo-random sequence.
+    fn noise(width: u32, height: u32, stride: u32, format: PixelFormat, seed: u32) -> OwnedFrame {
+        let mut frame = OwnedFrame::with_stride(width, height, stride, format);
+        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+        for byte in &mut frame.data {
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            *byte = (state >> 24) as u8;
+        }
+        frame
+    }
+
+    /// Two passes summing every window sample directly, with clamped coordinates.
+    fn reference(input: &OwnedFrame, radius: i64) -> Vec<u8> {
+        let (w, h) = (input.width as i64, input.height as i64);
+        let bpp = input.format.bytes_per_pixel() as i64;
+        let n = 2 * radius + 1;
+        let at = |x: i64, y: i64, c: i64| input.data[(y * input.stride as i64 + x * bpp + c) as usize] as i64;
+        let mut horizontal = vec![0i64; (w * h * bpp) as usize];
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..bpp {
+                    let sum: i64 = (x - radius..=x + radius).map(|sx| at(sx.clamp(0, w - 1), y, c)).sum();
+                    horizontal[((y * w + x) * bpp + c) as usize] = (sum + n / 2) / n;
+                }
+            }
+        }
+        let mut out = vec![0u8; (w * h * bpp) as usize];
+        for y in 0..h {
+            for x in 0..w {
+                for c in 0..bpp {
+                    let sum: i64 = (y - radius..=y + radius)
+                        .map(|sy| horizontal[((sy.clamp(0, h - 1) * w + x) * bpp + c) as usize])
+                        .sum();
+                    out[((y * w + x) * bpp + c) as usize] = ((sum + n / 2) / n) as u8;
+                }
+            }
+        }
+        out
+    }
+
+    fn radius(r: i64) -> [(&'static str, ParamValue); 1] {
+        [("radius", ParamValue::Int(r))]
+    }
+
+    #[test]
+    fn matches_reference_on_several_shapes() {
+        let shapes = [(1, 1, 0), (2, 3, 0), (5, 4, 3), (7, 9, 5), (13, 6, 0), (31, 17, 11)];
+        for (seed, &(width, height, pad)) in shapes.iter().enumerate() {
+            for format in [PixelFormat::Rgba8, PixelFormat::Gray8] {
+                let stride = width * format.bytes_per_pixel() + pad;
+                let input = noise(width, height, stride, format, seed as u32);
+                for r in [0, 1, 2, 3, 8, 20, 64] {
+                    let output = testing::run::<Blur>(&radius(r), &input).unwrap();
+                    assert_eq!(output.format, format);
+                    assert_eq!(output.packed(), reference(&input, r), "{width}x{height} {format:?} radius {r}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn known_values() {
+        // Radius 1 across [0, 3, 9]: windows (0,0,3), (0,3,9), (3,9,9) → (3+1)/3, (12+1)/3, (21+1)/3.
+        let input = OwnedFrame::from_pixels(3, 1, PixelFormat::Gray8, vec![0, 3, 9]).unwrap();
+        assert_eq!(testing::run::<Blur>(&radius(1), &input).unwrap().packed(), vec![1, 4, 7]);
+    }
+
+    #[test]
+    fn radius_zero_copies() {
+        let input = noise(9, 5, 9 * 4 + 7, PixelFormat::Rgba8, 42);
+        let output = testing::run::<Blur>(&radius(0), &input).unwrap();
+        assert_eq!(output.packed(), input.packed());
+    }
+
+    #[test]
+    fn default_radius_is_two() {
+        let input = noise(11, 7, 11 * 4, PixelFormat::Rgba8, 5);
+        assert_eq!(testing::run::<Blur>(&[], &input).unwrap().packed(), reference(&input, 2));
+    }
+
+    #[test]
+    fn flat_frame_stays_flat() {
+        let input = OwnedFrame::from_pixels(4, 3, PixelFormat::Rgba8, [10, 20, 30, 40].repeat(12)).unwrap();
+        assert_eq!(testing::run::<Blur>(&radius(5), &input).unwrap().packed(), input.packed());
+    }
+
+    #[test]
+    fn reuses_one_instance_across_frame_sizes() {
+        let mut blur = Blur::new(&testing::params_for::<Blur>(&radius(3))).unwrap();
+        for (seed, (width, height, format)) in [
+            (8, 8, PixelFormat::Rgba8),
+            (3, 5, PixelFormat::Rgba8),
+            (17, 4, PixelFormat::Gray8),
+            (8, 8, PixelFormat::Rgba8),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let input = noise(width, height, width * format.bytes_per_pixel() + 2, format, seed as u32 + 100);
+            let output = testing::process(&mut blur, &input).unwrap();
+            assert_eq!(output.packed(), reference(&input, 3), "{width}x{height} {format:?}");
+        }
+    }
+
+    #[test]
+    fn refuses_out_of_range_radius() {
+        let input = OwnedFrame::new(2, 2, PixelFormat::Rgba8);
+        assert!(testing::run::<Blur>(&radius(-1), &input).is_err());
+        assert!(testing::run::<Blur>(&radius(65), &input).is_err());
+    }
+}

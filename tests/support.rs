@@ -1,0 +1,103 @@
+//! Helpers for the integration tests: where the built binary and plugins are, test frames, and
+//! reference implementations written independently of the plugins.
+
+use plugin_host::PluginSpec;
+use plugin_sdk::{OwnedFrame, PixelFormat};
+use std::path::PathBuf;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn built(path: PathBuf) -> PathBuf {
+    assert!(path.exists(), "{} is missing: run `cargo xtask build` (or `cargo xtask test`) first", path.display());
+    path
+}
+
+/// The release `plugin-host` binary that `cargo xtask build` made (or `$PLUGIN_HOST_BIN`).
+pub fn host_bin() -> PathBuf {
+    built(std::env::var_os("PLUGIN_HOST_BIN").map_or_else(|| root().join("target/release/plugin-host"), PathBuf::from))
+}
+
+/// An example plugin's module.
+pub fn plugin(name: &str) -> PathBuf {
+    built(root().join("target/plugins").join(format!("{name}.wasm")))
+}
+
+/// A test plugin's module (from `tests/plugins`).
+pub fn test_plugin(name: &str) -> PathBuf {
+    built(root().join("target/test-plugins").join(format!("{name}.wasm")))
+}
+
+/// A spec that runs `module` with the built binary as the runner.
+pub fn spec(name: &str, module: PathBuf, max_frame_bytes: u64) -> PluginSpec {
+    let mut spec = PluginSpec::new(name, module, max_frame_bytes);
+    spec.runner = Some(host_bin());
+    spec
+}
+
+/// A deterministic pseudo-random frame; `padding` extra bytes per row, filled with noise too.
+pub fn noise_frame(width: u32, height: u32, padding: u32, format: PixelFormat, seed: u64) -> OwnedFrame {
+    let stride = width * format.bytes_per_pixel() + padding;
+    let mut frame = OwnedFrame::with_stride(width, height, stride, format);
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    for byte in &mut frame.data {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        *byte = (x >> 24) as u8;
+    }
+    frame.timestamp_us = seed as i64 * 1000;
+    frame
+}
+
+/// Applies `f` to every pixel of `input`, producing a packed frame of the same format.
+pub fn map_pixels(input: &OwnedFrame, f: impl Fn(&[u8]) -> Vec<u8>) -> OwnedFrame {
+    let bpp = input.format.bytes_per_pixel() as usize;
+    let pixels: Vec<u8> = input.packed().chunks_exact(bpp).flat_map(f).collect();
+    let mut out = OwnedFrame::from_pixels(input.width, input.height, input.format, pixels).expect("same shape");
+    out.timestamp_us = input.timestamp_us;
+    out
+}
+
+pub fn invert_reference(input: &OwnedFrame) -> OwnedFrame {
+    map_pixels(input, |p| match p.len() {
+        4 => vec![255 - p[0], 255 - p[1], 255 - p[2], p[3]],
+        _ => vec![255 - p[0]],
+    })
+}
+
+pub fn grayscale_reference(input: &OwnedFrame) -> OwnedFrame {
+    map_pixels(input, |p| {
+        // BT.709 luma with the coefficients in 16-bit fixed point (0.2126, 0.7152, 0.0722 × 65536).
+        let y = ((13933 * p[0] as u32 + 46871 * p[1] as u32 + 4732 * p[2] as u32 + 32768) >> 16) as u8;
+        vec![y, y, y, p[3]]
+    })
+}
+
+pub fn flip_reference(input: &OwnedFrame, horizontal: bool) -> OwnedFrame {
+    let bpp = input.format.bytes_per_pixel() as usize;
+    let (w, h) = (input.width as usize, input.height as usize);
+    let packed = input.packed();
+    let mut out = Vec::with_capacity(packed.len());
+    for y in 0..h {
+        for x in 0..w {
+            let (sx, sy) = if horizontal { (w - 1 - x, y) } else { (x, h - 1 - y) };
+            let at = (sy * w + sx) * bpp;
+            out.extend_from_slice(&packed[at..at + bpp]);
+        }
+    }
+    let mut frame = OwnedFrame::from_pixels(input.width, input.height, input.format, out).expect("same shape");
+    frame.timestamp_us = input.timestamp_us;
+    frame
+}
+
+/// Open descriptors of this process.
+pub fn fd_count() -> usize {
+    std::fs::read_dir("/proc/self/fd").map(|d| d.count()).unwrap_or(0)
+}
+
+/// Mappings of this process.
+pub fn map_count() -> usize {
+    std::fs::read_to_string("/proc/self/maps").map(|m| m.lines().count()).unwrap_or(0)
+}
