@@ -9,7 +9,11 @@
 
 #![deny(unsafe_code)]
 
+pub mod bench;
+pub mod config;
+pub mod io;
 pub mod ipc;
+pub mod pipeline;
 pub mod plugin;
 #[allow(unsafe_code, reason = "wasmtime memory glue")]
 pub mod runner;

@@ -3,7 +3,12 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use plugin_host::{PluginProcess, PluginSpec, runner};
-use std::path::PathBuf;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use plugin_host::config::Config;
+use plugin_host::pipeline::{Prepared, Progress, RunError, RunOptions};
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -19,6 +24,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run a pipeline config: an input, a chain of plugins, an output.
+    Run {
+        config: PathBuf,
+        /// Stop after this many input frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Also write the statistics as JSON to this file.
+        #[arg(long, value_name = "PATH")]
+        stats_json: Option<PathBuf>,
+        /// More log output (plugin debug lines included).
+        #[arg(short, long, conflicts_with = "quiet")]
+        verbose: bool,
+        /// Only warnings and errors; no progress, no table.
+        #[arg(short, long)]
+        quiet: bool,
+    },
     /// Show a plugin's name, version, frame formats and parameters.
     Inspect {
         plugin: PathBuf,
@@ -32,9 +53,15 @@ fn main() -> ExitCode {
     if std::env::args_os().nth(1).is_some_and(|a| a == runner::RUNNER_ARG) {
         return runner::main();
     }
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).init();
     let cli = Cli::parse();
-    match run(cli) {
+    let level = match &cli.command {
+        Command::Run { verbose: true, .. } => "debug",
+        Command::Run { quiet: true, .. } => "warn",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLUGIN_HOST_LOG").unwrap_or_else(|_| level.into());
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_env_filter(filter).init();
+    match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -43,8 +70,9 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Run { config, frames, stats_json, quiet, .. } => run_config(&config, frames, stats_json, quiet),
         Command::Inspect { plugin, json } => {
             let name = plugin.file_stem().map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
             let process = PluginProcess::spawn(PluginSpec::new(name, &plugin, 4096))?;
@@ -66,6 +94,89 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
             Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, quiet: bool) -> anyhow::Result<ExitCode> {
+    let fail = |err: RunError| {
+        eprintln!("error: {err}");
+        Ok(ExitCode::from(err.exit_code()))
+    };
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(err) => return fail(err.into()),
+    };
+    let prepared = match Prepared::new(&config, RunOptions { max_frames: frames, runner: None }) {
+        Ok(prepared) => prepared,
+        Err(err) => return fail(err),
+    };
+    let to_stdout = prepared.output_is_stdout();
+    let mut progress = ProgressReport::new(quiet);
+    let (stats, result) = prepared.run(&mut progress);
+    if let Some(json) = &stats_json {
+        let text = serde_json::to_string_pretty(&stats).context("encoding the statistics")?;
+        std::fs::write(json, text).with_context(|| format!("cannot write the statistics to {}", json.display()))?;
+    }
+    if !quiet {
+        let mut table = Vec::new();
+        stats.print_table(&mut table)?;
+        if to_stdout {
+            std::io::stderr().write_all(&table)?;
+        } else {
+            std::io::stdout().write_all(&table)?;
+        }
+    }
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(err) => {
+            eprintln!("error: {err}");
+            eprintln!("the output holds the {} frame(s) completed before the failure", stats.frames_out);
+            Ok(ExitCode::from(err.exit_code()))
+        }
+    }
+}
+
+/// A progress bar on a terminal; otherwise a status line every few seconds.
+struct ProgressReport {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl ProgressReport {
+    fn new(quiet: bool) -> Self {
+        Self { quiet, bar: None, started: Instant::now(), last_line: Instant::now() }
+    }
+}
+
+impl Progress for ProgressReport {
+    fn start(&mut self, total: Option<u64>) {
+        self.started = Instant::now();
+        self.last_line = Instant::now();
+        if let (false, true, Some(total)) = (self.quiet, std::io::stderr().is_terminal(), total) {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} frames, {per_sec}, eta {eta}") {
+                bar.set_style(style);
+            }
+            self.bar = Some(bar);
+        }
+    }
+    fn frame_done(&mut self, frames_out: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_position(frames_out),
+            None if !self.quiet && self.last_line.elapsed() >= Duration::from_secs(2) => {
+                self.last_line = Instant::now();
+                let fps = frames_out as f64 / self.started.elapsed().as_secs_f64();
+                eprintln!("plugin-host: {frames_out} frames, {fps:.1} frames/s");
+            }
+            None => {}
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
         }
     }
 }

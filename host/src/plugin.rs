@@ -146,6 +146,18 @@ pub struct Ticket {
     submitted: Instant,
 }
 
+impl Ticket {
+    /// Time since the frame was submitted.
+    pub fn age(&self) -> Duration {
+        self.submitted.elapsed()
+    }
+
+    /// The frame's number in this process's stream.
+    pub fn frame(&self) -> u64 {
+        self.frame
+    }
+}
+
 /// A running plugin process.
 pub struct PluginProcess {
     name: String,

@@ -113,10 +113,55 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         .args(extra))
 }
 
+/// Runs the demo, then puts input and output frame 30 side by side in
+/// `target/demo-side-by-side.png` (the picture in the README).
 fn demo(root: &Path) -> Result<()> {
-    let config = root.join("examples/demo.toml");
-    if !config.exists() {
-        bail!("{} is missing", config.display());
+    let host = root.join("target/release/plugin-host");
+    run(Command::new(&host).current_dir(root).args(["run", "examples/demo.toml"]))?;
+    let input_config = root.join("target/demo-input.toml");
+    std::fs::write(
+        &input_config,
+        "[input]\nkind = \"testsrc\"\nwidth = 1280\nheight = 720\n[output]\nkind = \"png\"\npath = \"demo-input\"\n",
+    )?;
+    run(Command::new(&host).current_dir(root).args(["run", "-q", "--frames", "30"]).arg(&input_config))?;
+    let frame = "frame-000030.png";
+    let picture = root.join("target/demo-side-by-side.png");
+    side_by_side(&root.join("target/demo-input").join(frame), &root.join("target/demo").join(frame), &picture)?;
+    eprintln!("xtask: the demo's frames are in target/demo/; input and output side by side: {}", picture.display());
+    Ok(())
+}
+
+fn read_rgba(path: &Path) -> Result<(u32, u32, Vec<u8>)> {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path)?));
+    let mut reader = decoder.read_info()?;
+    let mut data = vec![0; reader.output_buffer_size().context("image too large")?];
+    let info = reader.next_frame(&mut data)?;
+    if info.color_type != png::ColorType::Rgba {
+        bail!("{} is not RGBA", path.display());
     }
-    run(Command::new(root.join("target/release/plugin-host")).current_dir(root).arg("run").arg(&config))
+    Ok((info.width, info.height, data))
+}
+
+/// Writes `left` and `right` (same size, RGBA) side by side, each at half size.
+fn side_by_side(left: &Path, right: &Path, out: &Path) -> Result<()> {
+    let (w, h, a) = read_rgba(left)?;
+    let (_, _, b) = read_rgba(right)?;
+    let (hw, hh) = (w / 2, h / 2);
+    let gap = 8;
+    let width = hw * 2 + gap;
+    let mut pixels = vec![255u8; (width * hh * 4) as usize];
+    for (image, x0) in [(&a, 0), (&b, hw + gap)] {
+        for y in 0..hh {
+            for x in 0..hw {
+                let src = (((y * 2) * w + x * 2) * 4) as usize;
+                let dst = ((y * width + x0 + x) * 4) as usize;
+                pixels[dst..dst + 4].copy_from_slice(&image[src..src + 4]);
+            }
+        }
+    }
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(std::fs::File::create(out)?), width, hh);
+    encoder.set_color(png::ColorType::Rgba);
+    encoder.set_depth(png::BitDepth::Eight);
+    encoder.write_header()?.write_image_data(&pixels)?;
+    Ok(())
 }

@@ -1,0 +1,298 @@
+//! Pipeline configs (TOML): an input, a chain of plugins, an output. Parsed strictly (unknown
+//! keys are errors) and checked as a whole before anything runs; every problem is one sentence
+//! that names the file and the key or plugin.
+
+use crate::plugin::Limits;
+use plugin_sdk::PixelFormat;
+use plugin_sdk::abi::ParamValue;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A config problem: the run does not start. Exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    input: InputConfig,
+    #[serde(default, rename = "plugin")]
+    plugins: Vec<RawPlugin>,
+    output: OutputConfig,
+}
+
+/// Where frames come from.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum InputConfig {
+    /// The built-in moving test pattern.
+    Testsrc {
+        #[serde(default = "default_width")]
+        width: u32,
+        #[serde(default = "default_height")]
+        height: u32,
+        #[serde(default = "default_frames")]
+        frames: u64,
+    },
+    /// One PNG file, or a folder of them taken in name order.
+    Png { path: PathBuf },
+    /// Raw video (`ffmpeg -f rawvideo`): `-` for stdin, or a file.
+    Raw {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+        #[serde(default)]
+        format: RawFormat,
+    },
+}
+
+fn default_width() -> u32 {
+    1280
+}
+fn default_height() -> u32 {
+    720
+}
+fn default_frames() -> u64 {
+    120
+}
+
+/// Pixel formats of raw video, by ffmpeg's `-pix_fmt` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawFormat {
+    #[default]
+    Rgba,
+    Gray,
+}
+
+impl RawFormat {
+    pub fn pixel_format(self) -> PixelFormat {
+        match self {
+            RawFormat::Rgba => PixelFormat::Rgba8,
+            RawFormat::Gray => PixelFormat::Gray8,
+        }
+    }
+}
+
+/// Where frames go.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum OutputConfig {
+    /// A folder of `frame-000001.png`, ….
+    Png { path: PathBuf },
+    /// Raw video: `-` for stdout, or a file.
+    Raw { path: PathBuf },
+    /// Discard (for measuring).
+    Null,
+}
+
+/// What a plugin does with a frame it could not process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Stop the run.
+    #[default]
+    Fail,
+    /// Drop the frame.
+    Skip,
+    /// Forward the plugin's input unchanged.
+    Passthrough,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: String,
+    path: PathBuf,
+    deadline_ms: Option<u64>,
+    startup_ms: Option<u64>,
+    memory_mb: Option<u64>,
+    #[serde(default)]
+    on_error: OnError,
+    max_restarts: Option<u32>,
+    #[serde(default)]
+    params: toml::Table,
+}
+
+/// One stage of the chain, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginConfig {
+    pub name: String,
+    /// Resolved against the config file's folder.
+    pub path: PathBuf,
+    pub limits: Limits,
+    pub on_error: OnError,
+    pub max_restarts: u32,
+    pub params: Vec<(String, ParamValue)>,
+}
+
+/// A checked config; paths are resolved against the config file's folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub file: PathBuf,
+    pub input: InputConfig,
+    pub plugins: Vec<PluginConfig>,
+    pub output: OutputConfig,
+}
+
+pub const DEFAULT_DEADLINE_MS: u64 = 1000;
+pub const DEFAULT_STARTUP_MS: u64 = 20_000;
+pub const DEFAULT_MEMORY_MB: u64 = 256;
+pub const DEFAULT_MAX_RESTARTS: u32 = 5;
+/// Largest frame side accepted from a config.
+pub const MAX_SIDE: u32 = 8192;
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let error = |message: String| ConfigError { file: file.clone(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read the config: {e}")))?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| error(describe_toml_error(&text, &e)))?;
+        let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let resolve = |p: &Path| if p == Path::new("-") || p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+
+        let input = match raw.input {
+            InputConfig::Testsrc { width, height, frames } => {
+                check_size("input", width, height).map_err(error)?;
+                InputConfig::Testsrc { width, height, frames }
+            }
+            InputConfig::Png { path } => InputConfig::Png { path: resolve(&path) },
+            InputConfig::Raw { path, width, height, format } => {
+                check_size("input", width, height).map_err(error)?;
+                InputConfig::Raw { path: resolve(&path), width, height, format }
+            }
+        };
+        let output = match raw.output {
+            OutputConfig::Png { path } if path == Path::new("-") => {
+                return Err(error("output.path: a png output is a folder, not stdout".into()));
+            }
+            OutputConfig::Png { path } => OutputConfig::Png { path: resolve(&path) },
+            OutputConfig::Raw { path } => OutputConfig::Raw { path: resolve(&path) },
+            OutputConfig::Null => OutputConfig::Null,
+        };
+        let mut plugins: Vec<PluginConfig> = Vec::new();
+        for (i, p) in raw.plugins.into_iter().enumerate() {
+            let at = format!("plugin #{} (\"{}\")", i + 1, p.name);
+            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(error(format!("{at}: name must be non-empty letters, digits, '-' or '_'")));
+            }
+            if plugins.iter().any(|q| q.name == p.name) {
+                return Err(error(format!("plugin name \"{}\" is used twice; instance names must be unique", p.name)));
+            }
+            let positive = |key: &str, v: Option<u64>, default: u64, max: u64| match v {
+                Some(0) => Err(error(format!("{at}: {key} must be at least 1"))),
+                Some(v) if v > max => Err(error(format!("{at}: {key} = {v} exceeds the maximum of {max}"))),
+                Some(v) => Ok(v),
+                None => Ok(default),
+            };
+            let limits = Limits {
+                deadline: Duration::from_millis(positive("deadline_ms", p.deadline_ms, DEFAULT_DEADLINE_MS, 3_600_000)?),
+                startup: Duration::from_millis(positive("startup_ms", p.startup_ms, DEFAULT_STARTUP_MS, 3_600_000)?),
+                memory_bytes: positive("memory_mb", p.memory_mb, DEFAULT_MEMORY_MB, 4096)? << 20,
+            };
+            let mut params = Vec::new();
+            for (key, value) in p.params {
+                let value = match value {
+                    toml::Value::Integer(v) => ParamValue::Int(v),
+                    toml::Value::Float(v) => ParamValue::Float(v),
+                    toml::Value::Boolean(v) => ParamValue::Bool(v),
+                    toml::Value::String(v) => ParamValue::Str(v),
+                    other => {
+                        return Err(error(format!(
+                            "plugin \"{}\": parameter \"{key}\" is a {}; parameters are numbers, booleans or strings",
+                            p.name,
+                            other.type_str()
+                        )));
+                    }
+                };
+                params.push((key, value));
+            }
+            plugins.push(PluginConfig {
+                name: p.name,
+                path: resolve(&p.path),
+                limits,
+                on_error: p.on_error,
+                max_restarts: p.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+                params,
+            });
+        }
+        Ok(Config { file: path.to_path_buf(), input, plugins, output })
+    }
+
+    pub fn error(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError { file: self.file.display().to_string(), message: message.into() }
+    }
+}
+
+fn check_size(key: &str, width: u32, height: u32) -> Result<(), String> {
+    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+        return Err(format!("{key}: {width}x{height} is not a frame size (each side 1..={MAX_SIDE})"));
+    }
+    Ok(())
+}
+
+/// `line L, column C: message`, from toml's error and the source text.
+fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let message = err.message().trim_end_matches('\n').replace('\n', "; ");
+    match err.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, String> {
+        let dir = std::env::temp_dir().join(format!("plugin-host-config-{}-{}", std::process::id(), text.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path).map_err(|e| e.message)
+    }
+
+    const MINIMAL: &str = "[input]\nkind = \"testsrc\"\n[output]\nkind = \"null\"\n";
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let config = load(MINIMAL).unwrap();
+        assert_eq!(config.input, InputConfig::Testsrc { width: 1280, height: 720, frames: 120 });
+        assert!(config.plugins.is_empty());
+    }
+
+    #[test]
+    fn errors_say_where() {
+        let err = load("[input]\nkind = \"testsrc\"\nwidht = 3\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert!(err.starts_with("line 3, column 1: unknown field `widht`"), "{err}");
+        let err = load("[input]\nkind = \"webcam\"\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert!(err.contains("unknown variant `webcam`"), "{err}");
+        let err = load("[input]\nkind = \"testsrc\"\n").unwrap_err();
+        assert!(err.contains("missing field `output`"), "{err}");
+        let err = load(&format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x.wasm\"\ndeadline_ms = 0\n")).unwrap_err();
+        assert_eq!(err, "plugin #1 (\"a\"): deadline_ms must be at least 1");
+        let twice = format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x\"\n[[plugin]]\nname = \"a\"\npath = \"y\"\n");
+        assert!(load(&twice).unwrap_err().contains("\"a\" is used twice"));
+        let err = load("[input]\nkind = \"raw\"\npath = \"-\"\nwidth = 0\nheight = 2\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert!(err.contains("0x2 is not a frame size"), "{err}");
+        let err = load(&format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x\"\n[plugin.params]\nr = [1]\n")).unwrap_err();
+        assert!(err.contains("parameter \"r\" is a array"), "{err}");
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_config() {
+        let config = load(&format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"p/x.wasm\"\n")).unwrap();
+        assert!(config.plugins[0].path.ends_with("p/x.wasm"));
+        assert!(config.plugins[0].path.is_absolute() || config.plugins[0].path.starts_with(std::env::temp_dir()));
+    }
+}

@@ -1,0 +1,92 @@
+//! Frame sources and sinks: the built-in test pattern, PNG files, raw video (ffmpeg's
+//! `rawvideo`), and the null sink. Sinks write to a temporary name and only put the result in
+//! place when the run ends, so an aborted run never leaves output that looks complete.
+
+mod png_io;
+mod raw;
+mod testsrc;
+
+use crate::config::{InputConfig, OutputConfig};
+use plugin_sdk::OwnedFrame;
+use std::path::PathBuf;
+
+pub use testsrc::test_pattern;
+
+/// A media problem: which file or frame, and what is wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum MediaError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+    #[error("{}: not a PNG file we can decode: {reason}", path.display())]
+    BadPng { path: PathBuf, reason: String },
+    #[error("{}: {width}x{height}, but the first frame was {first_width}x{first_height}; all frames must have one size", path.display())]
+    SizeChanged { path: PathBuf, width: u32, height: u32, first_width: u32, first_height: u32 },
+    #[error("{}: no PNG files in the folder", path.display())]
+    EmptyFolder { path: PathBuf },
+    #[error("raw input {source_name} ends inside frame {frame}: {got} of {need} bytes")]
+    Truncated { source_name: String, frame: u64, got: usize, need: usize },
+    #[error("{}: {reason}", path.display())]
+    Output { path: PathBuf, reason: String },
+}
+
+/// Produces frames in order; `None` at the end.
+pub trait Source: Send {
+    /// Frames this source will produce, when known.
+    fn len_hint(&self) -> Option<u64>;
+    /// Width, height and format of the frames.
+    fn shape(&self) -> (u32, u32, plugin_sdk::PixelFormat);
+    /// Fills `frame` with the next frame; false at the end.
+    fn next_into(&mut self, frame: &mut OwnedFrame) -> Result<bool, MediaError>;
+}
+
+/// Consumes frames in order.
+pub trait Sink {
+    fn write(&mut self, index: u64, frame: &OwnedFrame) -> Result<(), MediaError>;
+    /// Puts the output in place. Not called when the run fails before its first frame.
+    fn finish(self: Box<Self>) -> Result<(), MediaError>;
+    /// Whether the sink writes to stdout (so nothing else may).
+    fn uses_stdout(&self) -> bool {
+        false
+    }
+}
+
+/// Opens the configured input, checking that it is readable.
+pub fn open_source(input: &InputConfig) -> Result<Box<dyn Source>, MediaError> {
+    Ok(match input {
+        InputConfig::Testsrc { width, height, frames } => Box::new(testsrc::TestSource::new(*width, *height, *frames)),
+        InputConfig::Png { path } => Box::new(png_io::PngSource::open(path)?),
+        InputConfig::Raw { path, width, height, format } => {
+            Box::new(raw::RawSource::open(path, *width, *height, format.pixel_format())?)
+        }
+    })
+}
+
+/// Prepares the configured output, checking that it is writable; nothing appears at the
+/// output path until [`Sink::finish`].
+pub fn open_sink(output: &OutputConfig) -> Result<Box<dyn Sink>, MediaError> {
+    Ok(match output {
+        OutputConfig::Png { path } => Box::new(png_io::PngSink::create(path)?),
+        OutputConfig::Raw { path } => Box::new(raw::RawSink::create(path)?),
+        OutputConfig::Null => Box::new(NullSink),
+    })
+}
+
+struct NullSink;
+
+impl Sink for NullSink {
+    fn write(&mut self, _index: u64, _frame: &OwnedFrame) -> Result<(), MediaError> {
+        Ok(())
+    }
+    fn finish(self: Box<Self>) -> Result<(), MediaError> {
+        Ok(())
+    }
+}
+
+/// A sibling path for work in progress: `<name>.partial-<pid>`.
+fn partial_path(path: &std::path::Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(format!(".partial-{}", std::process::id()));
+    path.with_file_name(name)
+}

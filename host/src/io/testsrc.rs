@@ -1,0 +1,70 @@
+//! The built-in moving test pattern: colour bars, a gradient band and a bouncing box, so that
+//! every plugin's effect is visible and consecutive frames differ.
+
+use super::{MediaError, Source};
+use plugin_sdk::{OwnedFrame, PixelFormat};
+
+pub struct TestSource {
+    width: u32,
+    height: u32,
+    frames: u64,
+    next: u64,
+}
+
+impl TestSource {
+    pub fn new(width: u32, height: u32, frames: u64) -> Self {
+        Self { width, height, frames, next: 0 }
+    }
+}
+
+const BARS: [[u8; 3]; 8] =
+    [[235, 235, 235], [235, 235, 16], [16, 235, 235], [16, 235, 16], [235, 16, 235], [235, 16, 16], [16, 16, 235], [16, 16, 16]];
+
+/// Frame `index` of the pattern at 30 frames per second.
+pub fn test_pattern(width: u32, height: u32, index: u64, frame: &mut OwnedFrame) {
+    let (w, h) = (width as usize, height as usize);
+    frame.width = width;
+    frame.height = height;
+    frame.stride = width * 4;
+    frame.format = PixelFormat::Rgba8;
+    frame.timestamp_us = (index * 1_000_000 / 30) as i64;
+    frame.data.resize(w * h * 4, 0);
+    let box_size = (w.min(h) / 5).max(1);
+    let travel_x = (w - box_size).max(1) as u64;
+    let travel_y = (h - box_size).max(1) as u64;
+    let bounce = |t: u64, span: u64| -> usize {
+        let p = t % span;
+        (if (t / span) % 2 == 0 { p } else { span - p }) as usize
+    };
+    let (bx, by) = (bounce(index * 7, travel_x), bounce(index * 5, travel_y));
+    for (y, row) in frame.data.chunks_exact_mut(w * 4).enumerate() {
+        for (x, px) in row.chunks_exact_mut(4).enumerate() {
+            let rgb = if y < h * 2 / 3 {
+                BARS[x * 8 / w]
+            } else {
+                let v = ((x * 255 / w.max(1)) as u64 + index * 4) as u8;
+                [v, v, v]
+            };
+            let in_box = (bx..bx + box_size).contains(&x) && (by..by + box_size).contains(&y);
+            let rgb = if in_box { [255, (index * 3) as u8, 0] } else { rgb };
+            px.copy_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
+        }
+    }
+}
+
+impl Source for TestSource {
+    fn len_hint(&self) -> Option<u64> {
+        Some(self.frames)
+    }
+    fn shape(&self) -> (u32, u32, PixelFormat) {
+        (self.width, self.height, PixelFormat::Rgba8)
+    }
+    fn next_into(&mut self, frame: &mut OwnedFrame) -> Result<bool, MediaError> {
+        if self.next >= self.frames {
+            return Ok(false);
+        }
+        test_pattern(self.width, self.height, self.next, frame);
+        self.next += 1;
+        Ok(true)
+    }
+}
