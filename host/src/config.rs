@@ -191,7 +191,12 @@ impl Config {
                 None => Ok(default),
             };
             let limits = Limits {
-                deadline: Duration::from_millis(positive("deadline_ms", p.deadline_ms, DEFAULT_DEADLINE_MS, 3_600_000)?),
+                deadline: Duration::from_millis(positive(
+                    "deadline_ms",
+                    p.deadline_ms,
+                    DEFAULT_DEADLINE_MS,
+                    3_600_000,
+                )?),
                 startup: Duration::from_millis(positive("startup_ms", p.startup_ms, DEFAULT_STARTUP_MS, 3_600_000)?),
                 memory_bytes: positive("memory_mb", p.memory_mb, DEFAULT_MEMORY_MB, 4096)? << 20,
             };
@@ -279,13 +284,17 @@ mod tests {
         assert!(err.contains("unknown variant `webcam`"), "{err}");
         let err = load("[input]\nkind = \"testsrc\"\n").unwrap_err();
         assert!(err.contains("missing field `output`"), "{err}");
-        let err = load(&format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x.wasm\"\ndeadline_ms = 0\n")).unwrap_err();
+        let err =
+            load(&format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x.wasm\"\ndeadline_ms = 0\n")).unwrap_err();
         assert_eq!(err, "plugin #1 (\"a\"): deadline_ms must be at least 1");
-        let twice = format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x\"\n[[plugin]]\nname = \"a\"\npath = \"y\"\n");
+        let twice =
+            format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x\"\n[[plugin]]\nname = \"a\"\npath = \"y\"\n");
         assert!(load(&twice).unwrap_err().contains("\"a\" is used twice"));
-        let err = load("[input]\nkind = \"raw\"\npath = \"-\"\nwidth = 0\nheight = 2\n[output]\nkind = \"null\"\n").unwrap_err();
+        let err = load("[input]\nkind = \"raw\"\npath = \"-\"\nwidth = 0\nheight = 2\n[output]\nkind = \"null\"\n")
+            .unwrap_err();
         assert!(err.contains("0x2 is not a frame size"), "{err}");
-        let err = load(&format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x\"\n[plugin.params]\nr = [1]\n")).unwrap_err();
+        let err =
+            load(&format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x\"\n[plugin.params]\nr = [1]\n")).unwrap_err();
         assert!(err.contains("parameter \"r\" is a array"), "{err}");
     }
 

@@ -2,14 +2,14 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use plugin_host::{PluginProcess, PluginSpec, runner};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use plugin_host::config::Config;
 use plugin_host::pipeline::{Prepared, Progress, RunError, RunOptions};
+use plugin_host::{PluginProcess, PluginSpec, runner};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 use std::process::ExitCode;
+use std::time::{Duration, Instant};
 
 #[derive(Parser)]
 #[command(

@@ -2,7 +2,7 @@
 //! `rawvideo`), and the null sink. Sinks write to a temporary name and only put the result in
 //! place when the run ends, so an aborted run never leaves output that looks complete.
 
-mod png_io;
+pub mod png_io;
 mod raw;
 mod testsrc;
 

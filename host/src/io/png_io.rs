@@ -142,7 +142,8 @@ impl Sink for PngSink {
         if self.target.exists() {
             std::fs::remove_dir_all(&self.target).map_err(|e| output(format!("cannot replace the old output: {e}")))?;
         }
-        std::fs::rename(&self.partial, &self.target).map_err(|e| output(format!("cannot move the output into place: {e}")))
+        std::fs::rename(&self.partial, &self.target)
+            .map_err(|e| output(format!("cannot move the output into place: {e}")))
     }
 }
 

@@ -77,7 +77,10 @@ impl RawSink {
         }
         let partial = partial_path(path);
         let file = File::create(&partial).map_err(|source| MediaError::Write { path: path.to_path_buf(), source })?;
-        Ok(Self { writer: BufWriter::with_capacity(1 << 20, Box::new(file)), file: Some((partial, path.to_path_buf())) })
+        Ok(Self {
+            writer: BufWriter::with_capacity(1 << 20, Box::new(file)),
+            file: Some((partial, path.to_path_buf())),
+        })
     }
 
     fn name(&self) -> PathBuf {

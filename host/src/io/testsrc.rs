@@ -17,8 +17,16 @@ impl TestSource {
     }
 }
 
-const BARS: [[u8; 3]; 8] =
-    [[235, 235, 235], [235, 235, 16], [16, 235, 235], [16, 235, 16], [235, 16, 235], [235, 16, 16], [16, 16, 235], [16, 16, 16]];
+const BARS: [[u8; 3]; 8] = [
+    [235, 235, 235],
+    [235, 235, 16],
+    [16, 235, 235],
+    [16, 235, 16],
+    [235, 16, 235],
+    [235, 16, 16],
+    [16, 16, 235],
+    [16, 16, 16],
+];
 
 /// Frame `index` of the pattern at 30 frames per second.
 pub fn test_pattern(width: u32, height: u32, index: u64, frame: &mut OwnedFrame) {
@@ -34,7 +42,7 @@ pub fn test_pattern(width: u32, height: u32, index: u64, frame: &mut OwnedFrame)
     let travel_y = (h - box_size).max(1) as u64;
     let bounce = |t: u64, span: u64| -> usize {
         let p = t % span;
-        (if (t / span) % 2 == 0 { p } else { span - p }) as usize
+        (if (t / span).is_multiple_of(2) { p } else { span - p }) as usize
     };
     let (bx, by) = (bounce(index * 7, travel_x), bounce(index * 5, travel_y));
     for (y, row) in frame.data.chunks_exact_mut(w * 4).enumerate() {

@@ -73,9 +73,10 @@ impl Prepared {
         let mut stages = Vec::new();
         for plugin in &config.plugins {
             stages.push(Stage::start(plugin, frame_bytes, &options).map_err(|e| match e.kind {
-                ErrorKind::ReadModule { .. } | ErrorKind::NotWasm { .. } | ErrorKind::NotAPlugin { .. } | ErrorKind::Param(_) => {
-                    RunError::Config(config.error(e.to_string()))
-                }
+                ErrorKind::ReadModule { .. }
+                | ErrorKind::NotWasm { .. }
+                | ErrorKind::NotAPlugin { .. }
+                | ErrorKind::Param(_) => RunError::Config(config.error(e.to_string())),
                 _ => RunError::Plugin(e),
             })?);
         }
@@ -83,13 +84,14 @@ impl Prepared {
             && let Some(process) = &first.process
             && !process.description().accepts(format)
         {
-            return Err(config.error(format!(
-                "plugin \"{}\" does not accept the input's {} frames (it takes {})",
-                first.config.name,
-                format.name(),
-                process.description().formats.join(", ")
-            ))
-            .into());
+            return Err(config
+                .error(format!(
+                    "plugin \"{}\" does not accept the input's {} frames (it takes {})",
+                    first.config.name,
+                    format.name(),
+                    process.description().formats.join(", ")
+                ))
+                .into());
         }
         let sink = io::open_sink(&config.output).map_err(|e| config.error(format!("output: {e}")))?;
         Ok(Self { source, sink, stages, options })
@@ -190,7 +192,11 @@ fn join(handle: std::thread::JoinHandle<Result<(), RunError>>) -> Result<(), Run
 }
 
 fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
-    panic.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default()
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
 }
 
 /// Recycled frame buffers, so that steady state allocates nothing.
@@ -199,7 +205,11 @@ struct Pool(Arc<Mutex<Vec<OwnedFrame>>>);
 
 impl Pool {
     fn get(&self) -> OwnedFrame {
-        self.0.lock().ok().and_then(|mut v| v.pop()).unwrap_or_else(|| OwnedFrame::new(0, 0, plugin_sdk::PixelFormat::Rgba8))
+        self.0
+            .lock()
+            .ok()
+            .and_then(|mut v| v.pop())
+            .unwrap_or_else(|| OwnedFrame::new(0, 0, plugin_sdk::PixelFormat::Rgba8))
     }
     fn put(&self, frame: OwnedFrame) {
         if let Ok(mut v) = self.0.lock()
@@ -229,7 +239,12 @@ impl Stage {
     }
 
     /// Serves frames from `input` to `output` until the input ends or the stage fails.
-    fn run(mut self, input: Receiver<OwnedFrame>, output: SyncSender<OwnedFrame>, pool: Pool) -> (PluginStats, Result<(), PluginError>) {
+    fn run(
+        mut self,
+        input: Receiver<OwnedFrame>,
+        output: SyncSender<OwnedFrame>,
+        pool: Pool,
+    ) -> (PluginStats, Result<(), PluginError>) {
         let result = self.serve(&input, &output, &pool);
         if let Some(process) = self.process.take() {
             let _ = process.shutdown();
@@ -237,7 +252,12 @@ impl Stage {
         (self.stats, result)
     }
 
-    fn serve(&mut self, input: &Receiver<OwnedFrame>, output: &SyncSender<OwnedFrame>, pool: &Pool) -> Result<(), PluginError> {
+    fn serve(
+        &mut self,
+        input: &Receiver<OwnedFrame>,
+        output: &SyncSender<OwnedFrame>,
+        pool: &Pool,
+    ) -> Result<(), PluginError> {
         let slots = self.spec.slots as usize;
         let mut pending: VecDeque<(Ticket, OwnedFrame)> = VecDeque::new();
         let mut ended = false;
@@ -299,7 +319,12 @@ impl Stage {
 
     /// Submits `frame`, or applies the policy when the plugin is disabled. Returns the entry to
     /// wait for, if the frame went to the plugin.
-    fn submit(&mut self, frame: OwnedFrame, output: &SyncSender<OwnedFrame>, pool: &Pool) -> Result<Option<(Ticket, OwnedFrame)>, PluginError> {
+    fn submit(
+        &mut self,
+        frame: OwnedFrame,
+        output: &SyncSender<OwnedFrame>,
+        pool: &Pool,
+    ) -> Result<Option<(Ticket, OwnedFrame)>, PluginError> {
         let Some(process) = self.process.as_mut() else {
             let error = PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning };
             self.apply_policy(error, frame, output, pool)?;
@@ -315,7 +340,13 @@ impl Stage {
         }
     }
 
-    fn apply_policy(&mut self, error: PluginError, frame: OwnedFrame, output: &SyncSender<OwnedFrame>, pool: &Pool) -> Result<(), PluginError> {
+    fn apply_policy(
+        &mut self,
+        error: PluginError,
+        frame: OwnedFrame,
+        output: &SyncSender<OwnedFrame>,
+        pool: &Pool,
+    ) -> Result<(), PluginError> {
         match self.config.on_error {
             OnError::Fail => Err(error),
             OnError::Skip => {

@@ -1,0 +1,258 @@
+//! `plugin-host run` end to end through the binary: real inputs and outputs compared pixel by
+//! pixel with the operations done natively here, every config error, media errors, and a long
+//! run's statistics.
+
+use plugin_host::io::png_io;
+use plugin_host::io::test_pattern;
+use plugin_host_tests::*;
+use plugin_sdk::{OwnedFrame, PixelFormat};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A fresh folder for one test.
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("plugin-host-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn plugin_line(name: &str, module: &str) -> String {
+    format!("[[plugin]]\nname = \"{name}\"\npath = \"{}\"\n", plugin(module).display())
+}
+
+fn run_config(dir: &Path, config: &str, args: &[&str], stdin: Option<Vec<u8>>) -> Output {
+    let path = dir.join("pipeline.toml");
+    std::fs::write(&path, config).unwrap();
+    let mut child = Command::new(host_bin())
+        .arg("run")
+        .arg(&path)
+        .args(args)
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    if let Some(bytes) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        std::thread::spawn(move || {
+            let _ = pipe.write_all(&bytes);
+        });
+    }
+    child.wait_with_output().unwrap()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn png_frames(dir: &Path) -> Vec<OwnedFrame> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    files.iter().map(|f| png_io::decode(f).unwrap()).collect()
+}
+
+#[test]
+fn testsrc_through_three_plugins_to_png() {
+    let dir = scratch("testsrc");
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 96\nheight = 54\nframes = 5\n{}{}[plugin.params]\naxis = \"vertical\"\n{}[output]\nkind = \"png\"\npath = \"out\"\n",
+        plugin_line("neg", "invert"),
+        plugin_line("mirror", "flip"),
+        plugin_line("gray", "grayscale"),
+    );
+    let output = run_config(&dir, &config, &[], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let frames = png_frames(&dir.join("out"));
+    assert_eq!(frames.len(), 5);
+    for (i, got) in frames.iter().enumerate() {
+        let mut input = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
+        test_pattern(96, 54, i as u64, &mut input);
+        let expected = grayscale_reference(&flip_reference(&invert_reference(&input), false));
+        assert!(got.same_pixels(&expected), "frame {i} differs");
+    }
+    let table = String::from_utf8_lossy(&output.stdout);
+    for name in ["neg", "mirror", "gray"] {
+        assert!(table.contains(name), "the table names every plugin:\n{table}");
+    }
+}
+
+#[test]
+fn png_folder_in_png_folder_out() {
+    let dir = scratch("png");
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    let inputs: Vec<OwnedFrame> = (0..3).map(|i| noise_frame(31, 17, 0, PixelFormat::Rgba8, i)).collect();
+    for (i, frame) in inputs.iter().enumerate() {
+        png_io::encode(&dir.join(format!("in/{i:03}.png")), frame).unwrap();
+    }
+    let config = format!(
+        "[input]\nkind = \"png\"\npath = \"in\"\n{}[output]\nkind = \"png\"\npath = \"out\"\n",
+        plugin_line("neg", "invert")
+    );
+    let output = run_config(&dir, &config, &["-q"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let frames = png_frames(&dir.join("out"));
+    assert_eq!(frames.len(), 3);
+    for (got, input) in frames.iter().zip(&inputs) {
+        assert!(got.same_pixels(&invert_reference(input)));
+    }
+}
+
+#[test]
+fn raw_stdin_to_raw_stdout_like_ffmpeg() {
+    let dir = scratch("raw");
+    let inputs: Vec<OwnedFrame> = (0..4).map(|i| noise_frame(40, 30, 0, PixelFormat::Rgba8, i)).collect();
+    let stdin: Vec<u8> = inputs.iter().flat_map(|f| f.data.clone()).collect();
+    let config = format!(
+        "[input]\nkind = \"raw\"\npath = \"-\"\nwidth = 40\nheight = 30\n{}{}[output]\nkind = \"raw\"\npath = \"-\"\n",
+        plugin_line("mirror", "flip"),
+        plugin_line("neg", "invert"),
+    );
+    let output = run_config(&dir, &config, &[], Some(stdin));
+    assert!(output.status.success(), "{}", stderr(&output));
+    let expected: Vec<u8> = inputs.iter().flat_map(|f| invert_reference(&flip_reference(f, true)).data).collect();
+    assert_eq!(output.stdout.len(), expected.len(), "stdout carries exactly the frames, nothing else");
+    assert!(output.stdout == expected, "raw output differs");
+}
+
+#[test]
+fn gray_raw_video_round_trips() {
+    let dir = scratch("gray");
+    let input = noise_frame(16, 8, 0, PixelFormat::Gray8, 3);
+    let config = format!(
+        "[input]\nkind = \"raw\"\npath = \"-\"\nwidth = 16\nheight = 8\nformat = \"gray\"\n{}[output]\nkind = \"raw\"\npath = \"out.gray\"\n",
+        plugin_line("neg", "invert")
+    );
+    let output = run_config(&dir, &config, &["-q"], Some(input.data.clone()));
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(std::fs::read(dir.join("out.gray")).unwrap(), invert_reference(&input).data);
+}
+
+/// Runs a bad config: exit code 2, the message names `culprit`, no output appears.
+fn assert_config_error(name: &str, config: &str, culprit: &str) {
+    let dir = scratch(name);
+    std::fs::write(dir.join("in.png"), b"not a png").unwrap();
+    let output = run_config(&dir, config, &[], None);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{name}: {message}");
+    assert!(message.contains(culprit), "{name}: the message must name {culprit:?}: {message}");
+    assert!(message.lines().filter(|l| l.starts_with("error")).count() == 1, "{name}: one error line: {message}");
+    let left: Vec<String> =
+        std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    assert!(left.iter().all(|f| f == "pipeline.toml" || f == "in.png"), "{name}: output was written: {left:?}");
+}
+
+#[test]
+fn every_config_error_is_one_clear_sentence_and_writes_nothing() {
+    let input = "[input]\nkind = \"testsrc\"\nframes = 2\n";
+    let output = "[output]\nkind = \"png\"\npath = \"out\"\n";
+    let cases: Vec<(&str, String, String)> = vec![
+        ("syntax", format!("{input}width = = 3\n{output}"), "line 4, column".into()),
+        ("unknown-key", format!("{input}colour = 3\n{output}"), "unknown field `colour`".into()),
+        ("missing-key", input.to_string(), "missing field `output`".into()),
+        (
+            "missing-plugin",
+            format!("{input}[[plugin]]\nname = \"p\"\npath = \"nope.wasm\"\n{output}"),
+            "plugin \"p\": cannot read".into(),
+        ),
+        (
+            "not-wasm",
+            format!("{input}[[plugin]]\nname = \"p\"\npath = \"pipeline.toml\"\n{output}"),
+            "is not a WebAssembly module".into(),
+        ),
+        (
+            "param-typo",
+            format!("{input}{}[plugin.params]\nradus = 3\n{output}", plugin_line("soft", "blur")),
+            "plugin \"soft\": unknown parameter \"radus\" (did you mean \"radius\"?)".into(),
+        ),
+        (
+            "param-range",
+            format!("{input}{}[plugin.params]\nradius = 200\n{output}", plugin_line("soft", "blur")),
+            "plugin \"soft\": parameter \"radius\" = 200 is out of range 0..=64".into(),
+        ),
+        (
+            "param-type",
+            format!("{input}{}[plugin.params]\naxis = 4\n{output}", plugin_line("m", "flip")),
+            "plugin \"m\": parameter \"axis\" must be one of".into(),
+        ),
+        ("input-missing", format!("[input]\nkind = \"png\"\npath = \"nothing-here\"\n{output}"), "nothing-here".into()),
+        ("input-bad-png", format!("[input]\nkind = \"png\"\npath = \"in.png\"\n{output}"), "in.png: not a PNG".into()),
+        (
+            "output-unwritable",
+            format!("{input}[output]\nkind = \"raw\"\npath = \"/proc/no/such/dir/out.raw\"\n"),
+            "output: cannot write /proc/no/such/dir/out.raw".into(),
+        ),
+        (
+            "format",
+            format!(
+                "[input]\nkind = \"raw\"\npath = \"-\"\nwidth = 2\nheight = 2\nformat = \"gray\"\n{}{output}",
+                plugin_line("g", "grayscale")
+            ),
+            "plugin \"g\" does not accept the input's gray8 frames".into(),
+        ),
+    ];
+    for (name, config, culprit) in cases {
+        assert_config_error(name, &config, &culprit);
+    }
+}
+
+#[test]
+fn truncated_raw_input_names_the_frame_and_keeps_the_complete_ones() {
+    let dir = scratch("truncated");
+    let frame = noise_frame(8, 8, 0, PixelFormat::Rgba8, 1);
+    let mut stdin = frame.data.repeat(2);
+    stdin.extend_from_slice(&frame.data[..100]);
+    let config = format!(
+        "[input]\nkind = \"raw\"\npath = \"-\"\nwidth = 8\nheight = 8\n{}[output]\nkind = \"raw\"\npath = \"out.raw\"\n",
+        plugin_line("neg", "invert")
+    );
+    let output = run_config(&dir, &config, &["-q"], Some(stdin));
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("raw input stdin ends inside frame 3: 100 of 256 bytes"), "{}", stderr(&output));
+    assert_eq!(std::fs::read(dir.join("out.raw")).unwrap(), invert_reference(&frame).data.repeat(2));
+}
+
+#[test]
+fn png_folder_with_mixed_sizes_names_the_file() {
+    let dir = scratch("mixed");
+    std::fs::create_dir_all(dir.join("in")).unwrap();
+    png_io::encode(&dir.join("in/a.png"), &noise_frame(8, 8, 0, PixelFormat::Rgba8, 1)).unwrap();
+    png_io::encode(&dir.join("in/b.png"), &noise_frame(9, 8, 0, PixelFormat::Rgba8, 2)).unwrap();
+    let config = "[input]\nkind = \"png\"\npath = \"in\"\n[output]\nkind = \"null\"\n";
+    let output = run_config(&dir, config, &["-q"], None);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(stderr(&output).contains("b.png: 9x8, but the first frame was 8x8"), "{}", stderr(&output));
+}
+
+#[test]
+fn two_thousand_hd_frames_through_three_plugins_stats_add_up() {
+    let dir = scratch("long");
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 1280\nheight = 720\nframes = 2000\n{}{}{}[output]\nkind = \"null\"\n",
+        plugin_line("neg", "invert"),
+        plugin_line("mirror", "flip"),
+        plugin_line("gray", "grayscale"),
+    );
+    let stats_path = dir.join("stats.json");
+    let output = run_config(&dir, &config, &["-q", "--stats-json", stats_path.to_str().unwrap()], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(&stats_path).unwrap()).unwrap();
+    assert_eq!(stats["frames_in"], 2000);
+    assert_eq!(stats["frames_out"], 2000);
+    assert!(stats["wall_s"].as_f64().unwrap() > 0.0);
+    let plugins = stats["plugins"].as_array().unwrap();
+    assert_eq!(plugins.len(), 3);
+    for p in plugins {
+        assert_eq!(p["frames"], 2000, "{p}");
+        assert_eq!(p["errors"], 0);
+        assert_eq!(p["restarts"], 0);
+        let (p50, p99, max) =
+            (p["p50_us"].as_u64().unwrap(), p["p99_us"].as_u64().unwrap(), p["max_us"].as_u64().unwrap());
+        assert!(0 < p50 && p50 <= p99 && p99 <= max, "{p}");
+    }
+    println!(
+        "2,000 frames of 1280x720 through three plugins: {:.1} frames/s",
+        2000.0 / stats["wall_s"].as_f64().unwrap()
+    );
+}
