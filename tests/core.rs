@@ -211,3 +211,66 @@ fn the_runner_refuses_a_host_with_another_protocol_version() {
     let status = child.wait().unwrap();
     assert!(!status.success(), "the runner must exit with an error, got {status}");
 }
+
+/// Spawns `misbehave` failing in `mode` on its frame 2.
+fn misbehaving(mode: &str) -> PluginProcess {
+    let mut spec = spec(mode, test_plugin("misbehave"), 1 << 16)
+        .param("mode", ParamValue::Str(mode.into()))
+        .param("frame", ParamValue::Int(2));
+    spec.limits.deadline = std::time::Duration::from_millis(300);
+    spec.limits.memory_bytes = 32 << 20;
+    PluginProcess::spawn(spec).unwrap()
+}
+
+/// Frames 0 and 1 are fine, frame 2 fails as `check` expects, and the same process then
+/// serves frames again (re-instantiated inside the process where the failure was a trap).
+fn fails_on_frame_two_then_recovers(mode: &str, check: impl Fn(&Failure) -> bool) {
+    let mut plugin = misbehaving(mode);
+    let pid = plugin.pid();
+    let input = noise_frame(8, 4, 0, PixelFormat::Rgba8, 5);
+    for _ in 0..2 {
+        assert!(plugin.process(&input).unwrap().same_pixels(&invert_reference(&input)));
+    }
+    let err = plugin.process(&input).unwrap_err();
+    match &err.kind {
+        ErrorKind::Frame { frame: 2, failure } => assert!(check(failure), "{mode}: unexpected failure: {err}"),
+        _ => panic!("{mode}: expected a frame failure, got {err}"),
+    }
+    assert!(err.to_string().starts_with(&format!("plugin \"{mode}\": frame 2: ")), "{err}");
+    assert!(plugin.process(&input).unwrap().same_pixels(&invert_reference(&input)), "{mode}: no recovery");
+    assert_eq!(plugin.pid(), pid, "{mode}: recovered inside the same process");
+}
+
+use plugin_host::ipc::protocol::Failure;
+
+#[test]
+fn traps_come_back_with_their_kind_and_a_wasm_backtrace() {
+    let trap = |kind: &'static str| move |f: &Failure| matches!(f, Failure::Trap { trap, backtrace } if trap.contains(kind) && backtrace.contains("misbehave"));
+    fails_on_frame_two_then_recovers("unreachable", trap("unreachable"));
+    fails_on_frame_two_then_recovers("panic", trap("unreachable"));
+    fails_on_frame_two_then_recovers("divide", trap("divide by zero"));
+    fails_on_frame_two_then_recovers("out-of-bounds", trap("out of bounds"));
+    fails_on_frame_two_then_recovers("recurse", trap("call stack exhausted"));
+}
+
+#[test]
+fn plugin_errors_deadlines_and_memory_limits_are_told_apart() {
+    fails_on_frame_two_then_recovers(
+        "error",
+        |f| matches!(f, Failure::Plugin(m) if m == "refusing frame 2 on purpose"),
+    );
+    fails_on_frame_two_then_recovers("loop", |f| matches!(f, Failure::Deadline));
+    fails_on_frame_two_then_recovers("alloc", |f| matches!(f, Failure::MemoryLimit(_)));
+}
+
+#[test]
+fn a_failing_init_is_reported_with_the_plugins_message() {
+    let err = PluginProcess::spawn(
+        spec("picky", test_plugin("misbehave"), 4096).param("mode", ParamValue::Str("init-error".into())),
+    )
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plugin \"picky\": creating the instance failed: plugin error: init refused on purpose"
+    );
+}

@@ -256,3 +256,33 @@ fn two_thousand_hd_frames_through_three_plugins_stats_add_up() {
         2000.0 / stats["wall_s"].as_f64().unwrap()
     );
 }
+
+#[test]
+fn plugin_log_lines_reach_the_hosts_log_under_the_instance_name() {
+    let dir = scratch("log");
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 8\nheight = 8\nframes = 2\n[[plugin]]\nname = \"chatty\"\npath = \"{}\"\n[plugin.params]\nmode = \"log\"\n[output]\nkind = \"null\"\n",
+        test_plugin("misbehave").display()
+    );
+    let output = run_config(&dir, &config, &[], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let log = stderr(&output);
+    assert!(log.contains("INFO chatty: frame 1 of 8x8"), "{log}");
+}
+
+#[test]
+fn bench_quick_run_reports_every_row() {
+    let dir = scratch("bench");
+    let json = dir.join("bench.json");
+    let output =
+        Command::new(host_bin()).current_dir(root()).args(["bench", "--quick", "--json"]).arg(&json).output().unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert!(!rows.is_empty());
+    for row in rows {
+        for key in ["transport", "frame_bytes", "p50_us", "p99_us", "frames_per_s"] {
+            assert!(!row[key].is_null(), "row lacks {key}: {row}");
+        }
+    }
+}

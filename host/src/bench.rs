@@ -84,6 +84,8 @@ pub struct Memcpy {
     pub frame_bytes: u64,
     pub p50_us: f64,
     pub p99_us: f64,
+    /// Four copies in a row through five buffers (today's transport copies a frame four times).
+    pub four_copies_p50_us: f64,
 }
 
 /// Measured in this process, between two threads (the scheduler places them on cores).
@@ -106,6 +108,8 @@ pub struct SizeResult {
     pub height: u32,
     pub frame_bytes: u64,
     pub memcpy: Latency,
+    /// Four copies in a row through five buffers, in this thread.
+    pub four_copies: Latency,
     /// submit + receive through the identity plugin, output buffer reused.
     pub identity: Latency,
     /// submit + receive through invert, one frame at a time.
@@ -136,6 +140,11 @@ pub struct Ratio {
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
     pub cores: usize,
+    /// Share of all CPU time that other processes used during the run: a busy machine makes
+    /// every figure slower and noisier. None where /proc is not readable.
+    pub other_cpu_percent: Option<f64>,
+    /// Share of all CPU time the hypervisor took (steal).
+    pub steal_percent: Option<f64>,
     pub iterations: usize,
     pub quick: bool,
     pub baselines: Baselines,
@@ -214,6 +223,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
         ensure!(module.is_file(), "{} is missing (build the plugins first: `cargo xtask build`)", module.display());
     }
 
+    let cpu_before = CpuTimes::now();
     let pipe_round_trip = pipe_round_trip(warm, samples.max(1000)).context("pipe round trip")?;
     let futex_round_trip = futex_round_trip(warm, samples.max(1000));
     let handoff_round_trip = handoff_round_trip(warm, samples.max(1000));
@@ -243,12 +253,20 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
         handoff_round_trip,
         memcpy: results
             .iter()
-            .map(|r| Memcpy { frame_bytes: r.frame_bytes, p50_us: r.memcpy.p50_us, p99_us: r.memcpy.p99_us })
+            .map(|r| Memcpy {
+                frame_bytes: r.frame_bytes,
+                p50_us: r.memcpy.p50_us,
+                p99_us: r.memcpy.p99_us,
+                four_copies_p50_us: r.four_copies.p50_us,
+            })
             .collect(),
     };
     let ratios = ratios(&baselines, &results);
+    let cpu = cpu_before.zip(CpuTimes::now()).map(|(before, after)| after.since(&before));
     Ok(Report {
         cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        other_cpu_percent: cpu.map(|c| c.0),
+        steal_percent: cpu.map(|c| c.1),
         iterations: samples,
         quick: options.quick,
         baselines,
@@ -302,6 +320,45 @@ fn ratios(baselines: &Baselines, results: &[SizeResult]) -> Vec<Ratio> {
     ratios
 }
 
+/// Cumulative CPU time from /proc, in clock ticks: the whole machine's, and this process's
+/// own (its threads and its reaped children: the plugin processes).
+#[derive(Debug, Clone, Copy)]
+struct CpuTimes {
+    total: u64,
+    busy: u64,
+    steal: u64,
+    own: u64,
+}
+
+impl CpuTimes {
+    fn now() -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        // user nice system idle iowait irq softirq steal (guest time is already in user).
+        let fields: Vec<u64> =
+            stat.lines().next()?.split_whitespace().skip(1).take(8).map(|v| v.parse().ok()).collect::<Option<_>>()?;
+        let [user, nice, system, idle, iowait, irq, softirq, steal] = fields[..] else { return None };
+        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        // After the command name: state is field 3, utime stime cutime cstime are fields 14..=17.
+        let after_name = own_stat.get(own_stat.rfind(')')? + 1..)?;
+        let own = after_name.split_whitespace().skip(11).take(4).map(|v| v.parse::<u64>().ok()).sum::<Option<u64>>()?;
+        Some(Self {
+            total: user + nice + system + idle + iowait + irq + softirq + steal,
+            busy: user + nice + system + irq + softirq,
+            steal,
+            own,
+        })
+    }
+
+    /// (other processes' share, steal share) of all CPU time since `before`, in percent.
+    fn since(&self, before: &Self) -> (f64, f64) {
+        let total = self.total.saturating_sub(before.total).max(1) as f64;
+        let busy = self.busy.saturating_sub(before.busy);
+        let own = self.own.saturating_sub(before.own);
+        let other = busy.saturating_sub(own) as f64 / total * 100.0;
+        (other, self.steal.saturating_sub(before.steal) as f64 / total * 100.0)
+    }
+}
+
 /// A pseudo-random RGBA frame, every page touched.
 fn test_frame(width: u32, height: u32) -> OwnedFrame {
     let mut frame = OwnedFrame::new(width, height, PixelFormat::Rgba8);
@@ -313,6 +370,17 @@ fn test_frame(width: u32, height: u32) -> OwnedFrame {
         *byte = x as u8;
     }
     frame
+}
+
+const PAGE: usize = 4096;
+
+/// `len` bytes of `buffer` (which has a page to spare) starting on a page boundary, like a slot
+/// buffer. With source and destination both page-aligned the memcpy baseline avoids a slow path
+/// of `rep movsb` on AMD Zen that hits copies of up to ~64 KiB when `(dst - src) % 4096` is
+/// just above zero (16 for two adjacent 4 KiB heap blocks: 25 times slower here).
+fn page_aligned(buffer: &mut [u8], len: usize) -> &mut [u8] {
+    let start = (PAGE - buffer.as_ptr() as usize % PAGE) % PAGE;
+    &mut buffer[start..start + len]
 }
 
 /// The invert plugin's byte loop, native.
@@ -349,19 +417,32 @@ fn measure_size(
     let bytes = input.data.len();
     let frame_bytes = bytes as u64;
 
-    // memcpy and the native invert: batched so that small frames are not lost in timer overhead.
-    let source = input.data.clone();
-    let mut destination = vec![1u8; bytes];
+    // In-process baselines on page-aligned buffers (like slot buffers), batched so that small
+    // frames are not lost in timer overhead: one memcpy, a chain of four copies through five
+    // buffers (what today's transport does to a frame, minus the processes), the native invert.
+    let mut buffers: Vec<Vec<u8>> = (0..5).map(|_| vec![1u8; bytes + PAGE]).collect();
+    let mut chain: Vec<&mut [u8]> = buffers.iter_mut().map(|b| page_aligned(b, bytes)).collect();
+    chain[0].copy_from_slice(&input.data);
     let batch = batch_for(bytes);
     let memcpy = sample_batched(warm, samples, batch, || {
-        destination.copy_from_slice(black_box(&source));
-        black_box(&mut destination);
+        let (source, rest) = chain.split_at_mut(1);
+        rest[0].copy_from_slice(black_box(&*source[0]));
+        black_box(&mut *rest[0]);
+    });
+    let four_copies = sample_batched(warm, samples, batch, || {
+        for k in 0..4 {
+            let (done, rest) = chain.split_at_mut(k + 1);
+            rest[0].copy_from_slice(black_box(&*done[k]));
+        }
+        black_box(&mut chain);
     });
     let native_invert_latency = sample_batched(warm, samples, batch, || {
-        native_invert(black_box(&source), &mut destination);
-        black_box(&mut destination);
+        let (source, rest) = chain.split_at_mut(1);
+        native_invert(black_box(&*source[0]), rest[0]);
+        black_box(&mut *rest[0]);
     });
-    drop((source, destination));
+    drop(chain);
+    drop(buffers);
 
     // The hand-off alone: the identity plugin does no work.
     let mut output = OwnedFrame::new(width, height, PixelFormat::Rgba8);
@@ -402,6 +483,7 @@ fn measure_size(
         height,
         frame_bytes,
         memcpy,
+        four_copies,
         identity: identity_latency,
         invert: invert_latency,
         invert_frames_per_s,
@@ -588,8 +670,15 @@ pub fn print_table(report: &Report, out: &mut impl Write) -> std::io::Result<()>
         report.iterations,
         if report.quick { " (quick)" } else { "" }
     )?;
+    if let (Some(other), Some(steal)) = (report.other_cpu_percent, report.steal_percent) {
+        write!(out, "During the run other processes used {other:.0}% of all CPU time (hypervisor steal {steal:.0}%)")?;
+        if other >= 5.0 {
+            write!(out, ": a busy machine, so expect slower, noisier figures (spinning hand-offs need a free core)")?;
+        }
+        writeln!(out)?;
+    }
     writeln!(out)?;
-    writeln!(out, "Raw baselines (same process, two threads):")?;
+    writeln!(out, "Raw baselines (same process, two threads; {} round trips each):", b.pipe_round_trip.samples)?;
     for (what, l) in [
         ("pipe round trip, 1 byte", &b.pipe_round_trip),
         ("futex round trip, wait/wake (no spin)", &b.futex_round_trip),
@@ -598,22 +687,25 @@ pub fn print_table(report: &Report, out: &mut impl Write) -> std::io::Result<()>
         writeln!(out, "  {what:<46} p50 {:>10}   p99 {:>10}", time(l.p50_us), time(l.p99_us))?;
     }
     writeln!(out)?;
-    writeln!(out, "Frame round trip through a plugin process (transport shm; identity does no work):")?;
+    writeln!(out, "Frame round trip through a plugin process (transport shm; identity does no work),")?;
+    writeln!(out, "next to one memcpy and to four copies in a row in this thread (page-aligned buffers):")?;
     writeln!(
         out,
-        "  {:<10} {:>9} | {:>10} | {:>10} {:>10} | {:>13}",
-        "frame", "bytes", "memcpy p50", "identity", "p99", "identity/copy"
+        "  {:<10} {:>9} | {:>10} {:>10} | {:>10} {:>10} | {:>8} {:>9}",
+        "frame", "bytes", "memcpy", "4 copies", "identity", "p99", "/memcpy", "/4 copies"
     )?;
     for r in &report.sizes {
         writeln!(
             out,
-            "  {:<10} {:>9} | {:>10} | {:>10} {:>10} | {:>12.1}x",
+            "  {:<10} {:>9} | {:>10} {:>10} | {:>10} {:>10} | {:>7.1}x {:>8.1}x",
             format!("{}x{}", r.width, r.height),
             size_label(r.frame_bytes),
             time(r.memcpy.p50_us),
+            time(r.four_copies.p50_us),
             time(r.identity.p50_us),
             time(r.identity.p99_us),
-            r.identity.p50_us / r.memcpy.p50_us
+            r.identity.p50_us / r.memcpy.p50_us,
+            r.identity.p50_us / r.four_copies.p50_us
         )?;
     }
     writeln!(out)?;

@@ -40,6 +40,25 @@ enum Command {
         #[arg(short, long)]
         quiet: bool,
     },
+    /// Measure shared memory against message passing on this machine: raw baselines, frame
+    /// round trips per size, plugin work against native, start-up.
+    Bench {
+        /// Folder with the example plugins (invert.wasm).
+        #[arg(long, default_value = "target/plugins")]
+        plugins: PathBuf,
+        /// The identity test plugin.
+        #[arg(long, default_value = "target/test-plugins/identity.wasm")]
+        identity: PathBuf,
+        /// Samples per measurement.
+        #[arg(long, default_value_t = 200)]
+        iterations: usize,
+        /// Fewer samples and only the small sizes.
+        #[arg(long)]
+        quick: bool,
+        /// Also write every figure as JSON.
+        #[arg(long, value_name = "PATH")]
+        json: Option<PathBuf>,
+    },
     /// Show a plugin's name, version, frame formats and parameters.
     Inspect {
         plugin: PathBuf,
@@ -60,7 +79,7 @@ fn main() -> ExitCode {
         _ => "info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PLUGIN_HOST_LOG").unwrap_or_else(|_| level.into());
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_target(false).with_env_filter(filter).init();
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).with_target(false).with_env_filter(filter).init();
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -73,6 +92,18 @@ fn main() -> ExitCode {
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Run { config, frames, stats_json, quiet, .. } => run_config(&config, frames, stats_json, quiet),
+        Command::Bench { plugins, identity, iterations, quick, json } => {
+            let mut options = plugin_host::bench::BenchOptions::new(plugins, identity);
+            options.iterations = iterations;
+            options.quick = quick;
+            let report = plugin_host::bench::run(&options)?;
+            plugin_host::bench::print_table(&report, &mut std::io::stdout())?;
+            if let Some(path) = json {
+                let text = serde_json::to_string_pretty(&report).context("encoding the report")?;
+                std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+            }
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Inspect { plugin, json } => {
             let name = plugin.file_stem().map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
             let process = PluginProcess::spawn(PluginSpec::new(name, &plugin, 4096))?;

@@ -593,10 +593,10 @@ fn start_reader(
 
 fn forward_log(plugin: &str, level: i32, message: &str) {
     match LogLevel::from_i32(level) {
-        Some(LogLevel::Error) => tracing::error!(target: "plugin", plugin, "{message}"),
-        Some(LogLevel::Warn) => tracing::warn!(target: "plugin", plugin, "{message}"),
-        Some(LogLevel::Info) | None => tracing::info!(target: "plugin", plugin, "{message}"),
-        Some(LogLevel::Debug) => tracing::debug!(target: "plugin", plugin, "{message}"),
-        Some(LogLevel::Trace) => tracing::trace!(target: "plugin", plugin, "{message}"),
+        Some(LogLevel::Error) => tracing::error!(target: "plugin", "{plugin}: {message}"),
+        Some(LogLevel::Warn) => tracing::warn!(target: "plugin", "{plugin}: {message}"),
+        Some(LogLevel::Info) | None => tracing::info!(target: "plugin", "{plugin}: {message}"),
+        Some(LogLevel::Debug) => tracing::debug!(target: "plugin", "{plugin}: {message}"),
+        Some(LogLevel::Trace) => tracing::trace!(target: "plugin", "{plugin}: {message}"),
     }
 }

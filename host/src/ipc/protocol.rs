@@ -72,7 +72,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Load(m) => write!(f, "cannot load: {m}"),
             Failure::Plugin(m) => write!(f, "plugin error: {m}"),
-            Failure::Trap { trap, backtrace } => write!(f, "wasm trap: {trap}\n{backtrace}"),
+            Failure::Trap { trap, backtrace } => write!(f, "{trap}\n{backtrace}"),
             Failure::Deadline => write!(f, "missed its deadline"),
             Failure::MemoryLimit(m) => write!(f, "memory limit: {m}"),
             Failure::Protocol(m) => write!(f, "protocol violation: {m}"),

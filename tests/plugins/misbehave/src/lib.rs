@@ -1,0 +1,110 @@
+//! `misbehave`: a test plugin that inverts frames until frame `frame` (counted per instance,
+//! from 0), where it misbehaves as `mode` says: `panic`, `unreachable`, `divide` (by zero),
+//! `recurse` (stack overflow), `out-of-bounds`, `loop` (forever), `alloc` (without end),
+//! `error` (returns an error), `log` (logs a line per frame). `init-error` fails in `new`.
+
+use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
+
+pub struct Misbehave {
+    mode: String,
+    frame: i64,
+    seen: i64,
+    hoard: Vec<Vec<u8>>,
+}
+
+const MODES: &[&str] = &[
+    "ok",
+    "panic",
+    "unreachable",
+    "divide",
+    "recurse",
+    "out-of-bounds",
+    "loop",
+    "alloc",
+    "error",
+    "log",
+    "init-error",
+];
+
+/// Recursion that keeps everything in wasm locals, so it exhausts the wasm call stack rather
+/// than Rust's shadow stack in linear memory.
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    if std::hint::black_box(depth) == u64::MAX {
+        return 0;
+    }
+    recurse(depth + 1).wrapping_add(std::hint::black_box(depth))
+}
+
+impl Plugin for Misbehave {
+    fn params() -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::choice("mode", "ok", MODES).help("how to misbehave"),
+            ParamSpec::int("frame", 0, 0..=i64::MAX).help("on which frame of the instance"),
+        ]
+    }
+
+    fn formats() -> &'static [PixelFormat] {
+        &[PixelFormat::Rgba8, PixelFormat::Gray8]
+    }
+
+    fn new(params: &Params) -> Result<Self, PluginError> {
+        let mode = params.str("mode").to_string();
+        if mode == "init-error" {
+            return Err(PluginError::new("init refused on purpose"));
+        }
+        Ok(Self { mode, frame: params.int("frame"), seen: 0, hoard: Vec::new() })
+    }
+
+    fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
+        let now = self.seen;
+        self.seen += 1;
+        if self.mode == "log" {
+            plugin_sdk::info!("frame {now} of {}x{}", input.width(), input.height());
+        }
+        if now == self.frame {
+            match self.mode.as_str() {
+                "panic" => panic!("misbehaving on purpose at frame {now}"),
+                "unreachable" => std::process::abort(),
+                "divide" => {
+                    let zero = std::hint::black_box(0u32);
+                    // SAFETY: a lie, so that the compiler drops its own check and the wasm
+                    // division traps.
+                    unsafe { std::hint::assert_unchecked(zero != 0) };
+                    output.row_mut(0)[0] = (input.width() / zero) as u8;
+                }
+                "recurse" => {
+                    output.row_mut(0)[0] = recurse(0) as u8;
+                }
+                "out-of-bounds" => {
+                    let address = std::hint::black_box(usize::MAX - 16) as *const u8;
+                    // SAFETY: not safe at all: the point is to make the wasm load trap.
+                    output.row_mut(0)[0] = unsafe { address.read_volatile() };
+                }
+                "loop" => loop {
+                    std::hint::black_box(&mut self.seen);
+                },
+                "alloc" => loop {
+                    self.hoard.push(vec![1u8; 1 << 20]);
+                },
+                "error" => return Err(PluginError::new(format!("refusing frame {now} on purpose"))),
+                _ => {}
+            }
+        }
+        output.set_shape(input.width(), input.height(), input.format())?;
+        let bpp = input.format().bytes_per_pixel() as usize;
+        for y in 0..input.height() {
+            for (o, i) in output.row_mut(y).chunks_exact_mut(bpp).zip(input.row(y).chunks_exact(bpp)) {
+                for c in 0..bpp.min(3) {
+                    o[c] = 255 - i[c];
+                }
+                if bpp == 4 {
+                    o[3] = i[3];
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+plugin_sdk::export_plugin!(Misbehave);
