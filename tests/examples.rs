@@ -44,3 +44,51 @@ fn sobel_through_its_process() {
 fn threshold_through_its_process() {
     same_as_native::<threshold::Threshold>("threshold", &[("level", ParamValue::Int(90))], &[PixelFormat::Rgba8]);
 }
+
+/// The same plugin, once over shared memory and once over the pipe, must give the same bytes.
+fn transports_agree(name: &str, module: std::path::PathBuf, params: &[(&str, ParamValue)], format: PixelFormat) {
+    let start = |transport| {
+        let mut spec = spec(name, module.clone(), 1 << 20);
+        spec.transport = transport;
+        for (k, v) in params {
+            spec = spec.param(k, v.clone());
+        }
+        PluginProcess::spawn(spec).unwrap()
+    };
+    let mut shm = start(plugin_host::ipc::protocol::Transport::SharedMemory);
+    let mut pipe = start(plugin_host::ipc::protocol::Transport::Pipe);
+    assert_eq!(pipe.transport(), plugin_host::ipc::protocol::Transport::Pipe);
+    for (i, (w, h, padding)) in [(1, 1, 0), (33, 17, 4), (256, 200, 0)].into_iter().enumerate() {
+        let input = noise_frame(w, h, padding, format, 70 + i as u64);
+        let (a, b) = (shm.process(&input).unwrap(), pipe.process(&input).unwrap());
+        assert!(a.same_pixels(&b), "{name} {w}x{h}: shm and pipe transports differ");
+        assert_eq!(a.timestamp_us, b.timestamp_us);
+    }
+}
+
+#[test]
+fn shared_memory_and_pipe_transports_give_identical_output() {
+    let rgba = PixelFormat::Rgba8;
+    transports_agree("invert", plugin("invert"), &[], rgba);
+    transports_agree("invert", plugin("invert"), &[], PixelFormat::Gray8);
+    transports_agree("grayscale", plugin("grayscale"), &[], rgba);
+    transports_agree("flip", plugin("flip"), &[("axis", ParamValue::Str("vertical".into()))], rgba);
+    transports_agree("brightness", plugin("brightness"), &[("contrast", ParamValue::Float(2.5))], rgba);
+    transports_agree("blur", plugin("blur"), &[("radius", ParamValue::Int(4))], rgba);
+    transports_agree("sobel", plugin("sobel"), &[], rgba);
+    transports_agree("threshold", plugin("threshold"), &[("level", ParamValue::Int(60))], rgba);
+}
+
+#[test]
+fn pipe_transport_reports_failures_like_shared_memory() {
+    let mut spec = spec("err", test_plugin("misbehave"), 1 << 16)
+        .param("mode", ParamValue::Str("error".into()))
+        .param("frame", ParamValue::Int(1));
+    spec.transport = plugin_host::ipc::protocol::Transport::Pipe;
+    let mut plugin = PluginProcess::spawn(spec).unwrap();
+    let input = noise_frame(8, 8, 0, PixelFormat::Rgba8, 1);
+    plugin.process(&input).unwrap();
+    let err = plugin.process(&input).unwrap_err();
+    assert_eq!(err.to_string(), "plugin \"err\": frame 1: plugin error: refusing frame 1 on purpose");
+    assert!(plugin.process(&input).unwrap().same_pixels(&invert_reference(&input)));
+}

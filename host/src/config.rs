@@ -2,6 +2,7 @@
 //! keys are errors) and checked as a whole before anything runs; every problem is one sentence
 //! that names the file and the key or plugin.
 
+use crate::ipc::protocol::Transport;
 use crate::plugin::Limits;
 use plugin_sdk::PixelFormat;
 use plugin_sdk::abi::ParamValue;
@@ -116,7 +117,18 @@ struct RawPlugin {
     on_error: OnError,
     max_restarts: Option<u32>,
     #[serde(default)]
+    transport: TransportName,
+    #[serde(default)]
     params: toml::Table,
+}
+
+/// `transport` in a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TransportName {
+    #[default]
+    Shm,
+    Pipe,
 }
 
 /// One stage of the chain, checked.
@@ -128,6 +140,7 @@ pub struct PluginConfig {
     pub limits: Limits,
     pub on_error: OnError,
     pub max_restarts: u32,
+    pub transport: Transport,
     pub params: Vec<(String, ParamValue)>,
 }
 
@@ -223,6 +236,10 @@ impl Config {
                 limits,
                 on_error: p.on_error,
                 max_restarts: p.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+                transport: match p.transport {
+                    TransportName::Shm => Transport::SharedMemory,
+                    TransportName::Pipe => Transport::Pipe,
+                },
                 params,
             });
         }

@@ -79,7 +79,12 @@ fn main() -> ExitCode {
         _ => "info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PLUGIN_HOST_LOG").unwrap_or_else(|_| level.into());
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal()).with_target(false).with_env_filter(filter).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_env_filter(filter)
+        .init();
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {

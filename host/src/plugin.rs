@@ -13,7 +13,9 @@
 //! ```
 
 use crate::ipc::handoff::{self, Futex, Outcome, WaitError};
-use crate::ipc::protocol::{self, Failure, Hello, MAX_TO_HOST_BYTES, ProtocolError, RunnerLimits, ToHost, ToRunner};
+use crate::ipc::protocol::{
+    self, Failure, Hello, MAX_TO_HOST_BYTES, ProtocolError, RunnerLimits, ToHost, ToRunner, Transport,
+};
 use crate::ipc::region::{self, Buffer, Region, RegionError};
 use crate::runner::RUNNER_ARG;
 use crate::schema::{ParamError, PluginDescription};
@@ -49,7 +51,7 @@ impl Default for Limits {
 
 /// How the host waits past a frame's deadline before it kills the process: the runner's own
 /// epoch interruption gets the first chance.
-pub const DEADLINE_GRACE: Duration = Duration::from_millis(50);
+pub const DEADLINE_GRACE: Duration = Duration::from_millis(100);
 
 /// What to start.
 #[derive(Debug, Clone)]
@@ -63,6 +65,8 @@ pub struct PluginSpec {
     pub max_frame_bytes: u64,
     /// Frames that can be in flight at once.
     pub slots: u32,
+    /// How frames travel: shared memory (default) or messages on the pipes.
+    pub transport: Transport,
     /// The executable to run in runner mode; by default `$PLUGIN_HOST_RUNNER`, else this
     /// process's own executable (which must then call [`crate::runner::run_if_requested`]).
     pub runner: Option<PathBuf>,
@@ -77,6 +81,7 @@ impl PluginSpec {
             limits: Limits::default(),
             max_frame_bytes,
             slots: region::MIN_SLOTS,
+            transport: Transport::SharedMemory,
             runner: None,
         }
     }
@@ -172,6 +177,9 @@ pub struct PluginProcess {
     in_flight: Vec<bool>,
     next_slot: u32,
     next_frame: u64,
+    transport: Transport,
+    /// Largest frame in bytes: the slot capacity, or for the pipe transport the same rounding.
+    frame_capacity: u64,
 }
 
 fn read_module(name: &str, path: &Path) -> Result<Vec<u8>, PluginError> {
@@ -196,10 +204,17 @@ impl PluginProcess {
     pub fn spawn(spec: PluginSpec) -> Result<Self, PluginError> {
         let err = |kind| PluginError { plugin: spec.name.clone(), kind };
         let module = read_module(&spec.name, &spec.module)?;
-        let region = Arc::new(
-            Region::create(&format!("plugin-host:{}", spec.name), spec.slots, spec.max_frame_bytes)
-                .map_err(|e| err(e.into()))?,
-        );
+        // The pipe transport carries frames in messages: its region only needs its header.
+        let region_bytes = match spec.transport {
+            Transport::SharedMemory => spec.max_frame_bytes,
+            Transport::Pipe => region::PAGE_SIZE,
+        };
+        let region = Region::create(&format!("plugin-host:{}", spec.name), spec.slots, region_bytes);
+        let region = Arc::new(region.map_err(|e| err(e.into()))?);
+        let frame_capacity = spec.max_frame_bytes.max(1).next_multiple_of(region::PAGE_SIZE);
+        if frame_capacity > region::MAX_SLOT_CAPACITY {
+            return Err(err(ErrorKind::Region(RegionError::Capacity(spec.max_frame_bytes))));
+        }
         let (to_runner_read, to_runner_write) = pipe().map_err(|e| err(ErrorKind::Spawn(e)))?;
         let (from_runner_read, from_runner_write) = pipe().map_err(|e| err(ErrorKind::Spawn(e)))?;
         let region_fd: OwnedFd = region.file().try_clone().map_err(|e| err(ErrorKind::Spawn(e)))?.into();
@@ -216,8 +231,10 @@ impl PluginProcess {
 
         let (tx, events) = mpsc::channel();
         let gone = Arc::new(AtomicBool::new(false));
+        let max_message = MAX_TO_HOST_BYTES.max(frame_capacity as usize + 4096);
+        let from_runner = File::from(from_runner_read);
         let reader =
-            start_reader(spec.name.clone(), File::from(from_runner_read), tx, Arc::clone(&region), Arc::clone(&gone));
+            start_reader(spec.name.clone(), from_runner, max_message, tx, Arc::clone(&region), Arc::clone(&gone));
         let control = File::from(to_runner_write);
         set_nonblocking(&control).map_err(|e| err(ErrorKind::Spawn(e)))?;
         let mut plugin = PluginProcess {
@@ -239,6 +256,8 @@ impl PluginProcess {
             in_flight: vec![false; spec.slots as usize],
             next_slot: 0,
             next_frame: 0,
+            transport: spec.transport,
+            frame_capacity,
         };
         let result = plugin.start(&spec, module);
         result.map(|()| plugin).map_err(err)
@@ -258,7 +277,14 @@ impl PluginProcess {
             deadline_ms: spec.limits.deadline.as_millis() as u64,
             startup_ms: spec.limits.startup.as_millis() as u64,
         };
-        self.send_message(&ToRunner::Load { plugin: spec.name.clone(), module, limits }, deadline)?;
+        let load = ToRunner::Load {
+            plugin: spec.name.clone(),
+            module,
+            limits,
+            transport: spec.transport,
+            frame_capacity: self.frame_capacity,
+        };
+        self.send_message(&load, deadline)?;
         let not_a_plugin = |reason: String| ErrorKind::NotAPlugin { path: spec.module.clone(), reason };
         let description = match self.next_message(deadline)? {
             ToHost::Loaded { description } => description,
@@ -291,9 +317,13 @@ impl PluginProcess {
         self.child.as_ref().map(Child::id)
     }
 
-    /// Largest frame in bytes a slot holds.
+    /// Largest frame in bytes the plugin can be given.
     pub fn frame_capacity(&self) -> u64 {
-        self.region.slot_capacity()
+        self.frame_capacity
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.transport
     }
 
     /// Hands one frame to the plugin and waits for the result.
@@ -315,7 +345,7 @@ impl PluginProcess {
             );
         }
         let bytes = input.stride() as u64 * (input.height() as u64 - 1) + input.row_bytes() as u64;
-        let capacity = self.region.slot_capacity();
+        let capacity = self.frame_capacity;
         if bytes > capacity {
             let (width, height) = (input.width(), input.height());
             return Err(self.error(ErrorKind::TooLarge { width, height, format: format.name(), bytes, capacity }));
@@ -327,7 +357,6 @@ impl PluginProcess {
                 self.in_flight.len()
             ))));
         }
-        self.region.write_buffer(slot, Buffer::Input, 0, &input.data()[..bytes as usize]);
         let desc = FrameDesc {
             data: 0,
             capacity: capacity as u32,
@@ -337,13 +366,24 @@ impl PluginProcess {
             format: format as u32,
             timestamp_us: input.timestamp_us(),
         };
-        self.region.write_desc(slot, Buffer::Input, &desc);
         let frame = self.next_frame;
-        self.region.set_frame_number(slot, frame);
-        handoff::submit(&Futex, self.region.state(slot), self.region.doorbell());
-        if self.gone.load(Ordering::SeqCst) {
-            // The reader may have scanned the slots before this submit: end our own wait.
-            handoff::abandon(&Futex, self.region.state(slot));
+        match self.transport {
+            Transport::SharedMemory => {
+                self.region.write_buffer(slot, Buffer::Input, 0, &input.data()[..bytes as usize]);
+                self.region.write_desc(slot, Buffer::Input, &desc);
+                self.region.set_frame_number(slot, frame);
+                handoff::submit(&Futex, self.region.state(slot), self.region.doorbell());
+                if self.gone.load(Ordering::SeqCst) {
+                    // The reader may have scanned the slots before this submit: end our own wait.
+                    handoff::abandon(&Futex, self.region.state(slot));
+                }
+            }
+            Transport::Pipe => {
+                let message =
+                    ToRunner::Frame { frame, desc: desc.to_bytes(), pixels: input.data()[..bytes as usize].to_vec() };
+                let deadline = Instant::now() + self.limits.deadline + DEADLINE_GRACE;
+                self.send_message(&message, deadline).map_err(|kind| self.error(kind))?;
+            }
         }
         self.in_flight[slot as usize] = true;
         self.next_slot = (slot + 1) % self.in_flight.len() as u32;
@@ -355,6 +395,10 @@ impl PluginProcess {
     pub fn receive(&mut self, ticket: Ticket, output: &mut OwnedFrame) -> Result<(), PluginError> {
         let Ticket { slot, frame, submitted } = ticket;
         let deadline = submitted + self.limits.deadline + DEADLINE_GRACE;
+        if self.transport == Transport::Pipe {
+            self.in_flight[slot as usize] = false;
+            return self.receive_message(frame, deadline, output).map_err(|kind| self.error(kind));
+        }
         let region = Arc::clone(&self.region);
         let state = region.state(slot);
         let outcome = handoff::wait_outcome(&Futex, state, deadline);
@@ -389,6 +433,50 @@ impl PluginProcess {
         output.format = format;
         output.timestamp_us = desc.timestamp_us;
         Ok(())
+    }
+
+    /// Pipe transport: waits for the frame's message.
+    fn receive_message(&mut self, frame: u64, deadline: Instant, output: &mut OwnedFrame) -> Result<(), ErrorKind> {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let message = match self.events.recv_timeout(left) {
+                Ok(Event::Message(message)) => message,
+                Ok(Event::Hello(_)) => return Err(ErrorKind::Protocol("a second handshake".into())),
+                Ok(Event::Closed(_)) | Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.died(Some(frame))),
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.kill();
+                    return Err(ErrorKind::Deadline { frame, deadline: self.limits.deadline });
+                }
+            };
+            match message {
+                ToHost::FrameDone { frame: done, desc, pixels } if done == frame => {
+                    let desc = FrameDesc::from_bytes(&desc);
+                    let format = region::validate_output(&desc, self.frame_capacity)
+                        .ok()
+                        .filter(|_| desc.data == 0 && pixels.len() as u64 == desc.byte_len())
+                        .ok_or_else(|| {
+                            self.kill();
+                            ErrorKind::Protocol(format!(
+                                "frame {frame}: the returned frame does not match its descriptor"
+                            ))
+                        })?;
+                    output.data = pixels;
+                    output.width = desc.width;
+                    output.height = desc.height;
+                    output.stride = desc.stride;
+                    output.format = format;
+                    output.timestamp_us = desc.timestamp_us;
+                    return Ok(());
+                }
+                ToHost::Failed { frame: Some(f), failure } if f == frame => {
+                    return Err(ErrorKind::Frame { frame, failure });
+                }
+                other => {
+                    self.kill();
+                    return Err(ErrorKind::Protocol(format!("frame {frame}: unexpected {}", message_kind(&other))));
+                }
+            }
+        }
     }
 
     /// The runner sends the reason before it marks the slot failed; collect it.
@@ -536,8 +624,11 @@ impl Drop for PluginProcess {
     }
 }
 
+/// A pipe with a 1 MiB buffer where the system allows it (fewer wake-ups for large messages).
 fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    Ok(nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?)
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let _ = nix::fcntl::fcntl(write.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+    Ok((read, write))
 }
 
 fn set_nonblocking(file: &File) -> io::Result<()> {
@@ -552,6 +643,7 @@ fn set_nonblocking(file: &File) -> io::Result<()> {
 fn start_reader(
     name: String,
     pipe: File,
+    max_message: usize,
     events: mpsc::Sender<Event>,
     region: Arc<Region>,
     gone: Arc<AtomicBool>,
@@ -563,7 +655,7 @@ fn start_reader(
             Ok(()) => {
                 let _ = events.send(Event::Hello(hello));
                 loop {
-                    match protocol::read_message::<ToHost>(&mut reader, MAX_TO_HOST_BYTES) {
+                    match protocol::read_message::<ToHost>(&mut reader, max_message) {
                         Ok(ToHost::Log { level, message }) => forward_log(&name, level, &message),
                         Ok(message) => {
                             let _ = events.send(Event::Message(message));
@@ -589,6 +681,17 @@ fn start_reader(
         }
         let _ = events.send(Event::Closed(closed));
     })
+}
+
+/// A message's name, for errors (never its untrusted contents in full).
+fn message_kind(message: &ToHost) -> &'static str {
+    match message {
+        ToHost::Loaded { .. } => "Loaded",
+        ToHost::Ready => "Ready",
+        ToHost::FrameDone { .. } => "FrameDone for another frame",
+        ToHost::Log { .. } => "Log",
+        ToHost::Failed { .. } => "Failed for another frame",
+    }
 }
 
 fn forward_log(plugin: &str, level: i32, message: &str) {

@@ -3,6 +3,7 @@
 //! starts with a fixed 16-byte handshake (magic, lowest and highest protocol version) from each
 //! side, so that a mismatch is a clear error rather than a decoding failure.
 
+use plugin_sdk::abi::FRAME_DESC_SIZE;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
@@ -26,11 +27,36 @@ pub struct RunnerLimits {
     pub startup_ms: u64,
 }
 
+/// How frames travel between host and runner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum Transport {
+    /// Through the shared region, mapped into the plugin's linear memory: no copies.
+    #[default]
+    SharedMemory,
+    /// As messages on the control pipes: the classic message-passing method, and the baseline.
+    Pipe,
+}
+
 /// Host → runner.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum ToRunner {
     /// Compile and instantiate the module; answered by [`ToHost::Loaded`].
-    Load { plugin: String, module: Vec<u8>, limits: RunnerLimits },
+    Load {
+        plugin: String,
+        #[serde(with = "serde_bytes")]
+        module: Vec<u8>,
+        limits: RunnerLimits,
+        transport: Transport,
+        /// Largest frame in bytes (for the pipe transport; the region says it for shared memory).
+        frame_capacity: u64,
+    },
+    /// Pipe transport: one frame; `desc` is a `FrameDesc` with `data` 0.
+    Frame {
+        frame: u64,
+        desc: [u8; FRAME_DESC_SIZE],
+        #[serde(with = "serde_bytes")]
+        pixels: Vec<u8>,
+    },
     /// Create the plugin instance with ABI-encoded parameters; answered by [`ToHost::Ready`].
     Init { params: Vec<u8> },
     /// Exit cleanly.
@@ -44,6 +70,13 @@ pub enum ToHost {
     Loaded { description: String },
     /// The instance is created; frames may flow.
     Ready,
+    /// Pipe transport: the processed frame.
+    FrameDone {
+        frame: u64,
+        desc: [u8; FRAME_DESC_SIZE],
+        #[serde(with = "serde_bytes")]
+        pixels: Vec<u8>,
+    },
     /// A log line from the plugin.
     Log { level: i32, message: String },
     /// Something failed; `frame` is set when it happened while processing that frame.

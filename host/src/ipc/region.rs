@@ -240,6 +240,11 @@ impl Region {
         }
     }
 
+    /// Bytes of all slot buffers together (they are contiguous, from slot 0's input buffer).
+    pub fn buffers_len(&self) -> usize {
+        (self.slot_count as u64 * 2 * self.slot_capacity) as usize
+    }
+
     /// Offset of a slot buffer from the start of the region.
     pub fn buffer_offset(&self, slot: u32, which: Buffer) -> u64 {
         assert!(slot < self.slot_count, "slot {slot} out of range");

@@ -233,6 +233,7 @@ impl Stage {
         let mut spec = PluginSpec::new(&config.name, &config.path, frame_bytes);
         spec.params = config.params.clone();
         spec.limits = config.limits.clone();
+        spec.transport = config.transport;
         spec.runner = options.runner.clone();
         let process = PluginProcess::spawn(spec.clone())?;
         Ok(Self { config: config.clone(), spec, process: Some(process), stats: PluginStats::new(&config.name) })

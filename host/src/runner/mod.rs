@@ -2,12 +2,15 @@
 //! [`run_if_requested`]) with the runner argument; the runner takes its three descriptors,
 //! handshakes, loads the module, and serves frames from the shared region until told to stop.
 
+mod memory;
 mod wasm;
 
 use crate::ipc::handoff::{self, Futex, Outcome};
+use crate::ipc::protocol::Transport;
 use crate::ipc::protocol::{self, Failure, Hello, MAX_TO_RUNNER_BYTES, ToHost, ToRunner};
-use crate::ipc::region::{Buffer, Region};
+use crate::ipc::region::{Buffer, MAX_SLOT_CAPACITY, PAGE_SIZE, Region};
 use crate::sys::process::take_runner_fds;
+use memory::Window;
 use std::fs::File;
 use std::io::BufReader;
 use std::os::fd::AsFd;
@@ -15,7 +18,7 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use wasm::{LogSink, PluginModule};
+use wasm::{FrameIo, LogSink, PluginModule};
 
 /// The first argument that puts the binary in runner mode.
 pub const RUNNER_ARG: &str = "__plugin-host-runner";
@@ -57,14 +60,27 @@ fn serve() -> Result<(), protocol::ProtocolError> {
     };
 
     let region = Region::open(File::from(region_fd)).map_err(|e| fail(Failure::Protocol(e.to_string())))?;
-    let capacity =
-        u32::try_from(region.slot_capacity()).map_err(|_| fail(Failure::Protocol("slot too large".into())))?;
 
-    let (module_bytes, limits) = match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
-        ToRunner::Load { module, limits, .. } => (module, limits),
-        other => return Err(fail(Failure::Protocol(format!("expected Load, got {other:?}")))),
+    let (module_bytes, limits, transport, pipe_capacity) =
+        match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
+            ToRunner::Load { module, limits, transport, frame_capacity, .. } => {
+                (module, limits, transport, frame_capacity)
+            }
+            other => return Err(fail(Failure::Protocol(format!("expected Load, got {other:?}")))),
+        };
+    let (capacity, window) = match transport {
+        Transport::SharedMemory => {
+            let region_file = region.file().try_clone().map_err(|e| fail(Failure::Protocol(e.to_string())))?;
+            let window = Window::new(region_file, region.buffer_offset(0, Buffer::Input), region.buffers_len());
+            (region.slot_capacity(), Some(window))
+        }
+        Transport::Pipe => (pipe_capacity.next_multiple_of(PAGE_SIZE), None),
     };
-    let engine = wasm::engine().map_err(|e| fail(Failure::Load(e.to_string())))?;
+    let capacity = u32::try_from(capacity)
+        .ok()
+        .filter(|&c| c as u64 <= MAX_SLOT_CAPACITY)
+        .ok_or_else(|| fail(Failure::Protocol(format!("frame capacity {capacity} is too large"))))?;
+    let engine = wasm::engine(window.clone()).map_err(|e| fail(Failure::Load(e.to_string())))?;
     let watchdog = Watchdog::start(engine.clone(), Duration::from_millis(limits.deadline_ms.max(1)));
     let module = PluginModule::compile(&engine, &module_bytes).map_err(fail)?;
     drop(module_bytes);
@@ -72,7 +88,7 @@ fn serve() -> Result<(), protocol::ProtocolError> {
     let log: LogSink = Arc::new(move |level, message| {
         let _ = send(&log_control, &ToHost::Log { level, message });
     });
-    let mut instance = module.instantiate(&limits, capacity, Arc::clone(&log)).map_err(fail)?;
+    let mut instance = module.instantiate(&limits, capacity, window.clone(), Arc::clone(&log)).map_err(fail)?;
     let description = instance.describe().map_err(fail)?;
     send(&control, &ToHost::Loaded { description })?;
 
@@ -86,37 +102,65 @@ fn serve() -> Result<(), protocol::ProtocolError> {
     send(&control, &ToHost::Ready)?;
 
     let deadline = Duration::from_millis(limits.deadline_ms.max(1));
+    let recover = |instance: &mut wasm::PluginInstance, failure: &Failure| -> Result<(), protocol::ProtocolError> {
+        if matches!(failure, Failure::Trap { .. } | Failure::Deadline | Failure::MemoryLimit(_)) {
+            // A trap can leave the guest's state half-updated: start it afresh.
+            *instance = module.instantiate(&limits, capacity, window.clone(), Arc::clone(&log)).map_err(fail)?;
+            watchdog.guard(startup, || instance.init(&params, 1)).map_err(fail)?;
+        }
+        Ok(())
+    };
+    if transport == Transport::Pipe {
+        loop {
+            match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
+                ToRunner::Frame { frame, desc, pixels } => {
+                    let desc = plugin_sdk::abi::FrameDesc {
+                        data: 0,
+                        capacity,
+                        ..plugin_sdk::abi::FrameDesc::from_bytes(&desc)
+                    };
+                    if pixels.len() as u64 != desc.byte_len() {
+                        return Err(fail(Failure::Protocol("frame pixels do not match their descriptor".into())));
+                    }
+                    let mut out = Vec::new();
+                    let io = FrameIo::Copy {
+                        fill: &mut |dst: &mut [u8]| dst.copy_from_slice(&pixels),
+                        take: &mut |src: &[u8]| out.extend_from_slice(src),
+                    };
+                    let result = watchdog.guard(deadline, || instance.process(&desc, 1, io));
+                    match result {
+                        Ok(done) => send(&control, &ToHost::FrameDone { frame, desc: done.to_bytes(), pixels: out })?,
+                        Err(failure) => {
+                            send(&control, &ToHost::Failed { frame: Some(frame), failure: failure.clone() })?;
+                            recover(&mut instance, &failure)?;
+                        }
+                    }
+                }
+                ToRunner::Shutdown => return Ok(()),
+                other => return Err(fail(Failure::Protocol(format!("unexpected {other:?} while serving frames")))),
+            }
+        }
+    }
     let mut seen = region.doorbell().load(Ordering::Acquire);
     loop {
         if let Some(slot) = next_submitted(&region) {
             let frame = region.frame_number(slot);
             let input_desc = region.read_desc(slot, Buffer::Input);
-            let result = watchdog.guard(deadline, || {
-                instance.process(
-                    &input_desc,
-                    1,
-                    |dst| region.read_buffer(slot, Buffer::Input, input_desc.data as usize, dst),
-                    |desc, pixels| {
-                        region.write_buffer(slot, Buffer::Output, 0, pixels);
-                        region.write_desc(
-                            slot,
-                            Buffer::Output,
-                            &plugin_sdk::abi::FrameDesc { data: 0, capacity, ..*desc },
-                        );
-                    },
-                )
-            });
+            let window_start = region.buffer_offset(0, Buffer::Input);
+            let io = FrameIo::InPlace {
+                input: (region.buffer_offset(slot, Buffer::Input) - window_start) as u32,
+                output: (region.buffer_offset(slot, Buffer::Output) - window_start) as u32,
+            };
+            let result = watchdog.guard(deadline, || instance.process(&input_desc, 1, io));
             match result {
-                Ok(()) => handoff::complete(&Futex, region.state(slot), Outcome::Done),
+                Ok(output) => {
+                    region.write_desc(slot, Buffer::Output, &output);
+                    handoff::complete(&Futex, region.state(slot), Outcome::Done);
+                }
                 Err(failure) => {
-                    let broken = matches!(failure, Failure::Trap { .. } | Failure::Deadline | Failure::MemoryLimit(_));
-                    send(&control, &ToHost::Failed { frame: Some(frame), failure })?;
+                    send(&control, &ToHost::Failed { frame: Some(frame), failure: failure.clone() })?;
                     handoff::complete(&Futex, region.state(slot), Outcome::Failed);
-                    if broken {
-                        // A trap can leave the guest's state half-updated: start it afresh.
-                        instance = module.instantiate(&limits, capacity, Arc::clone(&log)).map_err(fail)?;
-                        watchdog.guard(startup, || instance.init(&params, 1)).map_err(fail)?;
-                    }
+                    recover(&mut instance, &failure)?;
                 }
             }
             continue;

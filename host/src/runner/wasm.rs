@@ -1,6 +1,7 @@
 //! The plugin module inside the runner: wasmtime setup, the guest ABI calls, the frame copy in
 //! and out of linear memory, and the classification of what went wrong.
 
+use super::memory::{Window, WindowCreator};
 use crate::ipc::protocol::{Failure, RunnerLimits};
 use plugin_sdk::abi::{self, FRAME_DESC_SIZE, FrameDesc, Status};
 use std::sync::Arc;
@@ -33,9 +34,15 @@ impl ResourceLimiter for StoreData {
     }
 }
 
-/// The engine settings every runner uses.
-pub fn engine() -> wasmtime::Result<Engine> {
+/// The engine settings every runner uses; with a window, linear memories map the shared
+/// region's buffers (zero-copy frames).
+pub fn engine(window: Option<Arc<Window>>) -> wasmtime::Result<Engine> {
     let mut config = Config::new();
+    if let Some(window) = window {
+        config.with_host_memory(Arc::new(WindowCreator(window)));
+        // Copy-on-write memory images assume wasmtime's own mmap memories.
+        config.memory_init_cow(false);
+    }
     config.epoch_interruption(true);
     config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
@@ -59,13 +66,29 @@ struct Exports {
     describe: TypedFunc<(), i32>,
 }
 
+/// Where an instance's frames live in its linear memory.
+enum Buffers {
+    /// The region's buffers, mapped at this offset (zero-copy).
+    Window { base: u32, len: u32 },
+    /// Buffers of its own that frames are copied into and out of.
+    Heap { input: u32, output: u32 },
+}
+
+/// How one frame reaches the plugin.
+pub enum FrameIo<'a> {
+    /// In place: the input and output buffers at these offsets within the window.
+    InPlace { input: u32, output: u32 },
+    /// By copy: `fill` writes the input pixels, `take` gets the output pixels.
+    Copy { fill: &'a mut dyn FnMut(&mut [u8]), take: &'a mut dyn FnMut(&[u8]) },
+}
+
 /// One instance with its frame buffers in linear memory.
 pub struct PluginInstance {
     store: Store<StoreData>,
     exports: Exports,
-    /// Input buffer, output buffer, input descriptor, output descriptor.
-    input: u32,
-    output: u32,
+    buffers: Buffers,
+    window: Option<Arc<Window>>,
+    /// The two frame descriptors.
     descs: u32,
     capacity: u32,
 }
@@ -95,10 +118,11 @@ impl PluginModule {
         &self,
         limits: &RunnerLimits,
         frame_capacity: u32,
+        window: Option<Arc<Window>>,
         log: LogSink,
     ) -> Result<PluginInstance, Failure> {
-        let memory_cap =
-            (limits.memory_bytes as usize).saturating_add(2 * frame_capacity as usize + 2 * FRAME_DESC_SIZE + 65536);
+        let frame_bytes = window.as_ref().map_or(2 * frame_capacity as usize, |w| w.len().next_multiple_of(WASM_PAGE));
+        let memory_cap = (limits.memory_bytes as usize).saturating_add(frame_bytes + 2 * WASM_PAGE);
         let data = StoreData { memory_cap, memory_denied: Arc::new(AtomicBool::new(false)), log };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| data);
@@ -124,9 +148,26 @@ impl PluginModule {
             last_error: func(&instance, &mut store, abi::EXPORT_LAST_ERROR)?,
             describe: func(&instance, &mut store, abi::EXPORT_DESCRIBE)?,
         };
-        Ok(PluginInstance { store, exports, input: 0, output: 0, descs: 0, capacity: frame_capacity })
+        let buffers = Buffers::Heap { input: 0, output: 0 };
+        let mut instance = PluginInstance { store, exports, buffers, window, descs: 0, capacity: frame_capacity };
+        if let Some(window) = &instance.window {
+            window.arm();
+            let pages = window.len().div_ceil(WASM_PAGE) as u64;
+            instance
+                .exports
+                .memory
+                .grow(&mut instance.store, pages)
+                .map_err(|e| Failure::MemoryLimit(format!("cannot map the frame window into linear memory: {e:#}")))?;
+            let base = window.placed_at().map_err(Failure::Load)?;
+            let base =
+                u32::try_from(base).map_err(|_| Failure::MemoryLimit("the frame window lies past 4 GiB".into()))?;
+            instance.buffers = Buffers::Window { base, len: window.len() as u32 };
+        }
+        Ok(instance)
     }
 }
+
+const WASM_PAGE: usize = 65536;
 
 fn func<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
     instance: &Instance,
@@ -182,8 +223,9 @@ impl PluginInstance {
         self.store.set_epoch_deadline(deadline_ticks);
         let status = self.exports.init.call(&mut self.store, (params_ptr as i32, params.len() as i32));
         self.check_status(status)?;
-        self.input = self.alloc(self.capacity)?;
-        self.output = self.alloc(self.capacity)?;
+        if let Buffers::Heap { .. } = self.buffers {
+            self.buffers = Buffers::Heap { input: self.alloc(self.capacity)?, output: self.alloc(self.capacity)? };
+        }
         self.descs = self.alloc(2 * FRAME_DESC_SIZE as u32)?;
         Ok(())
     }
@@ -220,45 +262,51 @@ impl PluginInstance {
         Some(window[..end].to_vec())
     }
 
-    /// Processes one frame: `fill_input` copies the input pixels into linear memory, the plugin
-    /// runs, and `take_output` receives the validated output descriptor and pixels.
+    /// Processes one frame whose descriptor is `input` (`data` relative to its buffer) and
+    /// returns the validated output descriptor (`data` relative to the output buffer).
     pub fn process(
         &mut self,
         input: &FrameDesc,
         deadline_ticks: u64,
-        fill_input: impl FnOnce(&mut [u8]),
-        take_output: impl FnOnce(&FrameDesc, &[u8]),
-    ) -> Result<(), Failure> {
-        let in_len = input.byte_len() as usize;
-        if input.validate().is_err() || in_len > self.capacity as usize {
+        mut io: FrameIo<'_>,
+    ) -> Result<FrameDesc, Failure> {
+        let in_len = input.byte_len();
+        if input.validate().is_err() || input.data as u64 + in_len > self.capacity as u64 {
             return Err(Failure::Protocol("the host sent an invalid input descriptor".into()));
         }
-        let in_desc = FrameDesc { data: self.input, capacity: self.capacity, ..*input };
-        let out_desc = FrameDesc { data: self.output, capacity: self.capacity, ..*input };
-        let memory = self.exports.memory.data_mut(&mut self.store);
-        fill_input(&mut memory[self.input as usize..self.input as usize + in_len]);
+        let (in_buf, out_buf) = match (&self.buffers, &io) {
+            (Buffers::Window { base, len }, FrameIo::InPlace { input, output }) => {
+                if input.max(output).saturating_add(self.capacity) > *len {
+                    return Err(Failure::Protocol("a slot buffer lies outside the frame window".into()));
+                }
+                (base + input, base + output)
+            }
+            (Buffers::Heap { input, output }, FrameIo::Copy { .. }) => (*input, *output),
+            _ => return Err(Failure::Protocol("frame transport does not match the instance's buffers".into())),
+        };
+        let in_desc = FrameDesc { data: in_buf + input.data, capacity: self.capacity - input.data, ..*input };
+        let out_desc = FrameDesc { data: out_buf, capacity: self.capacity, ..*input };
         let descs = self.descs as usize;
+        let memory = self.exports.memory.data_mut(&mut self.store);
+        if let FrameIo::Copy { fill, .. } = &mut io {
+            fill(&mut memory[in_desc.data as usize..in_desc.data as usize + in_len as usize]);
+        }
         memory[descs..descs + FRAME_DESC_SIZE].copy_from_slice(&in_desc.to_bytes());
         memory[descs + FRAME_DESC_SIZE..descs + 2 * FRAME_DESC_SIZE].copy_from_slice(&out_desc.to_bytes());
         self.store.set_epoch_deadline(deadline_ticks);
-        let status = self
-            .exports
-            .process
-            .call(&mut self.store, (self.descs as i32, (self.descs as usize + FRAME_DESC_SIZE) as i32));
+        let status = self.exports.process.call(&mut self.store, (descs as i32, (descs + FRAME_DESC_SIZE) as i32));
         self.check_status(status)?;
         let memory = self.exports.memory.data(&self.store);
         let mut bytes = [0u8; FRAME_DESC_SIZE];
         bytes.copy_from_slice(&memory[descs + FRAME_DESC_SIZE..descs + 2 * FRAME_DESC_SIZE]);
         let out = FrameDesc::from_bytes(&bytes);
-        if out.data != self.output || out.capacity != self.capacity {
+        if out.data != out_buf || out.capacity != self.capacity {
             return Err(Failure::Plugin("the plugin moved its output buffer".into()));
         }
         out.validate().map_err(|why| Failure::Plugin(format!("the plugin's output descriptor is invalid: {why}")))?;
-        let start = self.output as usize;
-        take_output(
-            &FrameDesc { timestamp_us: input.timestamp_us, ..out },
-            &memory[start..start + out.byte_len() as usize],
-        );
-        Ok(())
+        if let FrameIo::Copy { take, .. } = io {
+            take(&memory[out_buf as usize..out_buf as usize + out.byte_len() as usize]);
+        }
+        Ok(FrameDesc { data: 0, timestamp_us: input.timestamp_us, ..out })
     }
 }
