@@ -437,44 +437,38 @@ impl PluginProcess {
 
     /// Pipe transport: waits for the frame's message.
     fn receive_message(&mut self, frame: u64, deadline: Instant, output: &mut OwnedFrame) -> Result<(), ErrorKind> {
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let message = match self.events.recv_timeout(left) {
-                Ok(Event::Message(message)) => message,
-                Ok(Event::Hello(_)) => return Err(ErrorKind::Protocol("a second handshake".into())),
-                Ok(Event::Closed(_)) | Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.died(Some(frame))),
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    self.kill();
-                    return Err(ErrorKind::Deadline { frame, deadline: self.limits.deadline });
-                }
-            };
-            match message {
-                ToHost::FrameDone { frame: done, desc, pixels } if done == frame => {
-                    let desc = FrameDesc::from_bytes(&desc);
-                    let format = region::validate_output(&desc, self.frame_capacity)
-                        .ok()
-                        .filter(|_| desc.data == 0 && pixels.len() as u64 == desc.byte_len())
-                        .ok_or_else(|| {
-                            self.kill();
-                            ErrorKind::Protocol(format!(
-                                "frame {frame}: the returned frame does not match its descriptor"
-                            ))
-                        })?;
-                    output.data = pixels;
-                    output.width = desc.width;
-                    output.height = desc.height;
-                    output.stride = desc.stride;
-                    output.format = format;
-                    output.timestamp_us = desc.timestamp_us;
-                    return Ok(());
-                }
-                ToHost::Failed { frame: Some(f), failure } if f == frame => {
-                    return Err(ErrorKind::Frame { frame, failure });
-                }
-                other => {
-                    self.kill();
-                    return Err(ErrorKind::Protocol(format!("frame {frame}: unexpected {}", message_kind(&other))));
-                }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let message = match self.events.recv_timeout(left) {
+            Ok(Event::Message(message)) => message,
+            Ok(Event::Hello(_)) => return Err(ErrorKind::Protocol("a second handshake".into())),
+            Ok(Event::Closed(_)) | Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.died(Some(frame))),
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                self.kill();
+                return Err(ErrorKind::Deadline { frame, deadline: self.limits.deadline });
+            }
+        };
+        match message {
+            ToHost::FrameDone { frame: done, desc, pixels } if done == frame => {
+                let desc = FrameDesc::from_bytes(&desc);
+                let format = region::validate_output(&desc, self.frame_capacity)
+                    .ok()
+                    .filter(|_| desc.data == 0 && pixels.len() as u64 == desc.byte_len())
+                    .ok_or_else(|| {
+                        self.kill();
+                        ErrorKind::Protocol(format!("frame {frame}: the returned frame does not match its descriptor"))
+                    })?;
+                output.data = pixels;
+                output.width = desc.width;
+                output.height = desc.height;
+                output.stride = desc.stride;
+                output.format = format;
+                output.timestamp_us = desc.timestamp_us;
+                Ok(())
+            }
+            ToHost::Failed { frame: Some(f), failure } if f == frame => Err(ErrorKind::Frame { frame, failure }),
+            other => {
+                self.kill();
+                Err(ErrorKind::Protocol(format!("frame {frame}: unexpected {}", message_kind(&other))))
             }
         }
     }
