@@ -21,45 +21,57 @@ pub struct ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    input: InputConfig,
+    input: RawInput,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
-    output: OutputConfig,
+    output: RawOutput,
+}
+
+// Tables are parsed as plain structs (not serde-tagged enums) so that toml can point at the
+// offending key; which keys belong to which kind is checked afterwards.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    kind: InputKind,
+    path: Option<PathBuf>,
+    width: Option<u32>,
+    height: Option<u32>,
+    frames: Option<u64>,
+    format: Option<RawFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum InputKind {
+    Testsrc,
+    Png,
+    Raw,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    kind: OutputKind,
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum OutputKind {
+    Png,
+    Raw,
+    Null,
 }
 
 /// Where frames come from.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum InputConfig {
     /// The built-in moving test pattern.
-    Testsrc {
-        #[serde(default = "default_width")]
-        width: u32,
-        #[serde(default = "default_height")]
-        height: u32,
-        #[serde(default = "default_frames")]
-        frames: u64,
-    },
+    Testsrc { width: u32, height: u32, frames: u64 },
     /// One PNG file, or a folder of them taken in name order.
     Png { path: PathBuf },
     /// Raw video (`ffmpeg -f rawvideo`): `-` for stdin, or a file.
-    Raw {
-        path: PathBuf,
-        width: u32,
-        height: u32,
-        #[serde(default)]
-        format: RawFormat,
-    },
-}
-
-fn default_width() -> u32 {
-    1280
-}
-fn default_height() -> u32 {
-    720
-}
-fn default_frames() -> u64 {
-    120
+    Raw { path: PathBuf, width: u32, height: u32, format: RawFormat },
 }
 
 /// Pixel formats of raw video, by ffmpeg's `-pix_fmt` name.
@@ -81,8 +93,7 @@ impl RawFormat {
 }
 
 /// Where frames go.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum OutputConfig {
     /// A folder of `frame-000001.png`, ….
     Png { path: PathBuf },
@@ -169,25 +180,8 @@ impl Config {
         let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let resolve = |p: &Path| if p == Path::new("-") || p.is_absolute() { p.to_path_buf() } else { base.join(p) };
 
-        let input = match raw.input {
-            InputConfig::Testsrc { width, height, frames } => {
-                check_size("input", width, height).map_err(error)?;
-                InputConfig::Testsrc { width, height, frames }
-            }
-            InputConfig::Png { path } => InputConfig::Png { path: resolve(&path) },
-            InputConfig::Raw { path, width, height, format } => {
-                check_size("input", width, height).map_err(error)?;
-                InputConfig::Raw { path: resolve(&path), width, height, format }
-            }
-        };
-        let output = match raw.output {
-            OutputConfig::Png { path } if path == Path::new("-") => {
-                return Err(error("output.path: a png output is a folder, not stdout".into()));
-            }
-            OutputConfig::Png { path } => OutputConfig::Png { path: resolve(&path) },
-            OutputConfig::Raw { path } => OutputConfig::Raw { path: resolve(&path) },
-            OutputConfig::Null => OutputConfig::Null,
-        };
+        let input = check_input(raw.input, &resolve).map_err(error)?;
+        let output = check_output(raw.output, &resolve).map_err(error)?;
         let mut plugins: Vec<PluginConfig> = Vec::new();
         for (i, p) in raw.plugins.into_iter().enumerate() {
             let at = format!("plugin #{} (\"{}\")", i + 1, p.name);
@@ -222,9 +216,9 @@ impl Config {
                     toml::Value::String(v) => ParamValue::Str(v),
                     other => {
                         return Err(error(format!(
-                            "plugin \"{}\": parameter \"{key}\" is a {}; parameters are numbers, booleans or strings",
+                            "plugin \"{}\": parameter \"{key}\" is {}; parameters are numbers, booleans or strings",
                             p.name,
-                            other.type_str()
+                            article(other.type_str())
                         )));
                     }
                 };
@@ -251,11 +245,77 @@ impl Config {
     }
 }
 
+/// Refuses keys that do not belong to the table's kind.
+fn only(table: &str, kind: &str, present: &[(&str, bool)]) -> Result<(), String> {
+    match present.iter().find(|(_, is)| *is) {
+        Some((key, _)) => Err(format!("{table}.{key} does not apply to kind = \"{kind}\"")),
+        None => Ok(()),
+    }
+}
+
+fn required<T>(table: &str, key: &str, kind: &str, value: Option<T>) -> Result<T, String> {
+    value.ok_or_else(|| format!("{table}.{key} is required for kind = \"{kind}\""))
+}
+
+fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<InputConfig, String> {
+    let RawInput { kind, path, width, height, frames, format } = raw;
+    Ok(match kind {
+        InputKind::Testsrc => {
+            only("input", "testsrc", &[("path", path.is_some()), ("format", format.is_some())])?;
+            let (width, height) = (width.unwrap_or(1280), height.unwrap_or(720));
+            check_size("input", width, height)?;
+            InputConfig::Testsrc { width, height, frames: frames.unwrap_or(120) }
+        }
+        InputKind::Png => {
+            only(
+                "input",
+                "png",
+                &[
+                    ("width", width.is_some()),
+                    ("height", height.is_some()),
+                    ("frames", frames.is_some()),
+                    ("format", format.is_some()),
+                ],
+            )?;
+            InputConfig::Png { path: resolve(&required("input", "path", "png", path)?) }
+        }
+        InputKind::Raw => {
+            only("input", "raw", &[("frames", frames.is_some())])?;
+            let path = resolve(&required("input", "path", "raw", path)?);
+            let (width, height) =
+                (required("input", "width", "raw", width)?, required("input", "height", "raw", height)?);
+            check_size("input", width, height)?;
+            InputConfig::Raw { path, width, height, format: format.unwrap_or_default() }
+        }
+    })
+}
+
+fn check_output(raw: RawOutput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<OutputConfig, String> {
+    Ok(match raw.kind {
+        OutputKind::Png => {
+            let path = required("output", "path", "png", raw.path)?;
+            if path == Path::new("-") {
+                return Err("output.path: a png output is a folder, not stdout".into());
+            }
+            OutputConfig::Png { path: resolve(&path) }
+        }
+        OutputKind::Raw => OutputConfig::Raw { path: resolve(&required("output", "path", "raw", raw.path)?) },
+        OutputKind::Null => {
+            only("output", "null", &[("path", raw.path.is_some())])?;
+            OutputConfig::Null
+        }
+    })
+}
+
 fn check_size(key: &str, width: u32, height: u32) -> Result<(), String> {
     if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
         return Err(format!("{key}: {width}x{height} is not a frame size (each side 1..={MAX_SIDE})"));
     }
     Ok(())
+}
+
+fn article(noun: &str) -> String {
+    if noun.starts_with(['a', 'e', 'i', 'o', 'u']) { format!("an {noun}") } else { format!("a {noun}") }
 }
 
 /// `line L, column C: message`, from toml's error and the source text.
@@ -312,7 +372,11 @@ mod tests {
         assert!(err.contains("0x2 is not a frame size"), "{err}");
         let err =
             load(&format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x\"\n[plugin.params]\nr = [1]\n")).unwrap_err();
-        assert!(err.contains("parameter \"r\" is a array"), "{err}");
+        assert!(err.contains("parameter \"r\" is an array"), "{err}");
+        let err = load("[input]\nkind = \"png\"\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert_eq!(err, "input.path is required for kind = \"png\"");
+        let err = load("[input]\nkind = \"testsrc\"\nwidth = \"wide\"\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert!(err.starts_with("line 3, column 9: invalid type: string \"wide\""), "{err}");
     }
 
     #[test]

@@ -10,6 +10,7 @@
 #![deny(unsafe_code)]
 
 pub mod bench;
+pub mod cache;
 pub mod config;
 pub mod io;
 pub mod ipc;

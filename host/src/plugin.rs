@@ -65,6 +65,9 @@ pub struct PluginSpec {
     pub max_frame_bytes: u64,
     /// Frames that can be in flight at once.
     pub slots: u32,
+    /// Where compiled modules are kept across runs; `None` keeps them in memory only.
+    /// [`PluginSpec::new`] sets [`crate::cache::default_dir`].
+    pub cache_dir: Option<PathBuf>,
     /// How frames travel: shared memory (default) or messages on the pipes.
     pub transport: Transport,
     /// The executable to run in runner mode; by default `$PLUGIN_HOST_RUNNER`, else this
@@ -82,6 +85,7 @@ impl PluginSpec {
             max_frame_bytes,
             slots: region::MIN_SLOTS,
             transport: Transport::SharedMemory,
+            cache_dir: crate::cache::default_dir(),
             runner: None,
         }
     }
@@ -204,6 +208,8 @@ impl PluginProcess {
     pub fn spawn(spec: PluginSpec) -> Result<Self, PluginError> {
         let err = |kind| PluginError { plugin: spec.name.clone(), kind };
         let module = read_module(&spec.name, &spec.module)?;
+        let artifact = crate::cache::artifact(&module, spec.cache_dir.as_deref())
+            .map_err(|e| err(ErrorKind::NotAPlugin { path: spec.module.clone(), reason: e.to_string() }))?;
         // The pipe transport carries frames in messages: its region only needs its header.
         let region_bytes = match spec.transport {
             Transport::SharedMemory => spec.max_frame_bytes,
@@ -259,7 +265,7 @@ impl PluginProcess {
             transport: spec.transport,
             frame_capacity,
         };
-        let result = plugin.start(&spec, module);
+        let result = plugin.start(&spec, artifact.to_vec());
         result.map(|()| plugin).map_err(err)
     }
 
@@ -280,6 +286,7 @@ impl PluginProcess {
         let load = ToRunner::Load {
             plugin: spec.name.clone(),
             module,
+            precompiled: true,
             limits,
             transport: spec.transport,
             frame_capacity: self.frame_capacity,

@@ -43,8 +43,10 @@ pub enum ToRunner {
     /// Compile and instantiate the module; answered by [`ToHost::Loaded`].
     Load {
         plugin: String,
+        /// The module: compiled by the host (`precompiled`), or wasm bytes.
         #[serde(with = "serde_bytes")]
         module: Vec<u8>,
+        precompiled: bool,
         limits: RunnerLimits,
         transport: Transport,
         /// Largest frame in bytes (for the pipe transport; the region says it for shared memory).

@@ -20,6 +20,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasm::{FrameIo, LogSink, PluginModule};
 
+/// The engine the host precompiles modules with: the runners' compilation settings.
+pub fn engine_for_precompile() -> Result<&'static wasmtime::Engine, String> {
+    static ENGINE: std::sync::OnceLock<Result<wasmtime::Engine, String>> = std::sync::OnceLock::new();
+    ENGINE.get_or_init(|| wasm::precompile_engine().map_err(|e| format!("{e:#}"))).as_ref().map_err(Clone::clone)
+}
+
 /// The first argument that puts the binary in runner mode.
 pub const RUNNER_ARG: &str = "__plugin-host-runner";
 
@@ -61,10 +67,10 @@ fn serve() -> Result<(), protocol::ProtocolError> {
 
     let region = Region::open(File::from(region_fd)).map_err(|e| fail(Failure::Protocol(e.to_string())))?;
 
-    let (module_bytes, limits, transport, pipe_capacity) =
+    let (module_bytes, precompiled, limits, transport, pipe_capacity) =
         match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
-            ToRunner::Load { module, limits, transport, frame_capacity, .. } => {
-                (module, limits, transport, frame_capacity)
+            ToRunner::Load { module, precompiled, limits, transport, frame_capacity, .. } => {
+                (module, precompiled, limits, transport, frame_capacity)
             }
             other => return Err(fail(Failure::Protocol(format!("expected Load, got {other:?}")))),
         };
@@ -82,7 +88,7 @@ fn serve() -> Result<(), protocol::ProtocolError> {
         .ok_or_else(|| fail(Failure::Protocol(format!("frame capacity {capacity} is too large"))))?;
     let engine = wasm::engine(window.clone()).map_err(|e| fail(Failure::Load(e.to_string())))?;
     let watchdog = Watchdog::start(engine.clone(), Duration::from_millis(limits.deadline_ms.max(1)));
-    let module = PluginModule::compile(&engine, &module_bytes).map_err(fail)?;
+    let module = PluginModule::load(&engine, &module_bytes, precompiled).map_err(fail)?;
     drop(module_bytes);
     let log_control = Arc::clone(&control);
     let log: LogSink = Arc::new(move |level, message| {

@@ -34,20 +34,32 @@ impl ResourceLimiter for StoreData {
     }
 }
 
-/// The engine settings every runner uses; with a window, linear memories map the shared
-/// region's buffers (zero-copy frames).
-pub fn engine(window: Option<Arc<Window>>) -> wasmtime::Result<Engine> {
+/// The compilation settings; the host's precompiling engine and every runner's engine share them,
+/// so that an artifact compiled by one deserialises in the other.
+fn base_config() -> Config {
     let mut config = Config::new();
-    if let Some(window) = window {
-        config.with_host_memory(Arc::new(WindowCreator(window)));
-        // Copy-on-write memory images assume wasmtime's own mmap memories.
-        config.memory_init_cow(false);
-    }
     config.epoch_interruption(true);
     config.wasm_backtrace_max_frames(std::num::NonZeroUsize::new(64));
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
     config.max_wasm_stack(1 << 20);
+    // Copy-on-write memory images assume wasmtime's own mmap memories (see `memory`).
+    config.memory_init_cow(false);
+    config
+}
+
+/// The engine a runner uses; with a window, linear memories map the shared region's buffers
+/// (zero-copy frames).
+pub fn engine(window: Option<Arc<Window>>) -> wasmtime::Result<Engine> {
+    let mut config = base_config();
+    if let Some(window) = window {
+        config.with_host_memory(Arc::new(WindowCreator(window)));
+    }
     Engine::new(&config)
+}
+
+/// The engine the host compiles modules with (never runs them).
+pub fn precompile_engine() -> wasmtime::Result<Engine> {
+    Engine::new(&base_config())
 }
 
 /// A compiled plugin module, checked to implement our ABI.
@@ -94,9 +106,17 @@ pub struct PluginInstance {
 }
 
 impl PluginModule {
-    pub fn compile(engine: &Engine, bytes: &[u8]) -> Result<Self, Failure> {
-        let module =
-            Module::new(engine, bytes).map_err(|e| Failure::Load(format!("not a valid WebAssembly module: {e:#}")))?;
+    /// From the artifact the host compiled (see `crate::cache`), or from wasm bytes.
+    pub fn load(engine: &Engine, bytes: &[u8], precompiled: bool) -> Result<Self, Failure> {
+        let module = if precompiled {
+            // SAFETY: the host produced these bytes with `Engine::precompile_module` under the same
+            // compilation settings (`base_config`), and checked the cache entry's key and checksum
+            // before sending them; `deserialize` checks engine compatibility itself.
+            unsafe { Module::deserialize(engine, bytes) }
+                .map_err(|e| Failure::Load(format!("cannot load the compiled module: {e:#}")))?
+        } else {
+            Module::new(engine, bytes).map_err(|e| Failure::Load(format!("not a valid WebAssembly module: {e:#}")))?
+        };
         let mut linker = Linker::new(engine);
         linker
             .func_wrap(
