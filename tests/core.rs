@@ -212,17 +212,17 @@ fn the_runner_refuses_a_host_with_another_protocol_version() {
     assert!(!status.success(), "the runner must exit with an error, got {status}");
 }
 
-/// Spawns `misbehave` failing in `mode` on its frame 2.
+/// Spawns `misbehave` failing in `mode` on its frame 3.
 fn misbehaving(mode: &str) -> PluginProcess {
     let mut spec = spec(mode, test_plugin("misbehave"), 1 << 16)
         .param("mode", ParamValue::Str(mode.into()))
-        .param("frame", ParamValue::Int(2));
+        .param("frame", ParamValue::Int(3));
     spec.limits.deadline = std::time::Duration::from_millis(300);
     spec.limits.memory_bytes = 32 << 20;
     PluginProcess::spawn(spec).unwrap()
 }
 
-/// Frames 0 and 1 are fine, frame 2 fails as `check` expects, and the same process then
+/// Frames 1 and 2 are fine, frame 3 fails as `check` expects, and the same process then
 /// serves frames again (re-instantiated inside the process where the failure was a trap).
 fn fails_on_frame_two_then_recovers(mode: &str, check: impl Fn(&Failure) -> bool) {
     let mut plugin = misbehaving(mode);
@@ -233,10 +233,10 @@ fn fails_on_frame_two_then_recovers(mode: &str, check: impl Fn(&Failure) -> bool
     }
     let err = plugin.process(&input).unwrap_err();
     match &err.kind {
-        ErrorKind::Frame { frame: 2, failure } => assert!(check(failure), "{mode}: unexpected failure: {err}"),
+        ErrorKind::Frame { frame: 3, failure } => assert!(check(failure), "{mode}: unexpected failure: {err}"),
         _ => panic!("{mode}: expected a frame failure, got {err}"),
     }
-    assert!(err.to_string().starts_with(&format!("plugin \"{mode}\": frame 2: ")), "{err}");
+    assert!(err.to_string().starts_with(&format!("plugin \"{mode}\": frame 3: ")), "{err}");
     assert!(plugin.process(&input).unwrap().same_pixels(&invert_reference(&input)), "{mode}: no recovery");
     assert_eq!(plugin.pid(), pid, "{mode}: recovered inside the same process");
 }
@@ -257,7 +257,7 @@ fn traps_come_back_with_their_kind_and_a_wasm_backtrace() {
 fn plugin_errors_deadlines_and_memory_limits_are_told_apart() {
     fails_on_frame_two_then_recovers(
         "error",
-        |f| matches!(f, Failure::Plugin(m) if m == "refusing frame 2 on purpose"),
+        |f| matches!(f, Failure::Plugin(m) if m == "refusing frame 3 on purpose"),
     );
     // A busy machine can delay the runner's own deadline report past the host's grace; then
     // the host kills the process, which is the outer guard doing its job.
@@ -268,10 +268,10 @@ fn plugin_errors_deadlines_and_memory_limits_are_told_apart() {
     }
     let err = plugin.process(&input).unwrap_err();
     match err.kind {
-        ErrorKind::Frame { frame: 2, failure: Failure::Deadline } => {
+        ErrorKind::Frame { frame: 3, failure: Failure::Deadline } => {
             assert!(plugin.process(&input).unwrap().same_pixels(&invert_reference(&input)));
         }
-        ErrorKind::Deadline { frame: 2, .. } => assert_eq!(plugin.pid(), None, "killed and reaped"),
+        ErrorKind::Deadline { frame: 3, .. } => assert_eq!(plugin.pid(), None, "killed and reaped"),
         _ => panic!("loop: expected a missed deadline, got {err}"),
     }
     fails_on_frame_two_then_recovers("alloc", |f| matches!(f, Failure::MemoryLimit(_)));

@@ -83,12 +83,12 @@ fn shared_memory_and_pipe_transports_give_identical_output() {
 fn pipe_transport_reports_failures_like_shared_memory() {
     let mut spec = spec("err", test_plugin("misbehave"), 1 << 16)
         .param("mode", ParamValue::Str("error".into()))
-        .param("frame", ParamValue::Int(1));
+        .param("frame", ParamValue::Int(2));
     spec.transport = plugin_host::ipc::protocol::Transport::Pipe;
     let mut plugin = PluginProcess::spawn(spec).unwrap();
     let input = noise_frame(8, 8, 0, PixelFormat::Rgba8, 1);
     plugin.process(&input).unwrap();
     let err = plugin.process(&input).unwrap_err();
-    assert_eq!(err.to_string(), "plugin \"err\": frame 1: plugin error: refusing frame 1 on purpose");
+    assert_eq!(err.to_string(), "plugin \"err\": frame 2: plugin error: refusing frame 2 on purpose");
     assert!(plugin.process(&input).unwrap().same_pixels(&invert_reference(&input)));
 }

@@ -6,6 +6,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use plugin_host::config::Config;
 use plugin_host::pipeline::{Prepared, Progress, RunError, RunOptions};
 use plugin_host::{PluginProcess, PluginSpec, runner};
+use plugin_sdk::abi::ParamValue;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -117,15 +118,28 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             if json {
                 println!("{}", serde_json::to_string_pretty(&d).context("encoding the description")?);
             } else {
-                println!("{} {}\n{}\nformats: {}", d.name, d.version, d.description, d.formats.join(", "));
+                // Everything here comes from the plugin: escape it before it reaches a terminal.
+                let clean = |text: &str| text.escape_debug().to_string();
+                println!(
+                    "{} {}\n{}\nformats: {}",
+                    clean(&d.name),
+                    clean(&d.version),
+                    clean(&d.description),
+                    d.formats.join(", ")
+                );
                 for p in &d.params {
+                    let default = match p.kind.default_value() {
+                        ParamValue::Int(v) => v.to_string(),
+                        ParamValue::Float(v) => v.to_string(),
+                        ParamValue::Bool(v) => v.to_string(),
+                        ParamValue::Str(v) => format!("\"{}\"", clean(&v)),
+                    };
                     println!(
-                        "  {} ({}, default {:?}): {} — {}",
-                        p.name,
+                        "  {} ({}, default {default}): {} — {}",
+                        clean(&p.name),
                         p.kind.type_name(),
-                        p.kind.default_value(),
-                        p.kind.allowed(),
-                        p.help
+                        clean(&p.kind.allowed()),
+                        clean(&p.help)
                     );
                 }
             }
@@ -143,6 +157,13 @@ fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, qui
         Ok(config) => config,
         Err(err) => return fail(err.into()),
     };
+    if let Some(json) = &stats_json {
+        let folder = json.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !folder.is_dir() || json.is_dir() {
+            return fail(config.error(format!("--stats-json {}: no folder to write it in", json.display())).into());
+        }
+    }
+    plugin_host::sys::signals::install_stop_handlers().context("installing the SIGINT/SIGTERM handlers")?;
     let prepared = match Prepared::new(&config, RunOptions { max_frames: frames, runner: None }) {
         Ok(prepared) => prepared,
         Err(err) => return fail(err),

@@ -28,7 +28,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -136,6 +136,10 @@ pub enum ErrorKind {
     Format { given: &'static str, accepted: String },
     #[error("its process is no longer running")]
     NotRunning,
+    #[error("the frame is not valid: {0}")]
+    BadFrame(String),
+    #[error("{0}")]
+    NoAnswer(String),
 }
 
 /// What the control-reader thread hands over.
@@ -147,9 +151,11 @@ enum Event {
 }
 
 /// A submitted frame, to collect with [`PluginProcess::receive`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 #[must_use]
 pub struct Ticket {
+    /// Which `PluginProcess` issued it.
+    owner: u64,
     slot: u32,
     frame: u64,
     submitted: Instant,
@@ -161,9 +167,13 @@ impl Ticket {
         self.submitted.elapsed()
     }
 
-    /// The frame's number in this process's stream.
+    /// The frame's number in the stream (see [`PluginProcess::submit_numbered`]).
     pub fn frame(&self) -> u64 {
         self.frame
+    }
+
+    pub fn submitted(&self) -> Instant {
+        self.submitted
     }
 }
 
@@ -177,6 +187,8 @@ pub struct PluginProcess {
     control: File,
     events: mpsc::Receiver<Event>,
     gone: Arc<AtomicBool>,
+    /// Why the control channel ended, once it has.
+    closed_because: Arc<Mutex<Option<String>>>,
     reader: Option<JoinHandle<()>>,
     in_flight: Vec<bool>,
     next_slot: u32,
@@ -184,6 +196,8 @@ pub struct PluginProcess {
     transport: Transport,
     /// Largest frame in bytes: the slot capacity, or for the pipe transport the same rounding.
     frame_capacity: u64,
+    /// Tells this handle's tickets from others'.
+    serial: u64,
 }
 
 fn read_module(name: &str, path: &Path) -> Result<Vec<u8>, PluginError> {
@@ -235,12 +249,20 @@ impl PluginProcess {
         })
         .map_err(|e| err(ErrorKind::Spawn(e)))?;
 
-        let (tx, events) = mpsc::channel();
+        let (tx, events) = mpsc::sync_channel(EVENT_QUEUE);
         let gone = Arc::new(AtomicBool::new(false));
         let max_message = MAX_TO_HOST_BYTES.max(frame_capacity as usize + 4096);
         let from_runner = File::from(from_runner_read);
-        let reader =
-            start_reader(spec.name.clone(), from_runner, max_message, tx, Arc::clone(&region), Arc::clone(&gone));
+        let closed_because = Arc::new(Mutex::new(None));
+        let reader = start_reader(
+            spec.name.clone(),
+            from_runner,
+            max_message,
+            tx,
+            Arc::clone(&region),
+            Arc::clone(&gone),
+            Arc::clone(&closed_because),
+        );
         let control = File::from(to_runner_write);
         set_nonblocking(&control).map_err(|e| err(ErrorKind::Spawn(e)))?;
         let mut plugin = PluginProcess {
@@ -258,14 +280,22 @@ impl PluginProcess {
             control,
             events,
             gone,
+            closed_because,
             reader: Some(reader),
             in_flight: vec![false; spec.slots as usize],
             next_slot: 0,
-            next_frame: 0,
+            next_frame: 1,
             transport: spec.transport,
             frame_capacity,
+            serial: {
+                static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+                SERIAL.fetch_add(1, Ordering::Relaxed)
+            },
         };
-        let result = plugin.start(&spec, artifact.to_vec());
+        let result = plugin.start(&spec, artifact.to_vec()).map_err(|kind| match kind {
+            ErrorKind::NoAnswer(_) => ErrorKind::StartupTimeout(spec.limits.startup),
+            other => other,
+        });
         result.map(|()| plugin).map_err(err)
     }
 
@@ -344,7 +374,16 @@ impl PluginProcess {
     /// Copies `input` into a free slot and hands it over. Up to the slot count of frames may be
     /// in flight; receive them in the order submitted.
     pub fn submit(&mut self, input: &Frame<'_>) -> Result<Ticket, PluginError> {
+        self.submit_numbered(input, self.next_frame)
+    }
+
+    /// Like [`PluginProcess::submit`], with the frame's number in the caller's stream, which
+    /// every message about the frame uses.
+    pub fn submit_numbered(&mut self, input: &Frame<'_>, frame: u64) -> Result<Ticket, PluginError> {
         self.check_running()?;
+        // A Frame can be built without checks (OwnedFrame's fields are public): check it here.
+        Frame::new(input.data(), input.width(), input.height(), input.stride(), input.format(), input.timestamp_us())
+            .map_err(|e| self.error(ErrorKind::BadFrame(e.0)))?;
         let format = input.format();
         if !self.description.accepts(format) {
             return Err(
@@ -373,7 +412,6 @@ impl PluginProcess {
             format: format as u32,
             timestamp_us: input.timestamp_us(),
         };
-        let frame = self.next_frame;
         match self.transport {
             Transport::SharedMemory => {
                 self.region.write_buffer(slot, Buffer::Input, 0, &input.data()[..bytes as usize]);
@@ -394,13 +432,16 @@ impl PluginProcess {
         }
         self.in_flight[slot as usize] = true;
         self.next_slot = (slot + 1) % self.in_flight.len() as u32;
-        self.next_frame += 1;
-        Ok(Ticket { slot, frame, submitted: Instant::now() })
+        self.next_frame = frame + 1;
+        Ok(Ticket { owner: self.serial, slot, frame, submitted: Instant::now() })
     }
 
     /// Waits for a submitted frame and copies the validated result into `output`.
     pub fn receive(&mut self, ticket: Ticket, output: &mut OwnedFrame) -> Result<(), PluginError> {
-        let Ticket { slot, frame, submitted } = ticket;
+        let Ticket { owner, slot, frame, submitted } = ticket;
+        if owner != self.serial || !self.in_flight[slot as usize] {
+            return Err(self.error(ErrorKind::Protocol("receive was given a ticket this plugin did not issue".into())));
+        }
         let deadline = submitted + self.limits.deadline + DEADLINE_GRACE;
         if self.transport == Transport::Pipe {
             self.in_flight[slot as usize] = false;
@@ -411,7 +452,7 @@ impl PluginProcess {
         let outcome = handoff::wait_outcome(&Futex, state, deadline);
         self.in_flight[slot as usize] = false;
         let result = match outcome {
-            Ok(Outcome::Done) => self.copy_output(slot, output),
+            Ok(Outcome::Done) => self.copy_output(slot, output).inspect_err(|_| self.kill()),
             Ok(Outcome::Failed) => Err(self.failure_of(frame)),
             Err(WaitError::TimedOut) => {
                 self.kill();
@@ -531,14 +572,34 @@ impl PluginProcess {
         }
     }
 
+    /// The control channel ended: reap the process, killing it if it is still running (a
+    /// process that closes its channel but lives on is misbehaving, and must never make the
+    /// host wait).
     fn died(&mut self, frame: Option<u64>) -> ErrorKind {
         let status = match self.child.take() {
-            Some(mut child) => child.wait().map_or_else(|e| e.to_string(), |s| s.to_string()),
+            Some(mut child) => {
+                let grace = Instant::now() + Duration::from_millis(100);
+                loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => break status.to_string(),
+                        Ok(None) if Instant::now() < grace => std::thread::sleep(Duration::from_millis(1)),
+                        _ => {
+                            let _ = child.kill();
+                            let status = child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
+                            break format!("{status} (killed: its control channel ended while it kept running)");
+                        }
+                    }
+                }
+            }
             None => "already reaped".to_string(),
         };
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
+        let status = match self.closed_because.lock().ok().and_then(|r| r.clone()) {
+            Some(reason) => format!("{status}; {reason}"),
+            None => status,
+        };
         ErrorKind::Died { frame, status }
     }
 
@@ -554,21 +615,14 @@ impl PluginProcess {
     }
 
     fn next_event(&mut self, deadline: Instant) -> Result<Event, ErrorKind> {
+        let start = Instant::now();
         let left = deadline.saturating_duration_since(Instant::now());
         match self.events.recv_timeout(left) {
-            Ok(Event::Closed(reason)) => {
-                let died = self.died(None);
-                Err(match died {
-                    ErrorKind::Died { status, .. } => {
-                        ErrorKind::Died { frame: None, status: format!("{status} ({reason})") }
-                    }
-                    other => other,
-                })
-            }
+            Ok(Event::Closed(_)) => Err(self.died(None)),
             Ok(event) => Ok(event),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 self.kill();
-                Err(ErrorKind::StartupTimeout(self.limits.startup))
+                Err(ErrorKind::NoAnswer(format!("it did not answer within {:?}; killed", deadline - start)))
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.died(None)),
         }
@@ -598,7 +652,7 @@ impl PluginProcess {
                     let left = deadline.saturating_duration_since(Instant::now());
                     if left.is_zero() {
                         self.kill();
-                        return Err(ErrorKind::StartupTimeout(self.limits.startup));
+                        return Err(ErrorKind::NoAnswer("it stopped reading its control channel; killed".into()));
                     }
                     let timeout = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
                         .unwrap_or(PollTimeout::MAX);
@@ -645,22 +699,28 @@ fn start_reader(
     name: String,
     pipe: File,
     max_message: usize,
-    events: mpsc::Sender<Event>,
+    events: mpsc::SyncSender<Event>,
     region: Arc<Region>,
     gone: Arc<AtomicBool>,
+    why: Arc<Mutex<Option<String>>>,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
         let mut hello = [0u8; 16];
+        let mut logs = LogLimiter::default();
         let closed = match reader.read_exact(&mut hello) {
             Ok(()) => {
                 let _ = events.send(Event::Hello(hello));
                 loop {
                     match protocol::read_message::<ToHost>(&mut reader, max_message) {
-                        Ok(ToHost::Log { level, message }) => forward_log(&name, level, &message),
-                        Ok(message) => {
-                            let _ = events.send(Event::Message(message));
-                        }
+                        Ok(ToHost::Log { level, message }) => logs.forward(&name, level, &message),
+                        Ok(message) => match events.try_send(Event::Message(message)) {
+                            Ok(()) => {}
+                            Err(mpsc::TrySendError::Full(_)) => {
+                                break format!("it sent more than {EVENT_QUEUE} messages the host had not asked for");
+                            }
+                            Err(mpsc::TrySendError::Disconnected(_)) => break "the host closed the handle".into(),
+                        },
                         Err(ProtocolError::Closed) => break "the control channel closed".to_string(),
                         Err(e) => break e.to_string(),
                     }
@@ -668,6 +728,7 @@ fn start_reader(
             }
             Err(e) => format!("no handshake: {e}"),
         };
+        logs.report_dropped(&name);
         gone.store(true, Ordering::SeqCst);
         for slot in 0..region.slot_count() {
             let state = region.state(slot);
@@ -680,8 +741,52 @@ fn start_reader(
                 }
             }
         }
-        let _ = events.send(Event::Closed(closed));
+        if let Ok(mut reason) = why.lock() {
+            *reason = Some(closed.clone());
+        }
+        // Never blocks: a full queue must not keep this thread (and so `died`) waiting.
+        let _ = events.try_send(Event::Closed(closed));
     })
+}
+
+/// Messages (other than logs) a plugin process may have queued before the host reads them;
+/// more is a flood and ends the channel.
+const EVENT_QUEUE: usize = 64;
+
+/// Log lines per second a plugin may write; the rest are dropped and counted.
+const LOG_LINES_PER_SECOND: u32 = 200;
+
+/// Forwards plugin log lines, at most [`LOG_LINES_PER_SECOND`], with control characters
+/// escaped so that a plugin cannot forge host log lines or send terminal escapes.
+#[derive(Default)]
+struct LogLimiter {
+    window_start: Option<Instant>,
+    in_window: u32,
+    dropped: u64,
+}
+
+impl LogLimiter {
+    fn forward(&mut self, plugin: &str, level: i32, message: &str) {
+        let now = Instant::now();
+        if self.window_start.is_none_or(|start| now - start >= Duration::from_secs(1)) {
+            self.report_dropped(plugin);
+            self.window_start = Some(now);
+            self.in_window = 0;
+        }
+        if self.in_window >= LOG_LINES_PER_SECOND {
+            self.dropped += 1;
+            return;
+        }
+        self.in_window += 1;
+        forward_log(plugin, level, &message.escape_debug().to_string());
+    }
+
+    fn report_dropped(&mut self, plugin: &str) {
+        if self.dropped > 0 {
+            tracing::warn!(target: "plugin", "{plugin}: dropped {} log lines (more than {LOG_LINES_PER_SECOND} a second)", self.dropped);
+            self.dropped = 0;
+        }
+    }
 }
 
 /// A message's name, for errors (never its untrusted contents in full).

@@ -154,12 +154,18 @@ macro_rules! export_plugin {
 
             #[unsafe(no_mangle)]
             extern "C" fn plugin_init(params: i32, len: i32) -> i32 {
-                STATE.init(params, len)
+                // SAFETY: per the ABI (`plugin_sdk::abi`) the host calls this with `len` bytes of
+                // encoded parameters it wrote at `params`, a buffer it got from `plugin_alloc`, and
+                // does not touch our memory while the call runs.
+                unsafe { STATE.init(params, len) }
             }
 
             #[unsafe(no_mangle)]
             extern "C" fn plugin_process(input: i32, output: i32) -> i32 {
-                STATE.process(input, output)
+                // SAFETY: per the ABI (`plugin_sdk::abi`) the host passes two `FrameDesc`s it wrote
+                // into our memory, describing disjoint frame buffers that it checked lie within our
+                // memory, and does not touch them while the call runs.
+                unsafe { STATE.process(input, output) }
             }
 
             #[unsafe(no_mangle)]

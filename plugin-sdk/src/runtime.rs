@@ -16,7 +16,11 @@ struct Inner<P> {
     last_error: Vec<u8>,
 }
 
-// SAFETY: wasm32-unknown-unknown has a single thread; the state is never shared across threads.
+// SAFETY: without the `atomics` target feature a wasm32 module has exactly one thread, so the
+// `RefCell` inside is never reached from two threads. `export_plugin!` puts a `State` in a
+// `static` only on wasm32; native builds (unit tests) never need it to be `Sync`, and with
+// threads (`atomics`) it must not be, so the impl is limited to single-threaded wasm32.
+#[cfg(all(target_arch = "wasm32", not(target_feature = "atomics")))]
 unsafe impl<P> Sync for State<P> {}
 
 impl<P: Plugin> Default for State<P> {
@@ -38,10 +42,20 @@ impl<P: Plugin> State<P> {
         inner.describe.as_ptr() as i32
     }
 
-    pub fn init(&self, params: i32, len: i32) -> i32 {
+    /// `plugin_init`: creates the plugin from the encoded parameters at `params`.
+    ///
+    /// # Safety
+    /// Unless `len <= 0`, `params` is the address of `len` initialized bytes in this module's
+    /// memory (a buffer from [`alloc`]) that nothing writes to during the call.
+    pub unsafe fn init(&self, params: i32, len: i32) -> i32 {
         install_panic_hook();
-        // SAFETY: the host wrote `len` bytes at `params`, a buffer it got from `plugin_alloc`.
-        let bytes = unsafe { std::slice::from_raw_parts(params as usize as *const u8, len.max(0) as usize) };
+        let bytes: &[u8] = if len <= 0 {
+            &[]
+        } else {
+            // SAFETY: per this function's contract `len` (> 0) bytes at `params` are readable and
+            // not written during the call.
+            unsafe { std::slice::from_raw_parts(params as usize as *const u8, len as usize) }
+        };
         let result = match abi::decode_params(bytes) {
             Some(values) => P::new(&Params::resolve(&P::params(), &values)),
             None => Err(PluginError::new("the host sent malformed parameters")),
@@ -56,10 +70,16 @@ impl<P: Plugin> State<P> {
         }
     }
 
-    pub fn process(&self, input: i32, output: i32) -> i32 {
+    /// `plugin_process`: runs the plugin on one frame.
+    ///
+    /// # Safety
+    /// `input` and `output` are the addresses of [`FrameDesc`]s in this module's memory (the
+    /// output one writable); the buffers they describe lie within this module's memory, are
+    /// valid for their `capacity` (the output one writable), and overlap neither each other nor
+    /// the descriptors.
+    pub unsafe fn process(&self, input: i32, output: i32) -> i32 {
         let mut inner = self.inner.borrow_mut();
-        // SAFETY: the host passes pointers to two descriptors it wrote into our memory; the
-        // buffers they describe are disjoint and lie within our memory (the host checked).
+        // SAFETY: forwarded from this function's contract, which is `run_process`'s.
         let result = unsafe { run_process(&mut inner.plugin, input, output) };
         match result {
             Ok(()) => Status::Ok as i32,

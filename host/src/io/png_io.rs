@@ -109,27 +109,63 @@ impl Source for PngSource {
     }
 }
 
-/// Writes into `<folder>.partial-<pid>` and renames it into place at the end.
+/// Writes into `<folder>.partial-<pid>` and puts it in place at the end.
+///
+/// An existing folder at the target is only replaced when it looks like an earlier output: a
+/// folder holding nothing but regular files named `frame-NNNNNN.png`. Anything else (a file,
+/// other names, subfolders, links) is refused, both when the sink is created and again at
+/// [`Sink::finish`], so a user's folder that happens to share the name is never deleted.
 pub struct PngSink {
     target: PathBuf,
     partial: PathBuf,
+    /// Set when `finish` could not move a completed output into place, so `Drop` leaves it.
+    keep_partial: bool,
 }
 
 impl PngSink {
     pub fn create(target: &Path) -> Result<Self, MediaError> {
         let output = |reason: String| MediaError::Output { path: target.to_path_buf(), reason };
-        if target.exists() {
-            let foreign = std::fs::read_dir(target)
-                .map_err(|e| output(format!("exists and cannot be read: {e}")))?
-                .filter_map(Result::ok)
-                .any(|e| !e.file_name().to_string_lossy().starts_with("frame-"));
-            if foreign {
-                return Err(output("exists and holds files other than frame-*.png; refusing to replace it".into()));
-            }
-        }
+        check_replaceable(target).map_err(output)?;
         let partial = partial_path(target);
         std::fs::create_dir_all(&partial).map_err(|e| output(format!("cannot create the output folder: {e}")))?;
-        Ok(Self { target: target.to_path_buf(), partial })
+        Ok(Self { target: target.to_path_buf(), partial, keep_partial: false })
+    }
+
+    /// Replaces the target with the partial folder; on failure the partial folder is kept and
+    /// the error says where it is.
+    fn put_in_place(&mut self) -> Result<(), String> {
+        let kept = |partial: &Path, reason: String| format!("{reason}; the new output is in {}", partial.display());
+        // Checked again: the folder may have changed since `create`.
+        check_replaceable(&self.target).map_err(|reason| kept(&self.partial, reason))?;
+        let old = sibling(&self.target, &format!(".old-{}", std::process::id()));
+        let had_old = match std::fs::symlink_metadata(&self.target) {
+            Ok(_) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(kept(&self.partial, format!("cannot inspect the old output: {e}"))),
+        };
+        if had_old {
+            if std::fs::symlink_metadata(&old).is_ok() {
+                let reason = format!("cannot set the old output aside: {} already exists", old.display());
+                return Err(kept(&self.partial, reason));
+            }
+            std::fs::rename(&self.target, &old).map_err(|e| {
+                kept(&self.partial, format!("cannot set the old output aside as {}: {e}", old.display()))
+            })?;
+        }
+        if let Err(e) = std::fs::rename(&self.partial, &self.target) {
+            let mut reason = format!("cannot move the output into place: {e}");
+            if had_old && let Err(back) = std::fs::rename(&old, &self.target) {
+                reason.push_str(&format!(
+                    "; the old output could not be put back either ({back}) and is in {}",
+                    old.display()
+                ));
+            }
+            return Err(kept(&self.partial, reason));
+        }
+        if had_old && let Err(reason) = remove_old_output(&old) {
+            tracing::warn!("{}: the old output was replaced but {reason}", self.target.display());
+        }
+        Ok(())
     }
 }
 
@@ -137,18 +173,197 @@ impl Sink for PngSink {
     fn write(&mut self, index: u64, frame: &OwnedFrame) -> Result<(), MediaError> {
         encode(&self.partial.join(format!("frame-{:06}.png", index + 1)), frame)
     }
-    fn finish(self: Box<Self>) -> Result<(), MediaError> {
-        let output = |reason: String| MediaError::Output { path: self.target.clone(), reason };
-        if self.target.exists() {
-            std::fs::remove_dir_all(&self.target).map_err(|e| output(format!("cannot replace the old output: {e}")))?;
-        }
-        std::fs::rename(&self.partial, &self.target)
-            .map_err(|e| output(format!("cannot move the output into place: {e}")))
+    fn finish(mut self: Box<Self>) -> Result<(), MediaError> {
+        self.put_in_place().map_err(|reason| {
+            self.keep_partial = true;
+            MediaError::Output { path: self.target.clone(), reason }
+        })
     }
 }
 
 impl Drop for PngSink {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.partial);
+        if !self.keep_partial {
+            let _ = std::fs::remove_dir_all(&self.partial);
+        }
+    }
+}
+
+/// Whether `name` is one this sink writes: `frame-` and six digits, then `.png`.
+fn is_frame_name(name: &std::ffi::OsStr) -> bool {
+    let Some(name) = name.to_str() else { return false };
+    name.strip_prefix("frame-")
+        .and_then(|rest| rest.strip_suffix(".png"))
+        .is_some_and(|digits| digits.len() == 6 && digits.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// `Ok` when `target` does not exist or may be replaced: a folder (not a link to one) whose
+/// entries are all regular files with [frame names](is_frame_name). Otherwise why not.
+fn check_replaceable(target: &Path) -> Result<(), String> {
+    let meta = match std::fs::symlink_metadata(target) {
+        Ok(meta) => meta,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(format!("exists and cannot be inspected: {e}")),
+    };
+    if meta.is_file() {
+        return Err("exists and is a file, not a folder".into());
+    }
+    if !meta.is_dir() {
+        return Err("exists and is not a folder; refusing to replace it".into());
+    }
+    let unreadable = |e: std::io::Error| format!("exists and cannot be read: {e}");
+    for entry in std::fs::read_dir(target).map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
+        let is_file = entry.file_type().map_err(unreadable)?.is_file();
+        if !is_file || !is_frame_name(&entry.file_name()) {
+            return Err("exists and holds files other than frame-NNNNNN.png; refusing to replace it".into());
+        }
+    }
+    Ok(())
+}
+
+/// Deletes an old output set aside by [`PngSink::finish`] one frame file at a time, so nothing
+/// but frame files is ever deleted; a folder that gained other entries meanwhile stays.
+fn remove_old_output(old: &Path) -> Result<(), String> {
+    let leave = |e: std::io::Error| format!("{} could not be removed: {e}", old.display());
+    for entry in std::fs::read_dir(old).map_err(leave)? {
+        let entry = entry.map_err(leave)?;
+        if entry.file_type().map_err(leave)?.is_file() && is_frame_name(&entry.file_name()) {
+            std::fs::remove_file(entry.path()).map_err(leave)?;
+        }
+    }
+    std::fs::remove_dir(old).map_err(leave)
+}
+
+/// `<name><suffix>` next to `path`.
+fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(suffix);
+    path.with_file_name(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fs;
+
+    /// A fresh folder under the temp dir, named after the test and this process.
+    fn scratch(test: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("plugin-host-png-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    fn frame() -> OwnedFrame {
+        OwnedFrame::from_pixels(2, 1, PixelFormat::Rgba8, vec![1, 2, 3, 255, 4, 5, 6, 255]).unwrap()
+    }
+
+    /// Runs a sink to the end with `frames` frames.
+    fn run(target: &Path, frames: u64) -> Result<(), MediaError> {
+        let mut sink = Box::new(PngSink::create(target)?);
+        for index in 0..frames {
+            sink.write(index, &frame())?;
+        }
+        sink.finish()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn frame_names() {
+        assert!(is_frame_name("frame-000001.png".as_ref()));
+        for name in ["frame-notes.txt", "frame-originals", "frame-00001.png", "frame-0000001.png", "frame-000001.PNG"] {
+            assert!(!is_frame_name(name.as_ref()), "{name}");
+        }
+    }
+
+    #[test]
+    fn replaces_a_previous_output() {
+        let dir = scratch("replace");
+        let target = dir.join("out");
+        run(&target, 3).unwrap();
+        assert_eq!(names(&target), ["frame-000001.png", "frame-000002.png", "frame-000003.png"]);
+        run(&target, 1).unwrap();
+        assert_eq!(names(&target), ["frame-000001.png"]);
+        assert_eq!(decode(&target.join("frame-000001.png")).unwrap().packed(), frame().packed());
+        // Neither the partial nor the old folder is left behind.
+        assert_eq!(names(&dir), ["out"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_folder_with_other_files_and_leaves_it_alone() {
+        let dir = scratch("foreign");
+        for foreign in ["notes", "originals"] {
+            let target = dir.join(foreign);
+            fs::create_dir_all(&target).unwrap();
+            fs::write(target.join("frame-000001.png"), b"old").unwrap();
+            if foreign == "notes" {
+                fs::write(target.join("frame-notes.txt"), b"keep me").unwrap();
+            } else {
+                fs::create_dir(target.join("frame-originals")).unwrap();
+                fs::write(target.join("frame-originals/frame-000001.png"), b"keep me").unwrap();
+            }
+            let before = names(&target);
+            let err = PngSink::create(&target).err().expect("refused").to_string();
+            assert!(err.contains("holds files other than frame-NNNNNN.png; refusing to replace it"), "{err}");
+            assert_eq!(names(&target), before);
+            assert!(!partial_path(&target).exists());
+        }
+        assert_eq!(fs::read(dir.join("notes/frame-notes.txt")).unwrap(), b"keep me");
+        assert_eq!(fs::read(dir.join("originals/frame-originals/frame-000001.png")).unwrap(), b"keep me");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_at_finish_when_the_folder_changed_meanwhile() {
+        let dir = scratch("toctou");
+        let target = dir.join("out");
+        run(&target, 1).unwrap();
+        let mut sink = Box::new(PngSink::create(&target).unwrap());
+        sink.write(0, &frame()).unwrap();
+        fs::write(target.join("frame-notes.txt"), b"keep me").unwrap();
+        let partial = partial_path(&target);
+        let err = sink.finish().unwrap_err().to_string();
+        assert!(err.contains("refusing to replace it"), "{err}");
+        assert!(err.contains(&partial.display().to_string()), "{err}");
+        assert_eq!(names(&target), ["frame-000001.png", "frame-notes.txt"]);
+        // The completed output is kept where the error says.
+        assert_eq!(names(&partial), ["frame-000001.png"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn puts_the_old_output_back_when_the_new_one_cannot_be_moved() {
+        let dir = scratch("rollback");
+        let target = dir.join("out");
+        run(&target, 2).unwrap();
+        let mut sink = Box::new(PngSink::create(&target).unwrap());
+        sink.write(0, &frame()).unwrap();
+        // Makes the final rename fail.
+        fs::remove_dir_all(partial_path(&target)).unwrap();
+        let err = sink.finish().unwrap_err().to_string();
+        assert!(err.contains("cannot move the output into place"), "{err}");
+        assert_eq!(names(&target), ["frame-000001.png", "frame-000002.png"]);
+        assert_eq!(names(&dir), ["out"]);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn refuses_a_file() {
+        let dir = scratch("file");
+        let target = dir.join("out");
+        fs::write(&target, b"keep me").unwrap();
+        let err = PngSink::create(&target).err().expect("refused").to_string();
+        assert!(err.contains("exists and is a file, not a folder"), "{err}");
+        assert_eq!(fs::read(&target).unwrap(), b"keep me");
+        assert_eq!(names(&dir), ["out"]);
+        fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -21,6 +21,12 @@ impl RawSource {
         let (reader, name): (Box<dyn Read + Send>, String) = if path == Path::new("-") {
             (Box::new(std::io::stdin()), "stdin".into())
         } else {
+            if path.is_dir() {
+                return Err(MediaError::Output {
+                    path: path.to_path_buf(),
+                    reason: "is a folder, not a raw video file".into(),
+                });
+            }
             let file = File::open(path).map_err(|source| MediaError::Read { path: path.to_path_buf(), source })?;
             (Box::new(std::io::BufReader::with_capacity(1 << 20, file)), path.display().to_string())
         };
@@ -75,6 +81,9 @@ impl RawSink {
         if path == Path::new("-") {
             return Ok(Self { writer: BufWriter::with_capacity(1 << 20, Box::new(std::io::stdout())), file: None });
         }
+        if path.is_dir() {
+            return Err(MediaError::Output { path: path.to_path_buf(), reason: "is a folder, not a file".into() });
+        }
         let partial = partial_path(path);
         let file = File::create(&partial).map_err(|source| MediaError::Write { path: path.to_path_buf(), source })?;
         Ok(Self {
@@ -99,8 +108,9 @@ impl Sink for RawSink {
     }
     fn finish(mut self: Box<Self>) -> Result<(), MediaError> {
         self.writer.flush().map_err(|source| MediaError::Write { path: self.name(), source })?;
-        if let Some((partial, target)) = self.file.take() {
-            std::fs::rename(&partial, &target).map_err(|source| MediaError::Write { path: target, source })?;
+        if let Some((partial, target)) = &self.file {
+            std::fs::rename(partial, target).map_err(|source| MediaError::Write { path: target.clone(), source })?;
+            self.file = None;
         }
         Ok(())
     }

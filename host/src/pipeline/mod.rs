@@ -15,6 +15,9 @@ use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
+/// A frame and its 1-based number in the input.
+type Numbered = (u64, OwnedFrame);
+
 /// Frames waiting between two threads.
 const CHANNEL_DEPTH: usize = 2;
 
@@ -30,12 +33,18 @@ pub enum RunError {
     Plugin(#[from] PluginError),
     #[error("a pipeline thread panicked: {0}")]
     Panic(String),
+    #[error("interrupted")]
+    Interrupted,
 }
 
 impl RunError {
     /// 2 for config errors, 1 for failures while running.
     pub fn exit_code(&self) -> u8 {
-        if matches!(self, RunError::Config(_)) { 2 } else { 1 }
+        match self {
+            RunError::Config(_) => 2,
+            RunError::Interrupted => 130,
+            _ => 1,
+        }
     }
 }
 
@@ -76,7 +85,8 @@ impl Prepared {
                 ErrorKind::ReadModule { .. }
                 | ErrorKind::NotWasm { .. }
                 | ErrorKind::NotAPlugin { .. }
-                | ErrorKind::Param(_) => RunError::Config(config.error(e.to_string())),
+                | ErrorKind::Param(_)
+                | ErrorKind::Init(_) => RunError::Config(config.error(e.to_string())),
                 _ => RunError::Plugin(e),
             })?);
         }
@@ -115,13 +125,16 @@ impl Prepared {
         let pool = Pool::default();
         let frames_in = Arc::new(Mutex::new(0u64));
 
-        let (source_tx, mut upstream) = sync_channel::<OwnedFrame>(CHANNEL_DEPTH);
+        let (source_tx, mut upstream) = sync_channel::<Numbered>(CHANNEL_DEPTH);
         let source_pool = pool.clone();
         let counted = Arc::clone(&frames_in);
         let max_frames = options.max_frames;
         let source_thread = std::thread::spawn(move || -> Result<(), RunError> {
             let mut n = 0u64;
             while max_frames.is_none_or(|m| n < m) {
+                if crate::sys::signals::stop_requested() {
+                    return Err(RunError::Interrupted);
+                }
                 let mut frame = source_pool.get();
                 if !source.next_into(&mut frame)? {
                     break;
@@ -130,7 +143,7 @@ impl Prepared {
                 if let Ok(mut c) = counted.lock() {
                     *c = n;
                 }
-                if source_tx.send(frame).is_err() {
+                if source_tx.send((n, frame)).is_err() {
                     break;
                 }
             }
@@ -139,7 +152,7 @@ impl Prepared {
 
         let mut stage_threads = Vec::new();
         for stage in stages {
-            let (tx, rx) = sync_channel::<OwnedFrame>(CHANNEL_DEPTH);
+            let (tx, rx) = sync_channel::<Numbered>(CHANNEL_DEPTH);
             let input = std::mem::replace(&mut upstream, rx);
             let stage_pool = pool.clone();
             stage_threads.push(std::thread::spawn(move || stage.run(input, tx, stage_pool)));
@@ -147,7 +160,7 @@ impl Prepared {
 
         let mut frames_out = 0u64;
         let mut sink_result = Ok(());
-        for frame in upstream.iter() {
+        for (_, frame) in upstream.iter() {
             if let Err(e) = sink.write(frames_out, &frame) {
                 sink_result = Err(RunError::from(e));
                 break;
@@ -159,27 +172,30 @@ impl Prepared {
         drop(upstream);
 
         let mut first_error: Option<RunError> = None;
-        let mut keep = |result: Result<(), RunError>| {
+        let keep = |first_error: &mut Option<RunError>, result: Result<(), RunError>| {
             if let Err(e) = result
                 && first_error.is_none()
             {
-                first_error = Some(e);
+                *first_error = Some(e);
             }
         };
-        keep(join(source_thread));
         let mut plugins = Vec::new();
         for handle in stage_threads {
             match handle.join() {
                 Ok((mut stats, result)) => {
                     stats.finish();
                     plugins.push(stats);
-                    keep(result.map_err(RunError::from));
+                    keep(&mut first_error, result.map_err(RunError::from));
                 }
-                Err(panic) => keep(Err(RunError::Panic(panic_message(&panic)))),
+                Err(panic) => keep(&mut first_error, Err(RunError::Panic(panic_message(&panic)))),
             }
         }
-        keep(sink_result);
-        keep(sink.finish().map_err(RunError::from));
+        keep(&mut first_error, sink_result);
+        // After a failure the source may sit in a blocking read (stdin): leave it behind.
+        if first_error.is_none() || source_thread.is_finished() {
+            keep(&mut first_error, join(source_thread));
+        }
+        keep(&mut first_error, sink.finish().map_err(RunError::from));
         progress.finish();
         let frames_in = frames_in.lock().map(|n| *n).unwrap_or(0);
         let stats = RunStats { frames_in, frames_out, wall_s: started.elapsed().as_secs_f64(), plugins };
@@ -242,8 +258,8 @@ impl Stage {
     /// Serves frames from `input` to `output` until the input ends or the stage fails.
     fn run(
         mut self,
-        input: Receiver<OwnedFrame>,
-        output: SyncSender<OwnedFrame>,
+        input: Receiver<Numbered>,
+        output: SyncSender<Numbered>,
         pool: Pool,
     ) -> (PluginStats, Result<(), PluginError>) {
         let result = self.serve(&input, &output, &pool);
@@ -255,13 +271,14 @@ impl Stage {
 
     fn serve(
         &mut self,
-        input: &Receiver<OwnedFrame>,
-        output: &SyncSender<OwnedFrame>,
+        input: &Receiver<Numbered>,
+        output: &SyncSender<Numbered>,
         pool: &Pool,
     ) -> Result<(), PluginError> {
         let slots = self.spec.slots as usize;
-        let mut pending: VecDeque<(Ticket, OwnedFrame)> = VecDeque::new();
+        let mut pending: VecDeque<(Ticket, Numbered)> = VecDeque::new();
         let mut ended = false;
+        let mut last_done = Instant::now();
         loop {
             // Keep every slot busy: the next frame is copied in while the plugin works.
             while !ended && pending.len() < slots {
@@ -271,123 +288,128 @@ impl Stage {
                     input.try_recv()
                 };
                 match next {
-                    Ok(frame) => match self.submit(frame, output, pool)? {
-                        Some(entry) => pending.push_back(entry),
-                        None => continue,
-                    },
+                    Ok(numbered) => {
+                        if let Some(entry) = self.submit(numbered, output, pool)? {
+                            pending.push_back(entry);
+                        }
+                    }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => ended = true,
                 }
             }
-            let Some((ticket, frame)) = pending.pop_front() else {
+            let Some((ticket, (index, frame))) = pending.pop_front() else {
                 return Ok(());
             };
+            // Service time: from when the plugin could start on this frame to when it was done.
+            let started = ticket.submitted().max(last_done);
             let mut out = pool.get();
             let result = match self.process.as_mut() {
                 Some(process) => process.receive(ticket, &mut out),
                 None => Err(PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning }),
             };
+            last_done = Instant::now();
             match result {
                 Ok(()) => {
                     self.stats.frames += 1;
-                    self.stats.samples_us.push(ticket_age_us(&ticket));
+                    self.stats.samples_us.push((last_done - started).as_micros() as u64);
                     pool.put(frame);
-                    if output.send(out).is_err() {
+                    if output.send((index, out)).is_err() {
                         return Ok(());
                     }
                 }
                 Err(error) => {
                     pool.put(out);
                     self.stats.errors += 1;
+                    if self.config.on_error == OnError::Fail {
+                        return Err(error);
+                    }
                     let dead = self.process.as_ref().is_none_or(|p| p.pid().is_none());
+                    self.apply_policy(&error, (index, frame), output, pool);
                     if dead {
                         // Frames queued in the dead process go to the new one.
-                        let requeue: Vec<OwnedFrame> = pending.drain(..).map(|(_, f)| f).collect();
-                        self.restart()?;
-                        self.apply_policy(error, frame, output, pool)?;
-                        for f in requeue {
-                            if let Some(entry) = self.submit(f, output, pool)? {
+                        let requeue: Vec<Numbered> = pending.drain(..).map(|(_, f)| f).collect();
+                        self.restart();
+                        for numbered in requeue {
+                            if let Some(entry) = self.submit(numbered, output, pool)? {
                                 pending.push_back(entry);
                             }
                         }
-                    } else {
-                        self.apply_policy(error, frame, output, pool)?;
                     }
                 }
             }
         }
     }
 
-    /// Submits `frame`, or applies the policy when the plugin is disabled. Returns the entry to
+    /// Submits a frame, or applies the policy when the plugin is disabled. Returns the entry to
     /// wait for, if the frame went to the plugin.
     fn submit(
         &mut self,
-        frame: OwnedFrame,
-        output: &SyncSender<OwnedFrame>,
+        (index, frame): Numbered,
+        output: &SyncSender<Numbered>,
         pool: &Pool,
-    ) -> Result<Option<(Ticket, OwnedFrame)>, PluginError> {
-        let Some(process) = self.process.as_mut() else {
-            let error = PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning };
-            self.apply_policy(error, frame, output, pool)?;
-            return Ok(None);
+    ) -> Result<Option<(Ticket, Numbered)>, PluginError> {
+        let error = match self.process.as_mut() {
+            Some(process) => match process.submit_numbered(&frame.view(), index) {
+                Ok(ticket) => return Ok(Some((ticket, (index, frame)))),
+                Err(error) => {
+                    self.stats.errors += 1;
+                    error
+                }
+            },
+            None => PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning },
         };
-        match process.submit(&frame.view()) {
-            Ok(ticket) => Ok(Some((ticket, frame))),
-            Err(error) => {
-                self.stats.errors += 1;
-                self.apply_policy(error, frame, output, pool)?;
-                Ok(None)
-            }
+        if self.config.on_error == OnError::Fail {
+            return Err(error);
         }
+        self.apply_policy(&error, (index, frame), output, pool);
+        Ok(None)
     }
 
+    /// Skips or passes through a frame the plugin could not process (policy skip/passthrough).
     fn apply_policy(
         &mut self,
-        error: PluginError,
-        frame: OwnedFrame,
-        output: &SyncSender<OwnedFrame>,
+        error: &PluginError,
+        (index, frame): Numbered,
+        output: &SyncSender<Numbered>,
         pool: &Pool,
-    ) -> Result<(), PluginError> {
+    ) {
+        // A disabled plugin was reported once, when it was disabled.
+        let report = self.process.is_some() || !matches!(error.kind, ErrorKind::NotRunning);
         match self.config.on_error {
-            OnError::Fail => Err(error),
-            OnError::Skip => {
-                tracing::warn!("{error}; frame skipped");
+            OnError::Fail | OnError::Skip => {
+                if report {
+                    tracing::warn!("{error}; frame {index} skipped");
+                }
                 self.stats.skipped += 1;
                 pool.put(frame);
-                Ok(())
             }
             OnError::Passthrough => {
-                tracing::warn!("{error}; frame passed through unchanged");
+                if report {
+                    tracing::warn!("{error}; frame {index} passed through unchanged");
+                }
                 self.stats.passed_through += 1;
-                let _ = output.send(frame);
-                Ok(())
+                let _ = output.send((index, frame));
             }
         }
     }
 
-    /// Starts a fresh process after the old one died; after `max_restarts` the plugin stays
-    /// disabled and its policy handles every further frame.
-    fn restart(&mut self) -> Result<(), PluginError> {
+    /// Starts a fresh process after the old one died; after `max_restarts`, or when it cannot
+    /// start, the plugin stays disabled and its policy handles every further frame.
+    fn restart(&mut self) {
         self.process = None;
         if self.stats.restarts >= self.config.max_restarts as u64 {
-            tracing::error!("plugin \"{}\": disabled after {} restarts", self.config.name, self.stats.restarts);
-            return Ok(());
+            tracing::error!(
+                "plugin \"{}\": disabled after {} restarts; {} every further frame",
+                self.config.name,
+                self.stats.restarts,
+                if self.config.on_error == OnError::Skip { "skipping" } else { "passing through" }
+            );
+            return;
         }
         self.stats.restarts += 1;
         match PluginProcess::spawn(self.spec.clone()) {
-            Ok(process) => {
-                self.process = Some(process);
-                Ok(())
-            }
-            Err(error) if self.config.on_error == OnError::Fail => Err(error),
-            Err(error) => {
-                tracing::error!("{error}; the plugin stays disabled");
-                Ok(())
-            }
+            Ok(process) => self.process = Some(process),
+            Err(error) => tracing::error!("{error}; the plugin stays disabled"),
         }
     }
-}
-
-fn ticket_age_us(ticket: &Ticket) -> u64 {
-    ticket.age().as_micros() as u64
 }

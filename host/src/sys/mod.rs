@@ -4,3 +4,4 @@
 pub mod futex;
 pub mod memfd;
 pub mod process;
+pub mod signals;

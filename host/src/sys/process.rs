@@ -56,7 +56,7 @@ fn spawn_now(request: SpawnRequest) -> io::Result<Child> {
     let mut command = Command::new(&request.program);
     command.args(&request.args).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null()).env_clear();
     // SAFETY: the closure runs in the forked child before exec and only makes async-signal-safe
-    // system calls (prctl, getppid, fcntl, dup2, close_range, _exit); it allocates nothing.
+    // system calls (prctl, getppid, setpgid, fcntl, dup2, close_range, _exit); it allocates nothing.
     unsafe {
         command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
@@ -65,6 +65,11 @@ fn spawn_now(request: SpawnRequest) -> io::Result<Child> {
             // The host may have died between fork and prctl: then nobody would kill us.
             if libc::getppid() != parent {
                 libc::_exit(1);
+            }
+            // Its own process group: a Ctrl-C in the host's terminal is for the host, which then
+            // shuts its plugins down in order.
+            if libc::setpgid(0, 0) != 0 {
+                return Err(io::Error::last_os_error());
             }
             // Move the sources out of the way first, so that dup2 onto 3..5 cannot clobber one.
             let mut moved = [0 as RawFd; 3];

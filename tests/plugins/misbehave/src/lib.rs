@@ -1,5 +1,5 @@
 //! `misbehave`: a test plugin that inverts frames until frame `frame` (counted per instance,
-//! from 0), where it misbehaves as `mode` says: `panic`, `unreachable`, `divide` (by zero),
+//! from 1, like the host counts frames), where it misbehaves as `mode` says: `panic`, `unreachable`, `divide` (by zero),
 //! `recurse` (stack overflow), `out-of-bounds`, `loop` (forever), `alloc` (without end),
 //! `error` (returns an error), `log` (logs a line per frame). `init-error` fails in `new`.
 
@@ -40,7 +40,7 @@ impl Plugin for Misbehave {
     fn params() -> Vec<ParamSpec> {
         vec![
             ParamSpec::choice("mode", "ok", MODES).help("how to misbehave"),
-            ParamSpec::int("frame", 0, 0..=i64::MAX).help("on which frame of the instance"),
+            ParamSpec::int("frame", 1, 1..=i64::MAX).help("on which frame of the instance"),
         ]
     }
 
@@ -57,8 +57,8 @@ impl Plugin for Misbehave {
     }
 
     fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
-        let now = self.seen;
         self.seen += 1;
+        let now = self.seen;
         if self.mode == "log" {
             plugin_sdk::info!("frame {now} of {}x{}", input.width(), input.height());
         }

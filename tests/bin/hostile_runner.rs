@@ -1,0 +1,105 @@
+//! A runner that speaks the protocol but lies, for the supervision tests. Its mode is the suffix
+//! of the name it is started under (`hostile-runner-MODE`, via a symlink), because the host
+//! starts runners with an empty environment and fixed arguments.
+//!
+//! Every mode completes the handshake, Load and Init like a real runner, then:
+//! - `garbage`: writes bytes that are not a message, then lives on;
+//! - `flood`: sends unrequested messages without end;
+//! - `log-flood`: sends log lines without end, while also serving frames correctly (identity);
+//! - `bad-state`: writes a state value no runner may write into each submitted slot;
+//! - `bad-descriptor`: marks slots done with an output descriptor past the slot's end;
+//! - `never-wake`: takes each slot and never completes it;
+//! - `wake-storm`: takes each slot, never completes it, and wakes the host's futex constantly;
+//! - `oversized`: announces a message larger than the host's limit.
+
+use plugin_host::ipc::handoff::{self, Futex, Outcome};
+use plugin_host::ipc::protocol::{self, Hello, MAX_TO_RUNNER_BYTES, ToHost, ToRunner};
+use plugin_host::ipc::region::{Buffer, Region};
+use plugin_sdk::abi::FrameDesc;
+use std::fs::File;
+use std::io::{BufReader, Write};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+fn main() {
+    let name = std::env::args().next().unwrap_or_default();
+    let mode = name.rsplit("hostile-runner-").next().unwrap_or("garbage").to_string();
+    let [control_in, control_out, region_fd] = plugin_host::sys::process::take_runner_fds().expect("runner fds");
+    let mut input = BufReader::new(File::from(control_in));
+    let mut output = File::from(control_out);
+    protocol::handshake(Hello::OURS, &mut input, &mut output).expect("handshake");
+    let region = Region::open(File::from(region_fd)).expect("region");
+    let _load: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("load");
+    let description = r#"{"name":"hostile","version":"1","description":"","formats":["rgba8","gray8"],"params":[]}"#;
+    protocol::write_message(&mut output, &ToHost::Loaded { description: description.into() }).expect("loaded");
+    let _init: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("init");
+    protocol::write_message(&mut output, &ToHost::Ready).expect("ready");
+
+    match mode.as_str() {
+        "garbage" => {
+            let _ = output.write_all(&[0xff; 64]);
+            sleep_forever()
+        }
+        "flood" => loop {
+            if protocol::write_message(&mut output, &ToHost::Loaded { description: "x".repeat(1000) }).is_err() {
+                sleep_forever()
+            }
+        },
+        "oversized" => {
+            let _ = output.write_all(&u32::MAX.to_le_bytes());
+            sleep_forever()
+        }
+        "log-flood" => {
+            let writer = std::thread::spawn(move || {
+                let mut n = 0u64;
+                while protocol::write_message(&mut output, &ToHost::Log { level: 3, message: format!("line {n}") })
+                    .is_ok()
+                {
+                    n += 1;
+                }
+            });
+            serve(&region, |region, slot| {
+                let desc = region.read_desc(slot, Buffer::Input);
+                let mut pixels = vec![0u8; desc.byte_len() as usize];
+                region.read_buffer(slot, Buffer::Input, 0, &mut pixels);
+                region.write_buffer(slot, Buffer::Output, 0, &pixels);
+                region.write_desc(slot, Buffer::Output, &FrameDesc { data: 0, ..desc });
+                handoff::complete(&Futex, region.state(slot), Outcome::Done);
+            });
+            let _ = writer.join();
+        }
+        "bad-state" => serve(&region, |region, slot| region.state(slot).store(77, Ordering::Release)),
+        "bad-descriptor" => serve(&region, |region, slot| {
+            let desc = region.read_desc(slot, Buffer::Input);
+            region.write_desc(slot, Buffer::Output, &FrameDesc { height: desc.height * 1000, ..desc });
+            handoff::complete(&Futex, region.state(slot), Outcome::Done);
+        }),
+        "never-wake" => serve(&region, |_, _| {}),
+        "wake-storm" => serve(&region, |region, slot| {
+            loop {
+                handoff::Waiter::wake(&Futex, region.state(slot));
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        }),
+        other => panic!("unknown mode {other}"),
+    }
+}
+
+/// Takes each submitted slot and lets `act` do with it what the mode says.
+fn serve(region: &Region, act: impl Fn(&Region, u32)) {
+    let mut seen = region.doorbell().load(Ordering::Acquire);
+    loop {
+        for slot in 0..region.slot_count() {
+            if handoff::take(region.state(slot)) {
+                act(region, slot);
+            }
+        }
+        seen = handoff::wait_doorbell(&Futex, region.doorbell(), seen, None);
+    }
+}
+
+fn sleep_forever() -> ! {
+    loop {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
