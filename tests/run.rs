@@ -221,7 +221,7 @@ fn png_folder_with_mixed_sizes_names_the_file() {
     png_io::encode(&dir.join("in/b.png"), &noise_frame(9, 8, 0, PixelFormat::Rgba8, 2)).unwrap();
     let config = "[input]\nkind = \"png\"\npath = \"in\"\n[output]\nkind = \"null\"\n";
     let output = run_config(&dir, config, &["-q"], None);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2), "found before the run: a config-time error");
     assert!(stderr(&output).contains("b.png: 9x8, but the first frame was 8x8"), "{}", stderr(&output));
 }
 

@@ -35,11 +35,33 @@ impl PngSource {
             File::open(path).map_err(read_err)?;
             vec![path.to_path_buf()]
         };
-        // Decode the first one now: the size is needed before the run, and a bad file should
-        // be reported before anything starts.
+        // Decode the first one and read every other header now: a bad file or a size change
+        // should be reported before anything starts, not hundreds of frames in.
         let first = decode(&files[0])?;
-        Ok(Self { files, next: 0, shape: (first.width, first.height) })
+        let shape = (first.width, first.height);
+        for path in &files[1..] {
+            let (width, height) = header_size(path)?;
+            if (width, height) != shape {
+                return Err(MediaError::SizeChanged {
+                    path: path.clone(),
+                    width,
+                    height,
+                    first_width: shape.0,
+                    first_height: shape.1,
+                });
+            }
+        }
+        Ok(Self { files, next: 0, shape })
     }
+}
+
+/// A PNG's size from its header, without decoding its pixels.
+fn header_size(path: &Path) -> Result<(u32, u32), MediaError> {
+    let file = File::open(path).map_err(|source| MediaError::Read { path: path.to_path_buf(), source })?;
+    let reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .map_err(|e| MediaError::BadPng { path: path.to_path_buf(), reason: e.to_string() })?;
+    Ok((reader.info().width, reader.info().height))
 }
 
 /// Decodes a PNG into RGBA8 (gray, RGB, palette and 16-bit images are converted).
