@@ -4,7 +4,7 @@
 use plugin_host::PluginProcess;
 use plugin_host_tests::*;
 use plugin_sdk::abi::ParamValue;
-use plugin_sdk::{OwnedFrame, PixelFormat, Plugin, testing};
+use plugin_sdk::{Frame, FrameMut, OwnedFrame, PixelFormat, Plugin, testing};
 
 fn same_as_native<P: Plugin>(name: &str, params: &[(&str, ParamValue)], formats: &[PixelFormat]) {
     let mut spec = spec(name, plugin(name), 1 << 20);
@@ -91,4 +91,50 @@ fn pipe_transport_reports_failures_like_shared_memory() {
     let err = plugin.process(&input).unwrap_err();
     assert_eq!(err.to_string(), "plugin \"err\": frame 2: plugin error: refusing frame 2 on purpose");
     assert!(plugin.process(&input).unwrap().same_pixels(&invert_reference(&input)));
+}
+
+/// Runs `plugin` on `input` into `buffer` (reused), returning the output's shape.
+fn native_stage<P: Plugin>(plugin: &mut P, input: Frame<'_>, buffer: &mut Vec<u8>) -> (u32, u32, u32, PixelFormat) {
+    buffer.resize(input.width() as usize * input.height() as usize * 4, 0);
+    let mut out = FrameMut::new(buffer, input.width(), input.height(), input.stride(), input.format(), 0).unwrap();
+    plugin.process(&input, &mut out).unwrap();
+    (out.width(), out.height(), out.stride(), out.format())
+}
+
+/// The demo chain's operations done natively in one process, one after another, with buffers
+/// reused: the baseline for `plugin-host run examples/demo.toml`. A measurement, not a test:
+/// `cargo test --release -p plugin-host-tests --test examples -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement; run it in release by hand"]
+fn native_demo_chain_frames_per_second() {
+    for (width, height) in [(1280, 720), (1920, 1080)] {
+        let mut blur = blur::Blur::new(&testing::params_for::<blur::Blur>(&[("radius", ParamValue::Int(1))])).unwrap();
+        let mut sobel = sobel::Sobel::new(&testing::params_for::<sobel::Sobel>(&[])).unwrap();
+        let level = [("level", ParamValue::Int(8))];
+        let mut threshold = threshold::Threshold::new(&testing::params_for::<threshold::Threshold>(&level)).unwrap();
+        let mut invert = invert::Invert::new(&testing::params_for::<invert::Invert>(&[])).unwrap();
+        let mut input = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
+        let mut buffers = [Vec::new(), Vec::new(), Vec::new(), Vec::new()];
+        let frames = 120;
+        let (mut generate, mut chain) = (std::time::Duration::ZERO, std::time::Duration::ZERO);
+        for i in 0..frames {
+            let t0 = std::time::Instant::now();
+            plugin_host::io::test_pattern(width, height, i, &mut input);
+            let t1 = std::time::Instant::now();
+            let [b0, b1, b2, b3] = &mut buffers;
+            let s = native_stage(&mut blur, input.view(), b0);
+            let s = native_stage(&mut sobel, Frame::new(b0, s.0, s.1, s.2, s.3, 0).unwrap(), b1);
+            let s = native_stage(&mut threshold, Frame::new(b1, s.0, s.1, s.2, s.3, 0).unwrap(), b2);
+            native_stage(&mut invert, Frame::new(b2, s.0, s.1, s.2, s.3, 0).unwrap(), b3);
+            std::hint::black_box(&b3);
+            generate += t1 - t0;
+            chain += t1.elapsed();
+        }
+        let fps = |d: std::time::Duration| frames as f64 / d.as_secs_f64();
+        println!(
+            "native demo chain at {width}x{height}: {:.1} frames/s with the test pattern, {:.1} frames/s for the four plugins alone",
+            fps(generate + chain),
+            fps(chain)
+        );
+    }
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 #[command(
     name = "plugin-host",
     version,
-    about = "Run untrusted WebAssembly media plugins, each in its own sandboxed process"
+    about = "Run untrusted WebAssembly media plugins, each in its own process"
 )]
 struct Cli {
     #[command(subcommand)]
