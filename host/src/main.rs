@@ -13,11 +13,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 #[derive(Parser)]
-#[command(
-    name = "plugin-host",
-    version,
-    about = "Run untrusted WebAssembly media plugins, each in its own process"
-)]
+#[command(name = "plugin-host", version, about = "Run untrusted WebAssembly media plugins, each in its own process")]
 struct Cli {
     #[command(subcommand)]
     command: Command,

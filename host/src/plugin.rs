@@ -472,14 +472,9 @@ impl PluginProcess {
         let desc = self.region.read_desc(slot, Buffer::Output);
         let format = region::validate_output(&desc, self.region.slot_capacity())
             .map_err(|why| ErrorKind::Protocol(format!("the output descriptor is invalid: {why}")))?;
-        let len = desc.byte_len() as usize;
-        output.data.resize(len, 0);
+        output.data.resize(desc.byte_len() as usize, 0);
         self.region.read_buffer(slot, Buffer::Output, desc.data as usize, &mut output.data);
-        output.width = desc.width;
-        output.height = desc.height;
-        output.stride = desc.stride;
-        output.format = format;
-        output.timestamp_us = desc.timestamp_us;
+        set_shape(output, &desc, format);
         Ok(())
     }
 
@@ -506,11 +501,7 @@ impl PluginProcess {
                         ErrorKind::Protocol(format!("frame {frame}: the returned frame does not match its descriptor"))
                     })?;
                 output.data = pixels;
-                output.width = desc.width;
-                output.height = desc.height;
-                output.stride = desc.stride;
-                output.format = format;
-                output.timestamp_us = desc.timestamp_us;
+                set_shape(output, &desc, format);
                 Ok(())
             }
             ToHost::Failed { frame: Some(f), failure } if f == frame => Err(ErrorKind::Frame { frame, failure }),
@@ -787,6 +778,15 @@ impl LogLimiter {
             self.dropped = 0;
         }
     }
+}
+
+/// Gives `output` the shape of a validated descriptor.
+fn set_shape(output: &mut OwnedFrame, desc: &FrameDesc, format: plugin_sdk::PixelFormat) {
+    output.width = desc.width;
+    output.height = desc.height;
+    output.stride = desc.stride;
+    output.format = format;
+    output.timestamp_us = desc.timestamp_us;
 }
 
 /// A message's name, for errors (never its untrusted contents in full).

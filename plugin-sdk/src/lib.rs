@@ -92,6 +92,12 @@ pub trait Plugin: Sized + 'static {
     fn process(&mut self, input: &Frame<'_>, output: &mut FrameMut<'_>) -> Result<(), PluginError>;
 }
 
+/// BT.709 luma of an RGB pixel, with the coefficients (0.2126, 0.7152, 0.0722) in 16-bit fixed
+/// point, rounded: the one definition the example plugins share.
+pub fn luma_bt709(r: u8, g: u8, b: u8) -> u8 {
+    ((13933 * r as u32 + 46871 * g as u32 + 4732 * b as u32 + 32768) >> 16) as u8
+}
+
 /// Refuses a frame format the plugin did not declare in [`Plugin::formats`].
 pub fn check_accepts<P: Plugin>(format: PixelFormat) -> Result<(), PluginError> {
     if P::formats().contains(&format) {

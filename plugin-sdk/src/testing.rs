@@ -26,3 +26,17 @@ pub fn process<P: Plugin>(plugin: &mut P, input: &OwnedFrame) -> Result<OwnedFra
     plugin.process(&input.view(), &mut output)?;
     Ok(OwnedFrame::from_view(&output))
 }
+
+/// A frame whose every byte, stride padding included, comes from a fixed pseudo-random sequence
+/// (xorshift from `seed`): input for tests that compare against a reference.
+pub fn noise(width: u32, height: u32, stride: u32, format: crate::PixelFormat, seed: u32) -> OwnedFrame {
+    let mut frame = OwnedFrame::with_stride(width, height, stride, format);
+    let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
+    for byte in &mut frame.data {
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        *byte = (state >> 24) as u8;
+    }
+    frame
+}

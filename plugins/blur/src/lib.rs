@@ -104,19 +104,6 @@ mod tests {
     use plugin_sdk::abi::ParamValue;
     use plugin_sdk::{OwnedFrame, testing};
 
-    /// A frame whose every byte, stride padding included, comes from a fixed pseudo-random sequence.
-    fn noise(width: u32, height: u32, stride: u32, format: PixelFormat, seed: u32) -> OwnedFrame {
-        let mut frame = OwnedFrame::with_stride(width, height, stride, format);
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        for byte in &mut frame.data {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            *byte = (state >> 24) as u8;
-        }
-        frame
-    }
-
     /// Two passes summing every window sample directly, with clamped coordinates.
     fn reference(input: &OwnedFrame, radius: i64) -> Vec<u8> {
         let (w, h) = (input.width as i64, input.height as i64);
@@ -156,7 +143,7 @@ mod tests {
         for (seed, &(width, height, pad)) in shapes.iter().enumerate() {
             for format in [PixelFormat::Rgba8, PixelFormat::Gray8] {
                 let stride = width * format.bytes_per_pixel() + pad;
-                let input = noise(width, height, stride, format, seed as u32);
+                let input = testing::noise(width, height, stride, format, seed as u32);
                 for r in [0, 1, 2, 3, 8, 20, 64] {
                     let output = testing::run::<Blur>(&radius(r), &input).unwrap();
                     assert_eq!(output.format, format);
@@ -175,14 +162,14 @@ mod tests {
 
     #[test]
     fn radius_zero_copies() {
-        let input = noise(9, 5, 9 * 4 + 7, PixelFormat::Rgba8, 42);
+        let input = testing::noise(9, 5, 9 * 4 + 7, PixelFormat::Rgba8, 42);
         let output = testing::run::<Blur>(&radius(0), &input).unwrap();
         assert_eq!(output.packed(), input.packed());
     }
 
     #[test]
     fn default_radius_is_two() {
-        let input = noise(11, 7, 11 * 4, PixelFormat::Rgba8, 5);
+        let input = testing::noise(11, 7, 11 * 4, PixelFormat::Rgba8, 5);
         assert_eq!(testing::run::<Blur>(&[], &input).unwrap().packed(), reference(&input, 2));
     }
 
@@ -204,7 +191,7 @@ mod tests {
         .into_iter()
         .enumerate()
         {
-            let input = noise(width, height, width * format.bytes_per_pixel() + 2, format, seed as u32 + 100);
+            let input = testing::noise(width, height, width * format.bytes_per_pixel() + 2, format, seed as u32 + 100);
             let output = testing::process(&mut blur, &input).unwrap();
             assert_eq!(output.packed(), reference(&input, 3), "{width}x{height} {format:?}");
         }

@@ -68,19 +68,6 @@ mod tests {
     use plugin_sdk::abi::ParamValue;
     use plugin_sdk::{OwnedFrame, testing};
 
-    /// A frame whose every byte, stride padding included, comes from a fixed pseudo-random sequence.
-    fn noise(width: u32, height: u32, stride: u32, format: PixelFormat, seed: u32) -> OwnedFrame {
-        let mut frame = OwnedFrame::with_stride(width, height, stride, format);
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        for byte in &mut frame.data {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            *byte = (state >> 24) as u8;
-        }
-        frame
-    }
-
     /// Per pixel, straight from the formula, no table.
     fn reference(input: &OwnedFrame, brightness: i64, contrast: f64) -> Vec<u8> {
         let bpp = input.format.bytes_per_pixel() as usize;
@@ -107,7 +94,7 @@ mod tests {
 
     #[test]
     fn defaults_change_nothing() {
-        let input = noise(7, 5, 7 * 4 + 12, PixelFormat::Rgba8, 1);
+        let input = testing::noise(7, 5, 7 * 4 + 12, PixelFormat::Rgba8, 1);
         let output = testing::run::<Brightness>(&[], &input).unwrap();
         assert_eq!(output.packed(), input.packed());
     }
@@ -119,7 +106,7 @@ mod tests {
         for (seed, &(width, height, pad)) in shapes.iter().enumerate() {
             for format in [PixelFormat::Rgba8, PixelFormat::Gray8] {
                 let stride = width * format.bytes_per_pixel() + pad;
-                let input = noise(width, height, stride, format, seed as u32);
+                let input = testing::noise(width, height, stride, format, seed as u32);
                 for &(b, c) in &settings {
                     let output = testing::run::<Brightness>(&params(b, c), &input).unwrap();
                     assert_eq!(output.format, format);
@@ -142,7 +129,7 @@ mod tests {
 
     #[test]
     fn full_brightness_saturates_and_keeps_alpha() {
-        let input = noise(5, 3, 5 * 4 + 4, PixelFormat::Rgba8, 7);
+        let input = testing::noise(5, 3, 5 * 4 + 4, PixelFormat::Rgba8, 7);
         let output = testing::run::<Brightness>(&params(255, 1.0), &input).unwrap();
         for (o, i) in output.packed().chunks_exact(4).zip(input.packed().chunks_exact(4)) {
             assert_eq!(o, [255, 255, 255, i[3]]);
@@ -155,12 +142,12 @@ mod tests {
 
     #[test]
     fn zero_contrast_gives_128_everywhere() {
-        let input = noise(6, 4, 6 * 4 + 8, PixelFormat::Rgba8, 3);
+        let input = testing::noise(6, 4, 6 * 4 + 8, PixelFormat::Rgba8, 3);
         let output = testing::run::<Brightness>(&params(0, 0.0), &input).unwrap();
         for (o, i) in output.packed().chunks_exact(4).zip(input.packed().chunks_exact(4)) {
             assert_eq!(o, [128, 128, 128, i[3]]);
         }
-        let gray = noise(5, 3, 7, PixelFormat::Gray8, 4);
+        let gray = testing::noise(5, 3, 7, PixelFormat::Gray8, 4);
         let output = testing::run::<Brightness>(&params(0, 0.0), &gray).unwrap();
         assert!(output.packed().iter().all(|&v| v == 128));
     }

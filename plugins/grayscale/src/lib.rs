@@ -4,11 +4,6 @@ use plugin_sdk::{Frame, FrameMut, Params, Plugin, PluginError};
 
 pub struct Grayscale;
 
-/// BT.709 luma in 16-bit fixed point: 0.2126 R + 0.7152 G + 0.0722 B, rounded.
-pub fn luma(r: u8, g: u8, b: u8) -> u8 {
-    ((13933 * r as u32 + 46871 * g as u32 + 4732 * b as u32 + 32768) >> 16) as u8
-}
-
 impl Plugin for Grayscale {
     fn new(_params: &Params) -> Result<Self, PluginError> {
         Ok(Grayscale)
@@ -18,7 +13,7 @@ impl Plugin for Grayscale {
         output.set_shape(input.width(), input.height(), input.format())?;
         for y in 0..input.height() {
             for (d, s) in output.row_mut(y).chunks_exact_mut(4).zip(input.row(y).chunks_exact(4)) {
-                let l = luma(s[0], s[1], s[2]);
+                let l = plugin_sdk::luma_bt709(s[0], s[1], s[2]);
                 d.copy_from_slice(&[l, l, l, s[3]]);
             }
         }
@@ -37,7 +32,7 @@ mod tests {
     fn luma_matches_bt709() {
         for (r, g, b) in [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 255), (12, 200, 77)] {
             let exact = 0.2126 * r as f64 + 0.7152 * g as f64 + 0.0722 * b as f64;
-            assert!((luma(r, g, b) as f64 - exact).abs() <= 0.5 + 1e-3, "{r},{g},{b}");
+            assert!((plugin_sdk::luma_bt709(r, g, b) as f64 - exact).abs() <= 0.5 + 1e-3, "{r},{g},{b}");
         }
     }
 

@@ -20,11 +20,6 @@ pub struct Sobel {
     luma: Vec<u8>,
 }
 
-/// BT.709 luma in 16-bit fixed point: 0.2126 R + 0.7152 G + 0.0722 B, rounded (as in `grayscale`).
-pub fn luma(r: u8, g: u8, b: u8) -> u8 {
-    ((13933 * r as u32 + 46871 * g as u32 + 4732 * b as u32 + 32768) >> 16) as u8
-}
-
 /// `min(255, round(√(gx² + gy²) / 4))`, halves rounded up.
 pub fn magnitude(gx: i32, gy: i32) -> u8 {
     let squared = (gx * gx + gy * gy) as f32;
@@ -42,7 +37,7 @@ impl Plugin for Sobel {
         self.luma.resize(width * height, 0);
         for (y, dst) in self.luma.chunks_exact_mut(width).enumerate() {
             for (d, s) in dst.iter_mut().zip(input.row(y as u32).chunks_exact(4)) {
-                *d = luma(s[0], s[1], s[2]);
+                *d = plugin_sdk::luma_bt709(s[0], s[1], s[2]);
             }
         }
 
@@ -69,19 +64,6 @@ plugin_sdk::export_plugin!(Sobel);
 mod tests {
     use super::*;
     use plugin_sdk::{OwnedFrame, testing};
-
-    /// A frame whose every byte, stride padding included, comes from a fixed pseudo-random sequence.
-    fn noise(width: u32, height: u32, stride: u32, seed: u32) -> OwnedFrame {
-        let mut frame = OwnedFrame::with_stride(width, height, stride, PixelFormat::Rgba8);
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        for byte in &mut frame.data {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            *byte = (state >> 24) as u8;
-        }
-        frame
-    }
 
     /// The module doc's definition, pixel by pixel: kernels as 3×3 weight tables, magnitude in f64.
     fn reference(input: &OwnedFrame) -> Vec<u8> {
@@ -116,7 +98,7 @@ mod tests {
     fn matches_reference_on_several_shapes() {
         let shapes = [(1, 1, 0), (2, 2, 0), (3, 5, 4), (7, 3, 12), (16, 9, 0), (33, 17, 20)];
         for (seed, &(width, height, pad)) in shapes.iter().enumerate() {
-            let input = noise(width, height, width * 4 + pad, seed as u32);
+            let input = testing::noise(width, height, width * 4 + pad, PixelFormat::Rgba8, seed as u32);
             let output = testing::run::<Sobel>(&[], &input).unwrap();
             assert_eq!(output.format, PixelFormat::Rgba8);
             assert_eq!(output.packed(), reference(&input), "{width}x{height} pad {pad}");

@@ -10,11 +10,6 @@ pub struct Threshold {
     level: u8,
 }
 
-/// BT.709 luma in 16-bit fixed point: 0.2126 R + 0.7152 G + 0.0722 B, rounded (as in `grayscale`).
-pub fn luma(r: u8, g: u8, b: u8) -> u8 {
-    ((13933 * r as u32 + 46871 * g as u32 + 4732 * b as u32 + 32768) >> 16) as u8
-}
-
 impl Plugin for Threshold {
     fn params() -> Vec<ParamSpec> {
         vec![ParamSpec::int("level", 128, 0..=255).help("pixels with luma at or above this become white, others black")]
@@ -30,7 +25,7 @@ impl Plugin for Threshold {
         output.set_shape(input.width(), input.height(), input.format())?;
         for y in 0..input.height() {
             for (d, s) in output.row_mut(y).chunks_exact_mut(4).zip(input.row(y).chunks_exact(4)) {
-                let v = if luma(s[0], s[1], s[2]) >= self.level { 255 } else { 0 };
+                let v = if plugin_sdk::luma_bt709(s[0], s[1], s[2]) >= self.level { 255 } else { 0 };
                 d.copy_from_slice(&[v, v, v, s[3]]);
             }
         }
@@ -45,19 +40,6 @@ mod tests {
     use super::*;
     use plugin_sdk::abi::ParamValue;
     use plugin_sdk::{OwnedFrame, PixelFormat, testing};
-
-    /// A frame whose every byte, stride padding included, comes from a fixed pseudo-random sequence.
-    fn noise(width: u32, height: u32, stride: u32, seed: u32) -> OwnedFrame {
-        let mut frame = OwnedFrame::with_stride(width, height, stride, PixelFormat::Rgba8);
-        let mut state = seed.wrapping_mul(2_654_435_761).wrapping_add(1);
-        for byte in &mut frame.data {
-            state ^= state << 13;
-            state ^= state >> 17;
-            state ^= state << 5;
-            *byte = (state >> 24) as u8;
-        }
-        frame
-    }
 
     fn reference(input: &OwnedFrame, level: i64) -> Vec<u8> {
         let mut out = Vec::new();
@@ -82,7 +64,7 @@ mod tests {
     fn matches_reference_on_several_shapes() {
         let shapes = [(1, 1, 0), (3, 2, 0), (5, 7, 6), (16, 4, 0), (31, 9, 13)];
         for (seed, &(width, height, pad)) in shapes.iter().enumerate() {
-            let input = noise(width, height, width * 4 + pad, seed as u32);
+            let input = testing::noise(width, height, width * 4 + pad, PixelFormat::Rgba8, seed as u32);
             for l in [0, 1, 64, 127, 128, 200, 254, 255] {
                 let output = testing::run::<Threshold>(&level(l), &input).unwrap();
                 assert_eq!(output.packed(), reference(&input, l), "{width}x{height} pad {pad} level {l}");
@@ -94,7 +76,7 @@ mod tests {
 
     #[test]
     fn level_zero_is_all_white() {
-        let mut input = noise(6, 5, 6 * 4 + 4, 9);
+        let mut input = testing::noise(6, 5, 6 * 4 + 4, PixelFormat::Rgba8, 9);
         input.data[..4].copy_from_slice(&[0, 0, 0, 77]);
         let output = testing::run::<Threshold>(&level(0), &input).unwrap();
         for (o, i) in output.packed().chunks_exact(4).zip(input.packed().chunks_exact(4)) {
