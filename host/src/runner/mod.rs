@@ -157,7 +157,18 @@ fn serve() -> Result<(), protocol::ProtocolError> {
                 input: (region.buffer_offset(slot, Buffer::Input) - window_start) as u32,
                 output: (region.buffer_offset(slot, Buffer::Output) - window_start) as u32,
             };
-            let result = watchdog.guard(deadline, || instance.process(&input_desc, 1, io));
+            // The plugin sees this slot's two buffers (adjacent) and no other frame.
+            let exposed = match &window {
+                Some(window) => window.expose_only(
+                    (region.buffer_offset(slot, Buffer::Input) - window_start) as usize,
+                    2 * region.slot_capacity() as usize,
+                ),
+                None => Ok(()),
+            };
+            let result = match exposed {
+                Ok(()) => watchdog.guard(deadline, || instance.process(&input_desc, 1, io)),
+                Err(e) => Err(Failure::Protocol(format!("cannot protect the frame window: {e}"))),
+            };
             match result {
                 Ok(output) => {
                     region.write_desc(slot, Buffer::Output, &output);
