@@ -290,3 +290,30 @@ fn a_failing_init_is_reported_with_the_plugins_message() {
         "plugin \"picky\": creating the instance failed: plugin error: init refused on purpose"
     );
 }
+
+#[test]
+fn no_page_fault_growth_over_a_thousand_frames() {
+    use plugin_host::sys::process::minor_faults;
+    let mut plugin = PluginProcess::spawn(spec("neg", plugin("invert"), 640 * 480 * 4)).unwrap();
+    let input = noise_frame(640, 480, 0, PixelFormat::Rgba8, 3);
+    let mut output = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
+    let mut run = |plugin: &mut PluginProcess, n: usize| {
+        for _ in 0..n {
+            let ticket = plugin.submit(&input.view()).unwrap();
+            plugin.receive(ticket, &mut output).unwrap();
+        }
+    };
+    run(&mut plugin, 20);
+    let (plugin_warm, host_warm) = (plugin.runner_stats().unwrap(), minor_faults().unwrap());
+    run(&mut plugin, 1000);
+    let (plugin_now, host_now) = (plugin.runner_stats().unwrap(), minor_faults().unwrap());
+    assert_eq!(plugin_now.frames - plugin_warm.frames, 1000);
+    let plugin_faults = plugin_now.minor_faults - plugin_warm.minor_faults;
+    let host_faults = host_now - host_warm;
+    println!(
+        "minor page faults over 1,000 frames of 640x480 after warm-up: plugin {plugin_faults}, host {host_faults}"
+    );
+    // A frame is 300 pages: faulting per frame would show thousands. Loose bounds, not timing.
+    assert!(plugin_faults < 100, "the plugin process faulted {plugin_faults} times");
+    assert!(host_faults < 1000, "the host faulted {host_faults} times");
+}

@@ -22,4 +22,4 @@ pub mod schema;
 #[allow(unsafe_code, reason = "OS glue: futex, memfd, fork/exec")]
 pub mod sys;
 
-pub use plugin::{ErrorKind, Limits, PluginError, PluginProcess, PluginSpec, Ticket};
+pub use plugin::{ErrorKind, Limits, PluginError, PluginProcess, PluginSpec, RunnerStats, Ticket};

@@ -150,6 +150,13 @@ enum Event {
     Closed(String),
 }
 
+/// Counters a plugin process reports about itself (untrusted: for statistics only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunnerStats {
+    pub frames: u64,
+    pub minor_faults: u64,
+}
+
 /// A submitted frame, to collect with [`PluginProcess::receive`].
 #[derive(Debug, PartialEq, Eq)]
 #[must_use]
@@ -526,6 +533,24 @@ impl PluginProcess {
         }
     }
 
+    /// The plugin process's counters: frames it served and its minor page faults so far.
+    pub fn runner_stats(&mut self) -> Result<RunnerStats, PluginError> {
+        self.check_running()?;
+        let deadline = Instant::now() + Duration::from_secs(1);
+        self.send_message(&ToRunner::Stats, deadline).map_err(|kind| self.error(kind))?;
+        handoff::ring_doorbell(&Futex, self.region.doorbell());
+        loop {
+            match self.next_message(deadline).map_err(|kind| self.error(kind))? {
+                ToHost::Stats { frames, minor_faults } => return Ok(RunnerStats { frames, minor_faults }),
+                ToHost::Failed { .. } => continue,
+                other => {
+                    let kind = ErrorKind::Protocol(format!("expected Stats, got {}", message_kind(&other)));
+                    return Err(self.error(kind));
+                }
+            }
+        }
+    }
+
     /// Asks the process to exit and reaps it; kills it if it does not exit within a second.
     pub fn shutdown(mut self) -> Result<(), PluginError> {
         let asked = self.send_message(&ToRunner::Shutdown, Instant::now() + Duration::from_millis(100)).is_ok();
@@ -794,6 +819,7 @@ fn message_kind(message: &ToHost) -> &'static str {
     match message {
         ToHost::Loaded { .. } => "Loaded",
         ToHost::Ready => "Ready",
+        ToHost::Stats { .. } => "Stats",
         ToHost::FrameDone { .. } => "FrameDone for another frame",
         ToHost::Log { .. } => "Log",
         ToHost::Failed { .. } => "Failed for another frame",

@@ -61,6 +61,8 @@ pub enum ToRunner {
     },
     /// Create the plugin instance with ABI-encoded parameters; answered by [`ToHost::Ready`].
     Init { params: Vec<u8> },
+    /// Report [`ToHost::Stats`].
+    Stats,
     /// Exit cleanly.
     Shutdown,
 }
@@ -79,6 +81,8 @@ pub enum ToHost {
         #[serde(with = "serde_bytes")]
         pixels: Vec<u8>,
     },
+    /// Counters of the plugin process, on request.
+    Stats { frames: u64, minor_faults: u64 },
     /// A log line from the plugin.
     Log { level: i32, message: String },
     /// Something failed; `frame` is set when it happened while processing that frame.

@@ -18,6 +18,9 @@ use std::time::Instant;
 /// A frame and its 1-based number in the input.
 type Numbered = (u64, OwnedFrame);
 
+/// Frames after which page faults start to count (buffers and mappings are warm by then).
+const WARM_UP_FRAMES: u64 = 10;
+
 /// Frames waiting between two threads.
 const CHANNEL_DEPTH: usize = 2;
 
@@ -159,6 +162,7 @@ impl Prepared {
         }
 
         let mut frames_out = 0u64;
+        let mut host_warm = None;
         let mut sink_result = Ok(());
         for (_, frame) in upstream.iter() {
             if let Err(e) = sink.write(frames_out, &frame) {
@@ -166,6 +170,9 @@ impl Prepared {
                 break;
             }
             frames_out += 1;
+            if frames_out == WARM_UP_FRAMES {
+                host_warm = crate::sys::process::minor_faults().ok();
+            }
             pool.put(frame);
             progress.frame_done(frames_out);
         }
@@ -198,7 +205,14 @@ impl Prepared {
         keep(&mut first_error, sink.finish().map_err(RunError::from));
         progress.finish();
         let frames_in = frames_in.lock().map(|n| *n).unwrap_or(0);
-        let stats = RunStats { frames_in, frames_out, wall_s: started.elapsed().as_secs_f64(), plugins };
+        let host_faults_per_frame = match (host_warm, crate::sys::process::minor_faults()) {
+            (Some(warm), Ok(now)) if frames_out > WARM_UP_FRAMES => {
+                now.saturating_sub(warm) as f64 / (frames_out - WARM_UP_FRAMES) as f64
+            }
+            _ => 0.0,
+        };
+        let wall_s = started.elapsed().as_secs_f64();
+        let stats = RunStats { frames_in, frames_out, wall_s, host_faults_per_frame, plugins };
         (stats, first_error.map_or(Ok(()), Err))
     }
 }
@@ -242,6 +256,8 @@ struct Stage {
     spec: PluginSpec,
     process: Option<PluginProcess>,
     stats: PluginStats,
+    /// The plugin process's counters after warm-up.
+    warm: Option<crate::plugin::RunnerStats>,
 }
 
 impl Stage {
@@ -252,7 +268,13 @@ impl Stage {
         spec.transport = config.transport;
         spec.runner = options.runner.clone();
         let process = PluginProcess::spawn(spec.clone())?;
-        Ok(Self { config: config.clone(), spec, process: Some(process), stats: PluginStats::new(&config.name) })
+        Ok(Self {
+            config: config.clone(),
+            spec,
+            process: Some(process),
+            stats: PluginStats::new(&config.name),
+            warm: None,
+        })
     }
 
     /// Serves frames from `input` to `output` until the input ends or the stage fails.
@@ -263,6 +285,13 @@ impl Stage {
         pool: Pool,
     ) -> (PluginStats, Result<(), PluginError>) {
         let result = self.serve(&input, &output, &pool);
+        if let (Some(process), Some(warm)) = (self.process.as_mut(), self.warm)
+            && let Ok(now) = process.runner_stats()
+            && now.frames > warm.frames
+        {
+            self.stats.plugin_faults_per_frame =
+                now.minor_faults.saturating_sub(warm.minor_faults) as f64 / (now.frames - warm.frames) as f64;
+        }
         if let Some(process) = self.process.take() {
             let _ = process.shutdown();
         }
@@ -311,6 +340,11 @@ impl Stage {
             match result {
                 Ok(()) => {
                     self.stats.frames += 1;
+                    if self.stats.frames == WARM_UP_FRAMES
+                        && let Some(process) = self.process.as_mut()
+                    {
+                        self.warm = process.runner_stats().ok();
+                    }
                     self.stats.samples_us.push((last_done - started).as_micros() as u64);
                     pool.put(frame);
                     if output.send((index, out)).is_err() {

@@ -17,6 +17,8 @@ pub struct PluginStats {
     pub p50_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
+    /// Minor page faults per frame in the plugin process after warm-up (its own report).
+    pub plugin_faults_per_frame: f64,
     #[serde(skip)]
     pub samples_us: Vec<u64>,
 }
@@ -50,6 +52,8 @@ pub struct RunStats {
     pub frames_in: u64,
     pub frames_out: u64,
     pub wall_s: f64,
+    /// Minor page faults per frame in the host after warm-up.
+    pub host_faults_per_frame: f64,
     pub plugins: Vec<PluginStats>,
 }
 
@@ -83,11 +87,17 @@ impl RunStats {
         }
         writeln!(
             out,
-            "{} frames in, {} out in {:.2} s: {:.1} frames/s",
+            "{} frames in, {} out in {:.2} s: {:.1} frames/s; page faults per frame after warm-up: host {:.2}, {}",
             self.frames_in,
             self.frames_out,
             self.wall_s,
-            self.fps()
+            self.fps(),
+            self.host_faults_per_frame,
+            self.plugins
+                .iter()
+                .map(|p| format!("{} {:.2}", p.name, p.plugin_faults_per_frame))
+                .collect::<Vec<_>>()
+                .join(", ")
         )
     }
 }

@@ -116,10 +116,12 @@ fn serve() -> Result<(), protocol::ProtocolError> {
         }
         Ok(())
     };
+    let mut frames_served = 0u64;
     if transport == Transport::Pipe {
         loop {
             match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
                 ToRunner::Frame { frame, desc, pixels } => {
+                    frames_served += 1;
                     let desc = plugin_sdk::abi::FrameDesc {
                         data: 0,
                         capacity,
@@ -142,6 +144,7 @@ fn serve() -> Result<(), protocol::ProtocolError> {
                         }
                     }
                 }
+                ToRunner::Stats => send(&control, &stats(frames_served))?,
                 ToRunner::Shutdown => return Ok(()),
                 other => return Err(fail(Failure::Protocol(format!("unexpected {other:?} while serving frames")))),
             }
@@ -169,6 +172,7 @@ fn serve() -> Result<(), protocol::ProtocolError> {
                 Ok(()) => watchdog.guard(deadline, || instance.process(&input_desc, 1, io)),
                 Err(e) => Err(Failure::Protocol(format!("cannot protect the frame window: {e}"))),
             };
+            frames_served += 1;
             match result {
                 Ok(output) => {
                     region.write_desc(slot, Buffer::Output, &output);
@@ -184,6 +188,7 @@ fn serve() -> Result<(), protocol::ProtocolError> {
         }
         if control_message_waiting(&input)? {
             match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
+                ToRunner::Stats => send(&control, &stats(frames_served))?,
                 ToRunner::Shutdown => return Ok(()),
                 other => return Err(fail(Failure::Protocol(format!("unexpected {other:?} while serving frames")))),
             }
@@ -192,6 +197,12 @@ fn serve() -> Result<(), protocol::ProtocolError> {
         seen =
             handoff::wait_doorbell(&Futex, region.doorbell(), seen, Some(Instant::now() + Duration::from_millis(200)));
     }
+}
+
+/// This process's counters.
+fn stats(frames: u64) -> ToHost {
+    let minor_faults = crate::sys::process::minor_faults().unwrap_or(0);
+    ToHost::Stats { frames, minor_faults }
 }
 
 /// The submitted slot with the lowest frame number, claimed.

@@ -112,3 +112,9 @@ pub fn take_runner_fds() -> io::Result<[OwnedFd; 3]> {
     // and nothing else in this process owns them: runner mode takes them exactly once.
     Ok(fds.map(|fd| unsafe { OwnedFd::from_raw_fd(fd) }))
 }
+
+/// Minor page faults of this process so far (all threads).
+pub fn minor_faults() -> io::Result<u64> {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
+    Ok(usage.minor_page_faults() as u64)
+}
