@@ -251,8 +251,6 @@ fn traps_come_back_with_their_kind_and_a_wasm_backtrace() {
     fails_on_frame_two_then_recovers("divide", trap("divide by zero"));
     fails_on_frame_two_then_recovers("out-of-bounds", trap("out of bounds"));
     fails_on_frame_two_then_recovers("recurse", trap("call stack exhausted"));
-    // Zero-copy exposes only the frame in hand: another slot's frame is out of reach.
-    fails_on_frame_two_then_recovers("peek", trap("out of bounds"));
 }
 
 #[test]

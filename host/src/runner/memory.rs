@@ -21,8 +21,6 @@ pub struct Window {
     armed: AtomicBool,
     /// Offset in linear memory where the window was placed, once placed.
     placed_at: AtomicUsize,
-    /// Address of the live mapping, once placed (0 before).
-    mapped_at: AtomicUsize,
     failure: Mutex<Option<String>>,
 }
 
@@ -35,7 +33,6 @@ impl Window {
             len,
             armed: AtomicBool::new(false),
             placed_at: AtomicUsize::new(usize::MAX),
-            mapped_at: AtomicUsize::new(0),
             failure: Mutex::new(None),
         })
     }
@@ -49,27 +46,6 @@ impl Window {
     pub fn arm(&self) {
         self.placed_at.store(usize::MAX, Ordering::Release);
         self.armed.store(true, Ordering::Release);
-    }
-
-    /// Leaves only `[offset, offset + len)` of the window accessible (the frame in hand), so
-    /// that the plugin cannot touch frames in other slots: a stray access traps.
-    pub fn expose_only(&self, offset: usize, len: usize) -> std::io::Result<()> {
-        let base = self.mapped_at.load(Ordering::Acquire);
-        if base == 0 || offset.checked_add(len).is_none_or(|end| end > self.len) {
-            return Err(std::io::Error::other("no such range in the frame window"));
-        }
-        // SAFETY: [base, base + self.len) is the live window mapping made by `map_window` inside
-        // a reservation we own; mprotect only changes its protection, and the range exposed
-        // afterwards lies within it (checked above) and is page-aligned (slot buffers are).
-        let rc = unsafe {
-            let none = libc::mprotect(base as *mut libc::c_void, self.len, libc::PROT_NONE);
-            if none == 0 {
-                libc::mprotect((base + offset) as *mut libc::c_void, len, libc::PROT_READ | libc::PROT_WRITE)
-            } else {
-                none
-            }
-        };
-        if rc != 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
     }
 
     /// Where the last armed grow placed the window, or why it could not.
@@ -203,7 +179,6 @@ unsafe impl LinearMemory for WindowedMemory {
                 wasmtime::bail!(message);
             }
             self.map_window(old)?;
-            self.window.mapped_at.store(self.base.as_ptr() as usize + old, Ordering::Release);
             self.make_accessible(old + self.window.len, new_size)?;
             self.window.placed_at.store(old, Ordering::Release);
         } else {

@@ -160,18 +160,7 @@ fn serve() -> Result<(), protocol::ProtocolError> {
                 input: (region.buffer_offset(slot, Buffer::Input) - window_start) as u32,
                 output: (region.buffer_offset(slot, Buffer::Output) - window_start) as u32,
             };
-            // The plugin sees this slot's two buffers (adjacent) and no other frame.
-            let exposed = match &window {
-                Some(window) => window.expose_only(
-                    (region.buffer_offset(slot, Buffer::Input) - window_start) as usize,
-                    2 * region.slot_capacity() as usize,
-                ),
-                None => Ok(()),
-            };
-            let result = match exposed {
-                Ok(()) => watchdog.guard(deadline, || instance.process(&input_desc, 1, io)),
-                Err(e) => Err(Failure::Protocol(format!("cannot protect the frame window: {e}"))),
-            };
+            let result = watchdog.guard(deadline, || instance.process(&input_desc, 1, io));
             frames_served += 1;
             match result {
                 Ok(output) => {

@@ -1,8 +1,7 @@
 //! `misbehave`: a test plugin that inverts frames until frame `frame` (counted per instance,
 //! from 1, like the host counts frames), where it misbehaves as `mode` says: `panic`, `unreachable`, `divide` (by zero),
 //! `recurse` (stack overflow), `out-of-bounds`, `loop` (forever), `alloc` (without end),
-//! `error` (returns an error), `log` (logs a line per frame), `peek` (reads another slot's
-//! frame). `init-error` fails in `new`.
+//! `error` (returns an error), `log` (logs a line per frame). `init-error` fails in `new`.
 
 use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
 
@@ -25,7 +24,6 @@ const MODES: &[&str] = &[
     "error",
     "log",
     "init-error",
-    "peek",
 ];
 
 /// Recursion that keeps everything in wasm locals, so it exhausts the wasm call stack rather
@@ -89,12 +87,6 @@ impl Plugin for Misbehave {
                 "alloc" => loop {
                     self.hoard.push(vec![1u8; 1 << 20]);
                 },
-                "peek" => {
-                    // Read the next slot's buffers, past this frame's output buffer.
-                    let beyond = output.data_mut().as_ptr() as usize + output.capacity();
-                    // SAFETY: not safe: the host must make this read trap.
-                    output.row_mut(0)[0] = unsafe { std::hint::black_box(beyond as *const u8).read_volatile() };
-                }
                 "error" => return Err(PluginError::new(format!("refusing frame {now} on purpose"))),
                 _ => {}
             }
