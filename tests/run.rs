@@ -286,3 +286,18 @@ fn bench_quick_run_reports_every_row() {
         }
     }
 }
+
+#[test]
+fn a_chain_of_zero_plugins_copies_input_to_output() {
+    let dir = scratch("empty-chain");
+    let config = "[input]\nkind = \"testsrc\"\nwidth = 20\nheight = 10\nframes = 3\n[output]\nkind = \"raw\"\npath = \"out.raw\"\n";
+    let output = run_config(&dir, config, &["-q"], None);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let mut expected = Vec::new();
+    let mut frame = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
+    for i in 0..3 {
+        test_pattern(20, 10, i, &mut frame);
+        expected.extend_from_slice(&frame.data);
+    }
+    assert!(std::fs::read(dir.join("out.raw")).unwrap() == expected, "the output is the input, byte for byte");
+}
