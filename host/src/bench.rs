@@ -297,11 +297,7 @@ const GOAL_SIZE: (u32, u32) = (1920, 1080);
 
 /// Nearest-rank percentile of sorted samples.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
+    crate::pipeline::stats::nearest_rank(sorted, p).unwrap_or(f64::NAN)
 }
 
 fn latency(mut samples_us: Vec<f64>) -> Latency {

@@ -39,11 +39,13 @@ impl PluginStats {
 
 /// The `q` quantile of sorted samples (nearest rank), 0 when empty.
 pub fn percentile(sorted: &[u64], q: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
+    nearest_rank(sorted, q).unwrap_or(0)
+}
+
+/// The `q` quantile of sorted samples by nearest rank; `None` when there are none.
+pub fn nearest_rank<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied()
 }
 
 /// The whole run.
