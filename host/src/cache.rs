@@ -1,7 +1,7 @@
 //! Compiled modules, so that a plugin's start (and every restart) deserialises instead of
 //! compiling. Compiled once per module in the host (cranelift is built for untrusted input),
-//! kept in memory for the run and on disk across runs, keyed by the module's SHA-256, the
-//! wasmtime version and the engine's compilation settings.
+//! kept in memory for the run and on disk across runs, keyed by the module's SHA-256 and the
+//! engine's compatibility hash (wasmtime's version, the target and the compilation settings).
 //!
 //! `Module::deserialize` runs whatever machine code it is given, so an entry is trusted only if
 //! it carries our magic, its key, and the SHA-256 of its contents; anything else is recompiled
@@ -43,12 +43,8 @@ pub fn key(module: &[u8]) -> String {
     }
     let digest = Sha256::digest(module);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{hex}-wasmtime{}-{:016x}", wasmtime_version(), settings.finish())
-}
-
-fn wasmtime_version() -> &'static str {
-    // The engine's compatibility hash covers the version too; the name keeps entries readable.
-    "48"
+    // The compatibility hash covers wasmtime's version, target and compilation settings.
+    format!("{hex}-{:016x}", settings.finish())
 }
 
 /// Statistics of one process's cache use.

@@ -274,13 +274,7 @@ impl PluginProcess {
         set_nonblocking(&control).map_err(|e| err(ErrorKind::Spawn(e)))?;
         let mut plugin = PluginProcess {
             name: spec.name.clone(),
-            description: PluginDescription {
-                name: String::new(),
-                version: String::new(),
-                description: String::new(),
-                formats: Vec::new(),
-                params: Vec::new(),
-            },
+            description: PluginDescription::default(),
             limits: spec.limits.clone(),
             child: Some(child),
             region,

@@ -7,7 +7,7 @@ use plugin_sdk::abi::ParamValue;
 use serde::{Deserialize, Serialize};
 
 /// What a plugin says about itself.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PluginDescription {
     pub name: String,

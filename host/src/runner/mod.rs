@@ -195,13 +195,17 @@ fn stats(frames: u64) -> ToHost {
 }
 
 /// The submitted slot with the lowest frame number, claimed.
+/// Runs once per frame, so it allocates nothing: a lost race for the oldest slot just means
+/// looking again.
 fn next_submitted(region: &Region) -> Option<u32> {
-    let mut candidates: Vec<(u64, u32)> = (0..region.slot_count())
-        .filter(|&s| region.state(s).load(Ordering::Acquire) == handoff::state::SUBMITTED)
-        .map(|s| (region.frame_number(s), s))
-        .collect();
-    candidates.sort_unstable();
-    candidates.into_iter().map(|(_, s)| s).find(|&s| handoff::take(region.state(s)))
+    loop {
+        let oldest = (0..region.slot_count())
+            .filter(|&s| region.state(s).load(Ordering::Acquire) == handoff::state::SUBMITTED)
+            .min_by_key(|&s| region.frame_number(s))?;
+        if handoff::take(region.state(oldest)) {
+            return Some(oldest);
+        }
+    }
 }
 
 fn control_message_waiting(input: &BufReader<File>) -> Result<bool, protocol::ProtocolError> {
