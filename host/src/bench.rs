@@ -1024,6 +1024,7 @@ impl DirectRunner {
             },
             transport: Transport::SharedMemory,
             frame_capacity: runner.region.slot_capacity(),
+            stage: 0,
         };
         protocol::write_message(&mut runner.control, &load)?;
         let mut next = || loop {

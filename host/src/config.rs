@@ -21,6 +21,8 @@ pub struct ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// Frames in flight in the chain beyond one per plugin.
+    ring: Option<u32>,
     input: RawInput,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
@@ -162,8 +164,12 @@ pub struct Config {
     pub input: InputConfig,
     pub plugins: Vec<PluginConfig>,
     pub output: OutputConfig,
+    /// Frames in flight beyond one per plugin: how far a stage may run ahead of the next.
+    pub ring: u32,
 }
 
+pub const DEFAULT_RING: u32 = 2;
+pub const MAX_RING: u32 = 16;
 pub const DEFAULT_DEADLINE_MS: u64 = 1000;
 pub const DEFAULT_STARTUP_MS: u64 = 20_000;
 pub const DEFAULT_MEMORY_MB: u64 = 256;
@@ -237,7 +243,12 @@ impl Config {
                 params,
             });
         }
-        Ok(Config { file: path.to_path_buf(), input, plugins, output })
+        let ring = match raw.ring {
+            None => DEFAULT_RING,
+            Some(ring @ 1..=MAX_RING) => ring,
+            Some(ring) => return Err(error(format!("ring = {ring} is outside 1..={MAX_RING}"))),
+        };
+        Ok(Config { file: path.to_path_buf(), input, plugins, output, ring })
     }
 
     pub fn error(&self, message: impl Into<String>) -> ConfigError {

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
 pub const MAGIC: [u8; 8] = *b"PLGHOST\x01";
-pub const PROTOCOL_VERSION: u32 = 1;
-pub const MIN_PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
+pub const MIN_PROTOCOL_VERSION: u32 = 2;
 
 /// Largest message the host accepts from a plugin process.
 pub const MAX_TO_HOST_BYTES: usize = 1 << 20;
@@ -51,6 +51,9 @@ pub enum ToRunner {
         transport: Transport,
         /// Largest frame in bytes (for the pipe transport; the region says it for shared memory).
         frame_capacity: u64,
+        /// Which stage of the region's chain this plugin is: its control block, and which of each
+        /// slot's buffers it reads.
+        stage: u32,
     },
     /// Pipe transport: one frame; `desc` is a `FrameDesc` with `data` 0.
     Frame {
