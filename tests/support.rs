@@ -101,3 +101,20 @@ pub fn fd_count() -> usize {
 pub fn map_count() -> usize {
     std::fs::read_to_string("/proc/self/maps").map(|m| m.lines().count()).unwrap_or(0)
 }
+
+/// Plugin processes (runners) started by the process `host`: its children in runner mode.
+pub fn runner_pids(host: u32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The parent pid is the second field after the command name in parentheses.
+            let parent = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            parent == Some(host) && cmdline.windows(RUNNER_MARK.len()).any(|w| w == RUNNER_MARK)
+        })
+        .collect()
+}
+
+const RUNNER_MARK: &[u8] = plugin_host::runner::RUNNER_ARG.as_bytes();
