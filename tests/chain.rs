@@ -1,7 +1,7 @@
 //! A chain in `plugin-host run` hands frames from stage to stage without copying them, and a
 //! stage killed mid-run never corrupts a delivered frame.
 
-use plugin_host::io::{png_io, test_pattern};
+use plugin_host::io::test_pattern;
 use plugin_host_tests::*;
 use plugin_sdk::{OwnedFrame, PixelFormat};
 use std::path::{Path, PathBuf};
@@ -9,10 +9,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("plugin-host-chain-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    scratch_dir("chain", name)
 }
 
 /// invert → flip (horizontal) → grayscale, with `extra` in each plugin's table.
@@ -34,20 +31,6 @@ fn expected(width: u32, height: u32, number: u64) -> OwnedFrame {
     grayscale_reference(&flip_reference(&invert_reference(&input), true))
 }
 
-/// The written frames by their input frame number (the PNG name).
-fn written(dir: &Path) -> Vec<(u64, OwnedFrame)> {
-    let mut frames: Vec<(u64, OwnedFrame)> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .map(|p| {
-            let name = p.file_stem().unwrap().to_str().unwrap().to_string();
-            (name.trim_start_matches("frame-").parse().unwrap(), png_io::decode(&p).unwrap())
-        })
-        .collect();
-    frames.sort_by_key(|(n, _)| *n);
-    frames
-}
-
 /// Runs `config` in `dir` with its stats in `stats.json`; it must succeed.
 fn run_quietly(dir: &Path, config: &str) {
     std::fs::write(dir.join("chain.toml"), config).unwrap();
@@ -67,7 +50,7 @@ fn stats(path: &Path) -> serde_json::Value {
 fn a_chain_hands_frames_on_without_copying() {
     let dir = scratch("zero-copy");
     run_quietly(&dir, &chain_config(64, 48, 60, ""));
-    let frames = written(&dir.join("out"));
+    let frames = written_frames(&dir.join("out"));
     assert_eq!(frames.len(), 60);
     for (number, got) in &frames {
         assert!(got.same_pixels(&expected(64, 48, *number)), "frame {number} differs");
@@ -93,7 +76,7 @@ fn a_passed_through_frame_is_the_one_counted_copy() {
     assert_eq!(stats["copies"], 1, "{stats}");
     assert_eq!(stats["plugins"][1]["passed_through"], 1, "{stats}");
     // Frame 4 left the failing stage as it came in: inverted by the first stage.
-    let frames = written(&dir.join("out"));
+    let frames = written_frames(&dir.join("out"));
     let mut input = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
     test_pattern(32, 16, 3, &mut input);
     assert!(frames[3].1.same_pixels(&invert_reference(&input)));
@@ -136,7 +119,7 @@ fn a_stage_killed_mid_run_never_corrupts_a_delivered_frame() {
     }
     assert!(status.success(), "the run must survive the kills: {status}");
     let stats = stats(&dir.join("stats.json"));
-    let frames = written(&dir.join("out"));
+    let frames = written_frames(&dir.join("out"));
     for (number, got) in &frames {
         assert!(got.same_pixels(&expected(width, height, *number)), "frame {number} was corrupted");
     }

@@ -118,3 +118,27 @@ pub fn runner_pids(host: u32) -> Vec<i32> {
 }
 
 const RUNNER_MARK: &[u8] = plugin_host::runner::RUNNER_ARG.as_bytes();
+
+/// A fresh, empty folder for one test: `plugin-host-<suite>-<pid>-<name>` in the temp folder.
+pub fn scratch_dir(suite: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("plugin-host-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The PNG frames `plugin-host run` wrote to `dir`, by input frame number (their names); none
+/// when the folder does not exist.
+pub fn written_frames(dir: &std::path::Path) -> Vec<(u64, OwnedFrame)> {
+    let paths: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    let mut frames: Vec<(u64, OwnedFrame)> = paths
+        .iter()
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_str().unwrap();
+            (name.trim_start_matches("frame-").parse().unwrap(), plugin_host::io::png_io::decode(p).unwrap())
+        })
+        .collect();
+    frames.sort_by_key(|(n, _)| *n);
+    frames
+}

@@ -1008,6 +1008,7 @@ fn chain(invert: &Path, options: &BenchOptions) -> anyhow::Result<ChainResult> {
             limits: Limits::default(),
             on_error: OnError::Fail,
             max_restarts: 0,
+            restart_window: std::time::Duration::from_secs(60),
             transport: Transport::SharedMemory,
             params: Vec::new(),
         };

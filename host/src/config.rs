@@ -129,6 +129,7 @@ struct RawPlugin {
     #[serde(default)]
     on_error: OnError,
     max_restarts: Option<u32>,
+    restart_window_s: Option<u64>,
     #[serde(default)]
     transport: TransportName,
     #[serde(default)]
@@ -153,6 +154,8 @@ pub struct PluginConfig {
     pub limits: Limits,
     pub on_error: OnError,
     pub max_restarts: u32,
+    /// The window `max_restarts` counts in: more restarts than that within it disable the plugin.
+    pub restart_window: Duration,
     pub transport: Transport,
     pub params: Vec<(String, ParamValue)>,
 }
@@ -174,6 +177,7 @@ pub const DEFAULT_DEADLINE_MS: u64 = 1000;
 pub const DEFAULT_STARTUP_MS: u64 = 20_000;
 pub const DEFAULT_MEMORY_MB: u64 = 256;
 pub const DEFAULT_MAX_RESTARTS: u32 = 5;
+pub const DEFAULT_RESTART_WINDOW_S: u64 = 60;
 /// Largest frame side accepted from a config.
 pub const MAX_SIDE: u32 = 8192;
 
@@ -236,6 +240,12 @@ impl Config {
                 limits,
                 on_error: p.on_error,
                 max_restarts: p.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+                restart_window: Duration::from_secs(positive(
+                    "restart_window_s",
+                    p.restart_window_s,
+                    DEFAULT_RESTART_WINDOW_S,
+                    86_400,
+                )?),
                 transport: match p.transport {
                     TransportName::Shm => Transport::SharedMemory,
                     TransportName::Pipe => Transport::Pipe,

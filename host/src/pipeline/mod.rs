@@ -289,6 +289,8 @@ struct Stage {
     warm: Option<crate::plugin::RunnerStats>,
     /// Failures since the last frame that went well, for the restart back-off.
     failures_in_a_row: u32,
+    /// When the recent restarts happened (those within the config's window).
+    recent_restarts: VecDeque<Instant>,
 }
 
 /// A frame the plugin is working on.
@@ -329,6 +331,7 @@ impl Stage {
             stats: PluginStats::new(&config.name),
             warm: None,
             failures_in_a_row: 0,
+            recent_restarts: VecDeque::new(),
         })
     }
 
@@ -498,16 +501,21 @@ impl Stage {
     /// after `max_restarts`, or when it cannot start, the plugin stays disabled and its policy
     /// handles every further frame.
     fn restart(&mut self) {
-        if self.stats.restarts >= self.config.max_restarts as u64 {
+        let now = Instant::now();
+        let window = self.config.restart_window;
+        self.recent_restarts.retain(|&at| now.duration_since(at) < window);
+        if self.recent_restarts.len() >= self.config.max_restarts as usize {
             self.process = None;
             tracing::error!(
-                "plugin \"{}\": disabled after {} restarts; {} every further frame",
+                "plugin \"{}\": disabled after {} restarts within {:?}; {} every further frame",
                 self.config.name,
-                self.stats.restarts,
+                self.recent_restarts.len(),
+                window,
                 if self.config.on_error == OnError::Skip { "skipping" } else { "passing through" }
             );
             return;
         }
+        self.recent_restarts.push_back(now);
         let Some(process) = self.process.as_mut() else { return };
         self.failures_in_a_row += 1;
         std::thread::sleep(restart_backoff(self.failures_in_a_row));
