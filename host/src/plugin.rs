@@ -299,6 +299,7 @@ impl PluginProcess {
         if spec.transport == Transport::SharedMemory && region.slot_capacity() < frame_capacity {
             return Err(err(ErrorKind::Region(RegionError::Capacity(spec.max_frame_bytes))));
         }
+        region.restore_header();
         let (to_runner_read, to_runner_write) = pipe().map_err(|e| err(ErrorKind::Spawn(e)))?;
         let (from_runner_read, from_runner_write) = pipe().map_err(|e| err(ErrorKind::Spawn(e)))?;
         let region_fd: OwnedFd = region.file().try_clone().map_err(|e| err(ErrorKind::Spawn(e)))?.into();

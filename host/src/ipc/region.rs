@@ -168,17 +168,28 @@ impl Region {
         let size = offset + slot_count as u64 * 2 * slot_capacity;
         let file = memfd::create_sealed(name, size).map_err(RegionError::Create)?;
         let map = memfd::map_shared(&file).map_err(RegionError::Map)?;
-        let header = map.as_ptr() as *mut RegionHeader;
-        // SAFETY: the mapping is fresh, at least a header long, page-aligned, and nobody else has it yet.
+        let region = Region::stage_zero(map, file, [slot_count, stage_count], slot_capacity, offset);
+        region.restore_header();
+        Ok(region)
+    }
+
+    /// Host: writes the header from the host's own figures. A plugin process can scribble over the
+    /// header (it maps the region writable); the host never reads it back, but a new runner
+    /// checks it, so the host restores it before each start.
+    pub fn restore_header(&self) {
+        let m = &self.shared;
+        let header = self.base() as *mut RegionHeader;
+        // SAFETY: the mapping holds a whole header (its size was checked at create) and lives as
+        // long as `self`; plain integer fields, written with volatile stores because another
+        // process maps them too.
         unsafe {
-            addr_of_mut!((*header).magic).write(REGION_MAGIC);
-            addr_of_mut!((*header).layout_version).write(LAYOUT_VERSION);
-            addr_of_mut!((*header).slot_count).write(slot_count);
-            addr_of_mut!((*header).slot_capacity).write(slot_capacity);
-            addr_of_mut!((*header).buffers_offset).write(offset);
-            addr_of_mut!((*header).stage_count).write(stage_count);
+            addr_of_mut!((*header).magic).write_volatile(REGION_MAGIC);
+            addr_of_mut!((*header).layout_version).write_volatile(LAYOUT_VERSION);
+            addr_of_mut!((*header).slot_count).write_volatile(m.slot_count);
+            addr_of_mut!((*header).slot_capacity).write_volatile(m.slot_capacity);
+            addr_of_mut!((*header).buffers_offset).write_volatile(m.buffers_offset);
+            addr_of_mut!((*header).stage_count).write_volatile(m.stage_count);
         }
-        Ok(Region::stage_zero(map, file, [slot_count, stage_count], slot_capacity, offset))
     }
 
     /// Runner: maps a region the host created and checks its header against its size. Returns
