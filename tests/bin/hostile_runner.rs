@@ -62,11 +62,7 @@ fn main() {
                 }
             });
             serve(&region, |region, slot| {
-                let desc = region.read_desc(slot, Buffer::Input);
-                let mut pixels = vec![0u8; desc.byte_len() as usize];
-                region.read_buffer(slot, Buffer::Input, 0, &mut pixels);
-                region.write_buffer(slot, Buffer::Output, 0, &pixels);
-                region.write_desc(slot, Buffer::Output, &FrameDesc { data: 0, ..desc });
+                serve_identity(region, slot);
                 handoff::complete(&Futex, region.state(slot), Outcome::Done);
             });
             let _ = writer.join();
@@ -99,11 +95,7 @@ fn main() {
             let mut raw = plugin_host::sys::memfd::map_shared(&file).expect("map");
             let control_len = region.buffers_offset() as usize;
             serve(&region, |region, slot| {
-                let desc = region.read_desc(slot, Buffer::Input);
-                let mut pixels = vec![0u8; desc.byte_len() as usize];
-                region.read_buffer(slot, Buffer::Input, 0, &mut pixels);
-                region.write_buffer(slot, Buffer::Output, 0, &pixels);
-                region.write_desc(slot, Buffer::Output, &FrameDesc { data: 0, ..desc });
+                serve_identity(region, slot);
                 match next() % 100 {
                     0..=2 => {
                         for _ in 0..1 + next() % 8 {
@@ -143,6 +135,15 @@ fn serve(region: &Region, mut act: impl FnMut(&Region, u32)) {
         }
         seen = handoff::wait_doorbell(&Futex, region.doorbell(), seen, None);
     }
+}
+
+/// Does what a correct identity plugin would to `slot`, short of marking it done.
+fn serve_identity(region: &Region, slot: u32) {
+    let desc = region.read_desc(slot, Buffer::Input);
+    let mut pixels = vec![0u8; desc.byte_len() as usize];
+    region.read_buffer(slot, Buffer::Input, 0, &mut pixels);
+    region.write_buffer(slot, Buffer::Output, 0, &pixels);
+    region.write_desc(slot, Buffer::Output, &FrameDesc { data: 0, ..desc });
 }
 
 fn sleep_forever() -> ! {
