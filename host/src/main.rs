@@ -63,6 +63,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create a plugin crate: an example filter with a parameter, unit and golden-image tests.
+    New(plugin_host::authoring::NewArgs),
+    /// Run a plugin alone in its real process on a PNG and compare with an expected PNG (exit 0
+    /// match, 1 mismatch, 2 bad usage), or run a folder of golden cases.
+    Test(plugin_host::authoring::TestArgs),
 }
 
 fn main() -> ExitCode {
@@ -106,6 +111,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::New(args) => Ok(plugin_host::authoring::scaffold::command(&args)),
+        Command::Test(args) => Ok(plugin_host::authoring::golden::command(&args)),
         Command::Inspect { plugin, json } => {
             let name = plugin.file_stem().map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
             let process = PluginProcess::spawn(PluginSpec::new(name, &plugin, 4096))?;
