@@ -1,8 +1,9 @@
-//! Commands for plugin authors: `plugin-host new` (a plugin crate that builds and passes its tests
+//! Commands for plugin authors: `plugin-host inspect` (what a plugin declares), `plugin-host new` (a plugin crate that builds and passes its tests
 //! out of the box) and `plugin-host test` (the real module in its real process against golden
 //! images). The image comparison itself is `plugin_sdk::testing`, shared with native unit tests.
 
 pub mod golden;
+pub mod inspect;
 pub mod scaffold;
 
 pub use golden::TestArgs;
