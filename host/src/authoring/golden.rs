@@ -98,10 +98,10 @@ fn run_single(args: &TestArgs) -> Result<(), TestError> {
     };
     let plugin = Plugin::open(args)?;
     let frame = read_input(input)?;
-    if let Target::Expect(expect) = target {
-        if !expect.is_file() {
-            return Err(usage(format!("the expected image {} does not exist", expect.display())));
-        }
+    if let Target::Expect(expect) = target
+        && !expect.is_file()
+    {
+        return Err(usage(format!("the expected image {} does not exist", expect.display())));
     }
     let report = report_dir(args)?;
     let actual = plugin.run(&plugin.params, &frame)?;
