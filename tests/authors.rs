@@ -204,6 +204,7 @@ fn test_bad_usage_exits_2_with_one_sentence() {
             "parameter \"radius\" must be an int in 0..=64, not \"big\"",
         ),
         (vec![path(&invert), "--input", "in.png", "--output", "o.png", "--param", "x"], "is not KEY=VALUE"),
+        (vec![path(&invert), "--input", "in.png", "--output", "no/o.png"], "cannot write no/o.png"),
         (vec![path(&invert), "empty"], "empty holds no cases"),
         (vec![path(&invert), "empty", "--input", "in.png"], "takes no --input"),
         (vec![path(&invert), "--input", "in.png", "--output", "o.png", "--tolerance", "256"], "--tolerance"),

@@ -107,7 +107,7 @@ fn run_single(args: &TestArgs) -> Result<(), TestError> {
     let actual = plugin.run(&plugin.params, &frame)?;
     match target {
         Target::Output(path) => {
-            testing::write_png(path, &actual).map_err(|e| TestError::Failed(e.to_string()))?;
+            testing::write_png(path, &actual).map_err(|e| usage(e.to_string()))?;
             println!("wrote {} ({}x{} {})", path.display(), actual.width, actual.height, actual.format.name());
             Ok(())
         }

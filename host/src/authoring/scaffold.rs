@@ -67,16 +67,27 @@ pub fn command(args: &NewArgs) -> ExitCode {
     match create(&args.name, &parent) {
         Ok((path, sdk)) => {
             let crate_name = args.name.replace('-', "_");
+            let member = sdk == SdkSource::WorkspaceMember;
             let sdk = match sdk {
                 SdkSource::WorkspaceMember => "plugin-sdk from the enclosing workspace".to_string(),
                 SdkSource::Path(p) => format!("plugin-sdk from {p}"),
                 SdkSource::Version(v) => format!("plugin-sdk {v} from crates.io"),
             };
             println!("created plugin \"{}\" in {} ({sdk})", args.name, path.display());
-            println!("next: cd {}", path.display());
-            println!("      cargo test");
-            println!("      cargo build --target wasm32-unknown-unknown --release");
-            println!("      plugin-host test target/wasm32-unknown-unknown/release/{crate_name}.wasm tests/golden");
+            if member {
+                println!("next: cargo test -p {}", args.name);
+                println!("      cargo xtask build");
+                println!(
+                    "      plugin-host test target/plugins/{}.wasm {}",
+                    args.name,
+                    path.join("tests/golden").display()
+                );
+            } else {
+                println!("next: cd {}", path.display());
+                println!("      cargo test");
+                println!("      cargo build --target wasm32-unknown-unknown --release");
+                println!("      plugin-host test target/wasm32-unknown-unknown/release/{crate_name}.wasm tests/golden");
+            }
             ExitCode::SUCCESS
         }
         Err(err) => {
