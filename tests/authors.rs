@@ -289,7 +289,8 @@ fn expected_param_lines(params: &[ParamSpec]) -> String {
             ),
             ParamKind::String { default } => ("string", format!("\"{default}\""), "a string".into()),
         };
-        out.push_str(&format!("  {} ({kind}, default {default}): {allowed} — {}\n", p.name, p.help));
+        let help = if p.help.is_empty() { String::new() } else { format!(" — {}", p.help) };
+        out.push_str(&format!("  {} ({kind}, default {default}): {allowed}{help}\n", p.name));
     }
     out
 }
