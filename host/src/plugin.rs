@@ -13,9 +13,7 @@
 //! ```
 
 use crate::ipc::handoff::{self, Futex, Outcome, WaitError};
-use crate::ipc::protocol::{
-    self, Failure, Hello, MAX_TO_HOST_BYTES, ProtocolError, RunnerLimits, ToHost, ToRunner, Transport,
-};
+use crate::ipc::protocol::{self, Failure, Hello, MAX_TO_HOST_BYTES, RunnerLimits, ToHost, ToRunner, Transport};
 use crate::ipc::region::{self, Buffer, Lane, Region, RegionError};
 use crate::runner::RUNNER_ARG;
 use crate::schema::{ParamError, PluginDescription};
@@ -23,7 +21,7 @@ use crate::sys::process::{SpawnRequest, spawn};
 use plugin_sdk::abi::{self, FrameDesc, LogLevel, ParamValue};
 use plugin_sdk::{Frame, OwnedFrame};
 use std::fs::File;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -951,28 +949,27 @@ fn start_reader(
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
-        let mut hello = [0u8; 16];
         let mut logs = LogLimiter::default();
-        let closed = match reader.read_exact(&mut hello) {
-            Ok(()) => {
+        let closed = protocol::read_control_channel(
+            &mut reader,
+            max_message,
+            |hello| {
                 let _ = events.send(Event::Hello(hello));
-                loop {
-                    match protocol::read_message::<ToHost>(&mut reader, max_message) {
-                        Ok(ToHost::Log { level, message }) => logs.forward(&name, level, &message),
-                        Ok(message) => match events.try_send(Event::Message(message)) {
-                            Ok(()) => {}
-                            Err(mpsc::TrySendError::Full(_)) => {
-                                break format!("it sent more than {EVENT_QUEUE} messages the host had not asked for");
-                            }
-                            Err(mpsc::TrySendError::Disconnected(_)) => break "the host closed the handle".into(),
-                        },
-                        Err(ProtocolError::Closed) => break "the control channel closed".to_string(),
-                        Err(e) => break e.to_string(),
-                    }
+            },
+            |message| match message {
+                ToHost::Log { level, message } => {
+                    logs.forward(&name, level, &message);
+                    Ok(())
                 }
-            }
-            Err(e) => format!("no handshake: {e}"),
-        };
+                message => match events.try_send(Event::Message(message)) {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::TrySendError::Full(_)) => {
+                        Err(format!("it sent more than {EVENT_QUEUE} messages the host had not asked for"))
+                    }
+                    Err(mpsc::TrySendError::Disconnected(_)) => Err("the host closed the handle".into()),
+                },
+            },
+        );
         logs.report_dropped(&name);
         gone.store(true, Ordering::SeqCst);
         for slot in (0..region.slot_count()).filter(|_| active.load(Ordering::SeqCst)) {

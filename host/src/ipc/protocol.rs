@@ -228,6 +228,33 @@ pub fn read_message<T: for<'de> Deserialize<'de>>(reader: &mut impl Read, max: u
     decode(&payload)
 }
 
+/// The host's reader of a runner's control channel: the 16-byte handshake, then messages, each
+/// handed to `on_message`, until the channel ends, breaks the protocol or `on_message` refuses
+/// one. Returns why it ended; the first violation ends it (the caller then closes the channel).
+pub fn read_control_channel(
+    reader: &mut impl Read,
+    max_message: usize,
+    mut on_hello: impl FnMut([u8; 16]),
+    mut on_message: impl FnMut(ToHost) -> Result<(), String>,
+) -> String {
+    let mut hello = [0u8; 16];
+    if let Err(e) = reader.read_exact(&mut hello) {
+        return format!("no handshake: {e}");
+    }
+    on_hello(hello);
+    loop {
+        match read_message::<ToHost>(reader, max_message) {
+            Ok(message) => {
+                if let Err(why) = on_message(message) {
+                    return why;
+                }
+            }
+            Err(ProtocolError::Closed) => return "the control channel closed".to_string(),
+            Err(e) => return e.to_string(),
+        }
+    }
+}
+
 /// Decodes exactly one message from `bytes`; trailing bytes are an error.
 pub fn decode<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, ProtocolError> {
     let (message, rest) = postcard::take_from_bytes(bytes).map_err(|e| ProtocolError::Malformed(e.to_string()))?;

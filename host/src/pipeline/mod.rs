@@ -501,32 +501,36 @@ impl Stage {
     /// after `max_restarts`, or when it cannot start, the plugin stays disabled and its policy
     /// handles every further frame.
     fn restart(&mut self) {
-        let now = Instant::now();
-        let window = self.config.restart_window;
-        self.recent_restarts.retain(|&at| now.duration_since(at) < window);
-        if self.recent_restarts.len() >= self.config.max_restarts as usize {
-            self.process = None;
-            tracing::error!(
-                "plugin \"{}\": disabled after {} restarts within {:?}; {} every further frame",
-                self.config.name,
-                self.recent_restarts.len(),
-                window,
-                if self.config.on_error == OnError::Skip { "skipping" } else { "passing through" }
-            );
-            return;
-        }
-        self.recent_restarts.push_back(now);
-        let Some(process) = self.process.as_mut() else { return };
-        self.failures_in_a_row += 1;
-        std::thread::sleep(restart_backoff(self.failures_in_a_row));
-        self.stats.restarts += 1;
-        let started = Instant::now();
-        match process.restart() {
-            Ok(()) => self.stats.restart_us.push(started.elapsed().as_micros() as u64),
-            Err(error) => {
-                tracing::error!("{error}; the plugin stays disabled");
-                self.stats.copies += process.copies();
-                self.process = None;
+        loop {
+            let now = Instant::now();
+            let window = self.config.restart_window;
+            self.recent_restarts.retain(|&at| now.duration_since(at) < window);
+            if self.recent_restarts.len() >= self.config.max_restarts as usize {
+                if let Some(process) = self.process.take() {
+                    self.stats.copies += process.copies();
+                }
+                tracing::error!(
+                    "plugin \"{}\": disabled after {} restarts within {:?}; {} every further frame",
+                    self.config.name,
+                    self.recent_restarts.len(),
+                    window,
+                    if self.config.on_error == OnError::Skip { "skipping" } else { "passing through" }
+                );
+                return;
+            }
+            let Some(process) = self.process.as_mut() else { return };
+            self.recent_restarts.push_back(now);
+            self.failures_in_a_row += 1;
+            std::thread::sleep(restart_backoff(self.failures_in_a_row));
+            self.stats.restarts += 1;
+            let started = Instant::now();
+            match process.restart() {
+                Ok(()) => {
+                    self.stats.restart_us.push(started.elapsed().as_micros() as u64);
+                    return;
+                }
+                // A process that dies while it starts is one more failed restart.
+                Err(error) => tracing::warn!("{error}; restarting again"),
             }
         }
     }
