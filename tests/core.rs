@@ -182,7 +182,7 @@ fn a_runner_with_another_protocol_version_is_refused() {
     let err = PluginProcess::spawn(spec).unwrap_err();
     assert!(matches!(err.kind, ErrorKind::Protocol(_)), "{err}");
     assert!(
-        err.to_string().contains("protocol versions do not overlap: this side speaks 1..=1, the other side 99..=99"),
+        err.to_string().contains("protocol versions do not overlap: this side speaks 2..=2, the other side 99..=99"),
         "{err}"
     );
     assert_host_usable();
@@ -207,7 +207,7 @@ fn the_runner_refuses_a_host_with_another_protocol_version() {
     let mut reply = [0u8; 16];
     std::fs::File::from(std::os::fd::OwnedFd::from(from_runner_r)).read_exact(&mut reply).unwrap();
     let err = Hello { magic: MAGIC, min_version: 50, version: 60 }.negotiate(Hello::from_bytes(reply)).unwrap_err();
-    assert_eq!(err.to_string(), "protocol versions do not overlap: this side speaks 50..=60, the other side 1..=1");
+    assert_eq!(err.to_string(), "protocol versions do not overlap: this side speaks 50..=60, the other side 2..=2");
     let status = child.wait().unwrap();
     assert!(!status.success(), "the runner must exit with an error, got {status}");
 }

@@ -20,6 +20,7 @@ use crate::ipc::region::{self, Buffer, Region, RegionError};
 use crate::runner::RUNNER_ARG;
 use crate::schema::{ParamError, PluginDescription};
 use crate::sys::process::{SpawnRequest, spawn};
+use crate::sys::sandbox::{Level as SandboxLevel, Policy as SandboxPolicy, Report as SandboxReport};
 use plugin_sdk::abi::{self, FrameDesc, LogLevel, ParamValue};
 use plugin_sdk::{Frame, OwnedFrame};
 use std::fs::File;
@@ -73,6 +74,8 @@ pub struct PluginSpec {
     /// The executable to run in runner mode; by default `$PLUGIN_HOST_RUNNER`, else this
     /// process's own executable (which must then call [`crate::runner::run_if_requested`]).
     pub runner: Option<PathBuf>,
+    /// How much OS sandbox the process must have (see [`crate::sys::sandbox`]).
+    pub sandbox: SandboxLevel,
 }
 
 impl PluginSpec {
@@ -87,6 +90,7 @@ impl PluginSpec {
             transport: Transport::SharedMemory,
             cache_dir: crate::cache::default_dir(),
             runner: None,
+            sandbox: SandboxLevel::Standard,
         }
     }
 
@@ -140,6 +144,9 @@ pub enum ErrorKind {
     BadFrame(String),
     #[error("{0}")]
     NoAnswer(String),
+    /// The process's sandbox falls short of what the spec demands.
+    #[error("{0}")]
+    Sandbox(String),
 }
 
 /// What the control-reader thread hands over.
@@ -205,6 +212,8 @@ pub struct PluginProcess {
     frame_capacity: u64,
     /// Tells this handle's tickets from others'.
     serial: u64,
+    /// The sandbox layers the process reported before it was sent the module.
+    sandbox: SandboxReport,
 }
 
 fn read_module(name: &str, path: &Path) -> Result<Vec<u8>, PluginError> {
@@ -249,12 +258,17 @@ impl PluginProcess {
             Some(path) => path.clone(),
             None => default_runner().map_err(|e| err(ErrorKind::Spawn(e)))?,
         };
-        let child = spawn(SpawnRequest {
-            program,
-            args: vec![RUNNER_ARG.into()],
-            fds: [to_runner_read, from_runner_write, region_fd],
-        })
-        .map_err(|e| err(ErrorKind::Spawn(e)))?;
+        let policy = SandboxPolicy::for_plugin(
+            spec.sandbox,
+            spec.limits.memory_bytes,
+            artifact.len() as u64,
+            frame_capacity,
+            spec.transport == Transport::Pipe,
+        );
+        let mut args = vec![RUNNER_ARG.into()];
+        args.extend(policy.to_args());
+        let child = spawn(SpawnRequest { program, args, fds: [to_runner_read, from_runner_write, region_fd] })
+            .map_err(|e| err(ErrorKind::Spawn(e)))?;
 
         let (tx, events) = mpsc::sync_channel(EVENT_QUEUE);
         let gone = Arc::new(AtomicBool::new(false));
@@ -292,6 +306,7 @@ impl PluginProcess {
                 static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
                 SERIAL.fetch_add(1, Ordering::Relaxed)
             },
+            sandbox: SandboxReport { level: spec.sandbox, layers: Vec::new() },
         };
         let result = plugin.start(&spec, artifact.to_vec()).map_err(|kind| match kind {
             ErrorKind::NoAnswer(_) => ErrorKind::StartupTimeout(spec.limits.startup),
@@ -308,6 +323,18 @@ impl PluginProcess {
                 Hello::OURS.negotiate(Hello::from_bytes(bytes)).map_err(|e| ErrorKind::Protocol(e.to_string()))?;
             }
             _ => return Err(ErrorKind::Protocol("the runner did not start with a handshake".into())),
+        }
+        self.sandbox = match self.next_message(deadline)? {
+            ToHost::Sandboxed { report } => report,
+            other => {
+                return Err(ErrorKind::Protocol(format!("expected its sandbox report, got {}", message_kind(&other))));
+            }
+        };
+        if spec.sandbox == SandboxLevel::Strict
+            && let Some(refusal) = self.sandbox.strict_refusal()
+        {
+            self.kill();
+            return Err(ErrorKind::Sandbox(refusal));
         }
         let limits = RunnerLimits {
             memory_bytes: spec.limits.memory_bytes,
@@ -335,7 +362,10 @@ impl PluginProcess {
         let encoded = abi::encode_params(params.iter().map(|(n, v)| (n.as_str(), v)));
         self.send_message(&ToRunner::Init { params: encoded }, deadline)?;
         match self.next_message(deadline)? {
-            ToHost::Ready => Ok(()),
+            ToHost::Ready => {
+                tracing::debug!("plugin \"{}\" ready; sandbox {}", spec.name, self.sandbox.summary());
+                Ok(())
+            }
             ToHost::Failed { failure, .. } => Err(ErrorKind::Init(failure)),
             other => Err(ErrorKind::Protocol(format!("expected Ready, got {other:?}"))),
         }
@@ -362,6 +392,11 @@ impl PluginProcess {
 
     pub fn transport(&self) -> Transport {
         self.transport
+    }
+
+    /// The sandbox layers the process has, as it reported them before it was sent the module.
+    pub fn sandbox(&self) -> &SandboxReport {
+        &self.sandbox
     }
 
     /// Hands one frame to the plugin and waits for the result.
@@ -817,6 +852,7 @@ fn message_kind(message: &ToHost) -> &'static str {
         ToHost::FrameDone { .. } => "FrameDone for another frame",
         ToHost::Log { .. } => "Log",
         ToHost::Failed { .. } => "Failed for another frame",
+        ToHost::Sandboxed { .. } => "Sandboxed",
     }
 }
 
