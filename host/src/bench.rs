@@ -995,14 +995,24 @@ impl DirectRunner {
         let (to_runner_read, to_runner_write) = nix::unistd::pipe2(cloexec)?;
         let (from_runner_read, from_runner_write) = nix::unistd::pipe2(cloexec)?;
         let region_fd: OwnedFd = region.file().try_clone()?.into();
+        let runner_capacity = region.slot_capacity();
         let program = match (&options.runner, std::env::var_os("PLUGIN_HOST_RUNNER")) {
             (Some(path), _) => path.clone(),
             (None, Some(path)) => PathBuf::from(path),
             (None, None) => std::env::current_exe()?,
         };
+        let policy = crate::sys::sandbox::Policy::for_plugin(
+            crate::sys::sandbox::Level::Standard,
+            Limits::default().memory_bytes,
+            artifact.len() as u64,
+            runner_capacity,
+            false,
+        );
+        let mut args = vec![crate::runner::RUNNER_ARG.into()];
+        args.extend(policy.to_args());
         let child = crate::sys::process::spawn(SpawnRequest {
             program,
-            args: vec![crate::runner::RUNNER_ARG.into()],
+            args,
             fds: [to_runner_read, from_runner_write, region_fd],
         })?;
         let mut runner = DirectRunner { child: Some(child), region, control: File::from(to_runner_write), drain: None };
@@ -1012,6 +1022,10 @@ impl DirectRunner {
         let mut hello = [0u8; 16];
         reader.read_exact(&mut hello).context("the runner sent no handshake")?;
         Hello::OURS.negotiate(Hello::from_bytes(hello))?;
+        match protocol::read_message::<ToHost>(&mut reader, protocol::MAX_TO_HOST_BYTES)? {
+            ToHost::Sandboxed { .. } => {}
+            other => bail!("expected the sandbox report, got {other:?}"),
+        }
         let limits = Limits::default();
         let load = ToRunner::Load {
             plugin: "bench-direct".into(),
