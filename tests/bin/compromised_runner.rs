@@ -75,6 +75,7 @@ fn errno_name(err: &io::Error) -> String {
         Some(libc::EACCES) => "EACCES".into(),
         Some(libc::ENOSYS) => "ENOSYS".into(),
         Some(libc::ECONNREFUSED) => "ECONNREFUSED".into(),
+        Some(libc::ENOENT) => "ENOENT".into(),
         _ => format!("other error: {err}"),
     }
 }
@@ -122,6 +123,13 @@ fn run(attack: &str, host: libc::pid_t) -> io::Result<String> {
         "create-tmp" => {
             let path = format!("/tmp/plugin-host-escaped-{host}");
             open(&path, libc::O_CREAT | libc::O_WRONLY).map(|_| format!("created {path}"))
+        }
+        "stat-passwd" => {
+            let path = CString::new("/etc/passwd").expect("path");
+            // SAFETY: stat is plain data; all zeros is valid, and the call writes it.
+            let mut buf: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: a valid C string and a valid stat buffer.
+            check(unsafe { libc::stat(path.as_ptr(), &mut buf) } as i64).map(|_| "saw that /etc/passwd exists".into())
         }
         "proc-mem" => open(&format!("/proc/{host}/mem"), libc::O_RDONLY).map(|_| "opened the host's memory".into()),
         a if a.starts_with("tcp-") => {

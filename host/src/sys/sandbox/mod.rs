@@ -334,7 +334,11 @@ pub fn apply(policy: &Policy) -> Result<Report, SandboxError> {
     }
     // 1. Descriptors and environment.
     privileges::close_other_descriptors().map_err(SandboxError::Descriptors)?;
-    layers.push(Layer::new(DESCRIPTORS, State::On, "only 3, 4 and 5 (control in, control out, frames) open"));
+    layers.push(Layer::new(
+        DESCRIPTORS,
+        State::On,
+        "0-2 and everything above 5 closed: only the control pipes and the frames' region stay",
+    ));
     privileges::clear_environment();
     layers.push(Layer::new(ENVIRONMENT, State::On, "empty"));
     // 2. No new privileges, death with the host, no capabilities.

@@ -157,6 +157,7 @@ pub fn set_rlimits(data_limit: Option<u64>) -> Layer {
     if data_limit.is_none() {
         detail.push_str("; DATA not set (no memory limit given)");
     }
+    detail.push_str("; no NPROC (seccomp refuses new processes) or CPU limit (deadlines end a spinning frame)");
     if failed.is_empty() {
         Layer::new(RLIMITS, if data_limit.is_some() { State::On } else { State::Partial }, detail)
     } else {
@@ -183,9 +184,54 @@ pub fn enter_namespaces() -> Vec<Layer> {
         .map(|(name, flag, what)| {
             // SAFETY: unshare only moves this (single-threaded) process into new namespaces.
             match check(unsafe { libc::unshare(flag) }) {
+                Ok(()) if flag == libc::CLONE_NEWNS => match empty_root() {
+                    Ok(at) => {
+                        Layer::new(name, State::On, format!("{what}; its root is an empty read-only tmpfs (on {at})"))
+                    }
+                    Err(err) => {
+                        Layer::new(name, State::Partial, format!("{what}, but the root stays: {}", errno_name(&err)))
+                    }
+                },
                 Ok(()) => Layer::new(name, State::On, what),
                 Err(err) => Layer::new(name, State::Unavailable, errno_name(&err)),
             }
         })
         .collect()
+}
+
+/// In the new mount namespace: an empty, read-only tmpfs becomes the process's root, so that
+/// no path leads anywhere (Landlock forbids opening files, but not looking them up: stat would
+/// still tell which exist). Needs the capabilities the new user namespace gave.
+fn empty_root() -> io::Result<&'static str> {
+    let c = |s: &str| std::ffi::CString::new(s).expect("no NUL in a constant");
+    let (root, tmpfs, none) = (c("/"), c("tmpfs"), c("plugin-host-empty"));
+    // SAFETY: valid C strings and null data; the change stays in this process's mount namespace.
+    check(unsafe {
+        libc::mount(
+            std::ptr::null(),
+            root.as_ptr(),
+            std::ptr::null(),
+            libc::MS_REC | libc::MS_PRIVATE,
+            std::ptr::null(),
+        )
+    })?;
+    let mut last = io::Error::from_raw_os_error(libc::ENOENT);
+    for at in ["/tmp", "/dev", "/proc"] {
+        let target = c(at);
+        let options = c("size=4k,nr_inodes=1,mode=0555");
+        let flags = libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC | libc::MS_RDONLY;
+        // SAFETY: as above; `options` is a valid C string tmpfs parses.
+        let mounted =
+            unsafe { libc::mount(none.as_ptr(), target.as_ptr(), tmpfs.as_ptr(), flags, options.as_ptr().cast()) };
+        if mounted != 0 {
+            last = io::Error::last_os_error();
+            continue;
+        }
+        // SAFETY: chroot and chdir take valid C strings; they change only this process's view.
+        check(unsafe { libc::chroot(target.as_ptr()) })?;
+        // SAFETY: as above.
+        check(unsafe { libc::chdir(root.as_ptr()) })?;
+        return Ok(at);
+    }
+    Err(last)
 }
