@@ -641,6 +641,11 @@ impl PluginProcess {
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
+        let status = if status.contains("SIGSYS") {
+            format!("{status} (the sandbox killed it: a system call outside its seccomp allowlist)")
+        } else {
+            status
+        };
         let status = match self.closed_because.lock().ok().and_then(|r| r.clone()) {
             Some(reason) => format!("{status}; {reason}"),
             None => status,

@@ -3,7 +3,7 @@
 //! signals are scoped to the process's own domain (ABI 6+).
 
 use super::names::LANDLOCK;
-use super::privileges::describe_errno;
+use super::privileges::errno_name;
 use super::{Layer, State};
 use std::io;
 
@@ -43,7 +43,7 @@ pub fn abi() -> io::Result<i64> {
 pub fn restrict() -> Layer {
     let abi = match abi() {
         Ok(abi) => abi,
-        Err(err) => return Layer::new(LANDLOCK, State::Unavailable, describe_errno(&err)),
+        Err(err) => return Layer::new(LANDLOCK, State::Unavailable, errno_name(&err)),
     };
     let mut attr = RulesetAttr { handled_access_fs: FS_ABI1, ..RulesetAttr::default() };
     let mut covers = vec!["no filesystem access"];
@@ -71,7 +71,7 @@ pub fn restrict() -> Layer {
     };
     if ruleset < 0 {
         let err = io::Error::last_os_error();
-        return Layer::new(LANDLOCK, State::Unavailable, format!("ABI {abi}: {}", describe_errno(&err)));
+        return Layer::new(LANDLOCK, State::Unavailable, format!("ABI {abi}: {}", errno_name(&err)));
     }
     // SAFETY: `ruleset` is the descriptor just returned; restrict_self applies it to this
     // (single-threaded) process, which no_new_privs allows.
@@ -80,7 +80,7 @@ pub fn restrict() -> Layer {
     // SAFETY: closes the ruleset descriptor this function owns.
     unsafe { libc::close(ruleset as libc::c_int) };
     if restricted != 0 {
-        return Layer::new(LANDLOCK, State::Unavailable, format!("ABI {abi}: {}", describe_errno(&err)));
+        return Layer::new(LANDLOCK, State::Unavailable, format!("ABI {abi}: {}", errno_name(&err)));
     }
     let state = if abi >= 6 { State::On } else { State::Partial };
     Layer::new(LANDLOCK, state, format!("ABI {abi}: {}", covers.join(", ")))

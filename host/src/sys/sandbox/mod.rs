@@ -205,10 +205,10 @@ impl Report {
         let width = self.layers.iter().map(|l| l.name.len()).max().unwrap_or(0) + 1;
         let mut out = String::new();
         for layer in &self.layers {
-            let name = format!("{}:", layer.name.escape_debug());
+            let name = format!("{}:", clean(&layer.name));
             out.push_str(&format!("  {name:<width$} {}", layer.state.word(), width = width + 1));
             if !layer.detail.is_empty() {
-                out.push_str(&format!(" ({})", layer.detail.escape_debug()));
+                out.push_str(&format!(" ({})", clean(&layer.detail)));
             }
             out.push('\n');
         }
@@ -246,11 +246,7 @@ impl Report {
         let gaps: Vec<String> = gaps
             .into_iter()
             .map(|(what, names)| {
-                let who = if names.len() == reports.len() {
-                    "all".to_string()
-                } else {
-                    names.join(", ").escape_debug().to_string()
-                };
+                let who = if names.len() == reports.len() { "all".to_string() } else { clean(&names.join(", ")) };
                 format!("{what} in {who}")
             })
             .collect();
@@ -265,11 +261,16 @@ impl Layer {
 
     fn short(&self) -> String {
         if self.detail.is_empty() {
-            format!("{} ({})", self.name.escape_debug(), self.state.word())
+            format!("{} ({})", clean(&self.name), self.state.word())
         } else {
-            format!("{} ({}: {})", self.name.escape_debug(), self.state.word(), self.detail.escape_debug())
+            format!("{} ({}: {})", clean(&self.name), self.state.word(), clean(&self.detail))
         }
     }
+}
+
+/// Text from another process, with control characters escaped (no terminal escapes).
+fn clean(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// Why the sandbox could not even be attempted.
@@ -346,7 +347,8 @@ pub fn apply(policy: &Policy) -> Result<Report, SandboxError> {
     layers.push(Layer::new(NO_NEW_PRIVS, State::On, ""));
     privileges::death_signal().map_err(|source| SandboxError::Prctl { what: "PR_SET_PDEATHSIG", source })?;
     layers.push(Layer::new(DEATH_SIGNAL, State::On, "SIGKILL"));
-    let mut caps = privileges::drop_capabilities();
+    let caps_at = layers.len();
+    layers.push(privileges::drop_capabilities());
     // 3. Resource limits.
     layers.push(privileges::set_rlimits(policy.data_limit));
     // 4. Namespaces. A new user namespace hands back a full capability set inside it: drop again.
@@ -356,11 +358,10 @@ pub fn apply(policy: &Policy) -> Result<Report, SandboxError> {
         privileges::enter_namespaces()
     };
     if namespaces.iter().any(|l| l.name == USER_NS && l.state == State::On) {
-        caps = privileges::drop_capabilities();
+        layers[caps_at] = privileges::drop_capabilities();
     }
     // Credentials changed: make sure the death signal survived.
     privileges::death_signal().map_err(|source| SandboxError::Prctl { what: "PR_SET_PDEATHSIG", source })?;
-    layers.push(caps);
     layers.extend(namespaces);
     layers.push(Layer::new(
         PID_NS,
@@ -411,6 +412,26 @@ mod tests {
         assert!(!refusal.contains("PID"), "{refusal}");
         let full = Report { level: Level::Strict, layers: vec![Layer::new("seccomp", State::On, "")] };
         assert_eq!(full.strict_refusal(), None);
+    }
+
+    #[test]
+    fn the_run_summary_names_each_gap_once_and_escapes_control_characters() {
+        let full = Report { level: Level::Standard, layers: vec![Layer::new("seccomp", State::On, "")] };
+        let lacking = Report {
+            level: Level::Standard,
+            layers: vec![
+                Layer::new("seccomp", State::On, ""),
+                Layer::new("landlock", State::Unavailable, "ENOSYS\x1b[2J"),
+            ],
+        };
+        assert_eq!(
+            Report::run_summary([("a", &full), ("b", &full)]),
+            "sandbox: standard for 2 plugin(s), every layer on (1: seccomp, landlock, namespaces, no capabilities, rlimits)"
+        );
+        assert_eq!(
+            Report::run_summary([("a", &full), ("b", &lacking)]),
+            "sandbox: standard for 2 plugin(s); missing: landlock (unavailable: ENOSYS\\u{1b}[2J) in b"
+        );
     }
 
     #[test]

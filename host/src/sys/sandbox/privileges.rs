@@ -43,7 +43,8 @@ fn check(result: libc::c_int) -> io::Result<()> {
     if result < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
-fn errno_name(err: &io::Error) -> String {
+/// The errno's name (and what it means here), for the report.
+pub fn errno_name(err: &io::Error) -> String {
     match err.raw_os_error() {
         Some(libc::EPERM) => "EPERM".into(),
         Some(libc::EINVAL) => "EINVAL".into(),
@@ -53,10 +54,6 @@ fn errno_name(err: &io::Error) -> String {
         Some(libc::EACCES) => "EACCES".into(),
         _ => err.to_string(),
     }
-}
-
-pub fn describe_errno(err: &io::Error) -> String {
-    errno_name(err)
 }
 
 pub fn no_new_privs() -> io::Result<()> {

@@ -7,7 +7,7 @@
 //! x32 ABI and any other architecture's calling convention.
 
 use super::names::SECCOMP;
-use super::privileges::describe_errno;
+use super::privileges::errno_name;
 use super::{Layer, State};
 use std::io;
 
@@ -355,7 +355,7 @@ pub fn install() -> Layer {
     };
     if installed != 0 {
         let err = io::Error::last_os_error();
-        return Layer::new(SECCOMP, State::Unavailable, describe_errno(&err));
+        return Layer::new(SECCOMP, State::Unavailable, errno_name(&err));
     }
     Layer::new(
         SECCOMP,
@@ -378,6 +378,63 @@ mod tests {
             }
         }
         assert_eq!(program.last().map(|i| (i.code, i.k)), Some((RET_K, RET_KILL_PROCESS)));
+    }
+
+    /// Runs the program on one call, like the kernel: (nr, arch, args) in, action out.
+    fn run(program: &[libc::sock_filter], nr: i64, arch: u32, args: [u64; 6]) -> u32 {
+        let word = |offset: u32| -> u32 {
+            match offset {
+                OFFSET_NR => nr as u32,
+                OFFSET_ARCH => arch,
+                o if o >= 16 && (o - 16) % 8 == 0 => args[((o - 16) / 8) as usize] as u32,
+                o => panic!("load from offset {o}"),
+            }
+        };
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let insn = program[pc];
+            pc += 1;
+            let jump = |taken: bool| if taken { insn.jt as usize } else { insn.jf as usize };
+            match insn.code {
+                LD_W_ABS => acc = word(insn.k),
+                AND_K => acc &= insn.k,
+                JEQ_K => pc += jump(acc == insn.k),
+                JGE_K => pc += jump(acc >= insn.k),
+                JSET_K => pc += jump(acc & insn.k != 0),
+                RET_K => return insn.k,
+                other => panic!("unexpected instruction {other:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn the_filter_decides_as_the_table_says() {
+        let program = program(RULES, 42);
+        let call = |nr: i64, args: [u64; 6]| run(&program, nr, AUDIT_ARCH, args);
+        let errno = |e: i32| RET_ERRNO | e as u32;
+        assert_eq!(call(libc::SYS_read, [0; 6]), RET_ALLOW);
+        assert_eq!(call(libc::SYS_socket, [0; 6]), RET_KILL_PROCESS);
+        assert_eq!(call(libc::SYS_ptrace, [0; 6]), RET_KILL_PROCESS);
+        assert_eq!(call(libc::SYS_openat, [0; 6]), errno(libc::EPERM));
+        assert_eq!(call(libc::SYS_clone3, [0; 6]), errno(libc::ENOSYS));
+        let thread = (libc::CLONE_VM | libc::CLONE_THREAD | libc::CLONE_SIGHAND) as u64;
+        assert_eq!(call(libc::SYS_clone, [thread, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(call(libc::SYS_clone, [libc::SIGCHLD as u64, 0, 0, 0, 0, 0]), RET_KILL_PROCESS);
+        assert_eq!(call(libc::SYS_tgkill, [42, 43, 6, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(call(libc::SYS_tgkill, [1, 1, 9, 0, 0, 0]), RET_KILL_PROCESS);
+        assert_eq!(call(libc::SYS_fcntl, [5, libc::F_GET_SEALS as u64, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(call(libc::SYS_fcntl, [5, libc::F_ADD_SEALS as u64, 0, 0, 0, 0]), RET_KILL_PROCESS);
+        assert_eq!(call(libc::SYS_prctl, [libc::PR_SET_NAME as u64, 0, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(call(libc::SYS_prctl, [libc::PR_SET_DUMPABLE as u64, 1, 0, 0, 0, 0]), errno(libc::EPERM));
+        let prot = |p: i32| [0, 4096, p as u64, 0, 0, 0];
+        assert_eq!(call(libc::SYS_mmap, prot(libc::PROT_READ | libc::PROT_WRITE)), RET_ALLOW);
+        assert_eq!(call(libc::SYS_mprotect, prot(libc::PROT_READ | libc::PROT_EXEC)), RET_ALLOW);
+        assert_eq!(call(libc::SYS_mprotect, prot(libc::PROT_WRITE | libc::PROT_EXEC)), RET_KILL_PROCESS);
+        assert_eq!(call(libc::SYS_mmap, prot(libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC)), RET_KILL_PROCESS);
+        // The x32 ABI and other architectures' numbers are refused outright.
+        assert_eq!(call(libc::SYS_read | X32_SYSCALL_BIT as i64, [0; 6]), RET_KILL_PROCESS);
+        assert_eq!(run(&program, libc::SYS_read, 0x4000_0003, [0; 6]), RET_KILL_PROCESS);
     }
 
     #[test]
