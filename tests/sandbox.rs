@@ -273,6 +273,7 @@ fn a_real_plugin_process_is_confined_even_when_the_host_leaks_descriptors() {
         })
         .collect();
     let mut plugin = PluginProcess::spawn(spec("confined", plugin("invert"), 4096)).unwrap();
+    let bare = PluginProcess::spawn(compromised("idle")).unwrap();
     for fd in leaked {
         // SAFETY: closes a descriptor this test opened.
         unsafe { libc::close(fd) };
@@ -294,6 +295,16 @@ fn a_real_plugin_process_is_confined_even_when_the_host_leaks_descriptors() {
     assert!(target(3).starts_with("pipe:") && target(4).starts_with("pipe:"), "{} {}", target(3), target(4));
     assert!(target(5).starts_with("/memfd:plugin-host:confined"), "{}", target(5));
     assert_eq!(target(6), target(5));
+    // A runner that opens nothing of its own keeps exactly its three.
+    let bare_pid = bare.pid().unwrap();
+    let mut bare_fds: Vec<u32> = std::fs::read_dir(format!("/proc/{bare_pid}/fd"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().parse().unwrap())
+        .collect();
+    bare_fds.sort_unstable();
+    assert_eq!(bare_fds, [3, 4, 5], "open descriptors of the compromised runner");
+    assert_eq!(status_field(bare_pid, "Seccomp"), "2");
+    bare.shutdown().unwrap();
     let mut environ = Vec::new();
     std::fs::File::open(format!("/proc/{pid}/environ")).unwrap().read_to_end(&mut environ).unwrap();
     assert!(environ.is_empty(), "environment: {:?}", String::from_utf8_lossy(&environ));
