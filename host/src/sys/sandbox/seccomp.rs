@@ -190,11 +190,12 @@ syscalls! {
     poll => Rule::Allow, "checking the control pipe between frames without blocking";
     fcntl => Rule::IfOneOf { arg: 1, values: FCNTL_COMMANDS, else_errno: 0 },
         "F_GETFD/F_SETFD/F_GETFL/F_SETFL/F_DUPFD_CLOEXEC/F_GET_SEALS only: taking the descriptors, a second handle on the region, checking its seals (never F_ADD_SEALS)";
-    statx => Rule::Allow, "the region's size when it is opened (Region::open)";
+    statx => Rule::Allow,
+        "the region's size when it is opened (Region::open); a path leads nowhere where the root is the empty tmpfs";
     mmap => Rule::UnlessAllBits { arg: 2, bits: PROT_WRITE_EXEC },
         "wasm linear memory, loaded code, thread stacks, the shared region; never writable and executable at once";
     mprotect => Rule::UnlessAllBits { arg: 2, bits: PROT_WRITE_EXEC },
-        "growing wasm memory, making loaded code executable, guard pages; never writable and executable at once";
+        "growing wasm memory, making loaded code executable (RW, then RX), guard pages; never writable and executable at once";
     munmap => Rule::Allow, "freeing memories, code and stacks";
     mremap => Rule::Allow, "the allocator growing a large buffer (frames, messages)";
     madvise => Rule::Allow, "the allocator and thread exit giving pages back; wasmtime resetting memory";
