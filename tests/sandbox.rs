@@ -333,6 +333,18 @@ fn every_plugin_reports_its_layers_before_it_is_sent_the_module() {
 }
 
 #[test]
+fn private_memory_is_capped_by_rlimit_data() {
+    let mut spec = compromised("data-hog");
+    spec.limits.memory_bytes = 16 << 20;
+    let err = PluginProcess::spawn(spec).unwrap_err();
+    println!("data-hog: {err}");
+    assert!(
+        matches!(&err.kind, ErrorKind::NotAPlugin { reason, .. } if reason == "ATTACK refused: ENOMEM"),
+        "a 2 GiB private mapping must fail: {err}"
+    );
+}
+
+#[test]
 fn a_panic_after_the_sandbox_ends_as_a_panic_and_an_abort_as_an_abort() {
     let test = "panic_and_abort";
     if !have(test, &["seccomp"]) {

@@ -76,6 +76,7 @@ fn errno_name(err: &io::Error) -> String {
         Some(libc::ENOSYS) => "ENOSYS".into(),
         Some(libc::ECONNREFUSED) => "ECONNREFUSED".into(),
         Some(libc::ENOENT) => "ENOENT".into(),
+        Some(libc::ENOMEM) => "ENOMEM".into(),
         _ => format!("other error: {err}"),
     }
 }
@@ -270,6 +271,22 @@ fn run(attack: &str, host: libc::pid_t) -> io::Result<String> {
             // SAFETY: fcntl with integer arguments on the region's descriptor.
             check(unsafe { libc::fcntl(5, libc::F_ADD_SEALS, libc::F_SEAL_WRITE) } as i64)
                 .map(|_| "sealed the region".into())
+        }
+        "data-hog" => {
+            // Private writable memory well past RLIMIT_DATA (the host asked for 16 MiB of wasm
+            // memory); without the limit, overcommit would grant it.
+            // SAFETY: a fresh anonymous mapping; nothing else refers to it.
+            let at = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    2 << 30,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if at == libc::MAP_FAILED { Err(io::Error::last_os_error()) } else { Ok("mapped 2 GiB".into()) }
         }
         "mmap-wx" => {
             // SAFETY: a fresh anonymous mapping; nothing else refers to it.
