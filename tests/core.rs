@@ -182,7 +182,10 @@ fn a_runner_with_another_protocol_version_is_refused() {
     let err = PluginProcess::spawn(spec).unwrap_err();
     assert!(matches!(err.kind, ErrorKind::Protocol(_)), "{err}");
     assert!(
-        err.to_string().contains("protocol versions do not overlap: this side speaks 2..=2, the other side 99..=99"),
+        err.to_string().contains(&format!(
+            "protocol versions do not overlap: this side speaks {v}..={v}, the other side 99..=99",
+            v = plugin_host::ipc::protocol::PROTOCOL_VERSION
+        )),
         "{err}"
     );
     assert_host_usable();
@@ -207,7 +210,11 @@ fn the_runner_refuses_a_host_with_another_protocol_version() {
     let mut reply = [0u8; 16];
     std::fs::File::from(std::os::fd::OwnedFd::from(from_runner_r)).read_exact(&mut reply).unwrap();
     let err = Hello { magic: MAGIC, min_version: 50, version: 60 }.negotiate(Hello::from_bytes(reply)).unwrap_err();
-    assert_eq!(err.to_string(), "protocol versions do not overlap: this side speaks 50..=60, the other side 2..=2");
+    let v = plugin_host::ipc::protocol::PROTOCOL_VERSION;
+    assert_eq!(
+        err.to_string(),
+        format!("protocol versions do not overlap: this side speaks 50..=60, the other side {v}..={v}")
+    );
     let status = child.wait().unwrap();
     assert!(!status.success(), "the runner must exit with an error, got {status}");
 }
@@ -291,7 +298,8 @@ fn a_failing_init_is_reported_with_the_plugins_message() {
 
 #[test]
 fn no_page_fault_growth_over_a_thousand_frames() {
-    use plugin_host::sys::process::minor_faults;
+    // This thread's own faults: the other tests run in parallel in this process.
+    use plugin_host::sys::process::thread_minor_faults as minor_faults;
     let mut plugin = PluginProcess::spawn(spec("neg", plugin("invert"), 640 * 480 * 4)).unwrap();
     let input = noise_frame(640, 480, 0, PixelFormat::Rgba8, 3);
     let mut output = OwnedFrame::new(1, 1, PixelFormat::Rgba8);

@@ -83,3 +83,93 @@ fn a_log_flood_neither_stalls_frames_nor_grows_without_bound() {
         assert!(output.same_pixels(&input));
     }
 }
+
+#[test]
+fn a_random_liar_never_panics_the_host_and_every_lie_ends_its_process() {
+    let mut spec = hostile("random");
+    spec.limits.deadline = Duration::from_millis(20);
+    spec.standby = true;
+    let mut plugin = PluginProcess::spawn(spec).unwrap();
+    let input = noise_frame(16, 16, 0, PixelFormat::Rgba8, 1);
+    let started = Instant::now();
+    let (mut frames, mut good, mut lies) = (0u64, 0u64, std::collections::BTreeMap::<String, u64>::new());
+    while frames < 1_000_000 && started.elapsed() < Duration::from_secs(60) {
+        frames += 1;
+        match plugin.process(&input) {
+            Ok(_) => good += 1,
+            Err(err) => {
+                let kind = match &err.kind {
+                    ErrorKind::Protocol(_) => "protocol violation",
+                    ErrorKind::Deadline { .. } => "deadline",
+                    ErrorKind::Died { .. } => "died",
+                    other => panic!("unexpected error from a liar: {other}"),
+                };
+                *lies.entry(kind.to_string()).or_default() += 1;
+                assert_eq!(plugin.pid(), None, "a liar is killed and reaped ({err})");
+                plugin.restart().unwrap();
+            }
+        }
+    }
+    println!(
+        "random liar: {frames} frames in {:.1} s, {good} served, lies caught: {lies:?}",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(lies.values().sum::<u64>() > 0, "the liar must have lied");
+    assert!(good > 0);
+}
+
+#[test]
+fn a_stopped_plugin_misses_its_deadline_is_killed_and_restarts() {
+    let mut spec = spec("stopped", plugin("invert"), 1 << 16);
+    spec.limits.deadline = Duration::from_millis(100);
+    let mut plugin = PluginProcess::spawn(spec).unwrap();
+    let input = noise_frame(16, 16, 0, PixelFormat::Rgba8, 1);
+    plugin.process(&input).unwrap();
+    let pid = plugin.pid().unwrap() as i32;
+    // SAFETY: kill(2) on our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGSTOP) }, 0);
+    let started = Instant::now();
+    let err = plugin.process(&input).unwrap_err();
+    println!("SIGSTOP: {err} after {:?}", started.elapsed());
+    assert!(matches!(err.kind, ErrorKind::Deadline { .. }), "{err}");
+    assert_eq!(plugin.pid(), None, "the stopped process is killed and reaped");
+    plugin.restart().unwrap();
+    assert!(plugin.process(&input).unwrap().same_pixels(&invert_reference(&input)));
+}
+
+#[test]
+fn the_hosts_wait_ends_at_its_deadline_whatever_the_peer_does() {
+    use plugin_host::ipc::handoff::{self, Futex, WaitError, state};
+    use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+    for (peer, wake_every) in [("never wakes", None), ("wakes every millisecond", Some(Duration::from_millis(1)))] {
+        let word = std::sync::Arc::new(AtomicU32::new(state::TAKEN));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let waker = wake_every.map(|period| {
+            let (word, stop) = (word.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    handoff::Waiter::wake(&Futex, &word);
+                    std::thread::sleep(period);
+                }
+            })
+        });
+        let mut overruns_us: Vec<u64> = (0..50)
+            .map(|_| {
+                let deadline = Instant::now() + Duration::from_millis(20);
+                assert_eq!(handoff::wait_outcome(&Futex, &word, deadline), Err(WaitError::TimedOut));
+                Instant::now().duration_since(deadline).as_micros() as u64
+            })
+            .collect();
+        stop.store(true, Ordering::Relaxed);
+        if let Some(waker) = waker {
+            waker.join().unwrap();
+        }
+        overruns_us.sort_unstable();
+        println!(
+            "futex wait past its absolute deadline, peer {peer}: overrun p50 {} µs, p99 {} µs, max {} µs",
+            overruns_us[overruns_us.len() / 2],
+            overruns_us[overruns_us.len() * 99 / 100],
+            overruns_us[overruns_us.len() - 1]
+        );
+    }
+}

@@ -84,7 +84,7 @@ fn png_folder_in_png_folder_out() {
     std::fs::create_dir_all(dir.join("in")).unwrap();
     let inputs: Vec<OwnedFrame> = (0..3).map(|i| noise_frame(31, 17, 0, PixelFormat::Rgba8, i)).collect();
     for (i, frame) in inputs.iter().enumerate() {
-        png_io::encode(&dir.join(format!("in/{i:03}.png")), frame).unwrap();
+        png_io::encode(&dir.join(format!("in/{i:03}.png")), &frame.view()).unwrap();
     }
     let config = format!(
         "[input]\nkind = \"png\"\npath = \"in\"\n{}[output]\nkind = \"png\"\npath = \"out\"\n",
@@ -217,8 +217,8 @@ fn truncated_raw_input_names_the_frame_and_keeps_the_complete_ones() {
 fn png_folder_with_mixed_sizes_names_the_file() {
     let dir = scratch("mixed");
     std::fs::create_dir_all(dir.join("in")).unwrap();
-    png_io::encode(&dir.join("in/a.png"), &noise_frame(8, 8, 0, PixelFormat::Rgba8, 1)).unwrap();
-    png_io::encode(&dir.join("in/b.png"), &noise_frame(9, 8, 0, PixelFormat::Rgba8, 2)).unwrap();
+    png_io::encode(&dir.join("in/a.png"), &noise_frame(8, 8, 0, PixelFormat::Rgba8, 1).view()).unwrap();
+    png_io::encode(&dir.join("in/b.png"), &noise_frame(9, 8, 0, PixelFormat::Rgba8, 2).view()).unwrap();
     let config = "[input]\nkind = \"png\"\npath = \"in\"\n[output]\nkind = \"null\"\n";
     let output = run_config(&dir, config, &["-q"], None);
     assert_eq!(output.status.code(), Some(2), "found before the run: a config-time error");

@@ -101,3 +101,44 @@ pub fn fd_count() -> usize {
 pub fn map_count() -> usize {
     std::fs::read_to_string("/proc/self/maps").map(|m| m.lines().count()).unwrap_or(0)
 }
+
+/// Plugin processes (runners) started by the process `host`: its children in runner mode.
+pub fn runner_pids(host: u32) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            // The parent pid is the second field after the command name in parentheses.
+            let parent = stat.rsplit_once(") ").and_then(|(_, rest)| rest.split(' ').nth(1)?.parse::<u32>().ok());
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            parent == Some(host) && cmdline.windows(RUNNER_MARK.len()).any(|w| w == RUNNER_MARK)
+        })
+        .collect()
+}
+
+const RUNNER_MARK: &[u8] = plugin_host::runner::RUNNER_ARG.as_bytes();
+
+/// A fresh, empty folder for one test: `plugin-host-<suite>-<pid>-<name>` in the temp folder.
+pub fn scratch_dir(suite: &str, name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("plugin-host-{suite}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// The PNG frames `plugin-host run` wrote to `dir`, by input frame number (their names); none
+/// when the folder does not exist.
+pub fn written_frames(dir: &std::path::Path) -> Vec<(u64, OwnedFrame)> {
+    let paths: Vec<PathBuf> =
+        std::fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().path()).collect()).unwrap_or_default();
+    let mut frames: Vec<(u64, OwnedFrame)> = paths
+        .iter()
+        .map(|p| {
+            let name = p.file_stem().unwrap().to_str().unwrap();
+            (name.trim_start_matches("frame-").parse().unwrap(), plugin_host::io::png_io::decode(p).unwrap())
+        })
+        .collect();
+    frames.sort_by_key(|(n, _)| *n);
+    frames
+}

@@ -12,32 +12,28 @@
 //!   frame into the slot, `receive(&mut OwnedFrame)` copies the result out. Those two copies are
 //!   timed on their own, interleaved with the round trips, with the very functions `submit` and
 //!   `receive` use ([`Region::write_buffer`], [`Region::read_buffer`]) on a region of the same kind
-//!   and size. At large sizes "round trip minus copies" is the small difference of two large
-//!   numbers, too noisy to show a microsecond hand-off; so the hand-off is also measured directly:
-//!   a runner driven with the crate's own protocol, region and hand-off pieces ([`DirectRunner`]),
-//!   the frame written into its slot once and then handed over and back with nothing copied by
-//!   anyone, as a stage of a zero-copy chain would see it.
+//!   and size. The zero-copy path is measured through the lane API ([`LaneRunner`]), as a
+//!   pipeline stage uses it: the frame written into its lane once, then handed over and back
+//!   with nothing copied by anyone.
 //! - Start-up (spawn → ready): cold (empty cache), from the disk cache, from the in-memory cache,
-//!   and a restart after SIGKILL (kill → dead process reaped → new process ready).
+//!   and a restart after SIGKILL (kill → dead process reaped → new process ready), with and
+//!   without a standby process.
+//! - A pipeline of 1 and of 4 invert stages, frames per second.
 //!
 //! Every figure is a median (p50) or p99 of sorted samples; warm-up iterations are discarded.
 
 use crate::ipc::handoff::{self, Futex, Outcome};
-use crate::ipc::protocol::{self, Hello, RunnerLimits, ToHost, ToRunner, Transport};
-use crate::ipc::region::{self, Buffer, Region};
+use crate::ipc::protocol::Transport;
+use crate::ipc::region::{self, Buffer, Lane, Region};
 use crate::sys::futex;
-use crate::sys::process::SpawnRequest;
-use crate::{Limits, PluginProcess, PluginSpec, cache};
+use crate::{Limits, PluginProcess, PluginSpec, Ticket, cache};
 use anyhow::{Context, bail, ensure};
 use plugin_sdk::{OwnedFrame, PixelFormat};
 use serde::Serialize;
 use std::collections::VecDeque;
-use std::fs::File;
 use std::hint::black_box;
-use std::io::{BufReader, Read, Write};
-use std::os::fd::OwnedFd;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -182,7 +178,7 @@ pub struct ShmDetail {
     /// Each round trip minus the copies timed right after it (paired samples). Noisy at large
     /// sizes: the difference of two large numbers.
     pub round_trip_minus_copies: Latency,
-    /// The hand-off measured directly ([`DirectRunner`]): the frame already in its slot, handed
+    /// The hand-off measured directly ([`LaneRunner`]): the frame already in its slot, handed
     /// to the identity plugin and back; nothing copied. Descriptor, doorbell, the runner taking
     /// the slot, calling the plugin and marking it done, the host seeing it.
     pub handoff: Latency,
@@ -190,7 +186,7 @@ pub struct ShmDetail {
     pub invert: Latency,
     /// Throughput through invert with every slot in flight, through the public API.
     pub invert_frames_per_s: f64,
-    /// The same with the frame already in the slots and nothing copied ([`DirectRunner`]): the
+    /// The same with the frame already in the slots and nothing copied ([`LaneRunner`]): the
     /// plugin's work plus the hand-off, as a stage of a zero-copy chain.
     pub invert_in_place_frames_per_s: f64,
 }
@@ -242,9 +238,11 @@ pub struct Startup {
     pub memory_cache: SpawnTimes,
     /// The same with 4 KiB slots: the difference is what making the frame buffers costs.
     pub memory_cache_4k_slots: SpawnTimes,
-    /// SIGKILL to the running plugin → the dead process reaped (its pipe closed) → a new process
-    /// ready, from the in-memory cache.
+    /// SIGKILL to the running plugin → the dead process reaped (its pipe closed) → the standby
+    /// process (started and loaded ahead) initialised and ready.
     pub restart_after_sigkill: SpawnTimes,
+    /// The same without a standby: a new process from the in-memory cache, in the same region.
+    pub restart_without_standby: SpawnTimes,
     /// The first part of that: SIGKILL → the dead process reaped and its reader thread done.
     pub kill_to_reaped_p50_ms: f64,
 }
@@ -283,6 +281,7 @@ pub struct Report {
     pub rows: Vec<Row>,
     pub sizes: Vec<SizeResult>,
     pub startup: Startup,
+    pub chain: ChainResult,
     pub ratios: Vec<Ratio>,
     pub comparison: Vec<Comparison>,
     pub notes: Vec<String>,
@@ -368,11 +367,13 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
         );
     }
     let startup = startup(options, &invert, options.spawns()).context("measuring start-up")?;
+    let chain = chain(&invert, options).context("measuring a chain")?;
 
     let mut rows = Vec::new();
     for r in &results {
         for (transport, trip, fps) in [
-            ("shm", &r.shm.round_trip, r.shm.invert_frames_per_s),
+            ("shm", &r.shm.handoff, r.shm.invert_in_place_frames_per_s),
+            ("shm-copying-api", &r.shm.round_trip, r.shm.invert_frames_per_s),
             ("pipe", &r.pipe.round_trip, r.pipe.invert_frames_per_s),
         ] {
             rows.push(Row {
@@ -401,10 +402,19 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
             })
             .collect(),
     };
-    let ratios = ratios(&baselines, &results, &startup);
+    let mut ratios = ratios(&baselines, &results, &startup);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let v = chain.four_stages_frames_per_s / chain.one_stage_frames_per_s;
+    ratios.push(ratio(
+        format!(
+            "pipeline frames/s at {}x{}: 4 invert stages / 1 invert stage ({cores} cores; the goal is for >= 6)",
+            chain.width, chain.height
+        ),
+        v,
+        (cores >= 6).then_some((">= 0.8", v >= 0.8)),
+    ));
     let comparison = comparison(&baselines, &results, &startup);
     let cpu = cpu_before.zip(CpuTimes::now()).map(|(before, after)| after.since(&before));
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     Ok(Report {
         cores,
         other_cpu_percent: cpu.map(|c| c.0),
@@ -415,17 +425,16 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
         rows,
         sizes: results,
         startup,
+        chain: chain.clone(),
         ratios,
         comparison,
         notes: vec![
             "Raw baselines run in this one process, between two threads; the scheduler places them on cores.".into(),
             "shm: the plugin reads and writes the slot buffers in place (they are mapped into its wasm memory); \
-             the runner copies nothing. The public API still copies twice on the host side: submit(&Frame) copies \
-             the caller's frame into the slot, receive(&mut OwnedFrame) copies the result out. The API round \
-             trip includes both. The hand-off is measured with nothing copied: a runner driven directly with the \
-             crate's protocol, region and hand-off pieces, the frame written into its slots once (a zero-copy \
-             chain stage's view). \"trip - copies\" cross-checks it, but at large sizes it is the small \
-             difference of two large, noisy numbers."
+             nobody copies. The shm rows use the lane API (PluginProcess::submit_lane/receive_lane), which a \
+             pipeline stage uses: the frame is written into its lane once and handed over and back. The \
+             shm-copying-api rows use submit(&Frame)/receive(&mut OwnedFrame), which copy the frame into the \
+             slot and the result out (two memcpy per frame), for callers that hold their frames elsewhere."
                 .into(),
             "pipe: each frame travels as one postcard message each way over the control pipes (encoded, written \
              through a 1 MiB pipe buffer, read and decoded by the other side)."
@@ -439,8 +448,10 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
                 plan.budget, plan.min_samples, plan.samples
             ),
             format!(
-                "Not measured here: the goal for a 4-stage chain vs one stage (needs parallel chains in the \
-                 pipeline). This machine has {cores} cores; the goal asks for >= 6."
+                "Chain: `plugin-host run`'s pipeline on the test pattern to a null output, {} frames, 1 and then 4 \
+                 invert stages; each stage is a process and a host thread, so 4 stages need 4+ cores to overlap \
+                 fully (this machine has {cores}).",
+                chain.frames
             ),
         ],
     })
@@ -511,26 +522,26 @@ fn ratios(baselines: &Baselines, results: &[SizeResult], startup: &Startup) -> V
         ));
     }
     if let Some(r) = goal_size.or(large).or(Some(small)) {
-        let v = r.pipe.round_trip.p50_us / r.shm.round_trip.p50_us;
+        let v = r.pipe.round_trip.p50_us / r.shm.handoff.p50_us;
         ratios.push(ratio(
-            format!("identity round trip p50 at {}: pipe / shm, both through the API (shm speed-up)", label(r)),
+            format!("identity round trip p50 at {}: pipe / shm (lane API, nothing copied)", label(r)),
             v,
             at_goal(">= 50", v >= 50.0),
         ));
         ratios.push(ratio(
-            format!("identity at {}: pipe round trip p50 / shm hand-off p50 (nothing copied)", label(r)),
-            r.pipe.round_trip.p50_us / r.shm.handoff.p50_us,
+            format!("identity round trip p50 at {}: pipe / shm through the copying API", label(r)),
+            r.pipe.round_trip.p50_us / r.shm.round_trip.p50_us,
             None,
         ));
-        let v = r.shm.invert_frames_per_s / r.native_invert_frames_per_s;
+        let v = r.shm.invert_in_place_frames_per_s / r.native_invert_frames_per_s;
         ratios.push(ratio(
-            format!("invert frames/s at {}: through the API (shm) / native in-process", label(r)),
+            format!("invert frames/s at {}: plugin-host (shm, lane API) / native in-process", label(r)),
             v,
             at_goal(">= 0.5", v >= 0.5),
         ));
         ratios.push(ratio(
-            format!("invert frames/s at {}: in place (shm, nothing copied) / native in-process", label(r)),
-            r.shm.invert_in_place_frames_per_s / r.native_invert_frames_per_s,
+            format!("invert frames/s at {}: through the copying API (shm) / native in-process", label(r)),
+            r.shm.invert_frames_per_s / r.native_invert_frames_per_s,
             None,
         ));
         ratios.push(ratio(
@@ -541,11 +552,19 @@ fn ratios(baselines: &Baselines, results: &[SizeResult], startup: &Startup) -> V
     }
     let restart = startup.restart_after_sigkill.p50_ms;
     ratios.push(Ratio {
-        what: "restart after SIGKILL, from the cache, p50 (kill → new process ready)".into(),
+        what: "restart after SIGKILL, p50 (kill → reaped → the standby process ready with the plugin's parameters)"
+            .into(),
         value: restart,
         unit: "ms".into(),
         goal: Some("<= 10 ms".into()),
         met: restart.is_finite().then_some(restart <= 10.0),
+    });
+    ratios.push(Ratio {
+        what: "restart after SIGKILL without a standby, p50 (kill → new process from the cache, same region)".into(),
+        value: startup.restart_without_standby.p50_ms,
+        unit: "ms".into(),
+        goal: None,
+        met: None,
     });
     ratios.push(ratio(
         "start-up p50: cold (compiling) / from the in-memory cache".into(),
@@ -855,22 +874,22 @@ fn measure_size(
     let [trips, submits, receives, copy_in, copy_out, trip_minus_copies] = times;
     let copies: Vec<f64> = copy_in.iter().zip(&copy_out).map(|(a, b)| a + b).collect();
 
-    // The hand-off alone, and invert in place: nothing copied by anyone.
-    let direct = DirectRunner::spawn(options, &options.identity, &input)?;
+    // The hand-off alone, and invert in place: the lane API, nothing copied by anyone.
+    let mut lanes = LaneRunner::spawn(options, &options.identity, &input)?;
     let mut slot = 0;
     let handoff = sample(plan, || {
-        direct.round_trip(slot)?;
-        slot = (slot + 1) % region::MIN_SLOTS;
+        lanes.round_trip(slot)?;
+        slot = (slot + 1) % slots;
         Ok(())
     })?;
-    direct.shutdown()?;
-    let direct = DirectRunner::spawn(options, invert, &input)?;
-    direct.round_trip(0)?;
-    if direct.output(0)? != expected {
+    lanes.shutdown()?;
+    let mut lanes = LaneRunner::spawn(options, invert, &input)?;
+    lanes.round_trip(0)?;
+    if lanes.output(0) != expected {
         bail!("invert's output in place differs from the native invert");
     }
-    let invert_in_place_frames_per_s = direct.throughput(plan)?;
-    direct.shutdown()?;
+    let invert_in_place_frames_per_s = lanes.throughput(plan)?;
+    lanes.shutdown()?;
 
     // shm, invert: one at a time, then with every slot in flight.
     let mut plugin = spawn(options, "bench-invert", invert, frame_bytes, Transport::SharedMemory)?;
@@ -959,25 +978,86 @@ fn throughput(
     run(plan.samples, plan.min_samples.max(in_flight), plan.budget)
 }
 
-/// A plugin process driven without [`PluginProcess`], with the crate's own protocol, region and
-/// hand-off pieces, to time what `PluginProcess`'s API cannot show: the hand-off with nothing
-/// copied. The frame is written into every slot once; each round trip then only writes the
-/// frame number, hands the slot over and waits for it back, like a stage of a zero-copy chain.
-pub struct DirectRunner {
-    child: Option<Child>,
-    region: Region,
-    control: File,
-    drain: Option<std::thread::JoinHandle<()>>,
+/// A chain of equal plugins through the real pipeline.
+#[derive(Debug, Clone, Serialize)]
+pub struct ChainResult {
+    pub width: u32,
+    pub height: u32,
+    pub frames: u64,
+    pub one_stage_frames_per_s: f64,
+    pub four_stages_frames_per_s: f64,
+    /// Frames copied between lane buffers in the 4-stage run (0: ownership passed along).
+    pub four_stages_copies: u64,
 }
 
-impl DirectRunner {
-    /// Starts `module` (shm) with `frame` in every slot's input buffer.
+fn chain(invert: &Path, options: &BenchOptions) -> anyhow::Result<ChainResult> {
+    use crate::config::{Config, InputConfig, OnError, OutputConfig, PluginConfig};
+    use crate::pipeline::{Prepared, Progress, RunOptions};
+    struct Silent;
+    impl Progress for Silent {
+        fn start(&mut self, _: Option<u64>) {}
+        fn frame_done(&mut self, _: u64) {}
+        fn finish(&mut self) {}
+    }
+    let (width, height) = GOAL_SIZE;
+    let frames = if options.quick { 30 } else { 200 };
+    let run = |stages: usize| -> anyhow::Result<crate::pipeline::stats::RunStats> {
+        let plugin = |k: usize| PluginConfig {
+            name: format!("invert-{k}"),
+            path: invert.to_path_buf(),
+            limits: Limits::default(),
+            on_error: OnError::Fail,
+            max_restarts: 0,
+            restart_window: std::time::Duration::from_secs(60),
+            transport: Transport::SharedMemory,
+            sandbox: crate::sys::sandbox::Level::Standard,
+            params: Vec::new(),
+        };
+        let config = Config {
+            file: PathBuf::from("(bench)"),
+            input: InputConfig::Testsrc { width, height, frames },
+            plugins: (0..stages).map(plugin).collect(),
+            output: OutputConfig::Null,
+            ring: crate::config::DEFAULT_RING,
+        };
+        let run_options = RunOptions { max_frames: None, runner: options.runner.clone() };
+        let (stats, result) = Prepared::new(&config, run_options)?.run(&mut Silent);
+        result?;
+        Ok(stats)
+    };
+    let one = run(1)?;
+    let four = run(4)?;
+    Ok(ChainResult {
+        width,
+        height,
+        frames,
+        one_stage_frames_per_s: one.fps(),
+        four_stages_frames_per_s: four.fps(),
+        four_stages_copies: four.copies,
+    })
+}
+
+/// A plugin driven through the zero-copy lane API ([`PluginProcess::submit_lane`] and
+/// [`PluginProcess::receive_lane`]), as a stage of a chain is: the frame is written into every
+/// lane once; each round trip then hands a lane over and waits for it back, nothing copied.
+pub struct LaneRunner {
+    plugin: PluginProcess,
+    region: Region,
+    lanes: Vec<Option<Lane>>,
+    desc: plugin_sdk::abi::FrameDesc,
+    frame: u64,
+}
+
+impl LaneRunner {
+    /// Starts `module` (shm) with `frame` in every lane's input buffer.
     pub fn spawn(options: &BenchOptions, module: &Path, frame: &OwnedFrame) -> anyhow::Result<Self> {
-        let bytes = std::fs::read(module).with_context(|| format!("cannot read {}", module.display()))?;
-        let artifact = cache::artifact(&bytes, cache::default_dir().as_deref())?;
         let frame_bytes = frame.data.len() as u64;
-        let region = Region::create("plugin-host:bench-direct", region::MIN_SLOTS, frame_bytes)
+        let region = Region::create("plugin-host:bench-lanes", region::MIN_SLOTS, frame_bytes)
             .map_err(|e| anyhow::anyhow!("creating the region: {e}"))?;
+        let mut lanes = region.take_lanes();
+        for lane in &mut lanes {
+            region.pixels_mut(lane, Buffer::Input, frame.data.len()).copy_from_slice(&frame.data);
+        }
         let desc = plugin_sdk::abi::FrameDesc {
             data: 0,
             capacity: u32::try_from(region.slot_capacity()).context("slot capacity")?,
@@ -987,170 +1067,68 @@ impl DirectRunner {
             format: frame.format as u32,
             timestamp_us: frame.timestamp_us,
         };
-        for slot in 0..region::MIN_SLOTS {
-            region.write_buffer(slot, Buffer::Input, 0, &frame.data);
-            region.write_desc(slot, Buffer::Input, &desc);
-        }
-        let cloexec = nix::fcntl::OFlag::O_CLOEXEC;
-        let (to_runner_read, to_runner_write) = nix::unistd::pipe2(cloexec)?;
-        let (from_runner_read, from_runner_write) = nix::unistd::pipe2(cloexec)?;
-        let region_fd: OwnedFd = region.file().try_clone()?.into();
-        let runner_capacity = region.slot_capacity();
-        let program = match (&options.runner, std::env::var_os("PLUGIN_HOST_RUNNER")) {
-            (Some(path), _) => path.clone(),
-            (None, Some(path)) => PathBuf::from(path),
-            (None, None) => std::env::current_exe()?,
-        };
-        let policy = crate::sys::sandbox::Policy::for_plugin(
-            crate::sys::sandbox::Level::Standard,
-            Limits::default().memory_bytes,
-            artifact.len() as u64,
-            runner_capacity,
-            false,
-        );
-        let mut args = vec![crate::runner::RUNNER_ARG.into()];
-        args.extend(policy.to_args());
-        let child = crate::sys::process::spawn(SpawnRequest {
-            program,
-            args,
-            fds: [to_runner_read, from_runner_write, region_fd],
-        })?;
-        let mut runner = DirectRunner { child: Some(child), region, control: File::from(to_runner_write), drain: None };
-        let mut reader = BufReader::new(File::from(from_runner_read));
-
-        runner.control.write_all(&Hello::OURS.to_bytes())?;
-        let mut hello = [0u8; 16];
-        reader.read_exact(&mut hello).context("the runner sent no handshake")?;
-        Hello::OURS.negotiate(Hello::from_bytes(hello))?;
-        match protocol::read_message::<ToHost>(&mut reader, protocol::MAX_TO_HOST_BYTES)? {
-            ToHost::Sandboxed { .. } => {}
-            other => bail!("expected the sandbox report, got {other:?}"),
-        }
-        let limits = Limits::default();
-        let load = ToRunner::Load {
-            plugin: "bench-direct".into(),
-            module: artifact.to_vec(),
-            precompiled: true,
-            limits: RunnerLimits {
-                memory_bytes: limits.memory_bytes,
-                deadline_ms: DEADLINE.as_millis() as u64,
-                startup_ms: limits.startup.as_millis() as u64,
-            },
-            transport: Transport::SharedMemory,
-            frame_capacity: runner.region.slot_capacity(),
-        };
-        protocol::write_message(&mut runner.control, &load)?;
-        let mut next = || loop {
-            match protocol::read_message::<ToHost>(&mut reader, protocol::MAX_TO_HOST_BYTES)? {
-                ToHost::Log { .. } => {}
-                other => return anyhow::Ok(other),
-            }
-        };
-        match next()? {
-            ToHost::Loaded { .. } => {}
-            other => bail!("expected Loaded, got {other:?}"),
-        }
-        let init = ToRunner::Init { params: plugin_sdk::abi::encode_params(std::iter::empty()) };
-        protocol::write_message(&mut runner.control, &init)?;
-        match next()? {
-            ToHost::Ready => {}
-            other => bail!("expected Ready, got {other:?}"),
-        }
-        // Keep reading (logs) so the runner never blocks on a full pipe; ends at its exit.
-        runner.drain = Some(std::thread::spawn(move || {
-            while protocol::read_message::<ToHost>(&mut reader, protocol::MAX_TO_HOST_BYTES).is_ok() {}
-        }));
-        Ok(runner)
+        let spec = spec(options, "bench-lanes", module, frame_bytes, Transport::SharedMemory);
+        let plugin = PluginProcess::spawn_stage(spec, &region)?;
+        Ok(Self { plugin, region, lanes: lanes.into_iter().map(Some).collect(), desc, frame: 0 })
     }
 
-    fn submit(&self, slot: u32, frame: u64) {
-        self.region.set_frame_number(slot, frame);
-        handoff::submit(&Futex, self.region.state(slot), self.region.doorbell());
+    fn submit(&mut self, index: usize) -> anyhow::Result<Ticket> {
+        let lane = self.lanes[index].take().context("the lane is in flight")?;
+        self.frame += 1;
+        self.plugin.submit_lane(lane, self.frame, &self.desc).map_err(|refused| {
+            let (error, lane) = *refused;
+            self.lanes[index] = Some(lane);
+            error.into()
+        })
     }
 
-    fn wait(&self, slot: u32) -> anyhow::Result<()> {
-        let state = self.region.state(slot);
-        let outcome = handoff::wait_outcome(&Futex, state, Instant::now() + DEADLINE);
-        handoff::reclaim(state);
-        ensure!(outcome == Ok(Outcome::Done), "the runner answered {outcome:?}");
+    fn wait(&mut self, ticket: Ticket) -> anyhow::Result<()> {
+        let (lane, result) = self.plugin.receive_lane(ticket);
+        let index = lane.slot() as usize;
+        self.lanes[index] = Some(lane);
+        result?;
         Ok(())
     }
 
-    /// Hands `slot` over and waits for it back.
-    pub fn round_trip(&self, slot: u32) -> anyhow::Result<()> {
-        self.submit(slot, 0);
-        self.wait(slot)
+    /// Hands lane `index` over and waits for it back.
+    pub fn round_trip(&mut self, index: usize) -> anyhow::Result<()> {
+        let ticket = self.submit(index)?;
+        self.wait(ticket)
     }
 
-    /// The output the plugin left in `slot`.
-    pub fn output(&self, slot: u32) -> anyhow::Result<Vec<u8>> {
-        let desc = self.region.read_desc(slot, Buffer::Output);
-        region::validate_output(&desc, self.region.slot_capacity()).map_err(|e| anyhow::anyhow!("{e}"))?;
-        let mut data = vec![0u8; desc.byte_len() as usize];
-        self.region.read_buffer(slot, Buffer::Output, desc.data as usize, &mut data);
-        Ok(data)
+    /// The output the plugin left in lane `index`.
+    pub fn output(&self, index: usize) -> Vec<u8> {
+        let lane = self.lanes[index].as_ref().expect("lanes are home between round trips");
+        self.region.pixels(lane, Buffer::Output, self.desc.byte_len() as usize).to_vec()
     }
 
-    /// Frames per second with every slot in flight.
-    fn throughput(&self, plan: &Plan) -> anyhow::Result<f64> {
-        let slots = region::MIN_SLOTS;
-        let run = |count: usize, min: usize, budget: Duration| -> anyhow::Result<f64> {
+    /// Frames per second with every lane in flight.
+    fn throughput(&mut self, plan: &Plan) -> anyhow::Result<f64> {
+        let lanes = self.lanes.len();
+        let mut run = |count: usize, min: usize, budget: Duration| -> anyhow::Result<f64> {
+            let mut tickets = VecDeque::with_capacity(lanes);
             let start = Instant::now();
             let mut submitted = 0;
             while submitted < count && (submitted < min || start.elapsed() <= budget) {
-                let slot = (submitted % slots as usize) as u32;
-                if submitted >= slots as usize {
-                    self.wait(slot)?;
+                if tickets.len() == lanes
+                    && let Some(ticket) = tickets.pop_front()
+                {
+                    self.wait(ticket)?;
                 }
-                self.submit(slot, submitted as u64);
+                tickets.push_back(self.submit(submitted % lanes)?);
                 submitted += 1;
             }
-            for k in submitted.saturating_sub(slots as usize)..submitted {
-                self.wait((k % slots as usize) as u32)?;
+            while let Some(ticket) = tickets.pop_front() {
+                self.wait(ticket)?;
             }
             Ok(submitted as f64 / start.elapsed().as_secs_f64())
         };
-        run(plan.warm.max(slots as usize), 2, plan.budget / 4)?;
-        run(plan.samples.max(slots as usize), plan.min_samples.max(slots as usize), plan.budget)
+        run(plan.warm.max(lanes), 2, plan.budget / 4)?;
+        run(plan.samples.max(lanes), plan.min_samples.max(lanes), plan.budget)
     }
 
-    /// Asks the runner to exit and reaps it.
-    pub fn shutdown(mut self) -> anyhow::Result<()> {
-        protocol::write_message(&mut self.control, &ToRunner::Shutdown)?;
-        handoff::ring_doorbell(&Futex, self.region.doorbell());
-        let deadline = Instant::now() + Duration::from_secs(1);
-        if let Some(child) = self.child.as_mut() {
-            loop {
-                match child.try_wait()? {
-                    Some(status) => {
-                        self.child = None;
-                        ensure!(status.success(), "the runner exited with {status}");
-                        break;
-                    }
-                    None if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
-                    None => bail!("the runner did not exit when asked"),
-                }
-            }
-        }
-        Ok(())
-    }
-}
-
-impl std::fmt::Debug for DirectRunner {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DirectRunner").field("pid", &self.child.as_ref().map(Child::id)).finish_non_exhaustive()
-    }
-}
-
-impl Drop for DirectRunner {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-        if let Some(drain) = self.drain.take() {
-            let _ = drain.join();
-        }
+    pub fn shutdown(self) -> anyhow::Result<()> {
+        Ok(self.plugin.shutdown()?)
     }
 }
 
@@ -1247,25 +1225,33 @@ fn startup(options: &BenchOptions, module: &Path, spawns: usize) -> anyhow::Resu
     }
     let memory_cache_4k_slots = delta.finish(times);
 
-    // Restart: SIGKILL the running plugin, reap it (the caller's detection: its pipe closes),
-    // start a new one.
-    let mut times = Vec::new();
-    let mut reaped = Vec::new();
-    let mut running = PluginProcess::spawn(spec_in(&warm_dir))?;
-    let delta = CacheDelta::start();
-    for _ in 0..spawns {
-        let pid = running.pid().context("the plugin has no process")?;
-        let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).context("pid out of range")?);
-        let start = Instant::now();
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).context("kill -9")?;
-        running.kill();
-        reaped.push(ms(start.elapsed()));
-        running = PluginProcess::spawn(spec_in(&warm_dir))?;
-        times.push(ms(start.elapsed()));
-    }
-    running.shutdown()?;
-    let restart_after_sigkill = delta.finish(times);
-    reaped.sort_by(f64::total_cmp);
+    // Restart: SIGKILL the running plugin, then `restart()`: reap it (the caller's detection:
+    // its pipe closes) and make a new process ready, reusing the region. With a standby, the new
+    // process was started and loaded ahead; the pause between kills lets it get ready, as it
+    // would between crashes in a real run.
+    let restarts = |standby: bool| -> anyhow::Result<(SpawnTimes, Vec<f64>)> {
+        let mut spec = spec_in(&warm_dir);
+        spec.standby = standby;
+        let mut running = PluginProcess::spawn(spec)?;
+        let (mut times, mut reaped) = (Vec::new(), Vec::new());
+        let delta = CacheDelta::start();
+        for _ in 0..spawns {
+            std::thread::sleep(Duration::from_millis(if standby { 200 } else { 20 }));
+            let pid = running.pid().context("the plugin has no process")?;
+            let pid = nix::unistd::Pid::from_raw(i32::try_from(pid).context("pid out of range")?);
+            let start = Instant::now();
+            nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL).context("kill -9")?;
+            running.kill();
+            reaped.push(ms(start.elapsed()));
+            running.restart()?;
+            times.push(ms(start.elapsed()));
+        }
+        running.shutdown()?;
+        reaped.sort_by(f64::total_cmp);
+        Ok((delta.finish(times), reaped))
+    };
+    let (restart_after_sigkill, reaped) = restarts(true)?;
+    let (restart_without_standby, _) = restarts(false)?;
 
     Ok(Startup {
         plugin: module.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
@@ -1275,6 +1261,7 @@ fn startup(options: &BenchOptions, module: &Path, spawns: usize) -> anyhow::Resu
         memory_cache,
         memory_cache_4k_slots,
         restart_after_sigkill,
+        restart_without_standby,
         kill_to_reaped_p50_ms: percentile(&reaped, 0.50),
     })
 }
@@ -1462,23 +1449,25 @@ pub fn print_table(report: &Report, out: &mut impl Write) -> std::io::Result<()>
         )?;
     }
     writeln!(out)?;
-    writeln!(out, "Frame round trip through the identity plugin (no work): submit() + receive(), per transport:")?;
+    writeln!(out, "Frame round trip through the identity plugin (no work), per transport. shm = the lane API,")?;
+    writeln!(out, "nothing copied; shm+copies = submit(&Frame) + receive(&mut OwnedFrame), a copy each way:")?;
     writeln!(
         out,
-        "  {:<10} {:>9} | {:>10} {:>10} | {:>10} {:>10} | {:>9}",
-        "frame", "bytes", "shm p50", "shm p99", "pipe p50", "pipe p99", "pipe/shm"
+        "  {:<10} {:>9} | {:>10} {:>10} | {:>10} | {:>10} {:>10} | {:>9}",
+        "frame", "bytes", "shm p50", "shm p99", "shm+copies", "pipe p50", "pipe p99", "pipe/shm"
     )?;
     for r in &report.sizes {
         writeln!(
             out,
-            "  {:<10} {:>9} | {:>10} {:>10} | {:>10} {:>10} | {:>8.1}x",
+            "  {:<10} {:>9} | {:>10} {:>10} | {:>10} | {:>10} {:>10} | {:>8.0}x",
             label(r),
             size_label(r.frame_bytes),
+            time(r.shm.handoff.p50_us),
+            time(r.shm.handoff.p99_us),
             time(r.shm.round_trip.p50_us),
-            time(r.shm.round_trip.p99_us),
             time(r.pipe.round_trip.p50_us),
             time(r.pipe.round_trip.p99_us),
-            r.pipe.round_trip.p50_us / r.shm.round_trip.p50_us
+            r.pipe.round_trip.p50_us / r.shm.handoff.p50_us
         )?;
     }
     writeln!(out)?;
@@ -1555,7 +1544,8 @@ pub fn print_table(report: &Report, out: &mut impl Write) -> std::io::Result<()>
         ("from the disk cache (memory cleared)", &s.disk_cache),
         ("from the in-memory cache", &s.memory_cache),
         ("from the in-memory cache, 4 KiB slots", &s.memory_cache_4k_slots),
-        ("restart after SIGKILL (kill → new ready)", &s.restart_after_sigkill),
+        ("restart after SIGKILL, standby (kill → ready)", &s.restart_after_sigkill),
+        ("restart after SIGKILL, no standby", &s.restart_without_standby),
     ] {
         writeln!(
             out,
@@ -1564,6 +1554,14 @@ pub fn print_table(report: &Report, out: &mut impl Write) -> std::io::Result<()>
         )?;
     }
     writeln!(out, "  (of the restart, kill → dead process reaped: p50 {:.2} ms)", s.kill_to_reaped_p50_ms)?;
+    writeln!(out)?;
+    let c = &report.chain;
+    writeln!(
+        out,
+        "Pipeline, invert at {}x{}, {} frames, test pattern → null: 1 stage {:.1} frames/s, 4 stages {:.1} frames/s \
+         ({} frames copied between stages)",
+        c.width, c.height, c.frames, c.one_stage_frames_per_s, c.four_stages_frames_per_s, c.four_stages_copies
+    )?;
     writeln!(out)?;
     writeln!(out, "Goals and ratios ({} cores):", report.cores)?;
     for r in &report.ratios {

@@ -24,6 +24,8 @@ pub struct ConfigError {
 struct RawConfig {
     /// The default for every plugin.
     sandbox: Option<SandboxName>,
+    /// Frames in flight in the chain beyond one per plugin.
+    ring: Option<u32>,
     input: RawInput,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
@@ -130,6 +132,7 @@ struct RawPlugin {
     #[serde(default)]
     on_error: OnError,
     max_restarts: Option<u32>,
+    restart_window_s: Option<u64>,
     #[serde(default)]
     transport: TransportName,
     sandbox: Option<SandboxName>,
@@ -172,6 +175,8 @@ pub struct PluginConfig {
     pub limits: Limits,
     pub on_error: OnError,
     pub max_restarts: u32,
+    /// The window `max_restarts` counts in: more restarts than that within it disable the plugin.
+    pub restart_window: Duration,
     pub transport: Transport,
     /// The plugin's own `sandbox`, else the file's, else standard.
     pub sandbox: SandboxLevel,
@@ -185,12 +190,17 @@ pub struct Config {
     pub input: InputConfig,
     pub plugins: Vec<PluginConfig>,
     pub output: OutputConfig,
+    /// Frames in flight beyond one per plugin: how far a stage may run ahead of the next.
+    pub ring: u32,
 }
 
+pub const DEFAULT_RING: u32 = 2;
+pub const MAX_RING: u32 = 16;
 pub const DEFAULT_DEADLINE_MS: u64 = 1000;
 pub const DEFAULT_STARTUP_MS: u64 = 20_000;
 pub const DEFAULT_MEMORY_MB: u64 = 256;
 pub const DEFAULT_MAX_RESTARTS: u32 = 5;
+pub const DEFAULT_RESTART_WINDOW_S: u64 = 60;
 /// Largest frame side accepted from a config.
 pub const MAX_SIDE: u32 = 8192;
 
@@ -253,6 +263,12 @@ impl Config {
                 limits,
                 on_error: p.on_error,
                 max_restarts: p.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+                restart_window: Duration::from_secs(positive(
+                    "restart_window_s",
+                    p.restart_window_s,
+                    DEFAULT_RESTART_WINDOW_S,
+                    86_400,
+                )?),
                 transport: match p.transport {
                     TransportName::Shm => Transport::SharedMemory,
                     TransportName::Pipe => Transport::Pipe,
@@ -261,7 +277,12 @@ impl Config {
                 params,
             });
         }
-        Ok(Config { file: path.to_path_buf(), input, plugins, output })
+        let ring = match raw.ring {
+            None => DEFAULT_RING,
+            Some(ring @ 1..=MAX_RING) => ring,
+            Some(ring) => return Err(error(format!("ring = {ring} is outside 1..={MAX_RING}"))),
+        };
+        Ok(Config { file: path.to_path_buf(), input, plugins, output, ring })
     }
 
     pub fn error(&self, message: impl Into<String>) -> ConfigError {

@@ -5,10 +5,12 @@
 //! - [`ipc`]: what host and runner agree on (protocol, region layout, hand-off).
 //! - [`runner`]: the plugin process's side.
 //! - [`schema`]: plugin descriptions and parameter checking.
+//! - [`authoring`]: `plugin-host new` and `plugin-host test`, for plugin authors.
 //! - `sys`: OS glue (memfd, futex, spawning).
 
 #![deny(unsafe_code)]
 
+pub mod authoring;
 pub mod bench;
 pub mod cache;
 pub mod config;

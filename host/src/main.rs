@@ -5,8 +5,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use plugin_host::config::Config;
 use plugin_host::pipeline::{Prepared, Progress, RunError, RunOptions};
-use plugin_host::{PluginProcess, PluginSpec, runner};
-use plugin_sdk::abi::ParamValue;
+use plugin_host::runner;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -69,6 +68,11 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Create a plugin crate: an example filter with a parameter, unit and golden-image tests.
+    New(plugin_host::authoring::NewArgs),
+    /// Run a plugin alone in its real process on a PNG and compare with an expected PNG (exit 0
+    /// match, 1 mismatch, 2 bad usage), or run a folder of golden cases.
+    Test(plugin_host::authoring::TestArgs),
 }
 
 fn main() -> ExitCode {
@@ -113,39 +117,10 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Sandbox { syscalls } => Ok(plugin_host::sys::sandbox::cli::print(syscalls, &mut std::io::stdout())?),
+        Command::New(args) => Ok(plugin_host::authoring::scaffold::command(&args)),
+        Command::Test(args) => Ok(plugin_host::authoring::golden::command(&args)),
         Command::Inspect { plugin, json } => {
-            let name = plugin.file_stem().map_or_else(|| "plugin".into(), |s| s.to_string_lossy().into_owned());
-            let process = PluginProcess::spawn(PluginSpec::new(name, &plugin, 4096))?;
-            let d = process.description().clone();
-            process.shutdown()?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&d).context("encoding the description")?);
-            } else {
-                // Everything here comes from the plugin: escape it before it reaches a terminal.
-                let clean = |text: &str| text.escape_debug().to_string();
-                println!(
-                    "{} {}\n{}\nformats: {}",
-                    clean(&d.name),
-                    clean(&d.version),
-                    clean(&d.description),
-                    d.formats.join(", ")
-                );
-                for p in &d.params {
-                    let default = match p.kind.default_value() {
-                        ParamValue::Int(v) => v.to_string(),
-                        ParamValue::Float(v) => v.to_string(),
-                        ParamValue::Bool(v) => v.to_string(),
-                        ParamValue::Str(v) => format!("\"{}\"", clean(&v)),
-                    };
-                    println!(
-                        "  {} ({}, default {default}): {} — {}",
-                        clean(&p.name),
-                        p.kind.type_name(),
-                        clean(&p.kind.allowed()),
-                        clean(&p.help)
-                    );
-                }
-            }
+            print!("{}", plugin_host::authoring::inspect::render(&plugin, json)?);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -16,7 +16,7 @@ use crate::ipc::handoff::{self, Futex, Outcome, WaitError};
 use crate::ipc::protocol::{
     self, Failure, Hello, MAX_TO_HOST_BYTES, ProtocolError, RunnerLimits, ToHost, ToRunner, Transport,
 };
-use crate::ipc::region::{self, Buffer, Region, RegionError};
+use crate::ipc::region::{self, Buffer, Lane, Region, RegionError};
 use crate::runner::RUNNER_ARG;
 use crate::schema::{ParamError, PluginDescription};
 use crate::sys::process::{SpawnRequest, spawn};
@@ -76,6 +76,9 @@ pub struct PluginSpec {
     pub runner: Option<PathBuf>,
     /// How much OS sandbox the process must have (see [`crate::sys::sandbox`]).
     pub sandbox: SandboxLevel,
+    /// Keep a second process loaded and waiting, so that a restart takes milliseconds (it costs
+    /// one idle process).
+    pub standby: bool,
 }
 
 impl PluginSpec {
@@ -91,6 +94,7 @@ impl PluginSpec {
             cache_dir: crate::cache::default_dir(),
             runner: None,
             sandbox: SandboxLevel::Standard,
+            standby: false,
         }
     }
 
@@ -164,13 +168,16 @@ pub struct RunnerStats {
     pub minor_faults: u64,
 }
 
-/// A submitted frame, to collect with [`PluginProcess::receive`].
-#[derive(Debug, PartialEq, Eq)]
+/// A submitted frame, to collect with [`PluginProcess::receive`] (or, for a frame submitted with
+/// [`PluginProcess::submit_lane`], [`PluginProcess::receive_lane`]). It holds the frame's lane.
+#[derive(Debug)]
 #[must_use]
 pub struct Ticket {
-    /// Which `PluginProcess` issued it.
+    /// Which process of which `PluginProcess` issued it.
     owner: u64,
-    slot: u32,
+    lane: Lane,
+    /// The lane belongs to the handle's own pool (frames submitted by copy).
+    pooled: bool,
     frame: u64,
     submitted: Instant,
 }
@@ -195,12 +202,21 @@ impl Ticket {
 pub struct PluginProcess {
     name: String,
     description: PluginDescription,
-    limits: Limits,
+    spec: PluginSpec,
+    /// The compiled module, kept for restarts (which never recompile).
+    artifact: crate::cache::Artifact,
     child: Option<Child>,
-    region: Arc<Region>,
+    /// This plugin's view of the shared region (its stage of the chain).
+    region: Region,
+    /// Lanes for frames handed over by copy ([`PluginProcess::submit`]); empty for a stage of a
+    /// chain, whose lanes the caller owns.
+    lanes: Vec<Option<Lane>>,
     control: File,
     events: mpsc::Receiver<Event>,
     gone: Arc<AtomicBool>,
+    /// Whether this process's in-flight slots are abandoned when its channel ends (a standby
+    /// process holds none).
+    active: Arc<AtomicBool>,
     /// Why the control channel ended, once it has.
     closed_because: Arc<Mutex<Option<String>>>,
     reader: Option<JoinHandle<()>>,
@@ -210,10 +226,14 @@ pub struct PluginProcess {
     transport: Transport,
     /// Largest frame in bytes: the slot capacity, or for the pipe transport the same rounding.
     frame_capacity: u64,
-    /// Tells this handle's tickets from others'.
+    /// Tells this process's tickets from others' (a new one after every restart).
     serial: u64,
     /// The sandbox layers the process reported before it was sent the module.
     sandbox: SandboxReport,
+    /// Frame copies made by the host between lane buffers (see [`PluginProcess::copies`]).
+    copies: u64,
+    /// A process started ahead, loaded and waiting for its parameters, for a fast restart.
+    standby: Option<JoinHandle<Result<PluginProcess, PluginError>>>,
 }
 
 fn read_module(name: &str, path: &Path) -> Result<Vec<u8>, PluginError> {
@@ -232,25 +252,63 @@ fn default_runner() -> io::Result<PathBuf> {
     }
 }
 
+/// A start-up that ran out of time says so.
+fn startup_error(kind: ErrorKind, spec: &PluginSpec) -> ErrorKind {
+    match kind {
+        ErrorKind::NoAnswer(_) => ErrorKind::StartupTimeout(spec.limits.startup),
+        other => other,
+    }
+}
+
+fn next_serial() -> u64 {
+    static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    SERIAL.fetch_add(1, Ordering::Relaxed)
+}
+
 impl PluginProcess {
     /// Starts the process, loads the module, checks the parameters against its schema and
-    /// creates the instance. Returns once it is ready for frames.
+    /// creates the instance. Returns once it is ready for frames. The plugin gets a region of
+    /// its own; frames are handed over with [`PluginProcess::submit`] and
+    /// [`PluginProcess::receive`], which copy them in and out.
     pub fn spawn(spec: PluginSpec) -> Result<Self, PluginError> {
         let err = |kind| PluginError { plugin: spec.name.clone(), kind };
-        let module = read_module(&spec.name, &spec.module)?;
-        let artifact = crate::cache::artifact(&module, spec.cache_dir.as_deref())
-            .map_err(|e| err(ErrorKind::NotAPlugin { path: spec.module.clone(), reason: e.to_string() }))?;
         // The pipe transport carries frames in messages: its region only needs its header.
         let region_bytes = match spec.transport {
             Transport::SharedMemory => spec.max_frame_bytes,
             Transport::Pipe => region::PAGE_SIZE,
         };
         let region = Region::create(&format!("plugin-host:{}", spec.name), spec.slots, region_bytes);
-        let region = Arc::new(region.map_err(|e| err(e.into()))?);
+        let region = region.map_err(|e| err(e.into()))?;
+        let lanes = region.take_lanes().into_iter().map(Some).collect();
+        let mut plugin = Self::spawn_stage(spec, &region)?;
+        plugin.lanes = lanes;
+        Ok(plugin)
+    }
+
+    /// Starts the plugin as one stage of a chain whose frames live in `region` (a view of the
+    /// plugin's stage, see [`Region::create_chain`]). Frames are handed over by lane, in place:
+    /// [`PluginProcess::submit_lane`] and [`PluginProcess::receive_lane`].
+    pub fn spawn_stage(spec: PluginSpec, region: &Region) -> Result<Self, PluginError> {
+        let err = |kind| PluginError { plugin: spec.name.clone(), kind };
+        let module = read_module(&spec.name, &spec.module)?;
+        let artifact = crate::cache::artifact(&module, spec.cache_dir.as_deref())
+            .map_err(|e| err(ErrorKind::NotAPlugin { path: spec.module.clone(), reason: e.to_string() }))?;
+        let mut plugin = Self::launch(&spec, region.clone(), artifact)?;
+        plugin.activate().map_err(err)?;
+        Ok(plugin)
+    }
+
+    /// Starts a process and loads the module into it; it then waits for its parameters.
+    fn launch(spec: &PluginSpec, region: Region, artifact: crate::cache::Artifact) -> Result<Self, PluginError> {
+        let err = |kind| PluginError { plugin: spec.name.clone(), kind };
         let frame_capacity = spec.max_frame_bytes.max(1).next_multiple_of(region::PAGE_SIZE);
         if frame_capacity > region::MAX_SLOT_CAPACITY {
             return Err(err(ErrorKind::Region(RegionError::Capacity(spec.max_frame_bytes))));
         }
+        if spec.transport == Transport::SharedMemory && region.slot_capacity() < frame_capacity {
+            return Err(err(ErrorKind::Region(RegionError::Capacity(spec.max_frame_bytes))));
+        }
+        region.restore_header();
         let (to_runner_read, to_runner_write) = pipe().map_err(|e| err(ErrorKind::Spawn(e)))?;
         let (from_runner_read, from_runner_write) = pipe().map_err(|e| err(ErrorKind::Spawn(e)))?;
         let region_fd: OwnedFd = region.file().try_clone().map_err(|e| err(ErrorKind::Spawn(e)))?.into();
@@ -272,6 +330,7 @@ impl PluginProcess {
 
         let (tx, events) = mpsc::sync_channel(EVENT_QUEUE);
         let gone = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicBool::new(false));
         let max_message = MAX_TO_HOST_BYTES.max(frame_capacity as usize + 4096);
         let from_runner = File::from(from_runner_read);
         let closed_because = Arc::new(Mutex::new(None));
@@ -280,43 +339,43 @@ impl PluginProcess {
             from_runner,
             max_message,
             tx,
-            Arc::clone(&region),
-            Arc::clone(&gone),
+            region.clone(),
+            [Arc::clone(&gone), Arc::clone(&active)],
             Arc::clone(&closed_because),
         );
         let control = File::from(to_runner_write);
         set_nonblocking(&control).map_err(|e| err(ErrorKind::Spawn(e)))?;
+        let slots = region.slot_count() as usize;
         let mut plugin = PluginProcess {
             name: spec.name.clone(),
             description: PluginDescription::default(),
-            limits: spec.limits.clone(),
+            spec: spec.clone(),
+            artifact,
             child: Some(child),
             region,
+            lanes: Vec::new(),
             control,
             events,
             gone,
+            active,
             closed_because,
             reader: Some(reader),
-            in_flight: vec![false; spec.slots as usize],
+            in_flight: vec![false; slots],
             next_slot: 0,
             next_frame: 1,
             transport: spec.transport,
             frame_capacity,
-            serial: {
-                static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-                SERIAL.fetch_add(1, Ordering::Relaxed)
-            },
+            serial: next_serial(),
+            copies: 0,
+            standby: None,
             sandbox: SandboxReport { level: spec.sandbox, layers: Vec::new() },
         };
-        let result = plugin.start(&spec, artifact.to_vec()).map_err(|kind| match kind {
-            ErrorKind::NoAnswer(_) => ErrorKind::StartupTimeout(spec.limits.startup),
-            other => other,
-        });
-        result.map(|()| plugin).map_err(err)
+        let deadline = Instant::now() + spec.limits.startup;
+        plugin.load(deadline).map_err(|kind| err(startup_error(kind, spec)))?;
+        Ok(plugin)
     }
 
-    fn start(&mut self, spec: &PluginSpec, module: Vec<u8>) -> Result<(), ErrorKind> {
-        let deadline = Instant::now() + spec.limits.startup;
+    fn load(&mut self, deadline: Instant) -> Result<(), ErrorKind> {
         self.send(&Hello::OURS.to_bytes(), deadline)?;
         match self.next_event(deadline)? {
             Event::Hello(bytes) => {
@@ -330,27 +389,29 @@ impl PluginProcess {
                 return Err(ErrorKind::Protocol(format!("expected its sandbox report, got {}", message_kind(&other))));
             }
         };
-        if spec.sandbox == SandboxLevel::Strict
+        if self.spec.sandbox == SandboxLevel::Strict
             && let Some(refusal) = self.sandbox.strict_refusal()
         {
             self.kill();
             return Err(ErrorKind::Sandbox(refusal));
         }
         let limits = RunnerLimits {
-            memory_bytes: spec.limits.memory_bytes,
-            deadline_ms: spec.limits.deadline.as_millis() as u64,
-            startup_ms: spec.limits.startup.as_millis() as u64,
+            memory_bytes: self.spec.limits.memory_bytes,
+            deadline_ms: self.spec.limits.deadline.as_millis() as u64,
+            startup_ms: self.spec.limits.startup.as_millis() as u64,
         };
         let load = ToRunner::Load {
-            plugin: spec.name.clone(),
-            module,
+            plugin: self.spec.name.clone(),
+            module: self.artifact.to_vec(),
             precompiled: true,
             limits,
-            transport: spec.transport,
+            transport: self.spec.transport,
             frame_capacity: self.frame_capacity,
+            stage: self.region.stage(),
         };
         self.send_message(&load, deadline)?;
-        let not_a_plugin = |reason: String| ErrorKind::NotAPlugin { path: spec.module.clone(), reason };
+        let path = self.spec.module.clone();
+        let not_a_plugin = |reason: String| ErrorKind::NotAPlugin { path: path.clone(), reason };
         let description = match self.next_message(deadline)? {
             ToHost::Loaded { description } => description,
             ToHost::Failed { failure: Failure::Load(reason), .. } => return Err(not_a_plugin(reason)),
@@ -358,17 +419,72 @@ impl PluginProcess {
             other => return Err(ErrorKind::Protocol(format!("expected Loaded, got {other:?}"))),
         };
         self.description = PluginDescription::parse(&description).map_err(not_a_plugin)?;
-        let params = self.description.resolve_params(&spec.params)?;
-        let encoded = abi::encode_params(params.iter().map(|(n, v)| (n.as_str(), v)));
-        self.send_message(&ToRunner::Init { params: encoded }, deadline)?;
-        match self.next_message(deadline)? {
-            ToHost::Ready => {
-                tracing::debug!("plugin \"{}\" ready; sandbox {}", spec.name, self.sandbox.summary());
-                Ok(())
-            }
-            ToHost::Failed { failure, .. } => Err(ErrorKind::Init(failure)),
-            other => Err(ErrorKind::Protocol(format!("expected Ready, got {other:?}"))),
+        Ok(())
+    }
+
+    /// Makes a loaded process the active one: frees the stage's slots, sends the parameters and
+    /// waits for the instance; then starts a standby process if the spec asks for one.
+    fn activate(&mut self) -> Result<(), ErrorKind> {
+        for slot in 0..self.region.slot_count() {
+            self.region.state(slot).store(handoff::state::FREE, Ordering::Release);
         }
+        self.in_flight.iter_mut().for_each(|f| *f = false);
+        self.active.store(true, Ordering::SeqCst);
+        let deadline = Instant::now() + self.spec.limits.startup;
+        let params = self.description.resolve_params(&self.spec.params)?;
+        let encoded = abi::encode_params(params.iter().map(|(n, v)| (n.as_str(), v)));
+        let ready = self.send_message(&ToRunner::Init { params: encoded }, deadline).and_then(|()| {
+            match self.next_message(deadline)? {
+                ToHost::Ready => {
+                    tracing::debug!("plugin \"{}\" ready; sandbox {}", self.spec.name, self.sandbox.summary());
+                    Ok(())
+                }
+                ToHost::Failed { failure, .. } => Err(ErrorKind::Init(failure)),
+                other => Err(ErrorKind::Protocol(format!("expected Ready, got {other:?}"))),
+            }
+        });
+        ready.map_err(|kind| startup_error(kind, &self.spec))?;
+        if self.spec.standby && self.standby.is_none() {
+            let (spec, region, artifact) = (self.spec.clone(), self.region.clone(), Arc::clone(&self.artifact));
+            self.standby = Some(std::thread::spawn(move || Self::launch(&spec, region, artifact)));
+        }
+        Ok(())
+    }
+
+    /// Replaces the process with a fresh one from the same compiled module and parameters (the
+    /// standby process when there is one): kills and reaps the old process first, so nothing it
+    /// did can reach a frame submitted after this. Tickets issued before are void; collect them
+    /// with [`PluginProcess::receive_lane`] to get their lanes back.
+    pub fn restart(&mut self) -> Result<(), PluginError> {
+        self.kill();
+        let name = self.name.clone();
+        let err = |kind| PluginError { plugin: name.clone(), kind };
+        let mut fresh = match self.standby.take().map(|handle| handle.join()) {
+            Some(Ok(Ok(ready))) => ready,
+            _ => Self::launch(&self.spec, self.region.clone(), Arc::clone(&self.artifact))?,
+        };
+        self.adopt(&mut fresh);
+        if let Err(kind) = self.activate() {
+            // The standby may have died while it waited: one more try with a new process.
+            self.kill();
+            let mut fresh = Self::launch(&self.spec, self.region.clone(), Arc::clone(&self.artifact))?;
+            self.adopt(&mut fresh);
+            self.activate().map_err(|_| err(kind))?;
+        }
+        Ok(())
+    }
+
+    /// Takes over `other`'s process (and gives it the dead one's leftovers to drop).
+    fn adopt(&mut self, other: &mut PluginProcess) {
+        std::mem::swap(&mut self.child, &mut other.child);
+        std::mem::swap(&mut self.control, &mut other.control);
+        std::mem::swap(&mut self.events, &mut other.events);
+        std::mem::swap(&mut self.gone, &mut other.gone);
+        std::mem::swap(&mut self.active, &mut other.active);
+        std::mem::swap(&mut self.closed_because, &mut other.closed_because);
+        std::mem::swap(&mut self.reader, &mut other.reader);
+        self.description = other.description.clone();
+        self.serial = next_serial();
     }
 
     pub fn name(&self) -> &str {
@@ -399,6 +515,12 @@ impl PluginProcess {
         &self.sandbox
     }
 
+    /// Frames the host copied into a lane's output buffer for this plugin (the pipe transport's
+    /// results); 0 for the shared-memory transport.
+    pub fn copies(&self) -> u64 {
+        self.copies
+    }
+
     /// Hands one frame to the plugin and waits for the result.
     pub fn process(&mut self, input: &OwnedFrame) -> Result<OwnedFrame, PluginError> {
         let mut output = OwnedFrame::new(0, 0, input.format);
@@ -420,38 +542,97 @@ impl PluginProcess {
         // A Frame can be built without checks (OwnedFrame's fields are public): check it here.
         Frame::new(input.data(), input.width(), input.height(), input.stride(), input.format(), input.timestamp_us())
             .map_err(|e| self.error(ErrorKind::BadFrame(e.0)))?;
-        let format = input.format();
-        if !self.description.accepts(format) {
-            return Err(
-                self.error(ErrorKind::Format { given: format.name(), accepted: self.description.formats.join(", ") })
-            );
-        }
-        let bytes = input.stride() as u64 * (input.height() as u64 - 1) + input.row_bytes() as u64;
-        let capacity = self.frame_capacity;
-        if bytes > capacity {
-            let (width, height) = (input.width(), input.height());
-            return Err(self.error(ErrorKind::TooLarge { width, height, format: format.name(), bytes, capacity }));
-        }
-        let slot = self.next_slot;
-        if self.in_flight[slot as usize] {
-            return Err(self.error(ErrorKind::Protocol(format!(
-                "all {} slots are in flight; receive first",
-                self.in_flight.len()
-            ))));
-        }
         let desc = FrameDesc {
             data: 0,
-            capacity: capacity as u32,
+            capacity: self.frame_capacity as u32,
             width: input.width(),
             height: input.height(),
             stride: input.stride(),
-            format: format as u32,
+            format: input.format() as u32,
             timestamp_us: input.timestamp_us(),
         };
-        match self.transport {
+        let bytes = self.check_input(&desc)? as usize;
+        let slot = self.next_slot;
+        let Some(mut lane) = self.lanes.get_mut(slot as usize).and_then(Option::take) else {
+            let kind = if self.lanes.is_empty() {
+                ErrorKind::Protocol("a stage of a chain takes frames by lane (submit_lane)".into())
+            } else {
+                ErrorKind::Protocol(format!("all {} slots are in flight; receive first", self.lanes.len()))
+            };
+            return Err(self.error(kind));
+        };
+        let pixels = &input.data()[..bytes];
+        let result = match self.transport {
             Transport::SharedMemory => {
-                self.region.write_buffer(slot, Buffer::Input, 0, &input.data()[..bytes as usize]);
-                self.region.write_desc(slot, Buffer::Input, &desc);
+                self.region.pixels_mut(&mut lane, Buffer::Input, bytes).copy_from_slice(pixels);
+                self.hand_over(lane, frame, &desc, true, None)
+            }
+            Transport::Pipe => self.hand_over(lane, frame, &desc, true, Some(pixels)),
+        };
+        self.next_slot = (slot + 1) % self.lanes.len() as u32;
+        result.map_err(|(error, lane)| {
+            let slot = lane.slot() as usize;
+            self.lanes[slot] = Some(lane);
+            error
+        })
+    }
+
+    /// Hands over a frame that is already in `lane`'s input buffer (written there by the caller
+    /// or, in place, by the previous stage of the chain). `input` describes it (`data` 0). On
+    /// error the lane comes back with it.
+    pub fn submit_lane(
+        &mut self,
+        lane: Lane,
+        frame: u64,
+        input: &FrameDesc,
+    ) -> Result<Ticket, Box<(PluginError, Lane)>> {
+        if let Err(error) = self.check_running() {
+            return Err(Box::new((error, lane)));
+        }
+        let desc = FrameDesc { data: 0, capacity: self.frame_capacity as u32, ..*input };
+        let bytes = match self.check_input(&desc) {
+            Ok(bytes) => bytes as usize,
+            Err(error) => return Err(Box::new((error, lane))),
+        };
+        let pixels = match self.transport {
+            Transport::SharedMemory => None,
+            Transport::Pipe => Some(self.region.pixels(&lane, Buffer::Input, bytes).to_vec()),
+        };
+        self.hand_over(lane, frame, &desc, false, pixels.as_deref()).map_err(Box::new)
+    }
+
+    /// Checks a frame against the plugin's formats and capacity; returns its length in bytes.
+    fn check_input(&self, desc: &FrameDesc) -> Result<u64, PluginError> {
+        let format = desc.validate().map_err(|why| self.error(ErrorKind::BadFrame(why.to_string())))?;
+        if !self.description.accepts(format) {
+            let accepted = self.description.formats.join(", ");
+            return Err(self.error(ErrorKind::Format { given: format.name(), accepted }));
+        }
+        let bytes = desc.byte_len();
+        if bytes > self.frame_capacity {
+            let (width, height, capacity) = (desc.width, desc.height, self.frame_capacity);
+            return Err(self.error(ErrorKind::TooLarge { width, height, format: format.name(), bytes, capacity }));
+        }
+        Ok(bytes)
+    }
+
+    #[allow(clippy::result_large_err, reason = "the lane must come back with the error; failures are rare")]
+    fn hand_over(
+        &mut self,
+        lane: Lane,
+        frame: u64,
+        desc: &FrameDesc,
+        pooled: bool,
+        pipe_pixels: Option<&[u8]>,
+    ) -> Result<Ticket, (PluginError, Lane)> {
+        let slot = lane.slot();
+        if self.in_flight[slot as usize] {
+            let kind = ErrorKind::Protocol(format!("slot {slot} is already in flight"));
+            return Err((self.error(kind), lane));
+        }
+        match pipe_pixels {
+            None => {
+                self.region.write_desc(slot, Buffer::Input, desc);
                 self.region.set_frame_number(slot, frame);
                 handoff::submit(&Futex, self.region.state(slot), self.region.doorbell());
                 if self.gone.load(Ordering::SeqCst) {
@@ -459,40 +640,89 @@ impl PluginProcess {
                     handoff::abandon(&Futex, self.region.state(slot));
                 }
             }
-            Transport::Pipe => {
-                let message =
-                    ToRunner::Frame { frame, desc: desc.to_bytes(), pixels: input.data()[..bytes as usize].to_vec() };
-                let deadline = Instant::now() + self.limits.deadline + DEADLINE_GRACE;
-                self.send_message(&message, deadline).map_err(|kind| self.error(kind))?;
+            Some(pixels) => {
+                let message = ToRunner::Frame { frame, desc: desc.to_bytes(), pixels: pixels.to_vec() };
+                let deadline = Instant::now() + self.spec.limits.deadline + DEADLINE_GRACE;
+                if let Err(kind) = self.send_message(&message, deadline) {
+                    return Err((self.error(kind), lane));
+                }
             }
         }
         self.in_flight[slot as usize] = true;
-        self.next_slot = (slot + 1) % self.in_flight.len() as u32;
         self.next_frame = frame + 1;
-        Ok(Ticket { owner: self.serial, slot, frame, submitted: Instant::now() })
+        Ok(Ticket { owner: self.serial, lane, pooled, frame, submitted: Instant::now() })
     }
 
-    /// Waits for a submitted frame and copies the validated result into `output`.
+    /// Waits for a frame submitted with [`PluginProcess::submit`] and copies the validated result
+    /// into `output`.
     pub fn receive(&mut self, ticket: Ticket, output: &mut OwnedFrame) -> Result<(), PluginError> {
-        let Ticket { owner, slot, frame, submitted } = ticket;
-        if owner != self.serial || !self.in_flight[slot as usize] {
-            return Err(self.error(ErrorKind::Protocol("receive was given a ticket this plugin did not issue".into())));
+        if !ticket.pooled {
+            return Err(self.error(ErrorKind::Protocol("a lane's ticket is collected with receive_lane".into())));
         }
-        let deadline = submitted + self.limits.deadline + DEADLINE_GRACE;
+        let (lane, result) = self.wait(ticket, Some(output));
+        if let (Ok((desc, format)), Transport::SharedMemory) = (&result, self.transport) {
+            output.data.clear();
+            output.data.extend_from_slice(self.region.pixels(&lane, Buffer::Output, desc.byte_len() as usize));
+            set_shape(output, desc, *format);
+        }
+        let slot = lane.slot() as usize;
+        self.lanes[slot] = Some(lane);
+        result.map(|_| ())
+    }
+
+    /// Waits for a frame submitted with [`PluginProcess::submit_lane`]. On success the result is
+    /// in the lane's output buffer (which is the next stage's input buffer), described by the
+    /// returned, validated descriptor. The lane always comes back.
+    pub fn receive_lane(&mut self, ticket: Ticket) -> (Lane, Result<FrameDesc, PluginError>) {
+        let (lane, result) = self.wait(ticket, None);
+        (lane, result.map(|(desc, _)| desc))
+    }
+
+    fn wait(
+        &mut self,
+        ticket: Ticket,
+        pipe_output: Option<&mut OwnedFrame>,
+    ) -> (Lane, Result<(FrameDesc, plugin_sdk::PixelFormat), PluginError>) {
+        let Ticket { owner, mut lane, frame, submitted, .. } = ticket;
+        let slot = lane.slot();
+        if owner != self.serial || !self.in_flight[slot as usize] {
+            let kind = if self.child.is_none() {
+                ErrorKind::NotRunning
+            } else {
+                ErrorKind::Protocol(
+                    "the ticket is from a process that has been replaced, or from another plugin".into(),
+                )
+            };
+            return (lane, Err(self.error(kind)));
+        }
+        let deadline = submitted + self.spec.limits.deadline + DEADLINE_GRACE;
         if self.transport == Transport::Pipe {
             self.in_flight[slot as usize] = false;
-            return self.receive_message(frame, deadline, output).map_err(|kind| self.error(kind));
+            let result = self.receive_message(frame, deadline).map(|(desc, format, pixels)| {
+                match pipe_output {
+                    Some(output) => {
+                        output.data = pixels;
+                        set_shape(output, &desc, format);
+                    }
+                    None => {
+                        let len = pixels.len();
+                        self.region.pixels_mut(&mut lane, Buffer::Output, len).copy_from_slice(&pixels);
+                        self.copies += 1;
+                    }
+                }
+                (desc, format)
+            });
+            return (lane, result.map_err(|kind| self.error(kind)));
         }
-        let region = Arc::clone(&self.region);
-        let state = region.state(slot);
+        let state = self.region.state(slot);
         let outcome = handoff::wait_outcome(&Futex, state, deadline);
         self.in_flight[slot as usize] = false;
         let result = match outcome {
-            Ok(Outcome::Done) => self.copy_output(slot, output).inspect_err(|_| self.kill()),
+            Ok(Outcome::Done) => self.validate_output(slot).inspect_err(|_| self.kill()),
             Ok(Outcome::Failed) => Err(self.failure_of(frame)),
             Err(WaitError::TimedOut) => {
                 self.kill();
-                Err(ErrorKind::Deadline { frame, deadline: self.limits.deadline })
+                Err(ErrorKind::Deadline { frame, deadline: self.spec.limits.deadline })
             }
             Err(WaitError::Abandoned) => Err(self.died(Some(frame))),
             Err(violation @ WaitError::BadState(_)) => {
@@ -500,22 +730,26 @@ impl PluginProcess {
                 Err(ErrorKind::Protocol(format!("frame {frame}: {violation}")))
             }
         };
-        handoff::reclaim(state);
-        result.map_err(|kind| self.error(kind))
+        handoff::reclaim(self.region.state(slot));
+        (lane, result.map_err(|kind| self.error(kind)))
     }
 
-    fn copy_output(&self, slot: u32, output: &mut OwnedFrame) -> Result<(), ErrorKind> {
+    /// The output descriptor, copied out once and checked: the frame must start at the buffer's
+    /// start (the next stage reads it there) and fit in it.
+    fn validate_output(&self, slot: u32) -> Result<(FrameDesc, plugin_sdk::PixelFormat), ErrorKind> {
         let desc = self.region.read_desc(slot, Buffer::Output);
         let format = region::validate_output(&desc, self.region.slot_capacity())
+            .and_then(|format| if desc.data == 0 { Ok(format) } else { Err("the frame does not start at its buffer") })
             .map_err(|why| ErrorKind::Protocol(format!("the output descriptor is invalid: {why}")))?;
-        output.data.resize(desc.byte_len() as usize, 0);
-        self.region.read_buffer(slot, Buffer::Output, desc.data as usize, &mut output.data);
-        set_shape(output, &desc, format);
-        Ok(())
+        Ok((FrameDesc { capacity: self.frame_capacity as u32, ..desc }, format))
     }
 
     /// Pipe transport: waits for the frame's message.
-    fn receive_message(&mut self, frame: u64, deadline: Instant, output: &mut OwnedFrame) -> Result<(), ErrorKind> {
+    fn receive_message(
+        &mut self,
+        frame: u64,
+        deadline: Instant,
+    ) -> Result<(FrameDesc, plugin_sdk::PixelFormat, Vec<u8>), ErrorKind> {
         let left = deadline.saturating_duration_since(Instant::now());
         let message = match self.events.recv_timeout(left) {
             Ok(Event::Message(message)) => message,
@@ -523,7 +757,7 @@ impl PluginProcess {
             Ok(Event::Closed(_)) | Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.died(Some(frame))),
             Err(mpsc::RecvTimeoutError::Timeout) => {
                 self.kill();
-                return Err(ErrorKind::Deadline { frame, deadline: self.limits.deadline });
+                return Err(ErrorKind::Deadline { frame, deadline: self.spec.limits.deadline });
             }
         };
         match message {
@@ -536,9 +770,7 @@ impl PluginProcess {
                         self.kill();
                         ErrorKind::Protocol(format!("frame {frame}: the returned frame does not match its descriptor"))
                     })?;
-                output.data = pixels;
-                set_shape(output, &desc, format);
-                Ok(())
+                Ok((FrameDesc { capacity: self.frame_capacity as u32, ..desc }, format, pixels))
             }
             ToHost::Failed { frame: Some(f), failure } if f == frame => Err(ErrorKind::Frame { frame, failure }),
             other => {
@@ -726,6 +958,10 @@ impl std::fmt::Debug for PluginProcess {
 impl Drop for PluginProcess {
     fn drop(&mut self) {
         self.kill();
+        // The standby, once launched, is dropped (killed and reaped) with its result.
+        if let Some(standby) = self.standby.take() {
+            let _ = standby.join();
+        }
     }
 }
 
@@ -750,8 +986,8 @@ fn start_reader(
     pipe: File,
     max_message: usize,
     events: mpsc::SyncSender<Event>,
-    region: Arc<Region>,
-    gone: Arc<AtomicBool>,
+    region: Region,
+    [gone, active]: [Arc<AtomicBool>; 2],
     why: Arc<Mutex<Option<String>>>,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
@@ -780,7 +1016,7 @@ fn start_reader(
         };
         logs.report_dropped(&name);
         gone.store(true, Ordering::SeqCst);
-        for slot in 0..region.slot_count() {
+        for slot in (0..region.slot_count()).filter(|_| active.load(Ordering::SeqCst)) {
             let state = region.state(slot);
             for expected in [handoff::state::SUBMITTED, handoff::state::TAKEN] {
                 if state

@@ -82,8 +82,8 @@ pub enum ParamError {
     WrongType { name: String, allowed: String, given: String },
     #[error("parameter \"{name}\" = {value} is out of range {range}")]
     OutOfRange { name: String, value: String, range: String },
-    #[error("parameter \"{name}\" = \"{value}\" is not one of {choices}")]
-    NotAChoice { name: String, value: String, choices: String },
+    #[error("parameter \"{name}\" = \"{value}\" is not one of {choices}{}", .suggestion.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default())]
+    NotAChoice { name: String, value: String, choices: String, suggestion: Option<String> },
     #[error("parameter \"{name}\" = {value} is not KEY=VALUE")]
     Syntax { name: String, value: String },
 }
@@ -166,9 +166,12 @@ fn check_value(name: &str, kind: &ParamType, value: &ParamValue) -> Result<(), P
         (ParamType::Float { min, max, .. }, ParamValue::Float(v)) if !(v >= min && v <= max) => {
             Err(out_of_range(v.to_string(), format!("{min}..={max}")))
         }
-        (ParamType::Enum { choices, .. }, ParamValue::Str(v)) if !choices.contains(v) => {
-            Err(ParamError::NotAChoice { name: name.into(), value: v.clone(), choices: quoted_list(choices) })
-        }
+        (ParamType::Enum { choices, .. }, ParamValue::Str(v)) if !choices.contains(v) => Err(ParamError::NotAChoice {
+            name: name.into(),
+            value: v.clone(),
+            choices: quoted_list(choices),
+            suggestion: closest(v, choices),
+        }),
         (ParamType::Int { .. }, ParamValue::Int(_))
         | (ParamType::Float { .. }, ParamValue::Float(_))
         | (ParamType::Bool { .. }, ParamValue::Bool(_))
@@ -260,7 +263,14 @@ mod tests {
             err("radius", ParamValue::Str("big".into())),
             "parameter \"radius\" must be an int in 0..=64, not the string \"big\""
         );
-        assert_eq!(err("axis", ParamValue::Str("z".into())), "parameter \"axis\" = \"z\" is not one of \"x\", \"y\"");
+        assert_eq!(
+            err("axis", ParamValue::Str("xy".into())),
+            "parameter \"axis\" = \"xy\" is not one of \"x\", \"y\" (did you mean \"x\"?)"
+        );
+        assert_eq!(
+            err("axis", ParamValue::Str("horizontal".into())),
+            "parameter \"axis\" = \"horizontal\" is not one of \"x\", \"y\""
+        );
         assert_eq!(err("radus", ParamValue::Int(1)), "unknown parameter \"radus\" (did you mean \"radius\"?)");
         assert_eq!(
             err("zzzzzz", ParamValue::Int(1)),

@@ -33,6 +33,7 @@ mod frame;
 mod params;
 #[doc(hidden)]
 pub mod runtime;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
 pub use abi::PixelFormat;

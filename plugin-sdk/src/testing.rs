@@ -1,7 +1,29 @@
-//! Run a [`Plugin`] natively under `cargo test`, without wasm or a host.
+//! Test plugins natively, without wasm or a host (native targets only): run a [`Plugin`] under
+//! `cargo test`, make frames ([`solid`], [`gradient`], [`noise`], [`read_png`]), and compare
+//! against an expected frame or PNG with a tolerance ([`compare`], [`check_png`], [`assert_png`]).
+//! On a mismatch the report names the first differing pixel, the largest difference and the PSNR,
+//! and the actual output and a diff image are written beside the expected file.
+//!
+//! `plugin-host test` uses the same comparison and report for the real module in its real process.
+//!
+//! ```no_run
+//! use plugin_sdk::{PixelFormat, testing};
+//! # struct Dim;
+//! # impl plugin_sdk::Plugin for Dim {
+//! #     fn new(_: &plugin_sdk::Params) -> Result<Self, plugin_sdk::PluginError> { Ok(Dim) }
+//! #     fn process(&mut self, i: &plugin_sdk::Frame, o: &mut plugin_sdk::FrameMut) -> Result<(), plugin_sdk::PluginError> { o.copy_from(i) }
+//! # }
+//! let input = testing::gradient(64, 48, PixelFormat::Rgba8);
+//! let output = testing::run::<Dim>(&[], &input).unwrap();
+//! testing::assert_png(&output, std::path::Path::new("tests/golden/gradient.expected.png"), 0);
+//! ```
 
 use crate::abi::ParamValue;
-use crate::{OwnedFrame, Params, Plugin, PluginError};
+use crate::{OwnedFrame, Params, PixelFormat, Plugin, PluginError};
+use std::fmt;
+use std::fs::File;
+use std::io::{BufReader, BufWriter};
+use std::path::{Path, PathBuf};
 
 /// Creates `P` with `params` (the rest default) and processes `input` once, as the host would:
 /// the output starts with the input's shape and has room for an RGBA frame of the input's size.
@@ -39,4 +61,409 @@ pub fn noise(width: u32, height: u32, stride: u32, format: crate::PixelFormat, s
         *byte = (state >> 24) as u8;
     }
     frame
+}
+
+/// Largest PNG side [`read_png`] decodes; bigger images are refused before allocating.
+pub const MAX_PNG_SIDE: u32 = 16384;
+
+/// A frame of one colour: `pixel` is RGBA (for [`PixelFormat::Gray8`] its first byte is used).
+pub fn solid(width: u32, height: u32, format: PixelFormat, pixel: [u8; 4]) -> OwnedFrame {
+    let bpp = format.bytes_per_pixel() as usize;
+    let data = pixel[..bpp].repeat(width as usize * height as usize);
+    OwnedFrame { data, ..OwnedFrame::new(width, height, format) }
+}
+
+/// A smooth test picture: red grows left to right, green top to bottom, blue along the diagonal,
+/// alpha opaque; in gray, the mean of red and green. Every value is exact integer arithmetic, so
+/// the same call makes the same frame everywhere.
+pub fn gradient(width: u32, height: u32, format: PixelFormat) -> OwnedFrame {
+    let ramp = |v: u32, n: u32| if n <= 1 { 0 } else { (v * 255 / (n - 1)) as u8 };
+    let mut frame = OwnedFrame::new(width, height, format);
+    let bpp = format.bytes_per_pixel() as usize;
+    for y in 0..height {
+        for x in 0..width {
+            let (r, g, b) = (ramp(x, width), ramp(y, height), ramp(x + y, width + height - 1));
+            let at = (y as usize * width as usize + x as usize) * bpp;
+            match format {
+                PixelFormat::Rgba8 => frame.data[at..at + 4].copy_from_slice(&[r, g, b, 255]),
+                PixelFormat::Gray8 => frame.data[at] = ((r as u16 + g as u16) / 2) as u8,
+            }
+        }
+    }
+    frame
+}
+
+/// The frame as RGBA (gray `v` becomes `v, v, v, 255`), rows packed.
+pub fn to_rgba(frame: &OwnedFrame) -> OwnedFrame {
+    let pixels = match frame.format {
+        PixelFormat::Rgba8 => frame.packed(),
+        PixelFormat::Gray8 => frame.packed().iter().flat_map(|&v| [v, v, v, 255]).collect(),
+    };
+    OwnedFrame { timestamp_us: frame.timestamp_us, ..rgba_frame(frame.width, frame.height, pixels) }
+}
+
+fn rgba_frame(width: u32, height: u32, pixels: Vec<u8>) -> OwnedFrame {
+    let mut frame = OwnedFrame::new(width, height, PixelFormat::Rgba8);
+    frame.data = pixels;
+    frame
+}
+
+/// Why an image could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error("cannot read {}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("{} is not a usable PNG: {reason}", path.display())]
+    BadPng { path: PathBuf, reason: String },
+    #[error("cannot write {}: {source}", path.display())]
+    Write { path: PathBuf, source: std::io::Error },
+}
+
+/// Reads a PNG: gray images become [`PixelFormat::Gray8`] frames, everything else (RGB, RGBA,
+/// gray with alpha, palette, 16-bit) [`PixelFormat::Rgba8`].
+pub fn read_png(path: &Path) -> Result<OwnedFrame, ImageError> {
+    let bad = |reason: String| ImageError::BadPng { path: path.to_path_buf(), reason };
+    let file = File::open(path).map_err(|source| ImageError::Read { path: path.to_path_buf(), source })?;
+    let mut decoder = png::Decoder::new(BufReader::new(file));
+    decoder.set_transformations(png::Transformations::normalize_to_color8());
+    let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
+    let (width, height) = (reader.info().width, reader.info().height);
+    if width > MAX_PNG_SIDE || height > MAX_PNG_SIDE {
+        return Err(bad(format!("{width}x{height} is larger than {MAX_PNG_SIDE}x{MAX_PNG_SIDE}")));
+    }
+    let size = reader.output_buffer_size().ok_or_else(|| bad("the image is too large".into()))?;
+    let mut buffer = vec![0; size];
+    let info = reader.next_frame(&mut buffer).map_err(|e| bad(e.to_string()))?;
+    buffer.truncate(info.buffer_size());
+    let (format, pixels) = match info.color_type {
+        png::ColorType::Grayscale => (PixelFormat::Gray8, buffer),
+        png::ColorType::Rgba => (PixelFormat::Rgba8, buffer),
+        png::ColorType::Rgb => {
+            (PixelFormat::Rgba8, buffer.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect())
+        }
+        png::ColorType::GrayscaleAlpha => {
+            (PixelFormat::Rgba8, buffer.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect())
+        }
+        png::ColorType::Indexed => return Err(bad("its palette was not expanded".into())),
+    };
+    OwnedFrame::from_pixels(width, height, format, pixels).map_err(|e| bad(e.to_string()))
+}
+
+/// Writes `frame` as a PNG (RGBA or gray). The file appears whole or not at all: it is written
+/// under a temporary name beside `path` and then renamed.
+pub fn write_png(path: &Path, frame: &OwnedFrame) -> Result<(), ImageError> {
+    let write_err = |source: std::io::Error| ImageError::Write { path: path.to_path_buf(), source };
+    let name = path.file_name().ok_or_else(|| write_err(std::io::Error::other("the path names no file")))?;
+    let mut partial_name = name.to_os_string();
+    partial_name.push(format!(".partial-{}", std::process::id()));
+    let partial = path.with_file_name(partial_name);
+    let result = encode_png(&partial, frame).and_then(|()| std::fs::rename(&partial, path));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    result.map_err(write_err)
+}
+
+fn encode_png(path: &Path, frame: &OwnedFrame) -> std::io::Result<()> {
+    let to_io = |e: png::EncodingError| std::io::Error::other(e.to_string());
+    let mut encoder = png::Encoder::new(BufWriter::new(File::create(path)?), frame.width, frame.height);
+    encoder.set_color(match frame.format {
+        PixelFormat::Rgba8 => png::ColorType::Rgba,
+        PixelFormat::Gray8 => png::ColorType::Grayscale,
+    });
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder.write_header().map_err(to_io)?;
+    writer.write_image_data(&frame.packed()).map_err(to_io)?;
+    writer.finish().map_err(to_io)
+}
+
+/// The first pixel whose difference exceeds the tolerance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PixelDiff {
+    pub x: u32,
+    pub y: u32,
+    /// The pixel's channels in the expected and the actual frame.
+    pub expected: Vec<u8>,
+    pub actual: Vec<u8>,
+}
+
+/// How an actual frame compares to an expected one. Frames of different formats are compared
+/// as RGBA; frames of different sizes are not compared pixel by pixel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Comparison {
+    /// Largest per-channel difference allowed.
+    pub tolerance: u8,
+    /// `Some("expected 64x48, got 32x48")` when the sizes differ.
+    pub size_mismatch: Option<String>,
+    /// Pixels with a channel differing by more than the tolerance.
+    pub differing_pixels: u64,
+    pub total_pixels: u64,
+    pub first_difference: Option<PixelDiff>,
+    /// Largest per-channel difference anywhere.
+    pub max_difference: u8,
+    /// Peak signal-to-noise ratio over every channel, in dB; infinite for identical frames.
+    pub psnr_db: f64,
+}
+
+impl Comparison {
+    pub fn matches(&self) -> bool {
+        self.size_mismatch.is_none() && self.differing_pixels == 0
+    }
+}
+
+impl fmt::Display for Comparison {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(size) = &self.size_mismatch {
+            return write!(f, "the sizes differ: {size}");
+        }
+        let psnr = if self.psnr_db.is_infinite() { "inf".to_string() } else { format!("{:.2}", self.psnr_db) };
+        match &self.first_difference {
+            None => write!(f, "match (max difference {}, PSNR {psnr} dB)", self.max_difference),
+            Some(first) => write!(
+                f,
+                "{} of {} pixels differ by more than {}; first at (x {}, y {}): expected {:?}, got {:?}; \
+                 max difference {}; PSNR {psnr} dB",
+                self.differing_pixels,
+                self.total_pixels,
+                self.tolerance,
+                first.x,
+                first.y,
+                first.expected,
+                first.actual,
+                self.max_difference
+            ),
+        }
+    }
+}
+
+/// Compares `actual` with `expected`, allowing each channel to differ by `tolerance`.
+pub fn compare(expected: &OwnedFrame, actual: &OwnedFrame, tolerance: u8) -> Comparison {
+    let mut result = Comparison {
+        tolerance,
+        size_mismatch: None,
+        differing_pixels: 0,
+        total_pixels: expected.width as u64 * expected.height as u64,
+        first_difference: None,
+        max_difference: 0,
+        psnr_db: f64::INFINITY,
+    };
+    if (expected.width, expected.height) != (actual.width, actual.height) {
+        result.size_mismatch =
+            Some(format!("expected {}x{}, got {}x{}", expected.width, expected.height, actual.width, actual.height));
+        return result;
+    }
+    let (e, a) = comparable(expected, actual);
+    let bpp = e.format.bytes_per_pixel() as usize;
+    let (e_pixels, a_pixels) = (e.packed(), a.packed());
+    let mut squared_error = 0u64;
+    for (i, (pe, pa)) in e_pixels.chunks_exact(bpp).zip(a_pixels.chunks_exact(bpp)).enumerate() {
+        let diff = pe.iter().zip(pa).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0);
+        squared_error += pe.iter().zip(pa).map(|(x, y)| (x.abs_diff(*y) as u64).pow(2)).sum::<u64>();
+        result.max_difference = result.max_difference.max(diff);
+        if diff > tolerance {
+            result.differing_pixels += 1;
+            if result.first_difference.is_none() {
+                let width = e.width as usize;
+                result.first_difference = Some(PixelDiff {
+                    x: (i % width) as u32,
+                    y: (i / width) as u32,
+                    expected: pe.to_vec(),
+                    actual: pa.to_vec(),
+                });
+            }
+        }
+    }
+    if squared_error > 0 {
+        let mse = squared_error as f64 / e_pixels.len() as f64;
+        result.psnr_db = 10.0 * (255.0f64 * 255.0 / mse).log10();
+    }
+    result
+}
+
+/// Both frames in one format: as they are when the formats agree, else both as RGBA.
+fn comparable(expected: &OwnedFrame, actual: &OwnedFrame) -> (OwnedFrame, OwnedFrame) {
+    if expected.format == actual.format {
+        (expected.clone(), actual.clone())
+    } else {
+        (to_rgba(expected), to_rgba(actual))
+    }
+}
+
+/// A picture of where two same-sized frames differ: pixels within `tolerance` are the expected
+/// frame's, dimmed to a quarter; pixels beyond it are red, brighter the larger the difference.
+/// `None` when the sizes differ.
+pub fn diff_image(expected: &OwnedFrame, actual: &OwnedFrame, tolerance: u8) -> Option<OwnedFrame> {
+    if (expected.width, expected.height) != (actual.width, actual.height) {
+        return None;
+    }
+    let (e, a) = (to_rgba(expected), to_rgba(actual));
+    let (e_pixels, a_pixels) = (e.packed(), a.packed());
+    let pixels = e_pixels
+        .chunks_exact(4)
+        .zip(a_pixels.chunks_exact(4))
+        .flat_map(|(pe, pa)| {
+            let diff = pe.iter().zip(pa).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0);
+            if diff > tolerance {
+                [128 + diff / 2, 0, 0, 255]
+            } else {
+                let luma = crate::luma_bt709(pe[0], pe[1], pe[2]) / 4;
+                [luma, luma, luma, 255]
+            }
+        })
+        .collect();
+    Some(rgba_frame(e.width, e.height, pixels))
+}
+
+/// A golden comparison that failed, with the files written to look at.
+#[derive(Debug, thiserror::Error)]
+pub enum GoldenError {
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    #[error("{} does not match: {comparison}; actual output written to {}{}", expected.display(), actual.display(),
+        diff.as_ref().map(|d| format!(", differences to {}", d.display())).unwrap_or_default())]
+    Mismatch { expected: PathBuf, comparison: Box<Comparison>, actual: PathBuf, diff: Option<PathBuf> },
+}
+
+/// Where a failed comparison against `expected` (`NAME.expected.png` or `NAME.png`) writes the
+/// actual output and the diff: `NAME.actual.png` and `NAME.diff.png`, in `report_dir` or beside
+/// the expected file.
+pub fn report_paths(expected: &Path, report_dir: Option<&Path>) -> (PathBuf, PathBuf) {
+    let name = expected.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = name.strip_suffix(".png").unwrap_or(&name);
+    let stem = stem.strip_suffix(".expected").unwrap_or(stem);
+    let dir = match report_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => expected.parent().map(Path::to_path_buf).unwrap_or_default(),
+    };
+    (dir.join(format!("{stem}.actual.png")), dir.join(format!("{stem}.diff.png")))
+}
+
+/// Compares `actual` with the PNG at `expected`. On a mismatch writes the actual frame and a
+/// [`diff_image`] (see [`report_paths`]) and returns [`GoldenError::Mismatch`] saying where the
+/// first differing pixel is, the largest difference and the PSNR.
+pub fn check_png(
+    actual: &OwnedFrame,
+    expected: &Path,
+    tolerance: u8,
+    report_dir: Option<&Path>,
+) -> Result<Comparison, GoldenError> {
+    let expected_frame = read_png(expected)?;
+    let comparison = compare(&expected_frame, actual, tolerance);
+    if comparison.matches() {
+        return Ok(comparison);
+    }
+    let (actual_path, diff_path) = report_paths(expected, report_dir);
+    write_png(&actual_path, actual)?;
+    let diff = match diff_image(&expected_frame, actual, tolerance) {
+        Some(image) => {
+            write_png(&diff_path, &image)?;
+            Some(diff_path)
+        }
+        None => None,
+    };
+    Err(GoldenError::Mismatch {
+        expected: expected.to_path_buf(),
+        comparison: Box::new(comparison),
+        actual: actual_path,
+        diff,
+    })
+}
+
+/// [`check_png`] for tests: panics with the report on a mismatch. With the environment variable
+/// `UPDATE_GOLDEN=1` it (re)writes the expected file instead, to bless a new output.
+#[track_caller]
+pub fn assert_png(actual: &OwnedFrame, expected: &Path, tolerance: u8) {
+    if std::env::var_os("UPDATE_GOLDEN").is_some_and(|v| v == "1") {
+        if let Err(err) = write_png(expected, actual) {
+            panic!("{err}");
+        }
+        return;
+    }
+    if let Err(err) = check_png(actual, expected, tolerance, None) {
+        panic!("{err}");
+    }
+}
+
+/// Panics with the [`Comparison`] report unless `actual` matches `expected` within `tolerance`.
+#[track_caller]
+pub fn assert_frames_match(expected: &OwnedFrame, actual: &OwnedFrame, tolerance: u8) {
+    let comparison = compare(expected, actual, tolerance);
+    assert!(comparison.matches(), "frames differ: {comparison}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_frames_match_with_infinite_psnr() {
+        let frame = gradient(7, 5, PixelFormat::Rgba8);
+        let comparison = compare(&frame, &frame, 0);
+        assert!(comparison.matches());
+        assert!(comparison.psnr_db.is_infinite());
+        assert_eq!(comparison.to_string(), "match (max difference 0, PSNR inf dB)");
+    }
+
+    #[test]
+    fn reports_first_pixel_max_difference_and_psnr() {
+        let expected = solid(4, 3, PixelFormat::Rgba8, [10, 20, 30, 255]);
+        let mut actual = expected.clone();
+        actual.data[(4 + 2) * 4 + 1] = 60; // (x 2, y 1), green off by 40
+        actual.data[(2 * 4 + 3) * 4] = 13; // (x 3, y 2), red off by 3
+        let strict = compare(&expected, &actual, 0);
+        assert!(!strict.matches());
+        assert_eq!(strict.differing_pixels, 2);
+        assert_eq!(
+            strict.first_difference,
+            Some(PixelDiff { x: 2, y: 1, expected: vec![10, 20, 30, 255], actual: vec![10, 60, 30, 255] })
+        );
+        assert_eq!(strict.max_difference, 40);
+        let mse = (40.0f64 * 40.0 + 9.0) / 48.0;
+        assert!((strict.psnr_db - 10.0 * (65025.0 / mse).log10()).abs() < 1e-9);
+        let loose = compare(&expected, &actual, 3);
+        assert_eq!(loose.differing_pixels, 1);
+        assert!(compare(&expected, &actual, 40).matches());
+    }
+
+    #[test]
+    fn sizes_and_formats() {
+        let a = solid(4, 3, PixelFormat::Gray8, [9, 0, 0, 0]);
+        let b = solid(4, 3, PixelFormat::Rgba8, [9, 9, 9, 255]);
+        assert!(compare(&a, &b, 0).matches(), "gray compares as RGBA against RGBA");
+        let c = solid(3, 4, PixelFormat::Gray8, [9, 0, 0, 0]);
+        assert_eq!(compare(&a, &c, 0).to_string(), "the sizes differ: expected 4x3, got 3x4");
+        assert!(diff_image(&a, &c, 0).is_none());
+    }
+
+    #[test]
+    fn gradient_spans_the_range() {
+        let frame = gradient(3, 2, PixelFormat::Rgba8);
+        assert_eq!(&frame.data[..4], &[0, 0, 0, 255]);
+        assert_eq!(&frame.data[20..24], &[255, 255, 255, 255]);
+    }
+
+    #[test]
+    fn png_round_trip_and_golden_report() {
+        let dir = std::env::temp_dir().join(format!("sdk-testing-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let expected_path = dir.join("case.expected.png");
+        for format in PixelFormat::ALL {
+            let frame = gradient(9, 4, format);
+            write_png(&expected_path, &frame).unwrap();
+            assert_eq!(read_png(&expected_path).unwrap(), frame);
+        }
+        let frame = gradient(9, 4, PixelFormat::Rgba8);
+        write_png(&expected_path, &frame).unwrap();
+        assert!(check_png(&frame, &expected_path, 0, None).is_ok());
+        let mut wrong = frame.clone();
+        wrong.data[0] = 200;
+        let err = check_png(&wrong, &expected_path, 0, None).unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("first at (x 0, y 0): expected [0, 0, 0, 255], got [200, 0, 0, 255]"), "{text}");
+        assert_eq!(read_png(&dir.join("case.actual.png")).unwrap(), wrong);
+        let diff = read_png(&dir.join("case.diff.png")).unwrap();
+        assert_eq!(&diff.data[..4], &[228, 0, 0, 255]);
+        assert!(matches!(read_png(&dir.join("missing.png")), Err(ImageError::Read { .. })));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

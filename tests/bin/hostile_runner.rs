@@ -10,7 +10,10 @@
 //! - `bad-descriptor`: marks slots done with an output descriptor past the slot's end;
 //! - `never-wake`: takes each slot and never completes it;
 //! - `wake-storm`: takes each slot, never completes it, and wakes the host's futex constantly;
-//! - `oversized`: announces a message larger than the host's limit.
+//! - `oversized`: announces a message larger than the host's limit;
+//! - `random`: serves frames (identity), but on about one frame in ten lies at random: random
+//!   values written anywhere in the region's header and control blocks, state words and output
+//!   descriptors, a slot never completed, or a burst of wake-ups.
 
 use plugin_host::ipc::handoff::{self, Futex, Outcome};
 use plugin_host::ipc::protocol::{self, Hello, MAX_TO_RUNNER_BYTES, ToHost, ToRunner};
@@ -63,11 +66,7 @@ fn main() {
                 }
             });
             serve(&region, |region, slot| {
-                let desc = region.read_desc(slot, Buffer::Input);
-                let mut pixels = vec![0u8; desc.byte_len() as usize];
-                region.read_buffer(slot, Buffer::Input, 0, &mut pixels);
-                region.write_buffer(slot, Buffer::Output, 0, &pixels);
-                region.write_desc(slot, Buffer::Output, &FrameDesc { data: 0, ..desc });
+                serve_identity(region, slot);
                 handoff::complete(&Futex, region.state(slot), Outcome::Done);
             });
             let _ = writer.join();
@@ -85,12 +84,52 @@ fn main() {
                 std::thread::sleep(Duration::from_micros(500));
             }
         }),
+        "random" => {
+            let seed = std::process::id() as u64 ^ 0x9e37_79b9_7f4a_7c15;
+            let rng = std::cell::Cell::new(seed);
+            let next = || {
+                let mut x = rng.get();
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                rng.set(x);
+                x
+            };
+            let file = region.file().try_clone().expect("region file");
+            let mut raw = plugin_host::sys::memfd::map_shared(&file).expect("map");
+            let control_len = region.buffers_offset() as usize;
+            serve(&region, |region, slot| {
+                serve_identity(region, slot);
+                match next() % 100 {
+                    0..=2 => {
+                        for _ in 0..1 + next() % 8 {
+                            let at = (next() as usize % control_len) & !7;
+                            raw[at..at + 8].copy_from_slice(&next().to_le_bytes());
+                        }
+                    }
+                    3..=4 => region.state(slot).store(next() as u32, Ordering::Release),
+                    5..=6 => {
+                        let mut bytes = [0u8; plugin_sdk::abi::FRAME_DESC_SIZE];
+                        bytes.iter_mut().for_each(|b| *b = next() as u8);
+                        region.write_desc(slot, Buffer::Output, &FrameDesc::from_bytes(&bytes));
+                    }
+                    7 => return,
+                    8 => {
+                        for _ in 0..1000 {
+                            handoff::Waiter::wake(&Futex, region.state(slot));
+                        }
+                    }
+                    _ => {}
+                }
+                handoff::complete(&Futex, region.state(slot), Outcome::Done);
+            });
+        }
         other => panic!("unknown mode {other}"),
     }
 }
 
 /// Takes each submitted slot and lets `act` do with it what the mode says.
-fn serve(region: &Region, act: impl Fn(&Region, u32)) {
+fn serve(region: &Region, mut act: impl FnMut(&Region, u32)) {
     let mut seen = region.doorbell().load(Ordering::Acquire);
     loop {
         for slot in 0..region.slot_count() {
@@ -100,6 +139,15 @@ fn serve(region: &Region, act: impl Fn(&Region, u32)) {
         }
         seen = handoff::wait_doorbell(&Futex, region.doorbell(), seen, None);
     }
+}
+
+/// Does what a correct identity plugin would to `slot`, short of marking it done.
+fn serve_identity(region: &Region, slot: u32) {
+    let desc = region.read_desc(slot, Buffer::Input);
+    let mut pixels = vec![0u8; desc.byte_len() as usize];
+    region.read_buffer(slot, Buffer::Input, 0, &mut pixels);
+    region.write_buffer(slot, Buffer::Output, 0, &pixels);
+    region.write_desc(slot, Buffer::Output, &FrameDesc { data: 0, ..desc });
 }
 
 fn sleep_forever() -> ! {

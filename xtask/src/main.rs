@@ -102,11 +102,62 @@ fn build(root: &Path) -> Result<()> {
     ensure_wasm_target()?;
     build_plugins(root, "plugins", "target/plugins")?;
     build_plugins(root, "tests/plugins", "target/test-plugins")?;
+    build_c_plugins(root)?;
     run(cargo().current_dir(root).args(["build", "--release", "-p", "plugin-host"]))
 }
 
+/// Whether `clang` and `wasm-ld` can be run.
+fn have_c_toolchain() -> bool {
+    let runs = |tool: &str| Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    runs("clang") && runs("wasm-ld")
+}
+
+const NO_C_TOOLCHAIN: &str = "clang and wasm-ld are not installed, so the C plugins in plugins-c/ are not built \
+     and their tests are skipped (install them with `apt-get install -y clang lld`)";
+
+/// Builds each `plugins-c/NAME/NAME.c` into `target/plugins/NAME-c.wasm` with clang's wasm32
+/// target and wasm-ld, no libc; says so and skips them when the tools are missing.
+fn build_c_plugins(root: &Path) -> Result<()> {
+    let source = root.join("plugins-c");
+    let mut names: Vec<String> = std::fs::read_dir(&source)
+        .map(|entries| entries.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).collect())
+        .unwrap_or_default();
+    names.retain(|name| source.join(name).join(format!("{name}.c")).is_file());
+    names.sort();
+    if names.is_empty() {
+        return Ok(());
+    }
+    if !have_c_toolchain() {
+        eprintln!("xtask: warning: {NO_C_TOOLCHAIN}");
+        return Ok(());
+    }
+    let objects = root.join("target/plugins-c");
+    let out = root.join("target/plugins");
+    std::fs::create_dir_all(&objects)?;
+    std::fs::create_dir_all(&out)?;
+    for name in &names {
+        let object = objects.join(format!("{name}.o"));
+        run(Command::new("clang")
+            .args(["--target=wasm32", "-O2", "-ffreestanding", "-fno-builtin", "-nostdlib"])
+            .args(["-Wall", "-Wextra", "-Werror", "-c"])
+            .arg(source.join(name).join(format!("{name}.c")))
+            .arg("-o")
+            .arg(&object))?;
+        // No --strip-all: the name section makes trap backtraces name the plugin's functions.
+        run(Command::new("wasm-ld").arg("--no-entry").arg("-o").arg(out.join(format!("{name}-c.wasm"))).arg(&object))?;
+    }
+    let built: Vec<String> = names.iter().map(|n| format!("{n}-c")).collect();
+    eprintln!("xtask: {} C plugin(s) in target/plugins/: {}", built.len(), built.join(", "));
+    Ok(())
+}
+
 fn test(root: &Path, extra: &[String]) -> Result<()> {
-    run(cargo()
+    let mut command = cargo();
+    if !have_c_toolchain() {
+        eprintln!("xtask: warning: {NO_C_TOOLCHAIN}");
+        command.env("PLUGIN_HOST_SKIP_C", "1");
+    }
+    run(command
         .current_dir(root)
         .env("PLUGIN_HOST_BIN", root.join("target/release/plugin-host"))
         .args(["test", "--workspace", "--exclude", "xtask"])

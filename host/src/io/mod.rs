@@ -7,7 +7,7 @@ mod raw;
 mod testsrc;
 
 use crate::config::{InputConfig, OutputConfig};
-use plugin_sdk::OwnedFrame;
+use plugin_sdk::{Frame, OwnedFrame};
 use std::path::PathBuf;
 
 pub use testsrc::test_pattern;
@@ -29,6 +29,8 @@ pub enum MediaError {
     Truncated { source_name: String, frame: u64, got: usize, need: usize },
     #[error("{}: {reason}", path.display())]
     Output { path: PathBuf, reason: String },
+    #[error("frame {frame} cannot be written: {reason}")]
+    Frame { frame: u64, reason: String },
 }
 
 /// Produces frames in order; `None` at the end.
@@ -43,7 +45,8 @@ pub trait Source: Send {
 
 /// Consumes frames in order.
 pub trait Sink {
-    fn write(&mut self, index: u64, frame: &OwnedFrame) -> Result<(), MediaError>;
+    /// Writes the frame that was frame `index` (0-based) of the input.
+    fn write(&mut self, index: u64, frame: &Frame<'_>) -> Result<(), MediaError>;
     /// Puts the output in place. Not called when the run fails before its first frame.
     fn finish(self: Box<Self>) -> Result<(), MediaError>;
     /// Whether the sink writes to stdout (so nothing else may).
@@ -76,11 +79,21 @@ pub fn open_sink(output: &OutputConfig) -> Result<Box<dyn Sink>, MediaError> {
 struct NullSink;
 
 impl Sink for NullSink {
-    fn write(&mut self, _index: u64, _frame: &OwnedFrame) -> Result<(), MediaError> {
+    fn write(&mut self, _index: u64, _frame: &Frame<'_>) -> Result<(), MediaError> {
         Ok(())
     }
     fn finish(self: Box<Self>) -> Result<(), MediaError> {
         Ok(())
+    }
+}
+
+/// The frame's pixels without row padding: borrowed when there is none.
+fn packed<'a>(frame: &Frame<'a>) -> std::borrow::Cow<'a, [u8]> {
+    let rows = frame.row_bytes() * frame.height() as usize;
+    if frame.stride() as usize == frame.row_bytes() {
+        std::borrow::Cow::Borrowed(&frame.data()[..rows])
+    } else {
+        std::borrow::Cow::Owned((0..frame.height()).flat_map(|y| frame.row(y).iter().copied()).collect())
     }
 }
 

@@ -2,7 +2,7 @@
 //! `frame-000001.png`, …).
 
 use super::{MediaError, Sink, Source, partial_path};
-use plugin_sdk::{OwnedFrame, PixelFormat};
+use plugin_sdk::{Frame, OwnedFrame, PixelFormat};
 use std::fs::File;
 use std::io::BufWriter;
 use std::path::{Path, PathBuf};
@@ -90,11 +90,11 @@ pub fn decode(path: &Path) -> Result<OwnedFrame, MediaError> {
 }
 
 /// Encodes `frame` as PNG (RGBA or gray) at `path`.
-pub fn encode(path: &Path, frame: &OwnedFrame) -> Result<(), MediaError> {
+pub fn encode(path: &Path, frame: &Frame<'_>) -> Result<(), MediaError> {
     let write_err = |e: std::io::Error| MediaError::Write { path: path.to_path_buf(), source: e };
     let file = File::create(path).map_err(write_err)?;
-    let mut encoder = png::Encoder::new(BufWriter::new(file), frame.width, frame.height);
-    encoder.set_color(match frame.format {
+    let mut encoder = png::Encoder::new(BufWriter::new(file), frame.width(), frame.height());
+    encoder.set_color(match frame.format() {
         PixelFormat::Rgba8 => png::ColorType::Rgba,
         PixelFormat::Gray8 => png::ColorType::Grayscale,
     });
@@ -102,7 +102,7 @@ pub fn encode(path: &Path, frame: &OwnedFrame) -> Result<(), MediaError> {
     encoder.set_compression(png::Compression::Fast);
     let to_io = |e: png::EncodingError| std::io::Error::other(e.to_string());
     let mut writer = encoder.write_header().map_err(to_io).map_err(write_err)?;
-    writer.write_image_data(&frame.packed()).map_err(to_io).map_err(write_err)?;
+    writer.write_image_data(&super::packed(frame)).map_err(to_io).map_err(write_err)?;
     writer.finish().map_err(to_io).map_err(write_err)
 }
 
@@ -192,7 +192,7 @@ impl PngSink {
 }
 
 impl Sink for PngSink {
-    fn write(&mut self, index: u64, frame: &OwnedFrame) -> Result<(), MediaError> {
+    fn write(&mut self, index: u64, frame: &Frame<'_>) -> Result<(), MediaError> {
         encode(&self.partial.join(format!("frame-{:06}.png", index + 1)), frame)
     }
     fn finish(mut self: Box<Self>) -> Result<(), MediaError> {
@@ -285,7 +285,7 @@ mod tests {
     fn run(target: &Path, frames: u64) -> Result<(), MediaError> {
         let mut sink = Box::new(PngSink::create(target)?);
         for index in 0..frames {
-            sink.write(index, &frame())?;
+            sink.write(index, &frame().view())?;
         }
         sink.finish()
     }
@@ -349,7 +349,7 @@ mod tests {
         let target = dir.join("out");
         run(&target, 1).unwrap();
         let mut sink = Box::new(PngSink::create(&target).unwrap());
-        sink.write(0, &frame()).unwrap();
+        sink.write(0, &frame().view()).unwrap();
         fs::write(target.join("frame-notes.txt"), b"keep me").unwrap();
         let partial = partial_path(&target);
         let err = sink.finish().unwrap_err().to_string();
@@ -367,7 +367,7 @@ mod tests {
         let target = dir.join("out");
         run(&target, 2).unwrap();
         let mut sink = Box::new(PngSink::create(&target).unwrap());
-        sink.write(0, &frame()).unwrap();
+        sink.write(0, &frame().view()).unwrap();
         // Makes the final rename fail.
         fs::remove_dir_all(partial_path(&target)).unwrap();
         let err = sink.finish().unwrap_err().to_string();

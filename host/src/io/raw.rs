@@ -2,7 +2,7 @@
 //! width × height pixels back to back, no header.
 
 use super::{MediaError, Sink, Source, partial_path};
-use plugin_sdk::{OwnedFrame, PixelFormat};
+use plugin_sdk::{Frame, OwnedFrame, PixelFormat};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -98,12 +98,8 @@ impl RawSink {
 }
 
 impl Sink for RawSink {
-    fn write(&mut self, _index: u64, frame: &OwnedFrame) -> Result<(), MediaError> {
-        let result = if frame.stride as usize == frame.row_bytes() {
-            self.writer.write_all(&frame.data[..frame.row_bytes() * frame.height as usize])
-        } else {
-            self.writer.write_all(&frame.packed())
-        };
+    fn write(&mut self, _index: u64, frame: &Frame<'_>) -> Result<(), MediaError> {
+        let result = self.writer.write_all(&super::packed(frame));
         result.map_err(|source| MediaError::Write { path: self.name(), source })
     }
     fn finish(mut self: Box<Self>) -> Result<(), MediaError> {

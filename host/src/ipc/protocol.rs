@@ -8,9 +8,10 @@ use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
 pub const MAGIC: [u8; 8] = *b"PLGHOST\x01";
-/// 2: the runner reports its sandbox ([`ToHost::Sandboxed`]) before it is sent the module.
-pub const PROTOCOL_VERSION: u32 = 2;
-pub const MIN_PROTOCOL_VERSION: u32 = 2;
+/// 2: frames by lane (`Load` names the chain stage); 3: the runner reports its sandbox
+/// ([`ToHost::Sandboxed`]) before it is sent the module.
+pub const PROTOCOL_VERSION: u32 = 3;
+pub const MIN_PROTOCOL_VERSION: u32 = 3;
 
 /// Largest message the host accepts from a plugin process.
 pub const MAX_TO_HOST_BYTES: usize = 1 << 20;
@@ -52,6 +53,9 @@ pub enum ToRunner {
         transport: Transport,
         /// Largest frame in bytes (for the pipe transport; the region says it for shared memory).
         frame_capacity: u64,
+        /// Which stage of the region's chain this plugin is: its control block, and which of each
+        /// slot's buffers it reads.
+        stage: u32,
     },
     /// Pipe transport: one frame; `desc` is a `FrameDesc` with `data` 0.
     Frame {

@@ -1,10 +1,15 @@
 //! The shared frame region: its layout, defined once for both sides, and a view that reads and
 //! writes it without ever trusting what the other process put there.
 //!
+//! One region serves a whole chain of plugins. Each slot (a *lane*) has two buffers, A and B;
+//! stage k reads buffer k mod 2 and writes the other, so the output of stage k is, in place, the
+//! input of stage k+1: frames move along a chain by handing the lane on, never by copying.
+//!
 //! ```text
-//! 0        RegionHeader (64 B): magic, layout version, slot count, slot capacity, doorbell
-//! 64       SlotControl × slot_count (128 B each): state word, frame number, input/output FrameDesc
-//! page     buffers: slot 0 input, slot 0 output, slot 1 input, … each `slot_capacity` bytes
+//! 0        RegionHeader (64 B): magic, layout version, slot count, slot capacity, stage count
+//! 64       per stage: StageControl (64 B: doorbell) then SlotControl × slot_count (128 B each:
+//!          state word, frame number, input/output FrameDesc)
+//! page     buffers: slot 0 A, slot 0 B, slot 1 A, … each `slot_capacity` bytes
 //! ```
 //!
 //! Descriptors are copied out with one volatile read and validated by the reader before use.
@@ -15,13 +20,15 @@ use plugin_sdk::abi::{FRAME_DESC_SIZE, FrameDesc};
 use std::fs::File;
 use std::mem::{offset_of, size_of};
 use std::ptr::addr_of_mut;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"PHREGION");
-pub const LAYOUT_VERSION: u32 = 1;
+pub const LAYOUT_VERSION: u32 = 2;
 pub const PAGE_SIZE: u64 = 4096;
 pub const MIN_SLOTS: u32 = 2;
 pub const MAX_SLOTS: u32 = 64;
+pub const MAX_STAGES: u32 = 64;
 /// Largest buffer a slot may have: a 8K RGBA frame.
 pub const MAX_SLOT_CAPACITY: u64 = 8192 * 8192 * 4;
 
@@ -30,13 +37,20 @@ pub struct RegionHeader {
     pub magic: u64,
     pub layout_version: u32,
     pub slot_count: u32,
-    /// Bytes of each buffer (a slot has an input and an output buffer), a multiple of the page.
+    /// Bytes of each buffer (a slot has two), a multiple of the page.
     pub slot_capacity: u64,
-    /// Offset of slot 0's input buffer, page-aligned.
+    /// Offset of slot 0's buffer A, page-aligned.
     pub buffers_offset: u64,
-    /// Bumped by the host on every submit; the runner sleeps on it.
-    pub doorbell: AtomicU32,
+    /// Plugins of the chain that share the region, each with its own control block.
+    pub stage_count: u32,
     _reserved: [u32; 7],
+}
+
+#[repr(C)]
+pub struct StageControl {
+    /// Bumped by the host on every submit to this stage; its runner sleeps on it.
+    pub doorbell: AtomicU32,
+    _reserved: [u32; 15],
 }
 
 #[repr(C)]
@@ -52,13 +66,14 @@ pub struct SlotControl {
 }
 
 const _: () = assert!(size_of::<RegionHeader>() == 64);
-const _: () = assert!(offset_of!(RegionHeader, doorbell) == 32);
+const _: () = assert!(offset_of!(RegionHeader, stage_count) == 32);
+const _: () = assert!(size_of::<StageControl>() == 64);
 const _: () = assert!(size_of::<SlotControl>() == 128);
 const _: () = assert!(offset_of!(SlotControl, frame_number) == 8);
 const _: () = assert!(offset_of!(SlotControl, input) == 16);
 const _: () = assert!(offset_of!(SlotControl, output) == 48);
 
-/// Which of a slot's two buffers.
+/// Which of a slot's two buffers, as the stage of a view sees them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Buffer {
     Input = 0,
@@ -73,58 +88,112 @@ pub enum RegionError {
     Map(std::io::Error),
     #[error("slot count {0} is outside {MIN_SLOTS}..={MAX_SLOTS}")]
     SlotCount(u32),
+    #[error("stage {0} is outside the region's stages (at most {MAX_STAGES})")]
+    Stage(u32),
     #[error("a slot of {0} bytes exceeds the limit of {MAX_SLOT_CAPACITY} bytes")]
     Capacity(u64),
     #[error("the shared region is not valid: {0}")]
     Invalid(&'static str),
 }
 
-/// A mapped region, from either side.
-pub struct Region {
+/// The mapping itself, shared by every stage's view of it.
+struct Mapping {
     map: MmapMut,
     file: File,
     slot_count: u32,
+    stage_count: u32,
     slot_capacity: u64,
     buffers_offset: u64,
+    /// Whether the lane tokens have been handed out (they exist once per mapping).
+    lanes_taken: AtomicBool,
+}
+
+/// A mapped region as one stage of the chain sees it, from either side. Cloning gives another
+/// view of the same mapping.
+#[derive(Clone)]
+pub struct Region {
+    shared: Arc<Mapping>,
+    stage: u32,
+}
+
+/// The right to use one slot's buffers in the host. There is one token per slot, handed out once
+/// ([`Region::take_lanes`]); whoever holds it may read and write that slot's pixels, so two host
+/// threads never touch the same buffer at once.
+#[derive(Debug)]
+pub struct Lane {
+    slot: u32,
+    /// The mapping the token belongs to (its address), so that it cannot open another region.
+    owner: usize,
+}
+
+impl Lane {
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
 }
 
 fn page_align(n: u64) -> u64 {
     n.div_ceil(PAGE_SIZE) * PAGE_SIZE
 }
 
-fn buffers_offset(slot_count: u32) -> u64 {
-    page_align(size_of::<RegionHeader>() as u64 + slot_count as u64 * size_of::<SlotControl>() as u64)
+fn stage_block_len(slot_count: u32) -> u64 {
+    size_of::<StageControl>() as u64 + slot_count as u64 * size_of::<SlotControl>() as u64
+}
+
+fn buffers_offset(slot_count: u32, stage_count: u32) -> u64 {
+    page_align(size_of::<RegionHeader>() as u64 + stage_count as u64 * stage_block_len(slot_count))
 }
 
 impl Region {
-    /// Host: creates, sizes, initialises and seals a region for `slot_count` slots whose buffers
-    /// hold at least `frame_bytes` each.
+    /// Host: creates a region for one plugin (see [`Region::create_chain`]).
     pub fn create(name: &str, slot_count: u32, frame_bytes: u64) -> Result<Self, RegionError> {
+        Self::create_chain(name, 1, slot_count, frame_bytes)
+    }
+
+    /// Host: creates, sizes, initialises and seals a region for a chain of `stage_count` plugins
+    /// with `slot_count` lanes whose buffers hold at least `frame_bytes` each. Returns the view of
+    /// stage 0; [`Region::for_stage`] gives the others.
+    pub fn create_chain(name: &str, stage_count: u32, slot_count: u32, frame_bytes: u64) -> Result<Self, RegionError> {
         if !(MIN_SLOTS..=MAX_SLOTS).contains(&slot_count) {
             return Err(RegionError::SlotCount(slot_count));
+        }
+        if !(1..=MAX_STAGES).contains(&stage_count) {
+            return Err(RegionError::Stage(stage_count));
         }
         let slot_capacity = page_align(frame_bytes.max(1));
         if slot_capacity > MAX_SLOT_CAPACITY {
             return Err(RegionError::Capacity(frame_bytes));
         }
-        let offset = buffers_offset(slot_count);
+        let offset = buffers_offset(slot_count, stage_count);
         let size = offset + slot_count as u64 * 2 * slot_capacity;
         let file = memfd::create_sealed(name, size).map_err(RegionError::Create)?;
         let map = memfd::map_shared(&file).map_err(RegionError::Map)?;
-        let region = Region { map, file, slot_count, slot_capacity, buffers_offset: offset };
-        let header = region.header_ptr();
-        // SAFETY: the mapping is fresh, at least a header long, page-aligned, and nobody else has it yet.
-        unsafe {
-            addr_of_mut!((*header).magic).write(REGION_MAGIC);
-            addr_of_mut!((*header).layout_version).write(LAYOUT_VERSION);
-            addr_of_mut!((*header).slot_count).write(slot_count);
-            addr_of_mut!((*header).slot_capacity).write(slot_capacity);
-            addr_of_mut!((*header).buffers_offset).write(offset);
-        }
+        let region = Region::stage_zero(map, file, [slot_count, stage_count], slot_capacity, offset);
+        region.restore_header();
         Ok(region)
     }
 
-    /// Runner: maps a region the host created and checks its header against its size.
+    /// Host: writes the header from the host's own figures. A plugin process can scribble over the
+    /// header (it maps the region writable); the host never reads it back, but a new runner
+    /// checks it, so the host restores it before each start.
+    pub fn restore_header(&self) {
+        let m = &self.shared;
+        let header = self.base() as *mut RegionHeader;
+        // SAFETY: the mapping holds a whole header (its size was checked at create) and lives as
+        // long as `self`; plain integer fields, written with volatile stores because another
+        // process maps them too.
+        unsafe {
+            addr_of_mut!((*header).magic).write_volatile(REGION_MAGIC);
+            addr_of_mut!((*header).layout_version).write_volatile(LAYOUT_VERSION);
+            addr_of_mut!((*header).slot_count).write_volatile(m.slot_count);
+            addr_of_mut!((*header).slot_capacity).write_volatile(m.slot_capacity);
+            addr_of_mut!((*header).buffers_offset).write_volatile(m.buffers_offset);
+            addr_of_mut!((*header).stage_count).write_volatile(m.stage_count);
+        }
+    }
+
+    /// Runner: maps a region the host created and checks its header against its size. Returns
+    /// the view of stage 0; the runner learns its stage at load time.
     pub fn open(file: File) -> Result<Self, RegionError> {
         if !memfd::is_sealed(&file).map_err(RegionError::Map)? {
             return Err(RegionError::Invalid("the region is not sealed"));
@@ -136,13 +205,14 @@ impl Region {
         let header = map.as_ptr() as *const RegionHeader;
         // SAFETY: the mapping holds a whole header (checked above) and is page-aligned; the
         // fields are plain integers, read once each.
-        let (magic, version, slot_count, slot_capacity, offset) = unsafe {
+        let (magic, version, slot_count, slot_capacity, offset, stage_count) = unsafe {
             (
                 (*header).magic,
                 (*header).layout_version,
                 (*header).slot_count,
                 (*header).slot_capacity,
                 (*header).buffers_offset,
+                (*header).stage_count,
             )
         };
         if magic != REGION_MAGIC {
@@ -154,49 +224,98 @@ impl Region {
         if !(MIN_SLOTS..=MAX_SLOTS).contains(&slot_count) {
             return Err(RegionError::SlotCount(slot_count));
         }
+        if !(1..=MAX_STAGES).contains(&stage_count) {
+            return Err(RegionError::Stage(stage_count));
+        }
         if slot_capacity == 0 || slot_capacity % PAGE_SIZE != 0 || slot_capacity > MAX_SLOT_CAPACITY {
             return Err(RegionError::Capacity(slot_capacity));
         }
-        if offset != buffers_offset(slot_count) || offset + slot_count as u64 * 2 * slot_capacity != map.len() as u64 {
+        if offset != buffers_offset(slot_count, stage_count)
+            || offset + slot_count as u64 * 2 * slot_capacity != map.len() as u64
+        {
             return Err(RegionError::Invalid("its size does not match its header"));
         }
-        Ok(Region { map, file, slot_count, slot_capacity, buffers_offset: offset })
+        Ok(Region::stage_zero(map, file, [slot_count, stage_count], slot_capacity, offset))
+    }
+
+    fn stage_zero(
+        map: MmapMut,
+        file: File,
+        [slot_count, stage_count]: [u32; 2],
+        slot_capacity: u64,
+        buffers_offset: u64,
+    ) -> Self {
+        let lanes_taken = AtomicBool::new(false);
+        let mapping = Mapping { map, file, slot_count, stage_count, slot_capacity, buffers_offset, lanes_taken };
+        Region { shared: Arc::new(mapping), stage: 0 }
+    }
+
+    /// The view of another stage of the same mapping.
+    pub fn for_stage(&self, stage: u32) -> Result<Self, RegionError> {
+        if stage >= self.shared.stage_count {
+            return Err(RegionError::Stage(stage));
+        }
+        Ok(Region { shared: Arc::clone(&self.shared), stage })
+    }
+
+    /// Host: the lane tokens, one per slot; only the first call gets them.
+    pub fn take_lanes(&self) -> Vec<Lane> {
+        if self.shared.lanes_taken.swap(true, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        (0..self.shared.slot_count).map(|slot| Lane { slot, owner: self.owner() }).collect()
+    }
+
+    fn owner(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
     }
 
     pub fn file(&self) -> &File {
-        &self.file
+        &self.shared.file
+    }
+    pub fn stage(&self) -> u32 {
+        self.stage
+    }
+    pub fn stage_count(&self) -> u32 {
+        self.shared.stage_count
     }
     pub fn slot_count(&self) -> u32 {
-        self.slot_count
+        self.shared.slot_count
     }
     pub fn slot_capacity(&self) -> u64 {
-        self.slot_capacity
+        self.shared.slot_capacity
     }
     pub fn len(&self) -> usize {
-        self.map.len()
+        self.shared.map.len()
     }
     pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
+        self.shared.map.is_empty()
     }
 
-    fn header_ptr(&self) -> *mut RegionHeader {
-        self.map.as_ptr() as *mut RegionHeader
+    fn base(&self) -> *mut u8 {
+        self.shared.map.as_ptr() as *mut u8
+    }
+
+    fn stage_ptr(&self) -> *mut StageControl {
+        let offset = size_of::<RegionHeader>() as u64 + self.stage as u64 * stage_block_len(self.shared.slot_count);
+        // SAFETY: stage < stage_count (checked by `for_stage`), so its block lies within the
+        // control area, which the size check at create/open put inside the mapping.
+        unsafe { self.base().add(offset as usize) as *mut StageControl }
     }
 
     fn slot_ptr(&self, slot: u32) -> *mut SlotControl {
-        assert!(slot < self.slot_count, "slot {slot} out of range");
-        // SAFETY: slot < slot_count, so the control block lies within the mapping (checked
-        // against the size at create/open).
+        assert!(slot < self.shared.slot_count, "slot {slot} out of range");
+        // SAFETY: slot < slot_count, so the control block lies within this stage's block.
         unsafe {
-            self.map.as_ptr().add(size_of::<RegionHeader>() + slot as usize * size_of::<SlotControl>())
+            (self.stage_ptr() as *mut u8).add(size_of::<StageControl>() + slot as usize * size_of::<SlotControl>())
                 as *mut SlotControl
         }
     }
 
     pub fn doorbell(&self) -> &AtomicU32 {
-        // SAFETY: the header is in the mapping, which lives as long as `self`; an AtomicU32 may be
-        // shared and mutated through `&`.
-        unsafe { &*addr_of_mut!((*self.header_ptr()).doorbell) }
+        // SAFETY: the stage block is in the mapping, which lives as long as `self`; an AtomicU32
+        // may be shared and mutated through `&`.
+        unsafe { &*addr_of_mut!((*self.stage_ptr()).doorbell) }
     }
 
     pub fn state(&self, slot: u32) -> &AtomicU32 {
@@ -240,33 +359,81 @@ impl Region {
         }
     }
 
-    /// Bytes of all slot buffers together (they are contiguous, from slot 0's input buffer).
+    /// Bytes of all slot buffers together (they are contiguous, from slot 0's buffer A).
     pub fn buffers_len(&self) -> usize {
-        (self.slot_count as u64 * 2 * self.slot_capacity) as usize
+        (self.shared.slot_count as u64 * 2 * self.shared.slot_capacity) as usize
     }
 
-    /// Offset of a slot buffer from the start of the region.
+    /// Offset of the first slot buffer from the start of the region.
+    pub fn buffers_offset(&self) -> u64 {
+        self.shared.buffers_offset
+    }
+
+    /// Offset of a slot buffer from the start of the region. Stage k reads buffer k mod 2 of
+    /// each slot and writes the other one.
     pub fn buffer_offset(&self, slot: u32, which: Buffer) -> u64 {
-        assert!(slot < self.slot_count, "slot {slot} out of range");
-        self.buffers_offset + (slot as u64 * 2 + which as u64) * self.slot_capacity
+        assert!(slot < self.shared.slot_count, "slot {slot} out of range");
+        let parity = (self.stage as u64 + which as u64) % 2;
+        self.shared.buffers_offset + (slot as u64 * 2 + parity) * self.shared.slot_capacity
+    }
+
+    fn buffer_ptr(&self, slot: u32, which: Buffer, offset: usize, len: usize) -> *mut u8 {
+        assert!(offset as u64 + len as u64 <= self.shared.slot_capacity, "access past the slot buffer");
+        let start = self.buffer_offset(slot, which) as usize + offset;
+        // SAFETY: the range lies within the slot buffer (asserted) and so within the mapping.
+        unsafe { self.base().add(start) }
     }
 
     /// Copies `src` into a slot buffer at `offset`. Panics if it does not fit (a host bug).
     pub fn write_buffer(&self, slot: u32, which: Buffer, offset: usize, src: &[u8]) {
-        assert!(offset as u64 + src.len() as u64 <= self.slot_capacity, "write past the slot buffer");
-        let start = self.buffer_offset(slot, which) as usize + offset;
-        // SAFETY: the range lies within the slot buffer (asserted) and so within the mapping;
-        // `src` is our own memory, never the mapping itself. The peer may write the same bytes
-        // concurrently only by breaking the protocol, and then gets garbage, not our memory.
-        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), self.map.as_ptr().add(start) as *mut u8, src.len()) }
+        let dst = self.buffer_ptr(slot, which, offset, src.len());
+        // SAFETY: `dst` is valid for `src.len()` bytes (buffer_ptr); `src` is our own memory,
+        // never the mapping itself. The peer may write the same bytes concurrently only by
+        // breaking the protocol, and then gets garbage, not our memory.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
     }
 
     /// Copies a slot buffer's bytes at `offset` into `dst`. Panics if the range does not fit.
     pub fn read_buffer(&self, slot: u32, which: Buffer, offset: usize, dst: &mut [u8]) {
-        assert!(offset as u64 + dst.len() as u64 <= self.slot_capacity, "read past the slot buffer");
-        let start = self.buffer_offset(slot, which) as usize + offset;
+        let src = self.buffer_ptr(slot, which, offset, dst.len());
         // SAFETY: as for `write_buffer`, in the other direction.
-        unsafe { std::ptr::copy_nonoverlapping(self.map.as_ptr().add(start), dst.as_mut_ptr(), dst.len()) }
+        unsafe { std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), dst.len()) }
+    }
+
+    fn check_lane(&self, lane: &Lane) {
+        assert_eq!(lane.owner, self.owner(), "a lane token used on a region it does not belong to");
+    }
+
+    /// Host: the first `len` bytes of a lane's buffer, in place.
+    pub fn pixels(&self, lane: &Lane, which: Buffer, len: usize) -> &[u8] {
+        self.check_lane(lane);
+        let ptr = self.buffer_ptr(lane.slot, which, 0, len);
+        // SAFETY: the range is within the mapping (buffer_ptr), which outlives `&self`. In the
+        // host only the holder of the lane token touches the slot's buffers, and it cannot
+        // write them while this borrow of the token lives. A plugin process writes them only
+        // while it holds the slot (the token is then inside a ticket) or by breaking the
+        // protocol, which yields wrong bytes (u8 has no invalid values), never unsafety here.
+        unsafe { std::slice::from_raw_parts(ptr, len) }
+    }
+
+    /// Host: the first `len` bytes of a lane's buffer, in place, to write.
+    pub fn pixels_mut<'a>(&'a self, lane: &'a mut Lane, which: Buffer, len: usize) -> &'a mut [u8] {
+        self.check_lane(lane);
+        let ptr = self.buffer_ptr(lane.slot, which, 0, len);
+        // SAFETY: as for `pixels`; the token is borrowed mutably, so this is the host's only
+        // reference to these bytes.
+        unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+    }
+
+    /// Host: copies a lane's input buffer into its output buffer (the failure path's one copy,
+    /// when a frame passes a stage unchanged).
+    pub fn copy_input_to_output(&self, lane: &mut Lane, len: usize) {
+        self.check_lane(lane);
+        let src = self.buffer_ptr(lane.slot, Buffer::Input, 0, len);
+        let dst = self.buffer_ptr(lane.slot, Buffer::Output, 0, len);
+        // SAFETY: both ranges are within the mapping and are the slot's two distinct buffers,
+        // so they do not overlap; the token is held mutably (see `pixels`).
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }
     }
 }
 
@@ -299,6 +466,30 @@ mod tests {
         let mut back = [0u8; 3];
         other.read_buffer(1, Buffer::Output, 5, &mut back);
         assert_eq!(&back, b"abc");
+    }
+
+    #[test]
+    fn a_stage_output_is_the_next_stage_input_in_place() {
+        let region = Region::create_chain("test", 3, 2, 4096).unwrap();
+        let views: Vec<Region> = (0..3).map(|k| region.for_stage(k).unwrap()).collect();
+        assert!(region.for_stage(3).is_err());
+        for k in 0..2 {
+            assert_eq!(views[k].buffer_offset(1, Buffer::Output), views[k + 1].buffer_offset(1, Buffer::Input));
+            assert_ne!(views[k].buffer_offset(1, Buffer::Input), views[k].buffer_offset(1, Buffer::Output));
+        }
+        // Each stage has its own control block.
+        views[1].state(0).store(5, Ordering::Release);
+        assert_eq!(views[0].state(0).load(Ordering::Acquire), 0);
+        assert_eq!(views[2].state(0).load(Ordering::Acquire), 0);
+        let mut lanes = region.take_lanes();
+        assert_eq!(lanes.len(), 2);
+        assert!(views[1].take_lanes().is_empty(), "lane tokens exist once per region");
+        views[0].pixels_mut(&mut lanes[1], Buffer::Output, 3).copy_from_slice(b"xyz");
+        assert_eq!(views[1].pixels(&lanes[1], Buffer::Input, 3), b"xyz");
+        views[1].copy_input_to_output(&mut lanes[1], 3);
+        assert_eq!(views[2].pixels(&lanes[1], Buffer::Input, 3), b"xyz");
+        let reopened = Region::open(region.file().try_clone().unwrap()).unwrap();
+        assert_eq!(reopened.stage_count(), 3);
     }
 
     #[test]

@@ -1,28 +1,37 @@
 //! Running a config: the source, one thread per plugin stage, and the sink, joined by bounded
-//! channels so that stage k works on frame n while stage k+1 works on frame n−1. Frames keep
-//! their order; memory stays bounded; buffers are recycled through a pool.
+//! channels so that stage k works on frame n while stage k+1 works on frame n−1.
+//!
+//! Frames never move between stages by copy. The chain shares one region ([`Region::create_chain`])
+//! whose slots are *lanes*: the source writes a frame into a free lane, each stage's plugin reads
+//! it there and writes its result into the lane's other buffer, which is the next stage's input,
+//! and the sink encodes from the lane and frees it. Threads pass the lane's token and the
+//! validated descriptor. The only copy is on the failure path (a frame passed through a stage
+//! unchanged), and it is counted. Frames keep their order; memory is the ring of lanes.
 
 pub mod stats;
 
 use crate::config::{Config, ConfigError, OnError, PluginConfig};
 use crate::io::{self, MediaError, Sink, Source};
+use crate::ipc::region::{Buffer, Lane, Region};
 use crate::plugin::{ErrorKind, PluginError, PluginProcess, PluginSpec, Ticket};
-use plugin_sdk::OwnedFrame;
+use plugin_sdk::abi::FrameDesc;
+use plugin_sdk::{Frame, OwnedFrame};
 use stats::{PluginStats, RunStats};
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-/// A frame and its 1-based number in the input.
-type Numbered = (u64, OwnedFrame);
+/// A frame on its way: its 1-based number in the input, its lane, and its validated shape.
+struct Carried {
+    frame: u64,
+    lane: Lane,
+    desc: FrameDesc,
+}
 
 /// Frames after which page faults start to count (buffers and mappings are warm by then).
 const WARM_UP_FRAMES: u64 = 10;
-
-/// Frames waiting between two threads.
-const CHANNEL_DEPTH: usize = 2;
 
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +81,7 @@ pub struct Prepared {
     source: Box<dyn Source>,
     sink: Box<dyn Sink>,
     stages: Vec<Stage>,
+    region: Region,
     options: RunOptions,
 }
 
@@ -82,9 +92,15 @@ impl Prepared {
         let source = io::open_source(&config.input).map_err(|e| config.error(format!("input: {e}")))?;
         let (width, height, format) = source.shape();
         let frame_bytes = width as u64 * height as u64 * 4;
+        // One control block per plugin, and one for the sink's view of the last buffer.
+        let stage_count = config.plugins.len() as u32 + 1;
+        let lanes = config.plugins.len() as u32 + config.ring;
+        let region = Region::create_chain("plugin-host:chain", stage_count, lanes.max(2), frame_bytes)
+            .map_err(|e| RunError::Plugin(PluginError { plugin: "pipeline".into(), kind: e.into() }))?;
         let mut stages = Vec::new();
-        for plugin in &config.plugins {
-            stages.push(Stage::start(plugin, frame_bytes, &options).map_err(|e| match e.kind {
+        for (k, plugin) in config.plugins.iter().enumerate() {
+            let view = region.for_stage(k as u32).map_err(|e| config.error(e.to_string()))?;
+            stages.push(Stage::start(plugin, frame_bytes, &view, &options).map_err(|e| match e.kind {
                 ErrorKind::ReadModule { .. }
                 | ErrorKind::NotWasm { .. }
                 | ErrorKind::NotAPlugin { .. }
@@ -108,7 +124,7 @@ impl Prepared {
                 .into());
         }
         let sink = io::open_sink(&config.output).map_err(|e| config.error(format!("output: {e}")))?;
-        Ok(Self { source, sink, stages, options })
+        Ok(Self { source, sink, stages, region, options })
     }
 
     /// One line on the plugins' sandboxes, for the run's summary.
@@ -126,54 +142,86 @@ impl Prepared {
     /// Runs every frame through the chain. On failure the output so far is still put in place
     /// (complete up to the last frame written) and the error says what failed.
     pub fn run(self, progress: &mut dyn Progress) -> (RunStats, Result<(), RunError>) {
-        let Prepared { mut source, mut sink, stages, options } = self;
+        let Prepared { mut source, mut sink, stages, region, options } = self;
         let started = Instant::now();
         let total = match (source.len_hint(), options.max_frames) {
             (Some(n), Some(m)) => Some(n.min(m)),
             (n, m) => n.or(m),
         };
         progress.start(total);
-        let pool = Pool::default();
         let frames_in = Arc::new(Mutex::new(0u64));
+        let lanes = region.take_lanes();
+        let depth = lanes.len();
+        // Free lanes go back to the source from the sink and from stages that drop a frame.
+        let (free_tx, free_rx) = channel::<Lane>();
+        for lane in lanes {
+            let _ = free_tx.send(lane);
+        }
 
-        let (source_tx, mut upstream) = sync_channel::<Numbered>(CHANNEL_DEPTH);
-        let source_pool = pool.clone();
+        let (source_tx, mut upstream) = sync_channel::<Carried>(depth);
         let counted = Arc::clone(&frames_in);
         let max_frames = options.max_frames;
+        let first_view = region.clone();
         let source_thread = std::thread::spawn(move || -> Result<(), RunError> {
             let mut n = 0u64;
+            let mut decoded = OwnedFrame::new(0, 0, plugin_sdk::PixelFormat::Rgba8);
             while max_frames.is_none_or(|m| n < m) {
                 if crate::sys::signals::stop_requested() {
                     return Err(RunError::Interrupted);
                 }
-                let mut frame = source_pool.get();
-                if !source.next_into(&mut frame)? {
+                if !source.next_into(&mut decoded)? {
                     break;
                 }
+                let Ok(mut lane) = free_rx.recv() else { break };
+                let desc = FrameDesc {
+                    data: 0,
+                    capacity: first_view.slot_capacity() as u32,
+                    width: decoded.width,
+                    height: decoded.height,
+                    stride: decoded.stride,
+                    format: decoded.format as u32,
+                    timestamp_us: decoded.timestamp_us,
+                };
+                let bytes = desc.byte_len() as usize;
+                first_view.pixels_mut(&mut lane, Buffer::Input, bytes).copy_from_slice(&decoded.data[..bytes]);
                 n += 1;
                 if let Ok(mut c) = counted.lock() {
                     *c = n;
                 }
-                if source_tx.send((n, frame)).is_err() {
+                if source_tx.send(Carried { frame: n, lane, desc }).is_err() {
                     break;
                 }
             }
             Ok(())
         });
 
+        let stage_count = stages.len() as u32;
         let mut stage_threads = Vec::new();
         for stage in stages {
-            let (tx, rx) = sync_channel::<Numbered>(CHANNEL_DEPTH);
+            let (tx, rx) = sync_channel::<Carried>(depth);
             let input = std::mem::replace(&mut upstream, rx);
-            let stage_pool = pool.clone();
-            stage_threads.push(std::thread::spawn(move || stage.run(input, tx, stage_pool)));
+            let free = free_tx.clone();
+            stage_threads.push(std::thread::spawn(move || stage.run(input, tx, free)));
         }
 
+        let sink_view = region.for_stage(stage_count).expect("the region has a block for the sink");
         let mut frames_out = 0u64;
         let mut host_warm = None;
         let mut sink_result = Ok(());
-        for (_, frame) in upstream.iter() {
-            if let Err(e) = sink.write(frames_out, &frame) {
+        for Carried { frame, lane, desc } in upstream.iter() {
+            let pixels = sink_view.pixels(&lane, Buffer::Input, desc.byte_len() as usize);
+            let written = Frame::new(
+                pixels,
+                desc.width,
+                desc.height,
+                desc.stride,
+                plugin_sdk::PixelFormat::from_u32(desc.format).unwrap_or(plugin_sdk::PixelFormat::Rgba8),
+                desc.timestamp_us,
+            )
+            .map_err(|e| MediaError::Frame { frame, reason: e.0 })
+            .and_then(|view| sink.write(frame - 1, &view));
+            let _ = free_tx.send(lane);
+            if let Err(e) = written {
                 sink_result = Err(RunError::from(e));
                 break;
             }
@@ -181,10 +229,10 @@ impl Prepared {
             if frames_out == WARM_UP_FRAMES {
                 host_warm = crate::sys::process::minor_faults().ok();
             }
-            pool.put(frame);
             progress.frame_done(frames_out);
         }
         drop(upstream);
+        drop(free_tx);
 
         let mut first_error: Option<RunError> = None;
         let keep = |first_error: &mut Option<RunError>, result: Result<(), RunError>| {
@@ -220,7 +268,8 @@ impl Prepared {
             _ => 0.0,
         };
         let wall_s = started.elapsed().as_secs_f64();
-        let stats = RunStats { frames_in, frames_out, wall_s, host_faults_per_frame, plugins };
+        let copies = plugins.iter().map(|p| p.copies).sum();
+        let stats = RunStats { frames_in, frames_out, wall_s, host_faults_per_frame, copies, plugins };
         (stats, first_error.map_or(Ok(()), Err))
     }
 }
@@ -237,69 +286,81 @@ fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_default()
 }
 
-/// Recycled frame buffers, so that steady state allocates nothing.
-#[derive(Clone, Default)]
-struct Pool(Arc<Mutex<Vec<OwnedFrame>>>);
-
-impl Pool {
-    fn get(&self) -> OwnedFrame {
-        self.0
-            .lock()
-            .ok()
-            .and_then(|mut v| v.pop())
-            .unwrap_or_else(|| OwnedFrame::new(0, 0, plugin_sdk::PixelFormat::Rgba8))
-    }
-    fn put(&self, frame: OwnedFrame) {
-        if let Ok(mut v) = self.0.lock()
-            && v.len() < 64
-        {
-            v.push(frame);
-        }
-    }
-}
-
 /// One plugin of the chain and what happened to it.
 struct Stage {
     config: PluginConfig,
-    spec: PluginSpec,
     process: Option<PluginProcess>,
+    /// This stage's view of the chain's region (for the failure path's copy).
+    region: Region,
     stats: PluginStats,
     /// The plugin process's counters after warm-up.
     warm: Option<crate::plugin::RunnerStats>,
+    /// Failures since the last frame that went well, for the restart back-off.
+    failures_in_a_row: u32,
+    /// When the recent restarts happened (those within the config's window).
+    recent_restarts: VecDeque<Instant>,
+}
+
+/// A frame the plugin is working on.
+struct Pending {
+    ticket: Ticket,
+    frame: u64,
+    input: FrameDesc,
+}
+
+/// Back-off before restart number `n` (1-based) of a run of failures: none for the first, then
+/// 10 ms doubling up to 1 s.
+fn restart_backoff(failures_in_a_row: u32) -> Duration {
+    match failures_in_a_row {
+        0 | 1 => Duration::ZERO,
+        n => Duration::from_millis(10u64 << (n - 2).min(7)).min(Duration::from_secs(1)),
+    }
 }
 
 impl Stage {
-    fn start(config: &PluginConfig, frame_bytes: u64, options: &RunOptions) -> Result<Self, PluginError> {
+    fn start(
+        config: &PluginConfig,
+        frame_bytes: u64,
+        region: &Region,
+        options: &RunOptions,
+    ) -> Result<Self, PluginError> {
         let mut spec = PluginSpec::new(&config.name, &config.path, frame_bytes);
         spec.params = config.params.clone();
         spec.limits = config.limits.clone();
         spec.transport = config.transport;
         spec.runner = options.runner.clone();
         spec.sandbox = config.sandbox;
-        let process = PluginProcess::spawn(spec.clone())?;
+        spec.slots = region.slot_count();
+        spec.standby = config.max_restarts > 0;
+        let process = PluginProcess::spawn_stage(spec, region)?;
         Ok(Self {
             config: config.clone(),
-            spec,
             process: Some(process),
+            region: region.clone(),
             stats: PluginStats::new(&config.name),
             warm: None,
+            failures_in_a_row: 0,
+            recent_restarts: VecDeque::new(),
         })
     }
 
     /// Serves frames from `input` to `output` until the input ends or the stage fails.
     fn run(
         mut self,
-        input: Receiver<Numbered>,
-        output: SyncSender<Numbered>,
-        pool: Pool,
+        input: Receiver<Carried>,
+        output: SyncSender<Carried>,
+        free: Sender<Lane>,
     ) -> (PluginStats, Result<(), PluginError>) {
-        let result = self.serve(&input, &output, &pool);
-        if let (Some(process), Some(warm)) = (self.process.as_mut(), self.warm)
-            && let Ok(now) = process.runner_stats()
-            && now.frames > warm.frames
-        {
-            self.stats.plugin_faults_per_frame =
-                now.minor_faults.saturating_sub(warm.minor_faults) as f64 / (now.frames - warm.frames) as f64;
+        let result = self.serve(&input, &output, &free);
+        if let Some(process) = self.process.as_mut() {
+            if let Some(warm) = self.warm
+                && let Ok(now) = process.runner_stats()
+                && now.frames > warm.frames
+            {
+                self.stats.plugin_faults_per_frame =
+                    now.minor_faults.saturating_sub(warm.minor_faults) as f64 / (now.frames - warm.frames) as f64;
+            }
+            self.stats.copies += process.copies();
         }
         if let Some(process) = self.process.take() {
             let _ = process.shutdown();
@@ -309,25 +370,24 @@ impl Stage {
 
     fn serve(
         &mut self,
-        input: &Receiver<Numbered>,
-        output: &SyncSender<Numbered>,
-        pool: &Pool,
+        input: &Receiver<Carried>,
+        output: &SyncSender<Carried>,
+        free: &Sender<Lane>,
     ) -> Result<(), PluginError> {
-        let slots = self.spec.slots as usize;
-        let mut pending: VecDeque<(Ticket, Numbered)> = VecDeque::new();
+        let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut ended = false;
         let mut last_done = Instant::now();
         loop {
-            // Keep every slot busy: the next frame is copied in while the plugin works.
-            while !ended && pending.len() < slots {
+            // Hand over every frame that has arrived: the plugin works while we wait.
+            while !ended {
                 let next = if pending.is_empty() {
                     input.recv().map_err(|_| TryRecvError::Disconnected)
                 } else {
                     input.try_recv()
                 };
                 match next {
-                    Ok(numbered) => {
-                        if let Some(entry) = self.submit(numbered, output, pool)? {
+                    Ok(carried) => {
+                        if let Some(entry) = self.submit(carried, output, free)? {
                             pending.push_back(entry);
                         }
                     }
@@ -335,45 +395,48 @@ impl Stage {
                     Err(TryRecvError::Disconnected) => ended = true,
                 }
             }
-            let Some((ticket, (index, frame))) = pending.pop_front() else {
+            let Some(Pending { ticket, frame, input: input_desc }) = pending.pop_front() else {
                 return Ok(());
             };
             // Service time: from when the plugin could start on this frame to when it was done.
             let started = ticket.submitted().max(last_done);
-            let mut out = pool.get();
-            let result = match self.process.as_mut() {
-                Some(process) => process.receive(ticket, &mut out),
-                None => Err(PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning }),
+            let (lane, result) = match self.process.as_mut() {
+                Some(process) => process.receive_lane(ticket),
+                None => unreachable!("a ticket outlived its plugin"),
             };
             last_done = Instant::now();
             match result {
-                Ok(()) => {
+                Ok(desc) => {
                     self.stats.frames += 1;
+                    self.failures_in_a_row = 0;
                     if self.stats.frames == WARM_UP_FRAMES
                         && let Some(process) = self.process.as_mut()
                     {
                         self.warm = process.runner_stats().ok();
                     }
                     self.stats.samples_us.push((last_done - started).as_micros() as u64);
-                    pool.put(frame);
-                    if output.send((index, out)).is_err() {
+                    if output.send(Carried { frame, lane, desc }).is_err() {
                         return Ok(());
                     }
                 }
                 Err(error) => {
-                    pool.put(out);
-                    self.stats.errors += 1;
+                    self.stats.count_failure(&error.kind);
                     if self.config.on_error == OnError::Fail {
                         return Err(error);
                     }
                     let dead = self.process.as_ref().is_none_or(|p| p.pid().is_none());
-                    self.apply_policy(&error, (index, frame), output, pool);
+                    self.apply_policy(&error, Carried { frame, lane, desc: input_desc }, output, free);
                     if dead {
-                        // Frames queued in the dead process go to the new one.
-                        let requeue: Vec<Numbered> = pending.drain(..).map(|(_, f)| f).collect();
+                        // Frames queued in the dead process go to the new one, their inputs intact.
+                        let mut requeue = Vec::new();
+                        for Pending { ticket, frame, input } in pending.drain(..) {
+                            let process = self.process.as_mut().expect("pending frames have a process");
+                            let (lane, _) = process.receive_lane(ticket);
+                            requeue.push(Carried { frame, lane, desc: input });
+                        }
                         self.restart();
-                        for numbered in requeue {
-                            if let Some(entry) = self.submit(numbered, output, pool)? {
+                        for carried in requeue {
+                            if let Some(entry) = self.submit(carried, output, free)? {
                                 pending.push_back(entry);
                             }
                         }
@@ -383,76 +446,108 @@ impl Stage {
         }
     }
 
-    /// Submits a frame, or applies the policy when the plugin is disabled. Returns the entry to
-    /// wait for, if the frame went to the plugin.
+    /// Submits a frame, or applies the policy when the plugin is disabled or refuses it.
+    /// Returns the entry to wait for, if the frame went to the plugin.
     fn submit(
         &mut self,
-        (index, frame): Numbered,
-        output: &SyncSender<Numbered>,
-        pool: &Pool,
-    ) -> Result<Option<(Ticket, Numbered)>, PluginError> {
-        let error = match self.process.as_mut() {
-            Some(process) => match process.submit_numbered(&frame.view(), index) {
-                Ok(ticket) => return Ok(Some((ticket, (index, frame)))),
-                Err(error) => {
-                    self.stats.errors += 1;
-                    error
+        carried: Carried,
+        output: &SyncSender<Carried>,
+        free: &Sender<Lane>,
+    ) -> Result<Option<Pending>, PluginError> {
+        let Carried { frame, lane, desc } = carried;
+        let (error, lane) = match self.process.as_mut() {
+            Some(process) => match process.submit_lane(lane, frame, &desc) {
+                Ok(ticket) => return Ok(Some(Pending { ticket, frame, input: desc })),
+                Err(refused) => {
+                    let (error, lane) = *refused;
+                    self.stats.count_failure(&error.kind);
+                    (error, lane)
                 }
             },
-            None => PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning },
+            None => (PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning }, lane),
         };
         if self.config.on_error == OnError::Fail {
             return Err(error);
         }
-        self.apply_policy(&error, (index, frame), output, pool);
+        self.apply_policy(&error, Carried { frame, lane, desc }, output, free);
         Ok(None)
     }
 
     /// Skips or passes through a frame the plugin could not process (policy skip/passthrough).
+    /// `carried` holds the plugin's input.
     fn apply_policy(
         &mut self,
         error: &PluginError,
-        (index, frame): Numbered,
-        output: &SyncSender<Numbered>,
-        pool: &Pool,
+        carried: Carried,
+        output: &SyncSender<Carried>,
+        free: &Sender<Lane>,
     ) {
+        let Carried { frame, mut lane, desc } = carried;
         // A disabled plugin was reported once, when it was disabled.
         let report = self.process.is_some() || !matches!(error.kind, ErrorKind::NotRunning);
         match self.config.on_error {
             OnError::Fail | OnError::Skip => {
                 if report {
-                    tracing::warn!("{error}; frame {index} skipped");
+                    tracing::warn!("{error}; frame {frame} skipped");
                 }
                 self.stats.skipped += 1;
-                pool.put(frame);
+                let _ = free.send(lane);
             }
             OnError::Passthrough => {
                 if report {
-                    tracing::warn!("{error}; frame {index} passed through unchanged");
+                    tracing::warn!("{error}; frame {frame} passed through unchanged");
                 }
                 self.stats.passed_through += 1;
-                let _ = output.send((index, frame));
+                // The next stage reads the lane's other buffer: the one copy of the failure path.
+                self.region.copy_input_to_output(&mut lane, desc.byte_len() as usize);
+                self.stats.copies += 1;
+                let _ = output.send(Carried { frame, lane, desc });
             }
         }
     }
 
-    /// Starts a fresh process after the old one died; after `max_restarts`, or when it cannot
-    /// start, the plugin stays disabled and its policy handles every further frame.
+    /// Starts a fresh process after the old one died (after a back-off when failures repeat);
+    /// after `max_restarts`, or when it cannot start, the plugin stays disabled and its policy
+    /// handles every further frame.
     fn restart(&mut self) {
-        self.process = None;
-        if self.stats.restarts >= self.config.max_restarts as u64 {
+        let now = Instant::now();
+        let window = self.config.restart_window;
+        self.recent_restarts.retain(|&at| now.duration_since(at) < window);
+        if self.recent_restarts.len() >= self.config.max_restarts as usize {
+            self.process = None;
             tracing::error!(
-                "plugin \"{}\": disabled after {} restarts; {} every further frame",
+                "plugin \"{}\": disabled after {} restarts within {:?}; {} every further frame",
                 self.config.name,
-                self.stats.restarts,
+                self.recent_restarts.len(),
+                window,
                 if self.config.on_error == OnError::Skip { "skipping" } else { "passing through" }
             );
             return;
         }
+        self.recent_restarts.push_back(now);
+        let Some(process) = self.process.as_mut() else { return };
+        self.failures_in_a_row += 1;
+        std::thread::sleep(restart_backoff(self.failures_in_a_row));
         self.stats.restarts += 1;
-        match PluginProcess::spawn(self.spec.clone()) {
-            Ok(process) => self.process = Some(process),
-            Err(error) => tracing::error!("{error}; the plugin stays disabled"),
+        let started = Instant::now();
+        match process.restart() {
+            Ok(()) => self.stats.restart_us.push(started.elapsed().as_micros() as u64),
+            Err(error) => {
+                tracing::error!("{error}; the plugin stays disabled");
+                self.stats.copies += process.copies();
+                self.process = None;
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_back_off_exponentially_up_to_a_second() {
+        let waits: Vec<u64> = (1..=12).map(|n| restart_backoff(n).as_millis() as u64).collect();
+        assert_eq!(waits, [0, 10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000, 1000]);
     }
 }

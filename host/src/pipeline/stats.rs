@@ -1,5 +1,7 @@
 //! Per-plugin and whole-run statistics: the table at the end of a run and `--stats-json`.
 
+use crate::ipc::protocol::Failure;
+use crate::plugin::ErrorKind;
 use serde::Serialize;
 use std::io::Write;
 
@@ -9,11 +11,29 @@ pub struct PluginStats {
     pub name: String,
     /// Frames the plugin processed successfully.
     pub frames: u64,
-    /// Frames it failed on (any reason).
+    /// Frames it failed on (any reason): the sum of the next six.
     pub errors: u64,
+    /// Wasm traps (unreachable, out of bounds, stack overflow, panics…).
+    pub traps: u64,
+    /// Errors the plugin reported itself.
+    pub plugin_errors: u64,
+    /// Frames past `deadline_ms` (the runner's interruption or the host's kill).
+    pub deadline_misses: u64,
+    /// `memory.grow` past `memory_mb`.
+    pub memory_limit_hits: u64,
+    /// The process died (exit or signal).
+    pub crashes: u64,
+    /// Lies: bad messages, states or descriptors, and frames it refused or could not take.
+    pub protocol_violations: u64,
     pub restarts: u64,
     pub skipped: u64,
     pub passed_through: u64,
+    /// Frame copies the host made for this plugin between lane buffers (passed-through frames,
+    /// pipe transport results); 0 on the zero-copy path.
+    pub copies: u64,
+    /// Restart time (kill → ready) p50 and p99, microseconds.
+    pub restart_p50_us: u64,
+    pub restart_p99_us: u64,
     pub p50_us: u64,
     pub p99_us: u64,
     pub max_us: u64,
@@ -21,6 +41,8 @@ pub struct PluginStats {
     pub plugin_faults_per_frame: f64,
     #[serde(skip)]
     pub samples_us: Vec<u64>,
+    #[serde(skip)]
+    pub restart_us: Vec<u64>,
 }
 
 impl PluginStats {
@@ -34,6 +56,25 @@ impl PluginStats {
         self.p50_us = percentile(&self.samples_us, 0.50);
         self.p99_us = percentile(&self.samples_us, 0.99);
         self.max_us = self.samples_us.last().copied().unwrap_or(0);
+        self.restart_us.sort_unstable();
+        self.restart_p50_us = percentile(&self.restart_us, 0.50);
+        self.restart_p99_us = percentile(&self.restart_us, 0.99);
+    }
+
+    /// Counts a failed frame under its kind.
+    pub fn count_failure(&mut self, kind: &ErrorKind) {
+        self.errors += 1;
+        let counter = match kind {
+            ErrorKind::Frame { failure: Failure::Trap { .. }, .. } => &mut self.traps,
+            ErrorKind::Frame { failure: Failure::Deadline, .. } | ErrorKind::Deadline { .. } => {
+                &mut self.deadline_misses
+            }
+            ErrorKind::Frame { failure: Failure::MemoryLimit(_), .. } => &mut self.memory_limit_hits,
+            ErrorKind::Frame { failure: Failure::Plugin(_), .. } => &mut self.plugin_errors,
+            ErrorKind::Died { .. } | ErrorKind::NotRunning => &mut self.crashes,
+            _ => &mut self.protocol_violations,
+        };
+        *counter += 1;
     }
 }
 
@@ -56,6 +97,8 @@ pub struct RunStats {
     pub wall_s: f64,
     /// Minor page faults per frame in the host after warm-up.
     pub host_faults_per_frame: f64,
+    /// Frame copies between lane buffers over the whole chain (0 on the zero-copy path).
+    pub copies: u64,
     pub plugins: Vec<PluginStats>,
 }
 
@@ -68,23 +111,39 @@ impl RunStats {
         let width = self.plugins.iter().map(|p| p.name.len()).max().unwrap_or(6).max(6);
         writeln!(
             out,
-            "{:<width$}  {:>8}  {:>9}  {:>9}  {:>9}  {:>6}  {:>8}  {:>7}  {:>11}",
-            "plugin", "frames", "p50 ms", "p99 ms", "max ms", "errors", "restarts", "skipped", "passthrough"
+            "{:<width$}  {:>8}  {:>9}  {:>9}  {:>9}  {:>6}  {:>5}  {:>8}  {:>7}  {:>8}  {:>7}  {:>11}  {:>6}",
+            "plugin",
+            "frames",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "traps",
+            "late",
+            "crashes",
+            "errors",
+            "restarts",
+            "skipped",
+            "passthrough",
+            "copies"
         )?;
         for p in &self.plugins {
             let ms = |us: u64| format!("{:.2}", us as f64 / 1000.0);
             writeln!(
                 out,
-                "{:<width$}  {:>8}  {:>9}  {:>9}  {:>9}  {:>6}  {:>8}  {:>7}  {:>11}",
+                "{:<width$}  {:>8}  {:>9}  {:>9}  {:>9}  {:>6}  {:>5}  {:>8}  {:>7}  {:>8}  {:>7}  {:>11}  {:>6}",
                 p.name,
                 p.frames,
                 ms(p.p50_us),
                 ms(p.p99_us),
                 ms(p.max_us),
+                p.traps,
+                p.deadline_misses,
+                p.crashes,
                 p.errors,
                 p.restarts,
                 p.skipped,
-                p.passed_through
+                p.passed_through,
+                p.copies
             )?;
         }
         writeln!(

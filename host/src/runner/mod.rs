@@ -72,17 +72,18 @@ fn serve() -> Result<(), protocol::ProtocolError> {
 
     let region = Region::open(File::from(region_fd)).map_err(|e| fail(Failure::Protocol(e.to_string())))?;
 
-    let (module_bytes, precompiled, limits, transport, pipe_capacity) =
+    let (module_bytes, precompiled, limits, transport, pipe_capacity, stage) =
         match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
-            ToRunner::Load { module, precompiled, limits, transport, frame_capacity, .. } => {
-                (module, precompiled, limits, transport, frame_capacity)
+            ToRunner::Load { module, precompiled, limits, transport, frame_capacity, stage, .. } => {
+                (module, precompiled, limits, transport, frame_capacity, stage)
             }
             other => return Err(fail(Failure::Protocol(format!("expected Load, got {other:?}")))),
         };
+    let region = region.for_stage(stage).map_err(|e| fail(Failure::Protocol(e.to_string())))?;
     let (capacity, window) = match transport {
         Transport::SharedMemory => {
             let region_file = region.file().try_clone().map_err(|e| fail(Failure::Protocol(e.to_string())))?;
-            let window = Window::new(region_file, region.buffer_offset(0, Buffer::Input), region.buffers_len());
+            let window = Window::new(region_file, region.buffers_offset(), region.buffers_len());
             (region.slot_capacity(), Some(window))
         }
         Transport::Pipe => (pipe_capacity.next_multiple_of(PAGE_SIZE), None),
@@ -160,7 +161,7 @@ fn serve() -> Result<(), protocol::ProtocolError> {
         if let Some(slot) = next_submitted(&region) {
             let frame = region.frame_number(slot);
             let input_desc = region.read_desc(slot, Buffer::Input);
-            let window_start = region.buffer_offset(0, Buffer::Input);
+            let window_start = region.buffers_offset();
             let io = FrameIo::InPlace {
                 input: (region.buffer_offset(slot, Buffer::Input) - window_start) as u32,
                 output: (region.buffer_offset(slot, Buffer::Output) - window_start) as u32,

@@ -44,6 +44,9 @@ fn base_config() -> Config {
     config.max_wasm_stack(1 << 20);
     // Copy-on-write memory images assume wasmtime's own mmap memories (see `memory`).
     config.memory_init_cow(false);
+    // Explicit, so that WASMTIME_BACKTRACE_DETAILS in the host's environment (the runner's is
+    // cleared) cannot make the two compile differently.
+    config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
     config
 }
 

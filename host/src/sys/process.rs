@@ -118,3 +118,9 @@ pub fn minor_faults() -> io::Result<u64> {
     let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_SELF)?;
     Ok(usage.minor_page_faults() as u64)
 }
+
+/// Minor page faults of the calling thread so far (unaffected by the process's other threads).
+pub fn thread_minor_faults() -> io::Result<u64> {
+    let usage = nix::sys::resource::getrusage(nix::sys::resource::UsageWho::RUSAGE_THREAD)?;
+    Ok(usage.minor_page_faults() as u64)
+}

@@ -1,13 +1,16 @@
 //! `misbehave`: a test plugin that inverts frames until frame `frame` (counted per instance,
 //! from 1, like the host counts frames), where it misbehaves as `mode` says: `panic`, `unreachable`, `divide` (by zero),
 //! `recurse` (stack overflow), `out-of-bounds`, `loop` (forever), `alloc` (without end),
-//! `error` (returns an error), `log` (logs a line per frame). `init-error` fails in `new`.
+//! `error` (returns an error), `log` (logs a line per frame), `flood` (logs 1,000 lines per frame),
+//! `slow` (spins `spin` million iterations, then inverts: over a short deadline, within a long
+//! one). `init-error` fails in `new`.
 
 use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
 
 pub struct Misbehave {
     mode: String,
     frame: i64,
+    spin: i64,
     seen: i64,
     hoard: Vec<Vec<u8>>,
 }
@@ -23,6 +26,8 @@ const MODES: &[&str] = &[
     "alloc",
     "error",
     "log",
+    "flood",
+    "slow",
     "init-error",
 ];
 
@@ -41,6 +46,7 @@ impl Plugin for Misbehave {
         vec![
             ParamSpec::choice("mode", "ok", MODES).help("how to misbehave"),
             ParamSpec::int("frame", 1, 1..=i64::MAX).help("on which frame of the instance"),
+            ParamSpec::int("spin", 500, 0..=1_000_000).help("millions of iterations `slow` spins"),
         ]
     }
 
@@ -53,7 +59,7 @@ impl Plugin for Misbehave {
         if mode == "init-error" {
             return Err(PluginError::new("init refused on purpose"));
         }
-        Ok(Self { mode, frame: params.int("frame"), seen: 0, hoard: Vec::new() })
+        Ok(Self { mode, frame: params.int("frame"), spin: params.int("spin"), seen: 0, hoard: Vec::new() })
     }
 
     fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
@@ -61,6 +67,11 @@ impl Plugin for Misbehave {
         let now = self.seen;
         if self.mode == "log" {
             plugin_sdk::info!("frame {now} of {}x{}", input.width(), input.height());
+        }
+        if self.mode == "flood" {
+            for line in 0..1000 {
+                plugin_sdk::info!("frame {now}, line {line} of a flood");
+            }
         }
         if now == self.frame {
             match self.mode.as_str() {
@@ -88,6 +99,13 @@ impl Plugin for Misbehave {
                     self.hoard.push(vec![1u8; 1 << 20]);
                 },
                 "error" => return Err(PluginError::new(format!("refusing frame {now} on purpose"))),
+                "slow" => {
+                    let mut x = 0u64;
+                    for i in 0..self.spin as u64 * 1_000_000 {
+                        x = std::hint::black_box(x.wrapping_add(i));
+                    }
+                    output.row_mut(0)[0] = x as u8;
+                }
                 _ => {}
             }
         }

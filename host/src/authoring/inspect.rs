@@ -1,0 +1,80 @@
+//! `plugin-host inspect`: what a plugin says about itself (read from its real process, so
+//! untrusted: escaped before it reaches a terminal), as text or as JSON for tools.
+
+use super::plugin_name;
+use crate::plugin::{PluginError, PluginProcess, PluginSpec};
+use crate::schema::PluginDescription;
+use plugin_sdk::abi::{ABI_VERSION, ParamValue};
+use std::path::Path;
+
+/// Loads the plugin in its process and describes it: text, or JSON (the description plus
+/// `abi_version`) with `json`.
+pub fn render(plugin: &Path, json: bool) -> Result<String, PluginError> {
+    let process = PluginProcess::spawn(PluginSpec::new(plugin_name(plugin), plugin, 4096))?;
+    let description = process.description().clone();
+    process.shutdown()?;
+    Ok(if json { to_json(&description) } else { to_text(&description) })
+}
+
+/// The JSON form: `{"abi_version": 1, "name", "version", "description", "formats", "params"}`,
+/// `params` as in the ABI's description format.
+pub fn to_json(description: &PluginDescription) -> String {
+    let mut value = serde_json::to_value(description).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        // The runner refuses any other version, so a loaded plugin speaks this one.
+        object.insert("abi_version".into(), ABI_VERSION.into());
+    }
+    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// The text form: name and version, description, ABI version, formats, then one line per
+/// parameter with its type, default, allowed values and help.
+pub fn to_text(d: &PluginDescription) -> String {
+    let clean = terminal_safe;
+    let mut out = format!(
+        "{} {}\n{}\nABI version: {ABI_VERSION}\nformats: {}\n",
+        clean(&d.name),
+        clean(&d.version),
+        clean(&d.description),
+        d.formats.join(", ")
+    );
+    if d.params.is_empty() {
+        out.push_str("params: none\n");
+    } else {
+        out.push_str("params:\n");
+    }
+    for p in &d.params {
+        let default = match p.kind.default_value() {
+            ParamValue::Int(v) => v.to_string(),
+            ParamValue::Float(v) => v.to_string(),
+            ParamValue::Bool(v) => v.to_string(),
+            ParamValue::Str(v) => format!("\"{}\"", clean(&v)),
+        };
+        let help = if p.help.is_empty() { String::new() } else { format!(" — {}", clean(&p.help)) };
+        out.push_str(&format!(
+            "  {} ({}, default {default}): {}{help}\n",
+            clean(&p.name),
+            p.kind.type_name(),
+            clean(&p.kind.allowed())
+        ));
+    }
+    out
+}
+
+/// `text` with control characters (escape sequences, newlines) escaped, so that what a plugin
+/// wrote cannot drive the terminal or fake extra lines.
+fn terminal_safe(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_escapes_control_characters_only() {
+        assert_eq!(terminal_safe("it's \"x\"\u{1b}[2J\nfake"), "it's \"x\"\\u{1b}[2J\\nfake");
+    }
+}
