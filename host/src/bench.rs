@@ -1010,6 +1010,7 @@ fn chain(invert: &Path, options: &BenchOptions) -> anyhow::Result<ChainResult> {
             max_restarts: 0,
             restart_window: std::time::Duration::from_secs(60),
             transport: Transport::SharedMemory,
+            sandbox: crate::sys::sandbox::Level::Standard,
             params: Vec::new(),
         };
         let config = Config {

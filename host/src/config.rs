@@ -4,6 +4,7 @@
 
 use crate::ipc::protocol::Transport;
 use crate::plugin::Limits;
+use crate::sys::sandbox::Level as SandboxLevel;
 use plugin_sdk::PixelFormat;
 use plugin_sdk::abi::ParamValue;
 use serde::Deserialize;
@@ -21,6 +22,8 @@ pub struct ConfigError {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
+    /// The default for every plugin.
+    sandbox: Option<SandboxName>,
     /// Frames in flight in the chain beyond one per plugin.
     ring: Option<u32>,
     input: RawInput,
@@ -132,8 +135,26 @@ struct RawPlugin {
     restart_window_s: Option<u64>,
     #[serde(default)]
     transport: TransportName,
+    sandbox: Option<SandboxName>,
     #[serde(default)]
     params: toml::Table,
+}
+
+/// `sandbox` in a config: the levels a user may ask for (never "off").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SandboxName {
+    Standard,
+    Strict,
+}
+
+impl SandboxName {
+    fn level(self) -> SandboxLevel {
+        match self {
+            SandboxName::Standard => SandboxLevel::Standard,
+            SandboxName::Strict => SandboxLevel::Strict,
+        }
+    }
 }
 
 /// `transport` in a config.
@@ -157,6 +178,8 @@ pub struct PluginConfig {
     /// The window `max_restarts` counts in: more restarts than that within it disable the plugin.
     pub restart_window: Duration,
     pub transport: Transport,
+    /// The plugin's own `sandbox`, else the file's, else standard.
+    pub sandbox: SandboxLevel,
     pub params: Vec<(String, ParamValue)>,
 }
 
@@ -250,6 +273,7 @@ impl Config {
                     TransportName::Shm => Transport::SharedMemory,
                     TransportName::Pipe => Transport::Pipe,
                 },
+                sandbox: p.sandbox.or(raw.sandbox).map_or(SandboxLevel::Standard, SandboxName::level),
                 params,
             });
         }
@@ -398,6 +422,19 @@ mod tests {
         assert_eq!(err, "input.path is required for kind = \"png\"");
         let err = load("[input]\nkind = \"testsrc\"\nwidth = \"wide\"\n[output]\nkind = \"null\"\n").unwrap_err();
         assert!(err.starts_with("line 3, column 9: invalid type: string \"wide\""), "{err}");
+    }
+
+    #[test]
+    fn sandbox_is_per_plugin_or_global() {
+        let two =
+            "[[plugin]]\nname = \"a\"\npath = \"x\"\n[[plugin]]\nname = \"b\"\npath = \"y\"\nsandbox = \"standard\"\n";
+        let config = load(&format!("sandbox = \"strict\"\n{MINIMAL}{two}")).unwrap();
+        assert_eq!(config.plugins[0].sandbox, SandboxLevel::Strict);
+        assert_eq!(config.plugins[1].sandbox, SandboxLevel::Standard);
+        let config = load(&format!("{MINIMAL}{two}")).unwrap();
+        assert_eq!(config.plugins[0].sandbox, SandboxLevel::Standard);
+        let err = load(&format!("sandbox = \"off\"\n{MINIMAL}")).unwrap_err();
+        assert!(err.starts_with("line 1, column 11: unknown variant `off`, expected `standard` or `strict`"), "{err}");
     }
 
     #[test]

@@ -55,6 +55,12 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         json: Option<PathBuf>,
     },
+    /// Show each layer of the OS sandbox a plugin process gets on this machine.
+    Sandbox {
+        /// Also list the allowed system calls and why each is needed.
+        #[arg(long)]
+        syscalls: bool,
+    },
     /// Show a plugin's name, version, frame formats and parameters.
     Inspect {
         plugin: PathBuf,
@@ -110,6 +116,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Sandbox { syscalls } => Ok(plugin_host::sys::sandbox::cli::print(syscalls, &mut std::io::stdout())?),
         Command::New(args) => Ok(plugin_host::authoring::scaffold::command(&args)),
         Command::Test(args) => Ok(plugin_host::authoring::golden::command(&args)),
         Command::Inspect { plugin, json } => {
@@ -140,6 +147,7 @@ fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, qui
         Err(err) => return fail(err),
     };
     let to_stdout = prepared.output_is_stdout();
+    let sandbox = prepared.sandbox_summary();
     let mut progress = ProgressReport::new(quiet);
     let (stats, result) = prepared.run(&mut progress);
     if let Some(json) = &stats_json {
@@ -149,6 +157,7 @@ fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, qui
     if !quiet {
         let mut table = Vec::new();
         stats.print_table(&mut table)?;
+        writeln!(table, "{sandbox}")?;
         if to_stdout {
             std::io::stderr().write_all(&table)?;
         } else {

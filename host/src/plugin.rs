@@ -18,6 +18,7 @@ use crate::ipc::region::{self, Buffer, Lane, Region, RegionError};
 use crate::runner::RUNNER_ARG;
 use crate::schema::{ParamError, PluginDescription};
 use crate::sys::process::{SpawnRequest, spawn};
+use crate::sys::sandbox::{Level as SandboxLevel, Policy as SandboxPolicy, Report as SandboxReport};
 use plugin_sdk::abi::{self, FrameDesc, LogLevel, ParamValue};
 use plugin_sdk::{Frame, OwnedFrame};
 use std::fs::File;
@@ -71,6 +72,8 @@ pub struct PluginSpec {
     /// The executable to run in runner mode; by default `$PLUGIN_HOST_RUNNER`, else this
     /// process's own executable (which must then call [`crate::runner::run_if_requested`]).
     pub runner: Option<PathBuf>,
+    /// How much OS sandbox the process must have (see [`crate::sys::sandbox`]).
+    pub sandbox: SandboxLevel,
     /// Keep a second process loaded and waiting, so that a restart takes milliseconds (it costs
     /// one idle process).
     pub standby: bool,
@@ -88,6 +91,7 @@ impl PluginSpec {
             transport: Transport::SharedMemory,
             cache_dir: crate::cache::default_dir(),
             runner: None,
+            sandbox: SandboxLevel::Standard,
             standby: false,
         }
     }
@@ -142,6 +146,9 @@ pub enum ErrorKind {
     BadFrame(String),
     #[error("{0}")]
     NoAnswer(String),
+    /// The process's sandbox falls short of what the spec demands.
+    #[error("{0}")]
+    Sandbox(String),
 }
 
 /// What the control-reader thread hands over.
@@ -219,6 +226,8 @@ pub struct PluginProcess {
     frame_capacity: u64,
     /// Tells this process's tickets from others' (a new one after every restart).
     serial: u64,
+    /// The sandbox layers the process reported before it was sent the module.
+    sandbox: SandboxReport,
     /// Frame copies made by the host between lane buffers (see [`PluginProcess::copies`]).
     copies: u64,
     /// A process started ahead, loaded and waiting for its parameters, for a fast restart.
@@ -305,12 +314,17 @@ impl PluginProcess {
             Some(path) => path.clone(),
             None => default_runner().map_err(|e| err(ErrorKind::Spawn(e)))?,
         };
-        let child = spawn(SpawnRequest {
-            program,
-            args: vec![RUNNER_ARG.into()],
-            fds: [to_runner_read, from_runner_write, region_fd],
-        })
-        .map_err(|e| err(ErrorKind::Spawn(e)))?;
+        let policy = SandboxPolicy::for_plugin(
+            spec.sandbox,
+            spec.limits.memory_bytes,
+            artifact.len() as u64,
+            frame_capacity,
+            spec.transport == Transport::Pipe,
+        );
+        let mut args = vec![RUNNER_ARG.into()];
+        args.extend(policy.to_args());
+        let child = spawn(SpawnRequest { program, args, fds: [to_runner_read, from_runner_write, region_fd] })
+            .map_err(|e| err(ErrorKind::Spawn(e)))?;
 
         let (tx, events) = mpsc::sync_channel(EVENT_QUEUE);
         let gone = Arc::new(AtomicBool::new(false));
@@ -352,6 +366,7 @@ impl PluginProcess {
             serial: next_serial(),
             copies: 0,
             standby: None,
+            sandbox: SandboxReport { level: spec.sandbox, layers: Vec::new() },
         };
         let deadline = Instant::now() + spec.limits.startup;
         plugin.load(deadline).map_err(|kind| err(startup_error(kind, spec)))?;
@@ -365,6 +380,18 @@ impl PluginProcess {
                 Hello::OURS.negotiate(Hello::from_bytes(bytes)).map_err(|e| ErrorKind::Protocol(e.to_string()))?;
             }
             _ => return Err(ErrorKind::Protocol("the runner did not start with a handshake".into())),
+        }
+        self.sandbox = match self.next_message(deadline)? {
+            ToHost::Sandboxed { report } => report,
+            other => {
+                return Err(ErrorKind::Protocol(format!("expected its sandbox report, got {}", message_kind(&other))));
+            }
+        };
+        if self.spec.sandbox == SandboxLevel::Strict
+            && let Some(refusal) = self.sandbox.strict_refusal()
+        {
+            self.kill();
+            return Err(ErrorKind::Sandbox(refusal));
         }
         let limits = RunnerLimits {
             memory_bytes: self.spec.limits.memory_bytes,
@@ -406,7 +433,10 @@ impl PluginProcess {
         let encoded = abi::encode_params(params.iter().map(|(n, v)| (n.as_str(), v)));
         let ready = self.send_message(&ToRunner::Init { params: encoded }, deadline).and_then(|()| {
             match self.next_message(deadline)? {
-                ToHost::Ready => Ok(()),
+                ToHost::Ready => {
+                    tracing::debug!("plugin \"{}\" ready; sandbox {}", self.spec.name, self.sandbox.summary());
+                    Ok(())
+                }
                 ToHost::Failed { failure, .. } => Err(ErrorKind::Init(failure)),
                 other => Err(ErrorKind::Protocol(format!("expected Ready, got {other:?}"))),
             }
@@ -476,6 +506,11 @@ impl PluginProcess {
 
     pub fn transport(&self) -> Transport {
         self.transport
+    }
+
+    /// The sandbox layers the process has, as it reported them before it was sent the module.
+    pub fn sandbox(&self) -> &SandboxReport {
+        &self.sandbox
     }
 
     /// Frames the host copied into a lane's output buffer for this plugin (the pipe transport's
@@ -579,6 +614,7 @@ impl PluginProcess {
         Ok(bytes)
     }
 
+    #[allow(clippy::result_large_err, reason = "the lane must come back with the error; failures are rare")]
     fn hand_over(
         &mut self,
         lane: Lane,
@@ -835,6 +871,11 @@ impl PluginProcess {
         if let Some(reader) = self.reader.take() {
             let _ = reader.join();
         }
+        let status = if status.contains("SIGSYS") {
+            format!("{status} (the sandbox killed it: a system call outside its seccomp allowlist)")
+        } else {
+            status
+        };
         let status = match self.closed_because.lock().ok().and_then(|r| r.clone()) {
             Some(reason) => format!("{status}; {reason}"),
             None => status,
@@ -1049,6 +1090,7 @@ fn message_kind(message: &ToHost) -> &'static str {
         ToHost::FrameDone { .. } => "FrameDone for another frame",
         ToHost::Log { .. } => "Log",
         ToHost::Failed { .. } => "Failed for another frame",
+        ToHost::Sandboxed { .. } => "Sandboxed",
     }
 }
 

@@ -27,10 +27,14 @@ use std::time::Duration;
 fn main() {
     let name = std::env::args().next().unwrap_or_default();
     let mode = name.rsplit("hostile-runner-").next().unwrap_or("garbage").to_string();
+    // Lies from inside the same sandbox as a real runner.
+    let policy = plugin_host::sys::sandbox::Policy::from_args(std::env::args_os().skip(2));
+    let report = plugin_host::sys::sandbox::apply(&policy).expect("sandbox");
     let [control_in, control_out, region_fd] = plugin_host::sys::process::take_runner_fds().expect("runner fds");
     let mut input = BufReader::new(File::from(control_in));
     let mut output = File::from(control_out);
     protocol::handshake(Hello::OURS, &mut input, &mut output).expect("handshake");
+    protocol::write_message(&mut output, &ToHost::Sandboxed { report }).expect("sandbox report");
     let region = Region::open(File::from(region_fd)).expect("region");
     let _load: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("load");
     let description = r#"{"name":"hostile","version":"1","description":"","formats":["rgba8","gray8"],"params":[]}"#;

@@ -8,8 +8,10 @@ use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
 pub const MAGIC: [u8; 8] = *b"PLGHOST\x01";
-pub const PROTOCOL_VERSION: u32 = 2;
-pub const MIN_PROTOCOL_VERSION: u32 = 2;
+/// 2: frames by lane (`Load` names the chain stage); 3: the runner reports its sandbox
+/// ([`ToHost::Sandboxed`]) before it is sent the module.
+pub const PROTOCOL_VERSION: u32 = 3;
+pub const MIN_PROTOCOL_VERSION: u32 = 3;
 
 /// Largest message the host accepts from a plugin process.
 pub const MAX_TO_HOST_BYTES: usize = 1 << 20;
@@ -90,6 +92,10 @@ pub enum ToHost {
     Log { level: i32, message: String },
     /// Something failed; `frame` is set when it happened while processing that frame.
     Failed { frame: Option<u64>, failure: Failure },
+    /// Right after the handshake, before the module is sent: the sandbox layers this process
+    /// got. Sent before any untrusted byte has been read, so the host may act on it (a
+    /// `strict` plugin is refused here, before its module runs anywhere).
+    Sandboxed { report: crate::sys::sandbox::Report },
 }
 
 /// What went wrong inside the plugin process.
@@ -302,9 +308,9 @@ mod tests {
         let old = Hello { magic: MAGIC, min_version: 0, version: 0 };
         let err = Hello::OURS.negotiate(old).unwrap_err();
         assert!(err.to_string().contains("versions do not overlap"), "{err}");
-        let newer = Hello { magic: MAGIC, min_version: 1, version: 9 };
+        let newer = Hello { magic: MAGIC, min_version: 2, version: 9 };
         assert_eq!(Hello::OURS.negotiate(newer).unwrap(), PROTOCOL_VERSION);
-        let stranger = Hello { magic: *b"GET / HT", min_version: 1, version: 1 };
+        let stranger = Hello { magic: *b"GET / HT", min_version: 2, version: 2 };
         assert!(matches!(Hello::OURS.negotiate(stranger), Err(ProtocolError::BadMagic(_))));
     }
 

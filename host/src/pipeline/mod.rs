@@ -105,7 +105,8 @@ impl Prepared {
                 | ErrorKind::NotWasm { .. }
                 | ErrorKind::NotAPlugin { .. }
                 | ErrorKind::Param(_)
-                | ErrorKind::Init(_) => RunError::Config(config.error(e.to_string())),
+                | ErrorKind::Init(_)
+                | ErrorKind::Sandbox(_) => RunError::Config(config.error(e.to_string())),
                 _ => RunError::Plugin(e),
             })?);
         }
@@ -124,6 +125,13 @@ impl Prepared {
         }
         let sink = io::open_sink(&config.output).map_err(|e| config.error(format!("output: {e}")))?;
         Ok(Self { source, sink, stages, region, options })
+    }
+
+    /// One line on the plugins' sandboxes, for the run's summary.
+    pub fn sandbox_summary(&self) -> String {
+        crate::sys::sandbox::Report::run_summary(
+            self.stages.iter().filter_map(|s| s.process.as_ref()).map(|p| (p.name(), p.sandbox())),
+        )
     }
 
     /// Whether the output goes to stdout (then nothing else may be printed there).
@@ -321,6 +329,7 @@ impl Stage {
         spec.limits = config.limits.clone();
         spec.transport = config.transport;
         spec.runner = options.runner.clone();
+        spec.sandbox = config.sandbox;
         spec.slots = region.slot_count();
         spec.standby = config.max_restarts > 0;
         let process = PluginProcess::spawn_stage(spec, region)?;

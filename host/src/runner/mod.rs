@@ -55,11 +55,16 @@ fn send(control: &Control, message: &ToHost) -> Result<(), protocol::ProtocolErr
 }
 
 fn serve() -> Result<(), protocol::ProtocolError> {
+    // The sandbox goes up first: its policy comes from the arguments the host gave, and nothing
+    // untrusted (the module, over fd 3) has been read yet.
+    let policy = crate::sys::sandbox::Policy::from_args(std::env::args_os().skip(2));
+    let sandbox = crate::sys::sandbox::apply(&policy).map_err(std::io::Error::other)?;
     let [control_in, control_out, region_fd] = take_runner_fds()?;
     let mut input = BufReader::new(File::from(control_in));
     let mut output = File::from(control_out);
     protocol::handshake(Hello::OURS, &mut input, &mut output)?;
     let control: Control = Arc::new(Mutex::new(output));
+    send(&control, &ToHost::Sandboxed { report: sandbox })?;
     let fail = |failure: Failure| {
         let _ = send(&control, &ToHost::Failed { frame: None, failure: failure.clone() });
         protocol::ProtocolError::Malformed(failure.to_string())
