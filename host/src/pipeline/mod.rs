@@ -378,6 +378,11 @@ impl Stage {
         let mut ended = false;
         let mut last_done = Instant::now();
         loop {
+            // A death noticed outside a frame (asking for its counters) is recovered from here.
+            if self.process.as_ref().is_some_and(|p| p.pid().is_none()) {
+                self.stats.count_failure(&ErrorKind::NotRunning);
+                self.recover(&mut pending, output, free)?;
+            }
             // Hand over every frame that has arrived: the plugin works while we wait.
             while !ended {
                 let next = if pending.is_empty() {
@@ -424,26 +429,37 @@ impl Stage {
                     if self.config.on_error == OnError::Fail {
                         return Err(error);
                     }
-                    let dead = self.process.as_ref().is_none_or(|p| p.pid().is_none());
+                    let dead = self.process.as_ref().is_some_and(|p| p.pid().is_none());
                     self.apply_policy(&error, Carried { frame, lane, desc: input_desc }, output, free);
                     if dead {
-                        // Frames queued in the dead process go to the new one, their inputs intact.
-                        let mut requeue = Vec::new();
-                        for Pending { ticket, frame, input } in pending.drain(..) {
-                            let process = self.process.as_mut().expect("pending frames have a process");
-                            let (lane, _) = process.receive_lane(ticket);
-                            requeue.push(Carried { frame, lane, desc: input });
-                        }
-                        self.restart();
-                        for carried in requeue {
-                            if let Some(entry) = self.submit(carried, output, free)? {
-                                pending.push_back(entry);
-                            }
-                        }
+                        self.recover(&mut pending, output, free)?;
                     }
                 }
             }
         }
+    }
+
+    /// After the process died: takes back the lanes of the frames it still held (their inputs
+    /// are intact: a plugin only writes its output buffer), restarts it and hands them over again.
+    fn recover(
+        &mut self,
+        pending: &mut VecDeque<Pending>,
+        output: &SyncSender<Carried>,
+        free: &Sender<Lane>,
+    ) -> Result<(), PluginError> {
+        let mut requeue = Vec::new();
+        for Pending { ticket, frame, input } in pending.drain(..) {
+            let process = self.process.as_mut().expect("pending frames have a process");
+            let (lane, _) = process.receive_lane(ticket);
+            requeue.push(Carried { frame, lane, desc: input });
+        }
+        self.restart();
+        for carried in requeue {
+            if let Some(entry) = self.submit(carried, output, free)? {
+                pending.push_back(entry);
+            }
+        }
+        Ok(())
     }
 
     /// Submits a frame, or applies the policy when the plugin is disabled or refuses it.
