@@ -129,3 +129,17 @@ fn a_stage_killed_mid_run_never_corrupts_a_delivered_frame() {
     assert_eq!(frames.len() as u64 + skipped, total, "every frame is delivered or counted as skipped");
     assert_eq!(stats["frames_out"], frames.len() as u64);
 }
+
+#[test]
+fn a_chain_of_pipe_transport_plugins_gives_the_same_frames_and_counts_its_copies() {
+    let dir = scratch("pipe");
+    run_quietly(&dir, &chain_config(64, 48, 60, "transport = \"pipe\"\n"));
+    let frames = written_frames(&dir.join("out"));
+    assert_eq!(frames.len(), 60);
+    for (number, got) in &frames {
+        assert!(got.same_pixels(&expected(64, 48, *number)), "frame {number} differs");
+    }
+    // Each plugin's result comes back as a message and is written into its lane: one copy each.
+    let stats = stats(&dir.join("stats.json"));
+    assert_eq!(stats["copies"], 3 * 60, "{stats}");
+}

@@ -21,6 +21,7 @@ use crate::sys::process::{SpawnRequest, spawn};
 use crate::sys::sandbox::{Level as SandboxLevel, Policy as SandboxPolicy, Report as SandboxReport};
 use plugin_sdk::abi::{self, FrameDesc, LogLevel, ParamValue};
 use plugin_sdk::{Frame, OwnedFrame};
+use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{self, BufReader, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -232,6 +233,9 @@ pub struct PluginProcess {
     copies: u64,
     /// A process started ahead, loaded and waiting for its parameters, for a fast restart.
     standby: Option<JoinHandle<Result<PluginProcess, PluginError>>>,
+    /// Messages read while waiting for another one (a frame's result that arrived before the
+    /// answer to a Stats request), in order, for whoever waits for them next.
+    stash: VecDeque<ToHost>,
 }
 
 fn read_module(name: &str, path: &Path) -> Result<Vec<u8>, PluginError> {
@@ -366,6 +370,7 @@ impl PluginProcess {
             serial: next_serial(),
             copies: 0,
             standby: None,
+            stash: VecDeque::new(),
             sandbox: SandboxReport { level: spec.sandbox, layers: Vec::new() },
         };
         let deadline = Instant::now() + spec.limits.startup;
@@ -481,6 +486,7 @@ impl PluginProcess {
         std::mem::swap(&mut self.active, &mut other.active);
         std::mem::swap(&mut self.closed_because, &mut other.closed_because);
         std::mem::swap(&mut self.reader, &mut other.reader);
+        self.stash.clear();
         self.description = other.description.clone();
         self.serial = next_serial();
     }
@@ -749,7 +755,11 @@ impl PluginProcess {
         deadline: Instant,
     ) -> Result<(FrameDesc, plugin_sdk::PixelFormat, Vec<u8>), ErrorKind> {
         let left = deadline.saturating_duration_since(Instant::now());
-        let message = match self.events.recv_timeout(left) {
+        let received = match self.stash.pop_front() {
+            Some(message) => Ok(Event::Message(message)),
+            None => self.events.recv_timeout(left),
+        };
+        let message = match received {
             Ok(Event::Message(message)) => message,
             Ok(Event::Hello(_)) => return Err(ErrorKind::Protocol("a second handshake".into())),
             Ok(Event::Closed(_)) | Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.died(Some(frame))),
@@ -799,11 +809,15 @@ impl PluginProcess {
         self.send_message(&ToRunner::Stats, deadline).map_err(|kind| self.error(kind))?;
         handoff::ring_doorbell(&Futex, self.region.doorbell());
         loop {
-            match self.next_message(deadline).map_err(|kind| self.error(kind))? {
+            match self.fresh_message(deadline).map_err(|kind| self.error(kind))? {
                 ToHost::Stats { frames, minor_faults } => return Ok(RunnerStats { frames, minor_faults }),
-                ToHost::Failed { .. } => continue,
+                // About a frame in flight: kept for when that frame is collected.
+                other @ (ToHost::Failed { .. } | ToHost::FrameDone { .. }) if self.stash.len() < EVENT_QUEUE => {
+                    self.stash.push_back(other)
+                }
                 other => {
                     let kind = ErrorKind::Protocol(format!("expected Stats, got {}", message_kind(&other)));
+                    self.kill();
                     return Err(self.error(kind));
                 }
             }
@@ -908,7 +922,16 @@ impl PluginProcess {
         }
     }
 
+    /// The next message: a stashed one first.
     fn next_message(&mut self, deadline: Instant) -> Result<ToHost, ErrorKind> {
+        match self.stash.pop_front() {
+            Some(message) => Ok(message),
+            None => self.fresh_message(deadline),
+        }
+    }
+
+    /// The next message from the channel itself.
+    fn fresh_message(&mut self, deadline: Instant) -> Result<ToHost, ErrorKind> {
         match self.next_event(deadline)? {
             Event::Message(message) => Ok(message),
             Event::Hello(_) => Err(ErrorKind::Protocol("a second handshake".into())),
