@@ -267,3 +267,24 @@ fn no_plugin_process_outlives_a_killed_host() {
     println!("host SIGKILLed with {} plugin processes: all gone after {gone_after:?}", runners.len());
     assert!(!runners.iter().any(alive), "plugin processes outlived their host: {runners:?}");
 }
+
+#[test]
+fn a_thousand_frames_in_a_row_without_leaks() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut plugin = PluginProcess::spawn(spec("neg", plugin("invert"), 320 * 240 * 4)).unwrap();
+    let frames: Vec<OwnedFrame> = (0..4).map(|i| noise_frame(320, 240, 0, PixelFormat::Rgba8, i)).collect();
+    let expected: Vec<OwnedFrame> = frames.iter().map(invert_reference).collect();
+    let mut output = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
+    let mut run = |plugin: &mut PluginProcess, n: usize| {
+        for i in 0..n {
+            let ticket = plugin.submit(&frames[i % 4].view()).unwrap();
+            plugin.receive(ticket, &mut output).unwrap();
+            assert!(output.same_pixels(&expected[i % 4]), "frame {i}");
+        }
+    };
+    run(&mut plugin, 10);
+    let before = (fd_count(), map_count());
+    run(&mut plugin, 1000);
+    assert_eq!((fd_count(), map_count()), before, "descriptors or mappings grew over 1,000 frames");
+    plugin.shutdown().unwrap();
+}
