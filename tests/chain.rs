@@ -143,3 +143,52 @@ fn a_chain_of_pipe_transport_plugins_gives_the_same_frames_and_counts_its_copies
     let stats = stats(&dir.join("stats.json"));
     assert_eq!(stats["copies"], 3 * 60, "{stats}");
 }
+
+/// Runs `config` in `dir`; the run must end within two minutes. Returns its exit code.
+fn run_bounded(dir: &Path, config: &str) -> Option<i32> {
+    std::fs::write(dir.join("chain.toml"), config).unwrap();
+    let mut child = Command::new(host_bin())
+        .current_dir(dir)
+        .args(["run", "chain.toml", "-q", "--stats-json", "stats.json"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(120) {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status.code();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the run hung");
+}
+
+#[test]
+fn a_late_stage_that_fails_ends_the_run_instead_of_hanging_it() {
+    // The first stage is fast, the second fails: the source must not wait for lanes forever.
+    let dir = scratch("late-failure");
+    let config = format!(
+        "ring = 4\n[input]\nkind = \"testsrc\"\nwidth = 64\nheight = 48\nframes = 100000\n[[plugin]]\nname = \"neg\"\npath = \"{}\"\n[[plugin]]\nname = \"bad\"\npath = \"{}\"\non_error = \"fail\"\n[plugin.params]\nmode = \"error\"\nframe = 20\n[output]\nkind = \"null\"\n",
+        plugin("invert").display(),
+        test_plugin("misbehave").display()
+    );
+    assert_eq!(run_bounded(&dir, &config), Some(1));
+}
+
+#[test]
+fn time_queued_behind_other_frames_does_not_count_against_the_deadline() {
+    // Eighteen frames in flight at ~35 ms each: the last waits far longer than its 250 ms
+    // deadline since it was handed over, but the plugin takes only ~35 ms for it.
+    let dir = scratch("queued");
+    let config = format!(
+        "ring = 16\n[input]\nkind = \"testsrc\"\nwidth = 1280\nheight = 720\nframes = 40\n[[plugin]]\nname = \"soft\"\npath = \"{}\"\ndeadline_ms = 250\n[output]\nkind = \"null\"\n",
+        plugin("blur").display()
+    );
+    assert_eq!(run_bounded(&dir, &config), Some(0));
+    let stats = stats(&dir.join("stats.json"));
+    assert_eq!(stats["plugins"][0]["deadline_misses"], 0, "{stats}");
+    assert_eq!(stats["frames_out"], 40);
+}

@@ -233,6 +233,8 @@ pub struct PluginProcess {
     copies: u64,
     /// A process started ahead, loaded and waiting for its parameters, for a fast restart.
     standby: Option<JoinHandle<Result<PluginProcess, PluginError>>>,
+    /// When the host last saw a frame of this process finish (or the process start).
+    last_done: Instant,
     /// Messages read while waiting for another one (a frame's result that arrived before the
     /// answer to a Stats request), in order, for whoever waits for them next.
     stash: VecDeque<ToHost>,
@@ -371,6 +373,7 @@ impl PluginProcess {
             copies: 0,
             standby: None,
             stash: VecDeque::new(),
+            last_done: Instant::now(),
             sandbox: SandboxReport { level: spec.sandbox, layers: Vec::new() },
         };
         let deadline = Instant::now() + spec.limits.startup;
@@ -487,6 +490,7 @@ impl PluginProcess {
         std::mem::swap(&mut self.closed_because, &mut other.closed_because);
         std::mem::swap(&mut self.reader, &mut other.reader);
         self.stash.clear();
+        self.last_done = Instant::now();
         self.description = other.description.clone();
         self.serial = next_serial();
     }
@@ -573,7 +577,9 @@ impl PluginProcess {
             }
             Transport::Pipe => self.hand_over(lane, frame, &desc, true, Some(pixels)),
         };
-        self.next_slot = (slot + 1) % self.lanes.len() as u32;
+        if result.is_ok() {
+            self.next_slot = (slot + 1) % self.lanes.len() as u32;
+        }
         result.map_err(|(error, lane)| {
             let slot = lane.slot() as usize;
             self.lanes[slot] = Some(lane);
@@ -639,6 +645,9 @@ impl PluginProcess {
                 self.region.write_desc(slot, Buffer::Input, desc);
                 self.region.set_frame_number(slot, frame);
                 handoff::submit(&Futex, self.region.state(slot), self.region.doorbell());
+                // Pairs with the reader's store of `gone` before it scans the slots: one of the
+                // two sides sees the other.
+                std::sync::atomic::fence(Ordering::SeqCst);
                 if self.gone.load(Ordering::SeqCst) {
                     // The reader may have scanned the slots before this submit: end our own wait.
                     handoff::abandon(&Futex, self.region.state(slot));
@@ -699,14 +708,26 @@ impl PluginProcess {
             };
             return (lane, Err(self.error(kind)));
         }
-        let deadline = submitted + self.spec.limits.deadline + DEADLINE_GRACE;
+        // The runner takes frames in order: this one could start no earlier than the previous
+        // one was seen done, so time queued behind it does not count against the plugin.
+        let deadline = submitted.max(self.last_done) + self.spec.limits.deadline + DEADLINE_GRACE;
         if self.transport == Transport::Pipe {
             self.in_flight[slot as usize] = false;
-            let result = self.receive_message(frame, deadline).map(|(desc, format, pixels)| {
+            let capacity = self.region.slot_capacity();
+            let result = self.receive_message(frame, deadline).and_then(|(desc, format, pixels)| {
                 match pipe_output {
                     Some(output) => {
                         output.data = pixels;
                         set_shape(output, &desc, format);
+                    }
+                    None if pixels.len() as u64 > capacity => {
+                        return Err(ErrorKind::TooLarge {
+                            width: desc.width,
+                            height: desc.height,
+                            format: format.name(),
+                            bytes: pixels.len() as u64,
+                            capacity,
+                        });
                     }
                     None => {
                         let len = pixels.len();
@@ -714,8 +735,9 @@ impl PluginProcess {
                         self.copies += 1;
                     }
                 }
-                (desc, format)
+                Ok((desc, format))
             });
+            self.last_done = Instant::now();
             return (lane, result.map_err(|kind| self.error(kind)));
         }
         let state = self.region.state(slot);
@@ -735,6 +757,7 @@ impl PluginProcess {
             }
         };
         handoff::reclaim(self.region.state(slot));
+        self.last_done = Instant::now();
         (lane, result.map_err(|kind| self.error(kind)))
     }
 
@@ -805,7 +828,9 @@ impl PluginProcess {
     /// The plugin process's counters: frames it served and its minor page faults so far.
     pub fn runner_stats(&mut self) -> Result<RunnerStats, PluginError> {
         self.check_running()?;
-        let deadline = Instant::now() + Duration::from_secs(1);
+        // The runner answers once the frames in flight are done.
+        let in_flight = self.in_flight.iter().filter(|&&f| f).count() as u32;
+        let deadline = Instant::now() + Duration::from_secs(1) + self.spec.limits.deadline * in_flight;
         self.send_message(&ToRunner::Stats, deadline).map_err(|kind| self.error(kind))?;
         handoff::ring_doorbell(&Futex, self.region.doorbell());
         loop {

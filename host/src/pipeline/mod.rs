@@ -19,7 +19,8 @@ use plugin_sdk::{Frame, OwnedFrame};
 use stats::{PluginStats, RunStats};
 use std::collections::VecDeque;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel, sync_channel};
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, channel, sync_channel};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -158,7 +159,11 @@ impl Prepared {
             let _ = free_tx.send(lane);
         }
 
+        // Set when the sink stops taking frames: the source, which may be waiting for a free lane
+        // that a failed stage took with it, then stops too.
+        let sink_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (source_tx, mut upstream) = sync_channel::<Carried>(depth);
+        let source_stop = Arc::clone(&sink_done);
         let counted = Arc::clone(&frames_in);
         let max_frames = options.max_frames;
         let first_view = region.clone();
@@ -172,7 +177,14 @@ impl Prepared {
                 if !source.next_into(&mut decoded)? {
                     break;
                 }
-                let Ok(mut lane) = free_rx.recv() else { break };
+                let mut lane = loop {
+                    match free_rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                        Ok(lane) => break Some(lane),
+                        Err(RecvTimeoutError::Timeout) if !source_stop.load(Ordering::Acquire) => {}
+                        Err(_) => break None,
+                    }
+                };
+                let Some(mut lane) = lane.take() else { break };
                 let desc = FrameDesc {
                     data: 0,
                     capacity: first_view.slot_capacity() as u32,
@@ -231,6 +243,7 @@ impl Prepared {
             }
             progress.frame_done(frames_out);
         }
+        sink_done.store(true, Ordering::Release);
         drop(upstream);
         drop(free_tx);
 
@@ -526,11 +539,14 @@ impl Stage {
     /// after `max_restarts`, or when it cannot start, the plugin stays disabled and its policy
     /// handles every further frame.
     fn restart(&mut self) {
+        let mut failed_starts = 0u32;
         loop {
             let now = Instant::now();
             let window = self.config.restart_window;
             self.recent_restarts.retain(|&at| now.duration_since(at) < window);
-            if self.recent_restarts.len() >= self.config.max_restarts as usize {
+            if self.recent_restarts.len() >= self.config.max_restarts as usize
+                || failed_starts >= self.config.max_restarts.max(1)
+            {
                 if let Some(process) = self.process.take() {
                     self.stats.copies += process.copies();
                 }
@@ -555,7 +571,10 @@ impl Stage {
                     return;
                 }
                 // A process that dies while it starts is one more failed restart.
-                Err(error) => tracing::warn!("{error}; restarting again"),
+                Err(error) => {
+                    failed_starts += 1;
+                    tracing::warn!("{error}; restarting again");
+                }
             }
         }
     }
