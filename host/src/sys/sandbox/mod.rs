@@ -168,6 +168,12 @@ impl Report {
         self.layers.iter().filter(|l| !matches!(l.state, State::On | State::NotUsed)).collect()
     }
 
+    /// Layers the report does not mention at all. The report comes from the plugin process, so
+    /// a layer it leaves out counts as missing, not as on.
+    pub fn unreported(&self) -> Vec<&'static str> {
+        names::ALL.iter().copied().filter(|name| self.layer(name).is_none()).collect()
+    }
+
     pub fn layer(&self, name: &str) -> Option<&Layer> {
         self.layers.iter().find(|l| l.name == name)
     }
@@ -175,10 +181,12 @@ impl Report {
     /// The refusal of a `strict` plugin whose sandbox is not complete, in one sentence.
     pub fn strict_refusal(&self) -> Option<String> {
         let missing = self.missing();
-        if missing.is_empty() {
+        let unreported = self.unreported();
+        if missing.is_empty() && unreported.is_empty() {
             return None;
         }
-        let list: Vec<String> = missing.iter().map(|l| l.short()).collect();
+        let mut list: Vec<String> = missing.iter().map(|l| l.short()).collect();
+        list.extend(unreported.iter().map(|name| format!("{name} (not reported)")));
         Some(format!(
             "sandbox = \"strict\" needs every sandbox layer, but its process lacks {}; use sandbox = \"standard\" \
              to run with what this machine allows",
@@ -269,9 +277,7 @@ impl Layer {
 }
 
 /// Text from another process, with control characters escaped (no terminal escapes).
-fn clean(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
-}
+use crate::plugin::terminal_safe as clean;
 
 /// Why the sandbox could not even be attempted.
 #[derive(Debug, thiserror::Error)]
@@ -300,6 +306,23 @@ pub mod names {
     pub const PID_NS: &str = "PID namespace";
     pub const LANDLOCK: &str = "landlock";
     pub const SECCOMP: &str = "seccomp";
+    /// Every layer a report must account for.
+    pub const ALL: &[&str] = &[
+        DESCRIPTORS,
+        ENVIRONMENT,
+        NO_NEW_PRIVS,
+        DEATH_SIGNAL,
+        CAPABILITIES,
+        RLIMITS,
+        PROCESSES,
+        USER_NS,
+        NET_NS,
+        IPC_NS,
+        MOUNT_NS,
+        PID_NS,
+        LANDLOCK,
+        SECCOMP,
+    ];
 }
 
 /// Applies the sandbox to this process, in the fixed order, and says what it got. Call in the
@@ -309,22 +332,7 @@ pub fn apply(policy: &Policy) -> Result<Report, SandboxError> {
     use names::*;
     let mut layers = Vec::new();
     if policy.level == Level::Off {
-        for name in [
-            DESCRIPTORS,
-            ENVIRONMENT,
-            NO_NEW_PRIVS,
-            DEATH_SIGNAL,
-            CAPABILITIES,
-            RLIMITS,
-            PROCESSES,
-            USER_NS,
-            NET_NS,
-            IPC_NS,
-            MOUNT_NS,
-            PID_NS,
-            LANDLOCK,
-            SECCOMP,
-        ] {
+        for name in ALL {
             layers.push(Layer::new(name, State::Off, "sandbox = off (measurement and debugging only)"));
         }
         return Ok(Report { level: policy.level, layers });
@@ -410,8 +418,15 @@ mod tests {
         let refusal = report.strict_refusal().unwrap();
         assert!(refusal.contains("lacks user namespace (unavailable: EPERM)"), "{refusal}");
         assert!(!refusal.contains("PID"), "{refusal}");
-        let full = Report { level: Level::Strict, layers: vec![Layer::new("seccomp", State::On, "")] };
+        let full = Report {
+            level: Level::Strict,
+            layers: names::ALL.iter().map(|name| Layer::new(name, State::On, "")).collect(),
+        };
         assert_eq!(full.strict_refusal(), None);
+        // A process that leaves layers out of its report does not pass for complete.
+        let terse = Report { level: Level::Strict, layers: vec![Layer::new("seccomp", State::On, "")] };
+        let refusal = terse.strict_refusal().unwrap();
+        assert!(refusal.contains("landlock (not reported)"), "{refusal}");
     }
 
     #[test]
