@@ -242,19 +242,7 @@ impl Config {
             };
             let mut params = Vec::new();
             for (key, value) in p.params {
-                let value = match value {
-                    toml::Value::Integer(v) => ParamValue::Int(v),
-                    toml::Value::Float(v) => ParamValue::Float(v),
-                    toml::Value::Boolean(v) => ParamValue::Bool(v),
-                    toml::Value::String(v) => ParamValue::Str(v),
-                    other => {
-                        return Err(error(format!(
-                            "plugin \"{}\": parameter \"{key}\" is {}; parameters are numbers, booleans or strings",
-                            p.name,
-                            article(other.type_str())
-                        )));
-                    }
-                };
+                let value = param_value(&key, value).map_err(|why| error(format!("plugin \"{}\": {why}", p.name)))?;
                 params.push((key, value));
             }
             plugins.push(PluginConfig {
@@ -357,6 +345,21 @@ fn check_size(key: &str, width: u32, height: u32) -> Result<(), String> {
         return Err(format!("{key}: {width}x{height} is not a frame size (each side 1..={MAX_SIDE})"));
     }
     Ok(())
+}
+
+/// A plugin parameter from a TOML value (a config's `[plugin.params]`, a test case's params
+/// file); only numbers, booleans and strings are parameters.
+pub fn param_value(key: &str, value: toml::Value) -> Result<ParamValue, String> {
+    match value {
+        toml::Value::Integer(v) => Ok(ParamValue::Int(v)),
+        toml::Value::Float(v) => Ok(ParamValue::Float(v)),
+        toml::Value::Boolean(v) => Ok(ParamValue::Bool(v)),
+        toml::Value::String(v) => Ok(ParamValue::Str(v)),
+        other => Err(format!(
+            "parameter \"{key}\" is {}; parameters are numbers, booleans or strings",
+            article(other.type_str())
+        )),
+    }
 }
 
 fn article(noun: &str) -> String {

@@ -249,7 +249,14 @@ fn read_module(name: &str, path: &Path) -> Result<Vec<u8>, PluginError> {
     Ok(bytes)
 }
 
-fn default_runner() -> io::Result<PathBuf> {
+/// Text a plugin process sent (its description, its sandbox report), safe to print on a
+/// terminal: control characters escaped, everything else as it is.
+pub fn terminal_safe(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
+/// The runner executable: `$PLUGIN_HOST_RUNNER`, else this process's own.
+pub(crate) fn default_runner() -> io::Result<PathBuf> {
     match std::env::var_os("PLUGIN_HOST_RUNNER") {
         Some(path) => Ok(PathBuf::from(path)),
         None => std::env::current_exe(),
@@ -390,7 +397,8 @@ impl PluginProcess {
             _ => return Err(ErrorKind::Protocol("the runner did not start with a handshake".into())),
         }
         self.sandbox = match self.next_message(deadline)? {
-            ToHost::Sandboxed { report } => report,
+            // The level is the host's own; the layers are the plugin process's word, checked below.
+            ToHost::Sandboxed { report } => SandboxReport { level: self.spec.sandbox, ..report },
             other => {
                 return Err(ErrorKind::Protocol(format!("expected its sandbox report, got {}", message_kind(&other))));
             }

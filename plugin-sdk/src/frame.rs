@@ -85,6 +85,15 @@ impl<'a> Frame<'a> {
     pub fn data(&self) -> &'a [u8] {
         self.data
     }
+    /// The pixels with rows packed (stride padding dropped): borrowed when there is no padding.
+    pub fn packed(&self) -> std::borrow::Cow<'a, [u8]> {
+        let rows = self.row_bytes() * self.height as usize;
+        if self.stride as usize == self.row_bytes() {
+            std::borrow::Cow::Borrowed(&self.data[..rows])
+        } else {
+            std::borrow::Cow::Owned((0..self.height).flat_map(|y| self.row(y).iter().copied()).collect())
+        }
+    }
 }
 
 impl<'a> FrameMut<'a> {
@@ -225,13 +234,7 @@ impl OwnedFrame {
 
     /// The pixels with rows packed (stride padding dropped).
     pub fn packed(&self) -> Vec<u8> {
-        let row = self.row_bytes();
-        let mut out = Vec::with_capacity(row * self.height as usize);
-        for y in 0..self.height as usize {
-            let start = y * self.stride as usize;
-            out.extend_from_slice(&self.data[start..start + row]);
-        }
-        out
+        self.view().packed().into_owned()
     }
 
     /// Same size, format and pixels (stride padding and timestamps aside).

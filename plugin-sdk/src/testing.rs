@@ -122,14 +122,20 @@ pub enum ImageError {
 /// Reads a PNG: gray images become [`PixelFormat::Gray8`] frames, everything else (RGB, RGBA,
 /// gray with alpha, palette, 16-bit) [`PixelFormat::Rgba8`].
 pub fn read_png(path: &Path) -> Result<OwnedFrame, ImageError> {
+    read_png_within(path, MAX_PNG_SIDE)
+}
+
+/// [`read_png`] for images of at most `max_side` pixels a side, refused from the header, before
+/// any pixel is decoded.
+pub fn read_png_within(path: &Path, max_side: u32) -> Result<OwnedFrame, ImageError> {
     let bad = |reason: String| ImageError::BadPng { path: path.to_path_buf(), reason };
     let file = File::open(path).map_err(|source| ImageError::Read { path: path.to_path_buf(), source })?;
     let mut decoder = png::Decoder::new(BufReader::new(file));
     decoder.set_transformations(png::Transformations::normalize_to_color8());
     let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
     let (width, height) = (reader.info().width, reader.info().height);
-    if width > MAX_PNG_SIDE || height > MAX_PNG_SIDE {
-        return Err(bad(format!("{width}x{height} is larger than {MAX_PNG_SIDE}x{MAX_PNG_SIDE}")));
+    if width > max_side || height > max_side {
+        return Err(bad(format!("{width}x{height} is larger than {max_side}x{max_side}")));
     }
     let size = reader.output_buffer_size().ok_or_else(|| bad("the image is too large".into()))?;
     let mut buffer = vec![0; size];
@@ -157,21 +163,24 @@ pub fn write_png(path: &Path, frame: &OwnedFrame) -> Result<(), ImageError> {
     let mut partial_name = name.to_os_string();
     partial_name.push(format!(".partial-{}", std::process::id()));
     let partial = path.with_file_name(partial_name);
-    let result = encode_png(&partial, frame).and_then(|()| std::fs::rename(&partial, path));
+    let result = encode_png(&partial, &frame.view()).and_then(|()| std::fs::rename(&partial, path));
     if result.is_err() {
         let _ = std::fs::remove_file(&partial);
     }
     result.map_err(write_err)
 }
 
-fn encode_png(path: &Path, frame: &OwnedFrame) -> std::io::Result<()> {
+/// Encodes `frame` as a PNG (RGBA or gray) at `path`, written in place (see [`write_png`] for a
+/// file that appears whole or not at all).
+pub fn encode_png(path: &Path, frame: &crate::Frame<'_>) -> std::io::Result<()> {
     let to_io = |e: png::EncodingError| std::io::Error::other(e.to_string());
-    let mut encoder = png::Encoder::new(BufWriter::new(File::create(path)?), frame.width, frame.height);
-    encoder.set_color(match frame.format {
+    let mut encoder = png::Encoder::new(BufWriter::new(File::create(path)?), frame.width(), frame.height());
+    encoder.set_color(match frame.format() {
         PixelFormat::Rgba8 => png::ColorType::Rgba,
         PixelFormat::Gray8 => png::ColorType::Grayscale,
     });
     encoder.set_depth(png::BitDepth::Eight);
+    encoder.set_compression(png::Compression::Fast);
     let mut writer = encoder.write_header().map_err(to_io)?;
     writer.write_image_data(&frame.packed()).map_err(to_io)?;
     writer.finish().map_err(to_io)

@@ -209,19 +209,8 @@ fn read_params_file(path: &Path) -> Result<Vec<(String, ParamValue)>, TestError>
     table
         .into_iter()
         .map(|(key, value)| {
-            let value = match value {
-                toml::Value::Integer(v) => ParamValue::Int(v),
-                toml::Value::Float(v) => ParamValue::Float(v),
-                toml::Value::Boolean(v) => ParamValue::Bool(v),
-                toml::Value::String(v) => ParamValue::Str(v),
-                other => {
-                    return Err(usage(format!(
-                        "{}: parameter \"{key}\" is a {}; parameters are numbers, booleans or strings",
-                        path.display(),
-                        other.type_str()
-                    )));
-                }
-            };
+            let value =
+                crate::config::param_value(&key, value).map_err(|why| usage(format!("{}: {why}", path.display())))?;
             Ok((key, value))
         })
         .collect()

@@ -65,9 +65,7 @@ pub fn to_text(d: &PluginDescription) -> String {
 
 /// `text` with control characters (escape sequences, newlines) escaped, so that what a plugin
 /// wrote cannot drive the terminal or fake extra lines.
-fn terminal_safe(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
-}
+use crate::plugin::terminal_safe;
 
 #[cfg(test)]
 mod tests {

@@ -195,7 +195,7 @@ fn write_crate(dir: &Path, name: &str, sdk: &SdkSource) -> Result<(), ScaffoldEr
         ),
         SdkSource::Path(path) => (
             "version = \"0.1.0\"\nedition = \"2024\"".to_string(),
-            format!("plugin-sdk = {{ path = {} }}", toml_string(path)),
+            format!("plugin-sdk = {{ path = {} }}", toml::Value::String(path.to_string())),
             "\n# Its own workspace, so that no enclosing one claims it.\n[workspace]\n".to_string(),
         ),
         SdkSource::Version(version) => (
@@ -244,21 +244,6 @@ fn warm(input: &OwnedFrame, amount: i16) -> OwnedFrame {
         pixel[0] = (pixel[0] as i16 + amount).clamp(0, 255) as u8;
         pixel[2] = (pixel[2] as i16 - amount).clamp(0, 255) as u8;
     }
-    out
-}
-
-/// A TOML basic string.
-fn toml_string(text: &str) -> String {
-    let mut out = String::from("\"");
-    for c in text.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
     out
 }
 

@@ -87,16 +87,6 @@ impl Sink for NullSink {
     }
 }
 
-/// The frame's pixels without row padding: borrowed when there is none.
-fn packed<'a>(frame: &Frame<'a>) -> std::borrow::Cow<'a, [u8]> {
-    let rows = frame.row_bytes() * frame.height() as usize;
-    if frame.stride() as usize == frame.row_bytes() {
-        std::borrow::Cow::Borrowed(&frame.data()[..rows])
-    } else {
-        std::borrow::Cow::Owned((0..frame.height()).flat_map(|y| frame.row(y).iter().copied()).collect())
-    }
-}
-
 /// A sibling path for work in progress: `<name>.partial-<pid>`.
 fn partial_path(path: &std::path::Path) -> PathBuf {
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();

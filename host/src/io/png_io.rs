@@ -4,7 +4,6 @@
 use super::{MediaError, Sink, Source, partial_path};
 use plugin_sdk::{Frame, OwnedFrame, PixelFormat};
 use std::fs::File;
-use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 /// Largest PNG side we decode; bigger images are refused before allocating.
@@ -64,46 +63,29 @@ fn header_size(path: &Path) -> Result<(u32, u32), MediaError> {
     Ok((reader.info().width, reader.info().height))
 }
 
-/// Decodes a PNG into RGBA8 (gray, RGB, palette and 16-bit images are converted).
+/// Decodes a PNG into RGBA8 (gray, RGB, palette and 16-bit images are converted), with the
+/// SDK's decoder.
 pub fn decode(path: &Path) -> Result<OwnedFrame, MediaError> {
-    let bad = |reason: String| MediaError::BadPng { path: path.to_path_buf(), reason };
-    let file = File::open(path).map_err(|source| MediaError::Read { path: path.to_path_buf(), source })?;
-    let mut decoder = png::Decoder::new(std::io::BufReader::new(file));
-    decoder.set_transformations(png::Transformations::normalize_to_color8());
-    let mut reader = decoder.read_info().map_err(|e| bad(e.to_string()))?;
-    let (width, height) = (reader.info().width, reader.info().height);
-    if width > MAX_SIDE || height > MAX_SIDE {
-        return Err(bad(format!("{width}x{height} exceeds the largest frame of {MAX_SIDE}x{MAX_SIDE}")));
-    }
-    let size = reader.output_buffer_size().ok_or_else(|| bad("image too large".into()))?;
-    let mut buffer = vec![0; size];
-    let info = reader.next_frame(&mut buffer).map_err(|e| bad(e.to_string()))?;
-    buffer.truncate(info.buffer_size());
-    let pixels: Vec<u8> = match info.color_type {
-        png::ColorType::Rgba => buffer,
-        png::ColorType::Rgb => buffer.chunks_exact(3).flat_map(|p| [p[0], p[1], p[2], 255]).collect(),
-        png::ColorType::Grayscale => buffer.iter().flat_map(|&v| [v, v, v, 255]).collect(),
-        png::ColorType::GrayscaleAlpha => buffer.chunks_exact(2).flat_map(|p| [p[0], p[0], p[0], p[1]]).collect(),
-        png::ColorType::Indexed => return Err(bad("palette was not expanded".into())),
-    };
-    OwnedFrame::from_pixels(width, height, PixelFormat::Rgba8, pixels).map_err(|e| bad(e.to_string()))
+    use plugin_sdk::testing::{ImageError, read_png_within};
+    let frame = read_png_within(path, MAX_SIDE).map_err(|e| match e {
+        ImageError::Read { path, source } => MediaError::Read { path, source },
+        ImageError::Write { path, source } => MediaError::Write { path, source },
+        ImageError::BadPng { path, reason } => MediaError::BadPng { path, reason },
+    })?;
+    Ok(match frame.format {
+        PixelFormat::Rgba8 => frame,
+        PixelFormat::Gray8 => {
+            let pixels = frame.packed().iter().flat_map(|&v| [v, v, v, 255]).collect();
+            OwnedFrame::from_pixels(frame.width, frame.height, PixelFormat::Rgba8, pixels)
+                .map_err(|e| MediaError::BadPng { path: path.to_path_buf(), reason: e.to_string() })?
+        }
+    })
 }
 
 /// Encodes `frame` as PNG (RGBA or gray) at `path`.
 pub fn encode(path: &Path, frame: &Frame<'_>) -> Result<(), MediaError> {
-    let write_err = |e: std::io::Error| MediaError::Write { path: path.to_path_buf(), source: e };
-    let file = File::create(path).map_err(write_err)?;
-    let mut encoder = png::Encoder::new(BufWriter::new(file), frame.width(), frame.height());
-    encoder.set_color(match frame.format() {
-        PixelFormat::Rgba8 => png::ColorType::Rgba,
-        PixelFormat::Gray8 => png::ColorType::Grayscale,
-    });
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::Fast);
-    let to_io = |e: png::EncodingError| std::io::Error::other(e.to_string());
-    let mut writer = encoder.write_header().map_err(to_io).map_err(write_err)?;
-    writer.write_image_data(&super::packed(frame)).map_err(to_io).map_err(write_err)?;
-    writer.finish().map_err(to_io).map_err(write_err)
+    plugin_sdk::testing::encode_png(path, frame)
+        .map_err(|source| MediaError::Write { path: path.to_path_buf(), source })
 }
 
 impl Source for PngSource {

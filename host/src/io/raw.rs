@@ -99,7 +99,7 @@ impl RawSink {
 
 impl Sink for RawSink {
     fn write(&mut self, _index: u64, frame: &Frame<'_>) -> Result<(), MediaError> {
-        let result = self.writer.write_all(&super::packed(frame));
+        let result = self.writer.write_all(&frame.packed());
         result.map_err(|source| MediaError::Write { path: self.name(), source })
     }
     fn finish(mut self: Box<Self>) -> Result<(), MediaError> {

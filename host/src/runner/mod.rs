@@ -157,11 +157,11 @@ fn serve() -> Result<(), protocol::ProtocolError> {
         }
     }
     let mut seen = region.doorbell().load(Ordering::Acquire);
+    let window_start = region.buffers_offset();
     loop {
         if let Some(slot) = next_submitted(&region) {
             let frame = region.frame_number(slot);
             let input_desc = region.read_desc(slot, Buffer::Input);
-            let window_start = region.buffers_offset();
             let io = FrameIo::InPlace {
                 input: (region.buffer_offset(slot, Buffer::Input) - window_start) as u32,
                 output: (region.buffer_offset(slot, Buffer::Output) - window_start) as u32,

@@ -3,14 +3,10 @@
 
 use super::{Level, Policy, ProbeError, Report, seccomp};
 use std::io::Write;
-use std::path::PathBuf;
 
 /// Prints the report of a probe runner at the standard level; with `syscalls`, the allowlist.
 pub fn print(syscalls: bool, out: &mut impl Write) -> Result<std::process::ExitCode, ProbeError> {
-    let runner = match std::env::var_os("PLUGIN_HOST_RUNNER") {
-        Some(path) => PathBuf::from(path),
-        None => std::env::current_exe().map_err(ProbeError::Spawn)?,
-    };
+    let runner = crate::plugin::default_runner().map_err(ProbeError::Spawn)?;
     // What a plugin with the default limits gets.
     let limits = crate::plugin::Limits::default();
     let report = super::probe(&runner, &Policy::for_plugin(Level::Standard, limits.memory_bytes, 0, 0, false))?;
