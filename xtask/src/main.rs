@@ -10,6 +10,7 @@ const WASM_TARGET: &str = "wasm32-unknown-unknown";
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let root = workspace_root();
+    check_null_device()?;
     match args.first().map(String::as_str) {
         Some("build") => build(&root),
         Some("test") => {
@@ -30,6 +31,21 @@ fn main() -> Result<()> {
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+/// Cargo runs rustc with `/dev/null` as its input when it probes the target; where `/dev/null`
+/// has become a plain file, the probe compiles whatever was last written there and fails.
+fn check_null_device() -> Result<()> {
+    use std::os::unix::fs::FileTypeExt;
+    let meta = std::fs::metadata("/dev/null").context("/dev/null is missing")?;
+    if !meta.file_type().is_char_device() {
+        bail!(
+            "/dev/null is a plain file of {} bytes, not the null device, so cargo's rustc probes read \
+             junk from it; restore it as root: rm /dev/null && mknod -m 666 /dev/null c 1 3",
+            meta.len()
+        );
+    }
+    Ok(())
 }
 
 fn run(command: &mut Command) -> Result<()> {

@@ -70,30 +70,49 @@ impl Source for RawSource {
 }
 
 /// Writes packed frames to stdout, or to `<file>.partial-<pid>` renamed into place at the end.
+/// An output that exists and is not a regular file (`/dev/null`, a FIFO, a socket) is a stream,
+/// written in place: renaming over it would replace the device or pipe with a plain file.
 pub struct RawSink {
     writer: BufWriter<Box<dyn Write>>,
-    /// (partial, target) for a file.
-    file: Option<(PathBuf, PathBuf)>,
+    destination: Destination,
+}
+
+enum Destination {
+    Stdout,
+    /// An existing device, FIFO or socket, written in place.
+    Stream(PathBuf),
+    /// A regular file: written as `partial`, renamed to `target` by `finish`; `None` once done.
+    File(Option<(PathBuf, PathBuf)>),
 }
 
 impl RawSink {
     pub fn create(path: &Path) -> Result<Self, MediaError> {
+        let buffered = |writer: Box<dyn Write>| BufWriter::with_capacity(1 << 20, writer);
         if path == Path::new("-") {
-            return Ok(Self { writer: BufWriter::with_capacity(1 << 20, Box::new(std::io::stdout())), file: None });
+            return Ok(Self { writer: buffered(Box::new(std::io::stdout())), destination: Destination::Stdout });
         }
-        if path.is_dir() {
-            return Err(MediaError::Output { path: path.to_path_buf(), reason: "is a folder, not a file".into() });
+        let write_err = |source| MediaError::Write { path: path.to_path_buf(), source };
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => {
+                return Err(MediaError::Output { path: path.to_path_buf(), reason: "is a folder, not a file".into() });
+            }
+            Ok(meta) if !meta.is_file() => {
+                let stream = std::fs::OpenOptions::new().write(true).open(path).map_err(write_err)?;
+                return Ok(Self { writer: buffered(Box::new(stream)), destination: Destination::Stream(path.into()) });
+            }
+            _ => {}
         }
         let partial = partial_path(path);
-        let file = File::create(&partial).map_err(|source| MediaError::Write { path: path.to_path_buf(), source })?;
-        Ok(Self {
-            writer: BufWriter::with_capacity(1 << 20, Box::new(file)),
-            file: Some((partial, path.to_path_buf())),
-        })
+        let file = File::create(&partial).map_err(write_err)?;
+        Ok(Self { writer: buffered(Box::new(file)), destination: Destination::File(Some((partial, path.into()))) })
     }
 
     fn name(&self) -> PathBuf {
-        self.file.as_ref().map_or_else(|| PathBuf::from("stdout"), |(_, target)| target.clone())
+        match &self.destination {
+            Destination::Stdout => PathBuf::from("stdout"),
+            Destination::Stream(path) | Destination::File(Some((_, path))) => path.clone(),
+            Destination::File(None) => PathBuf::new(),
+        }
     }
 }
 
@@ -104,21 +123,52 @@ impl Sink for RawSink {
     }
     fn finish(mut self: Box<Self>) -> Result<(), MediaError> {
         self.writer.flush().map_err(|source| MediaError::Write { path: self.name(), source })?;
-        if let Some((partial, target)) = &self.file {
+        if let Destination::File(Some((partial, target))) = &self.destination {
             std::fs::rename(partial, target).map_err(|source| MediaError::Write { path: target.clone(), source })?;
-            self.file = None;
+            self.destination = Destination::File(None);
         }
         Ok(())
     }
     fn uses_stdout(&self) -> bool {
-        self.file.is_none()
+        matches!(self.destination, Destination::Stdout)
     }
 }
 
 impl Drop for RawSink {
     fn drop(&mut self) {
-        if let Some((partial, _)) = &self.file {
+        if let Destination::File(Some((partial, _))) = &self.destination {
             let _ = std::fs::remove_file(partial);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::FileTypeExt;
+
+    #[test]
+    fn an_existing_fifo_is_written_in_place_and_stays_a_fifo() {
+        let dir = std::env::temp_dir().join(format!("plugin-host-raw-fifo-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let fifo = dir.join("out.rgba");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || std::fs::read(fifo).unwrap())
+        };
+        let frame = OwnedFrame::from_pixels(2, 1, PixelFormat::Rgba8, vec![1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
+        let mut sink = Box::new(RawSink::create(&fifo).unwrap());
+        assert!(!sink.uses_stdout());
+        sink.write(0, &frame.view()).unwrap();
+        sink.write(1, &frame.view()).unwrap();
+        sink.finish().unwrap();
+
+        assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo(), "the FIFO was replaced by a file");
+        assert_eq!(reader.join().unwrap(), [frame.data.clone(), frame.data].concat());
+        let entries: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(entries, ["out.rgba"], "no partial file is left beside it");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
