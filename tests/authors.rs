@@ -53,7 +53,9 @@ fn new_crate_builds_for_wasm_and_its_tests_pass_natively_and_in_the_host() {
         "run from inside the repository: a path dependency\n{manifest}"
     );
     assert!(manifest.contains("\n[workspace]\n"), "its own workspace\n{manifest}");
-    for file in ["README.md", "src/lib.rs", "tests/golden.rs", "tests/golden/gradient.expected.png"] {
+    for file in
+        [".cargo/config.toml", "README.md", "src/lib.rs", "tests/golden.rs", "tests/golden/gradient.expected.png"]
+    {
         assert!(krate.join(file).is_file(), "{file} is missing");
     }
 

@@ -755,13 +755,20 @@ fn page_aligned(buffer: &mut [u8], len: usize) -> &mut [u8] {
     &mut buffer[start..start + len]
 }
 
-/// The invert plugin's byte loop, native.
+/// The invert plugin's loop (plugins/invert), native.
 fn native_invert(src: &[u8], dst: &mut [u8]) {
+    let (dst_blocks, dst_rest) = dst.as_chunks_mut::<64>();
+    let (src_blocks, src_rest) = src.as_chunks::<64>();
+    for (d, s) in dst_blocks.iter_mut().zip(src_blocks) {
+        invert_rgba(d, s);
+    }
+    invert_rgba(dst_rest, src_rest);
+}
+
+fn invert_rgba(dst: &mut [u8], src: &[u8]) {
     for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
-        d[0] = 255 - s[0];
-        d[1] = 255 - s[1];
-        d[2] = 255 - s[2];
-        d[3] = s[3];
+        let pixel = u32::from_le_bytes([s[0], s[1], s[2], s[3]]) ^ 0x00ff_ffff;
+        d.copy_from_slice(&pixel.to_le_bytes());
     }
 }
 

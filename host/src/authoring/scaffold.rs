@@ -55,6 +55,8 @@ const LIB_RS: &str = include_str!("../../templates/plugin/lib.rs.in");
 const GOLDEN_RS: &str = include_str!("../../templates/plugin/golden.rs.in");
 const README: &str = include_str!("../../templates/plugin/README.md.in");
 const GITIGNORE: &str = include_str!("../../templates/plugin/gitignore.in");
+/// For a crate with its own workspace; members of ours get the same from the repository's.
+const CARGO_CONFIG: &str = include_str!("../../templates/plugin/cargo-config.toml.in");
 
 /// The template filter's amount in the `cool` golden case (also in `golden.rs.in`).
 const COOL_AMOUNT: i16 = -60;
@@ -212,6 +214,7 @@ fn write_crate(dir: &Path, name: &str, sdk: &SdkSource) -> Result<(), ScaffoldEr
         ("sdk_dependency", dependency.as_str()),
         ("tail", tail.as_str()),
     ];
+    let own_workspace = !matches!(sdk, SdkSource::WorkspaceMember);
     let files = [
         ("Cargo.toml", render(CARGO_TOML, &pairs)),
         ("src/lib.rs", render(LIB_RS, &pairs)),
@@ -220,7 +223,8 @@ fn write_crate(dir: &Path, name: &str, sdk: &SdkSource) -> Result<(), ScaffoldEr
         (".gitignore", GITIGNORE.to_string()),
         ("tests/golden/cool.params.toml", format!("amount = {COOL_AMOUNT}\n")),
     ];
-    for (file, text) in files {
+    let config = own_workspace.then(|| (".cargo/config.toml", CARGO_CONFIG.to_string()));
+    for (file, text) in files.into_iter().chain(config) {
         let path = dir.join(file);
         if let Some(folder) = path.parent() {
             std::fs::create_dir_all(folder).map_err(|source| write_err(folder, source))?;

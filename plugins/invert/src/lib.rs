@@ -19,17 +19,26 @@ impl Plugin for Invert {
             let (src, dst) = (input.row(y), output.row_mut(y));
             match input.format() {
                 PixelFormat::Rgba8 => {
-                    for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
-                        d[0] = 255 - s[0];
-                        d[1] = 255 - s[1];
-                        d[2] = 255 - s[2];
-                        d[3] = s[3];
+                    // 16 pixels a step: wasm checks its deadline once per loop turn, not per pixel.
+                    let (dst_blocks, dst_rest) = dst.as_chunks_mut::<64>();
+                    let (src_blocks, src_rest) = src.as_chunks::<64>();
+                    for (d, s) in dst_blocks.iter_mut().zip(src_blocks) {
+                        invert_rgba(d, s);
                     }
+                    invert_rgba(dst_rest, src_rest);
                 }
                 PixelFormat::Gray8 => dst.iter_mut().zip(src).for_each(|(d, s)| *d = 255 - s),
             }
         }
         Ok(())
+    }
+}
+
+/// 255 − value for red, green and blue of each RGBA pixel; alpha kept.
+fn invert_rgba(dst: &mut [u8], src: &[u8]) {
+    for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
+        let pixel = u32::from_le_bytes([s[0], s[1], s[2], s[3]]) ^ 0x00ff_ffff;
+        d.copy_from_slice(&pixel.to_le_bytes());
     }
 }
 
@@ -45,6 +54,16 @@ mod tests {
         let input = OwnedFrame::from_pixels(2, 1, PixelFormat::Rgba8, vec![0, 10, 200, 7, 255, 128, 1, 0]).unwrap();
         let output = testing::run::<Invert>(&[], &input).unwrap();
         assert_eq!(output.packed(), vec![255, 245, 55, 7, 0, 127, 254, 0]);
+    }
+
+    #[test]
+    fn rows_longer_than_a_block_are_inverted_to_the_last_pixel() {
+        // 37 pixels: two 16-pixel blocks and 5 more; rows 160 bytes apart.
+        let input = testing::noise(37, 3, 160, PixelFormat::Rgba8, 7);
+        let output = testing::run::<Invert>(&[], &input).unwrap();
+        let expected: Vec<u8> =
+            input.packed().chunks_exact(4).flat_map(|p| [255 - p[0], 255 - p[1], 255 - p[2], p[3]]).collect();
+        assert_eq!(output.packed(), expected);
     }
 
     #[test]
