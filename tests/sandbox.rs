@@ -389,6 +389,17 @@ fn strict_refuses_a_process_without_every_layer() {
 }
 
 #[test]
+fn a_sandbox_that_cannot_be_applied_is_reported_with_its_reason() {
+    // The real runner, started with a second thread already running: it must not serve.
+    let err = PluginProcess::spawn(compromised("threaded")).unwrap_err();
+    println!("{err}");
+    assert!(matches!(err.kind, ErrorKind::Sandbox(_)), "{err}");
+    let message = err.to_string();
+    assert!(message.contains("its OS sandbox could not be applied"), "{message}");
+    assert!(message.contains("before the runner starts threads (2 are running)"), "{message}");
+}
+
+#[test]
 fn strict_runs_where_every_layer_is_available() {
     let test = "strict_runs";
     let names: Vec<&str> = machine().layers.iter().map(|l| l.name.as_str()).collect();

@@ -399,6 +399,10 @@ impl PluginProcess {
         self.sandbox = match self.next_message(deadline)? {
             // The level is the host's own; the layers are the plugin process's word, checked below.
             ToHost::Sandboxed { report } => SandboxReport { level: self.spec.sandbox, ..report },
+            ToHost::Failed { failure: failure @ Failure::Sandbox(_), .. } => {
+                self.kill();
+                return Err(ErrorKind::Sandbox(failure.to_string()));
+            }
             other => {
                 return Err(ErrorKind::Protocol(format!("expected its sandbox report, got {}", message_kind(&other))));
             }

@@ -11,6 +11,8 @@
 //! - `idle`: answers Loaded and Ready like a plugin and then only waits for Shutdown (for
 //!   looking at the process from outside);
 //! - `panic`, `abort`: panics or aborts, as runner code might;
+//! - `threaded` (before all of this): starts a thread, then runs the real runner, whose
+//!   sandbox must then refuse to go up;
 //! - any other mode is an attack: it runs it and reports `ATTACK refused: ERRNO` or
 //!   `ATTACK SUCCEEDED: …` as a load failure (if seccomp kills it first, the host sees SIGSYS).
 
@@ -26,6 +28,12 @@ fn main() {
     // What an attacker learns before the escape anyway.
     // SAFETY: getppid has no preconditions.
     let host = unsafe { libc::getppid() };
+    if mode == "threaded" {
+        // Runner code that started a thread before its sandbox: the real runner must refuse.
+        std::thread::spawn(|| std::thread::sleep(std::time::Duration::from_secs(60)));
+        let _ = plugin_host::runner::main();
+        return;
+    }
     let mut policy = Policy::from_args(std::env::args_os().skip(2));
     if let Some(rest) = mode.strip_prefix("nosec-") {
         policy.skip_seccomp = true;

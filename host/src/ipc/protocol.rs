@@ -10,8 +10,8 @@ use std::io::{self, Read, Write};
 pub const MAGIC: [u8; 8] = *b"PLGHOST\x01";
 /// 2: frames by lane (`Load` names the chain stage); 3: the runner reports its sandbox
 /// ([`ToHost::Sandboxed`]) before it is sent the module.
-pub const PROTOCOL_VERSION: u32 = 3;
-pub const MIN_PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
+pub const MIN_PROTOCOL_VERSION: u32 = 4;
 
 /// Largest message the host accepts from a plugin process.
 pub const MAX_TO_HOST_BYTES: usize = 1 << 20;
@@ -113,6 +113,8 @@ pub enum Failure {
     MemoryLimit(String),
     /// The host broke the protocol (a runner-side view).
     Protocol(String),
+    /// The runner could not apply its OS sandbox; it reads nothing more and exits.
+    Sandbox(String),
 }
 
 impl std::fmt::Display for Failure {
@@ -124,6 +126,7 @@ impl std::fmt::Display for Failure {
             Failure::Deadline => write!(f, "missed its deadline"),
             Failure::MemoryLimit(m) => write!(f, "memory limit: {m}"),
             Failure::Protocol(m) => write!(f, "protocol violation: {m}"),
+            Failure::Sandbox(m) => write!(f, "its OS sandbox could not be applied: {m}"),
         }
     }
 }

@@ -58,13 +58,21 @@ fn serve() -> Result<(), protocol::ProtocolError> {
     // The sandbox goes up first: its policy comes from the arguments the host gave, and nothing
     // untrusted (the module, over fd 3) has been read yet.
     let policy = crate::sys::sandbox::Policy::from_args(std::env::args_os().skip(2));
-    let sandbox = crate::sys::sandbox::apply(&policy).map_err(std::io::Error::other)?;
+    let sandbox = crate::sys::sandbox::apply(&policy);
     let [control_in, control_out, region_fd] = take_runner_fds()?;
     let mut input = BufReader::new(File::from(control_in));
     let mut output = File::from(control_out);
+    // Only the host's handshake is read before the failure is reported: no untrusted byte.
     protocol::handshake(Hello::OURS, &mut input, &mut output)?;
     let control: Control = Arc::new(Mutex::new(output));
-    send(&control, &ToHost::Sandboxed { report: sandbox })?;
+    match sandbox {
+        Ok(report) => send(&control, &ToHost::Sandboxed { report })?,
+        Err(e) => {
+            let failure = Failure::Sandbox(e.to_string());
+            send(&control, &ToHost::Failed { frame: None, failure: failure.clone() })?;
+            return Err(protocol::ProtocolError::Malformed(failure.to_string()));
+        }
+    }
     let fail = |failure: Failure| {
         let _ = send(&control, &ToHost::Failed { frame: None, failure: failure.clone() });
         protocol::ProtocolError::Malformed(failure.to_string())
