@@ -45,15 +45,28 @@ fn check(result: libc::c_int) -> io::Result<()> {
 
 /// The errno's name (and what it means here), for the report.
 pub fn errno_name(err: &io::Error) -> String {
+    let Some(symbol) = err.raw_os_error().and_then(errno_symbol) else {
+        return err.to_string();
+    };
     match err.raw_os_error() {
-        Some(libc::EPERM) => "EPERM".into(),
-        Some(libc::EINVAL) => "EINVAL".into(),
-        Some(libc::ENOSPC) => "ENOSPC (namespace limit reached)".into(),
-        Some(libc::ENOSYS) => "ENOSYS (not in this kernel)".into(),
-        Some(libc::EOPNOTSUPP) => "EOPNOTSUPP (disabled in this kernel)".into(),
-        Some(libc::EACCES) => "EACCES".into(),
-        _ => err.to_string(),
+        Some(libc::ENOSPC) => format!("{symbol} (namespace limit reached)"),
+        Some(libc::ENOSYS) => format!("{symbol} (not in this kernel)"),
+        Some(libc::EOPNOTSUPP) => format!("{symbol} (disabled in this kernel)"),
+        _ => symbol.into(),
     }
+}
+
+/// The symbol of an errno the sandbox meets or returns.
+pub fn errno_symbol(errno: i32) -> Option<&'static str> {
+    Some(match errno {
+        libc::EPERM => "EPERM",
+        libc::EINVAL => "EINVAL",
+        libc::ENOSPC => "ENOSPC",
+        libc::ENOSYS => "ENOSYS",
+        libc::EOPNOTSUPP => "EOPNOTSUPP",
+        libc::EACCES => "EACCES",
+        _ => return None,
+    })
 }
 
 pub fn no_new_privs() -> io::Result<()> {

@@ -7,7 +7,7 @@
 //! x32 ABI and any other architecture's calling convention.
 
 use super::names::SECCOMP;
-use super::privileges::errno_name;
+use super::privileges::{errno_name, errno_symbol};
 use super::{Layer, State};
 use std::io;
 
@@ -331,13 +331,15 @@ pub fn program(rules: &[Syscall], pid: u32) -> Vec<libc::sock_filter> {
 }
 
 /// Names of the calls that fail softly rather than kill, with their errno.
-pub fn soft_failures() -> Vec<(&'static str, &'static str)> {
+pub fn soft_failures() -> Vec<(&'static str, String)> {
+    let name = |errno| errno_symbol(errno).map_or_else(|| format!("errno {errno}"), String::from);
     RULES
         .iter()
         .filter_map(|s| match s.rule {
-            Rule::Errno(libc::ENOSYS) => Some((s.name, "ENOSYS")),
-            Rule::Errno(_) => Some((s.name, "EPERM")),
-            Rule::IfOneOf { else_errno, .. } if else_errno != 0 => Some((s.name, "EPERM for other options")),
+            Rule::Errno(errno) => Some((s.name, name(errno))),
+            Rule::IfOneOf { else_errno, .. } if else_errno != 0 => {
+                Some((s.name, format!("{} for other options", name(else_errno))))
+            }
             _ => None,
         })
         .collect()
@@ -368,6 +370,16 @@ pub fn install() -> Layer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn soft_failures_name_the_errno_each_rule_returns() {
+        let soft = soft_failures();
+        let how = |name: &str| soft.iter().find(|(n, _)| *n == name).map(|(_, how)| how.as_str());
+        assert_eq!(how("clone3"), Some("ENOSYS"), "{soft:?}");
+        assert_eq!(how("openat"), Some("EPERM"), "{soft:?}");
+        assert_eq!(how("prctl"), Some("EPERM for other options"), "{soft:?}");
+        assert_eq!(how("fcntl"), None, "fcntl's other commands kill: {soft:?}");
+    }
 
     #[test]
     fn every_jump_stays_inside_the_program() {
