@@ -184,6 +184,24 @@ fn every_config_error_is_one_clear_sentence_and_writes_nothing() {
             "output: cannot write /proc/no/such/dir/out.raw".into(),
         ),
         (
+            "output-is-config",
+            format!("{input}[output]\nkind = \"raw\"\npath = \"pipeline.toml\"\n"),
+            "pipeline.toml is the config file itself; the run would overwrite it".into(),
+        ),
+        (
+            "output-is-input",
+            "[input]\nkind = \"raw\"\npath = \"in.png\"\nwidth = 1\nheight = 1\n[output]\nkind = \"raw\"\npath = \"in.png\"\n"
+                .into(),
+            "in.png is the input; the run would overwrite it".into(),
+        ),
+        (
+            "output-is-a-module",
+            format!("{input}[[plugin]]\nname = \"p\"\npath = \"in.png\"\n[output]\nkind = \"raw\"\npath = \"in.png\"\n"),
+            "in.png is plugin \"p\"'s module; the run would overwrite it".into(),
+        ),
+        ("output-empty", format!("{input}[output]\nkind = \"raw\"\npath = \"\"\n"), "output.path is empty".into()),
+        ("input-empty", format!("[input]\nkind = \"png\"\npath = \"\"\n{output}"), "input.path is empty".into()),
+        (
             "format",
             format!(
                 "[input]\nkind = \"raw\"\npath = \"-\"\nwidth = 2\nheight = 2\nformat = \"gray\"\n{}{output}",
@@ -211,6 +229,42 @@ fn truncated_raw_input_names_the_frame_and_keeps_the_complete_ones() {
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(stderr(&output).contains("raw input stdin ends inside frame 3: 100 of 256 bytes"), "{}", stderr(&output));
     assert_eq!(std::fs::read(dir.join("out.raw")).unwrap(), invert_reference(&frame).data.repeat(2));
+}
+
+#[test]
+fn a_failed_run_leaves_an_existing_output_untouched_and_says_where_its_frames_are() {
+    let dir = scratch("keep-old");
+    let frame = noise_frame(8, 8, 0, PixelFormat::Rgba8, 1);
+    let mut stdin = frame.data.repeat(2);
+    stdin.extend_from_slice(&frame.data[..100]);
+    let old_raw = b"an earlier run's output".to_vec();
+    std::fs::write(dir.join("out.raw"), &old_raw).unwrap();
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    let old_png = noise_frame(4, 4, 0, PixelFormat::Rgba8, 9);
+    png_io::encode(&dir.join("out/frame-000001.png"), &old_png.view()).unwrap();
+    for (kind, path) in [("raw", "out.raw"), ("png", "out")] {
+        let config = format!(
+            "[input]\nkind = \"raw\"\npath = \"-\"\nwidth = 8\nheight = 8\n{}[output]\nkind = \"{kind}\"\npath = \"{path}\"\n",
+            plugin_line("neg", "invert")
+        );
+        let output = run_config(&dir, &config, &["-q"], Some(stdin.clone()));
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(1), "{message}");
+        let kept = message
+            .lines()
+            .find_map(|line| line.strip_prefix("the output that was already there is untouched; the 2 frame(s) completed before the failure are in "))
+            .unwrap_or_else(|| panic!("{kind}: where are the frames? {message}"));
+        let kept = Path::new(kept);
+        assert!(kept.starts_with(&dir), "{kind}: kept beside the output, in {}", kept.display());
+        if kind == "raw" {
+            assert_eq!(std::fs::read(dir.join("out.raw")).unwrap(), old_raw);
+            assert_eq!(std::fs::read(kept).unwrap(), invert_reference(&frame).data.repeat(2));
+        } else {
+            let pixels = |frames: Vec<OwnedFrame>| frames.into_iter().map(|f| f.data).collect::<Vec<_>>();
+            assert_eq!(pixels(png_frames(&dir.join("out"))), vec![old_png.data.clone()]);
+            assert_eq!(pixels(png_frames(kept)), vec![invert_reference(&frame).data; 2]);
+        }
+    }
 }
 
 #[test]

@@ -270,6 +270,7 @@ impl Config {
             Some(ring @ 1..=MAX_RING) => ring,
             Some(ring) => return Err(error(format!("ring = {ring} is outside 1..={MAX_RING}"))),
         };
+        check_output_reads_nothing(path, &input, &plugins, &output).map_err(error)?;
         Ok(Config { file: path.to_path_buf(), input, plugins, output, ring })
     }
 
@@ -288,6 +289,41 @@ fn only(table: &str, kind: &str, present: &[(&str, bool)]) -> Result<(), String>
 
 fn required<T>(table: &str, key: &str, kind: &str, value: Option<T>) -> Result<T, String> {
     value.ok_or_else(|| format!("{table}.{key} is required for kind = \"{kind}\""))
+}
+
+fn required_path(table: &str, kind: &str, value: Option<PathBuf>) -> Result<PathBuf, String> {
+    let path = required(table, "path", kind, value)?;
+    if path.as_os_str().is_empty() {
+        return Err(format!("{table}.path is empty"));
+    }
+    Ok(path)
+}
+
+/// Refuses an output that is the config file, the input or a plugin's module: the run would
+/// overwrite what it reads.
+fn check_output_reads_nothing(
+    config: &Path,
+    input: &InputConfig,
+    plugins: &[PluginConfig],
+    output: &OutputConfig,
+) -> Result<(), String> {
+    let (OutputConfig::Png { path: out } | OutputConfig::Raw { path: out }) = output else { return Ok(()) };
+    let Ok(out_real) = std::fs::canonicalize(out) else { return Ok(()) };
+    let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|real| real == out_real);
+    let input_path = match input {
+        InputConfig::Png { path } | InputConfig::Raw { path, .. } => Some(path),
+        InputConfig::Testsrc { .. } => None,
+    };
+    let what = if same(config) {
+        "the config file itself".to_string()
+    } else if input_path.is_some_and(|p| same(p)) {
+        "the input".to_string()
+    } else if let Some(plugin) = plugins.iter().find(|p| same(&p.path)) {
+        format!("plugin \"{}\"'s module", plugin.name)
+    } else {
+        return Ok(());
+    };
+    Err(format!("output.path {} is {what}; the run would overwrite it", out.display()))
 }
 
 fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<InputConfig, String> {
@@ -310,11 +346,11 @@ fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Inpu
                     ("format", format.is_some()),
                 ],
             )?;
-            InputConfig::Png { path: resolve(&required("input", "path", "png", path)?) }
+            InputConfig::Png { path: resolve(&required_path("input", "png", path)?) }
         }
         InputKind::Raw => {
             only("input", "raw", &[("frames", frames.is_some())])?;
-            let path = resolve(&required("input", "path", "raw", path)?);
+            let path = resolve(&required_path("input", "raw", path)?);
             let (width, height) =
                 (required("input", "width", "raw", width)?, required("input", "height", "raw", height)?);
             check_size("input", width, height)?;
@@ -326,13 +362,13 @@ fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Inpu
 fn check_output(raw: RawOutput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<OutputConfig, String> {
     Ok(match raw.kind {
         OutputKind::Png => {
-            let path = required("output", "path", "png", raw.path)?;
+            let path = required_path("output", "png", raw.path)?;
             if path == Path::new("-") {
                 return Err("output.path: a png output is a folder, not stdout".into());
             }
             OutputConfig::Png { path: resolve(&path) }
         }
-        OutputKind::Raw => OutputConfig::Raw { path: resolve(&required("output", "path", "raw", raw.path)?) },
+        OutputKind::Raw => OutputConfig::Raw { path: resolve(&required_path("output", "raw", raw.path)?) },
         OutputKind::Null => {
             only("output", "null", &[("path", raw.path.is_some())])?;
             OutputConfig::Null

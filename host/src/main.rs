@@ -168,7 +168,15 @@ fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, qui
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(err) => {
             eprintln!("error: {err}");
-            eprintln!("the output holds the {} frame(s) completed before the failure", stats.frames_out);
+            match &stats.output_kept_aside {
+                None => eprintln!("the output holds the {} frame(s) completed before the failure", stats.frames_out),
+                Some(kept) => eprintln!(
+                    "the output that was already there is untouched; the {} frame(s) completed before the failure \
+                     are in {}",
+                    stats.frames_out,
+                    kept.display()
+                ),
+            }
             Ok(ExitCode::from(err.exit_code()))
         }
     }

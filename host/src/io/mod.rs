@@ -1,6 +1,7 @@
 //! Frame sources and sinks: the built-in test pattern, PNG files, raw video (ffmpeg's
 //! `rawvideo`), and the null sink. Sinks write to a temporary name and only put the result in
-//! place when the run ends, so an aborted run never leaves output that looks complete.
+//! place when the run ends, so an aborted run never leaves output that looks complete; a failed
+//! run never replaces an output that was already there.
 
 pub mod png_io;
 mod raw;
@@ -49,6 +50,11 @@ pub trait Sink {
     fn write(&mut self, index: u64, frame: &Frame<'_>) -> Result<(), MediaError>;
     /// Puts the output in place. Not called when the run fails before its first frame.
     fn finish(self: Box<Self>) -> Result<(), MediaError>;
+    /// After a failed run: where an output already exists, leaves it as it was and keeps what
+    /// this run wrote under its temporary name, which it returns; otherwise as [`Sink::finish`].
+    fn keep_aside(self: Box<Self>) -> Result<Option<PathBuf>, MediaError> {
+        self.finish().map(|()| None)
+    }
     /// Whether the sink writes to stdout (so nothing else may).
     fn uses_stdout(&self) -> bool {
         false

@@ -183,6 +183,13 @@ impl Sink for PngSink {
             MediaError::Output { path: self.target.clone(), reason }
         })
     }
+    fn keep_aside(mut self: Box<Self>) -> Result<Option<PathBuf>, MediaError> {
+        if std::fs::symlink_metadata(&self.target).is_err() {
+            return self.finish().map(|()| None);
+        }
+        self.keep_partial = true;
+        Ok(Some(self.partial.clone()))
+    }
 }
 
 impl Drop for PngSink {

@@ -129,6 +129,16 @@ impl Sink for RawSink {
         }
         Ok(())
     }
+    fn keep_aside(mut self: Box<Self>) -> Result<Option<PathBuf>, MediaError> {
+        let Destination::File(Some((partial, target))) = &self.destination else { return self.finish().map(|()| None) };
+        if std::fs::symlink_metadata(target).is_err() {
+            return self.finish().map(|()| None);
+        }
+        let partial = partial.clone();
+        self.writer.flush().map_err(|source| MediaError::Write { path: partial.clone(), source })?;
+        self.destination = Destination::File(None);
+        Ok(Some(partial))
+    }
     fn uses_stdout(&self) -> bool {
         matches!(self.destination, Destination::Stdout)
     }

@@ -140,8 +140,9 @@ impl Prepared {
         self.sink.uses_stdout()
     }
 
-    /// Runs every frame through the chain. On failure the output so far is still put in place
-    /// (complete up to the last frame written) and the error says what failed.
+    /// Runs every frame through the chain. On failure the output so far (complete up to the last
+    /// frame written) is put in place, or kept beside an output that was already there
+    /// ([`RunStats::output_kept_aside`]), and the error says what failed.
     pub fn run(self, progress: &mut dyn Progress) -> (RunStats, Result<(), RunError>) {
         let Prepared { mut source, mut sink, stages, region, options } = self;
         let started = Instant::now();
@@ -271,7 +272,15 @@ impl Prepared {
         if first_error.is_none() || source_thread.is_finished() {
             keep(&mut first_error, join(source_thread));
         }
-        keep(&mut first_error, sink.finish().map_err(RunError::from));
+        let mut output_kept_aside = None;
+        if first_error.is_none() {
+            keep(&mut first_error, sink.finish().map_err(RunError::from));
+        } else {
+            match sink.keep_aside() {
+                Ok(kept) => output_kept_aside = kept,
+                Err(e) => keep(&mut first_error, Err(e.into())),
+            }
+        }
         progress.finish();
         let frames_in = frames_in.lock().map(|n| *n).unwrap_or(0);
         let host_faults_per_frame = match (host_warm, crate::sys::process::minor_faults()) {
@@ -282,7 +291,8 @@ impl Prepared {
         };
         let wall_s = started.elapsed().as_secs_f64();
         let copies = plugins.iter().map(|p| p.copies).sum();
-        let stats = RunStats { frames_in, frames_out, wall_s, host_faults_per_frame, copies, plugins };
+        let stats =
+            RunStats { frames_in, frames_out, wall_s, host_faults_per_frame, copies, plugins, output_kept_aside };
         (stats, first_error.map_or(Ok(()), Err))
     }
 }

@@ -100,6 +100,8 @@ pub struct RunStats {
     /// Frame copies between lane buffers over the whole chain (0 on the zero-copy path).
     pub copies: u64,
     pub plugins: Vec<PluginStats>,
+    /// After a failed run over an existing output: where this run's frames were kept instead.
+    pub output_kept_aside: Option<std::path::PathBuf>,
 }
 
 impl RunStats {
