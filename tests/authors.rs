@@ -205,7 +205,14 @@ fn test_bad_usage_exits_2_with_one_sentence() {
             vec![path(&blur), "--input", "in.png", "--output", "o.png", "--param", "radius=big"],
             "parameter \"radius\" must be an int in 0..=64, not \"big\"",
         ),
-        (vec![path(&invert), "--input", "in.png", "--output", "o.png", "--param", "x"], "is not KEY=VALUE"),
+        (
+            vec![path(&invert), "--input", "in.png", "--output", "o.png", "--param", "x"],
+            "--param: plugin \"invert\": \"x\" is not KEY=VALUE",
+        ),
+        (
+            vec![path(&blur), "--input", "in.png", "--output", "o.png", "--param", "radius=2", "--param", "radius=3"],
+            "--param: plugin \"blur\": parameter \"radius\" is given twice",
+        ),
         (vec![path(&invert), "--input", "in.png", "--output", "no/o.png"], "cannot write no/o.png"),
         (vec![path(&invert), "empty"], "empty holds no cases"),
         (vec![path(&invert), "empty", "--input", "in.png"], "takes no --input"),

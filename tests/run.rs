@@ -199,6 +199,11 @@ fn every_config_error_is_one_clear_sentence_and_writes_nothing() {
             format!("{input}[[plugin]]\nname = \"p\"\npath = \"in.png\"\n[output]\nkind = \"raw\"\npath = \"in.png\"\n"),
             "in.png is plugin \"p\"'s module; the run would overwrite it".into(),
         ),
+        (
+            "input-raw-length",
+            format!("[input]\nkind = \"raw\"\npath = \"in.png\"\nwidth = 2\nheight = 1\n{output}"),
+            "in.png: 9 bytes is not a whole number of 2x1 rgba8 frames of 8 bytes (1 and 1 bytes over)".into(),
+        ),
         ("output-empty", format!("{input}[output]\nkind = \"raw\"\npath = \"\"\n"), "output.path is empty".into()),
         ("input-empty", format!("[input]\nkind = \"png\"\npath = \"\"\n{output}"), "input.path is empty".into()),
         (

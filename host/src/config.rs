@@ -404,7 +404,13 @@ fn article(noun: &str) -> String {
 
 /// `line L, column C: message`, from toml's error and the source text.
 fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
-    let message = err.message().trim_end_matches('\n').replace('\n', "; ");
+    let mut message = err.message().trim_end_matches('\n').replace('\n', "; ");
+    if message.contains("as i128") {
+        message = "the number is too large (integers here are 64-bit)".into();
+    }
+    if message.contains("expected a sequence") && text.lines().any(|l| l.trim() == "[plugin]") {
+        message.push_str("; write [[plugin]] (two brackets) for each plugin of the chain");
+    }
     match err.span() {
         Some(span) => {
             let before = &text[..span.start.min(text.len())];
@@ -461,6 +467,17 @@ mod tests {
         assert_eq!(err, "input.path is required for kind = \"png\"");
         let err = load("[input]\nkind = \"testsrc\"\nwidth = \"wide\"\n[output]\nkind = \"null\"\n").unwrap_err();
         assert!(err.starts_with("line 3, column 9: invalid type: string \"wide\""), "{err}");
+    }
+
+    #[test]
+    fn toml_errors_say_what_to_write() {
+        let err =
+            load("[input]\nkind = \"testsrc\"\n[plugin]\nname = \"a\"\npath = \"a.wasm\"\n[output]\nkind = \"null\"\n")
+                .unwrap_err();
+        assert!(err.contains("write [[plugin]] (two brackets)"), "{err}");
+        let err = load("[input]\nkind = \"testsrc\"\nframes = 99999999999999999999\n[output]\nkind = \"null\"\n")
+            .unwrap_err();
+        assert!(err.contains("line 3, column 10: the number is too large"), "{err}");
     }
 
     #[test]

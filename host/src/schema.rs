@@ -84,8 +84,10 @@ pub enum ParamError {
     OutOfRange { name: String, value: String, range: String },
     #[error("parameter \"{name}\" = \"{value}\" is not one of {choices}{}", .suggestion.as_ref().map(|s| format!(" (did you mean \"{s}\"?)")).unwrap_or_default())]
     NotAChoice { name: String, value: String, choices: String, suggestion: Option<String> },
-    #[error("parameter \"{name}\" = {value} is not KEY=VALUE")]
-    Syntax { name: String, value: String },
+    #[error("\"{text}\" is not KEY=VALUE")]
+    Syntax { text: String },
+    #[error("parameter \"{name}\" is given twice")]
+    Twice { name: String },
 }
 
 fn suggestion_text(suggestion: &Option<String>, known: &[String]) -> String {
@@ -185,7 +187,7 @@ fn check_value(name: &str, kind: &ParamType, value: &ParamValue) -> Result<(), P
 /// Parses `KEY=VALUE` as typed by a user, using the schema's type for KEY.
 pub fn parse_assignment(description: &PluginDescription, text: &str) -> Result<(String, ParamValue), ParamError> {
     let Some((name, raw)) = text.split_once('=') else {
-        return Err(ParamError::Syntax { name: text.into(), value: String::new() });
+        return Err(ParamError::Syntax { text: text.into() });
     };
     let known: Vec<String> = description.params.iter().map(|p| p.name.clone()).collect();
     let Some(param) = description.params.iter().find(|p| p.name == name) else {

@@ -257,6 +257,12 @@ impl Plugin {
             .iter()
             .map(|text| parse_assignment(&description, text))
             .collect::<Result<Vec<_>, ParamError>>()
+            .and_then(|params| {
+                match params.iter().enumerate().find(|(i, (key, _))| params[..*i].iter().any(|(k, _)| k == key)) {
+                    Some((_, (key, _))) => Err(ParamError::Twice { name: key.clone() }),
+                    None => Ok(params),
+                }
+            })
             .map_err(|e| usage(format!("--param: plugin \"{name}\": {e}")))?;
         description.resolve_params(&params).map_err(|e| usage(format!("--param: plugin \"{name}\": {e}")))?;
         Ok(Self { name, module: args.plugin.clone(), description, params })

@@ -29,6 +29,10 @@ pub struct NewArgs {
 pub enum ScaffoldError {
     #[error("\"{0}\" is not a usable plugin name: use lowercase letters, digits, - and _, starting with a letter")]
     BadName(String),
+    #[error("\"{0}\" is taken by a crate every plugin depends on; choose another name")]
+    ReservedName(String),
+    #[error("\"{0}\" is too long for a plugin name (at most 64 characters)")]
+    LongName(String),
     #[error("{} already exists; choose another name or --dir", .0.display())]
     Exists(PathBuf),
     #[error("the folder {} does not exist", .0.display())]
@@ -128,11 +132,18 @@ fn write_err(path: &Path, source: std::io::Error) -> ScaffoldError {
 
 fn check_name(name: &str) -> Result<(), ScaffoldError> {
     let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        && name.len() <= 64
-        && !["test", "plugin_sdk", "plugin-sdk", "core", "std", "alloc"].contains(&name);
-    if ok { Ok(()) } else { Err(ScaffoldError::BadName(name.to_string())) }
+    let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !well_formed {
+        return Err(ScaffoldError::BadName(name.to_string()));
+    }
+    if name.len() > 64 {
+        return Err(ScaffoldError::LongName(name.to_string()));
+    }
+    if ["test", "plugin_sdk", "plugin-sdk", "core", "std", "alloc"].contains(&name) {
+        return Err(ScaffoldError::ReservedName(name.to_string()));
+    }
+    Ok(())
 }
 
 /// `warm-glow` → `WarmGlow`; names the SDK already uses get a `Filter` suffix.
@@ -285,6 +296,8 @@ mod tests {
         std::fs::create_dir_all(dir.join("taken")).unwrap();
         assert!(matches!(create("taken", &dir), Err(ScaffoldError::Exists(_))));
         assert!(matches!(create("Bad", &dir), Err(ScaffoldError::BadName(_))));
+        assert!(matches!(create("std", &dir), Err(ScaffoldError::ReservedName(_))));
+        assert!(matches!(create(&"a".repeat(65), &dir), Err(ScaffoldError::LongName(_))));
         assert!(matches!(create("x", &dir.join("missing")), Err(ScaffoldError::NoFolder(_))));
         let (path, _) = create("fresh", &dir).unwrap();
         assert!(path.join("tests/golden/gradient.expected.png").is_file());

@@ -28,6 +28,24 @@ impl RawSource {
                 });
             }
             let file = File::open(path).map_err(|source| MediaError::Read { path: path.to_path_buf(), source })?;
+            let frame = u64::from(width) * u64::from(height) * u64::from(format.bytes_per_pixel());
+            // A file's length is known before any frame moves; a stream's end is found at the end.
+            if let Ok(meta) = file.metadata()
+                && meta.is_file()
+                && meta.len() % frame != 0
+            {
+                return Err(MediaError::Output {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "{} bytes is not a whole number of {width}x{height} {} frames of {frame} bytes ({} and {} bytes \
+                         over)",
+                        meta.len(),
+                        format.name(),
+                        meta.len() / frame,
+                        meta.len() % frame
+                    ),
+                });
+            }
             (Box::new(std::io::BufReader::with_capacity(1 << 20, file)), path.display().to_string())
         };
         Ok(Self { reader, name, width, height, format, next: 0 })

@@ -150,17 +150,13 @@ impl RunStats {
         }
         writeln!(
             out,
-            "{} frames in, {} out in {:.2} s: {:.1} frames/s; page faults per frame after warm-up: host {:.2}, {}",
+            "{} frames in, {} out in {:.2} s: {:.1} frames/s; page faults per frame after warm-up: host {:.2}{}",
             self.frames_in,
             self.frames_out,
             self.wall_s,
             self.fps(),
             self.host_faults_per_frame,
-            self.plugins
-                .iter()
-                .map(|p| format!("{} {:.2}", p.name, p.plugin_faults_per_frame))
-                .collect::<Vec<_>>()
-                .join(", ")
+            self.plugins.iter().map(|p| format!(", {} {:.2}", p.name, p.plugin_faults_per_frame)).collect::<String>()
         )
     }
 }
