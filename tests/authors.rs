@@ -189,6 +189,10 @@ fn test_bad_usage_exits_2_with_one_sentence() {
         (vec![path(&invert), "--input", "in.png", "--expect", "expected.png", "--output", "o.png"], "not both"),
         (vec![path(&invert), "--expect", "expected.png"], "give the input image with --input"),
         (vec![path(&invert), "--input", "none.png", "--expect", "expected.png"], "input image none.png does not exist"),
+        (
+            vec![path(&invert), "--input", "empty", "--expect", "expected.png"],
+            "input image empty is a folder, not a PNG file",
+        ),
         (vec![path(&invert), "--input", "not.wasm", "--expect", "expected.png"], "not.wasm: not a PNG"),
         (vec![path(&invert), "--input", "in.png", "--expect", "none.png"], "expected image none.png does not exist"),
         (vec!["none.wasm", "--input", "in.png", "--expect", "expected.png"], "the plugin none.wasm does not exist"),

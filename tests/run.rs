@@ -204,6 +204,16 @@ fn every_config_error_is_one_clear_sentence_and_writes_nothing() {
             format!("[input]\nkind = \"raw\"\npath = \"in.png\"\nwidth = 2\nheight = 1\n{output}"),
             "in.png: 9 bytes is not a whole number of 2x1 rgba8 frames of 8 bytes (1 and 1 bytes over)".into(),
         ),
+        (
+            "png-input-stdin",
+            format!("[input]\nkind = \"png\"\npath = \"-\"\n{output}"),
+            "input.path: a png input is a folder or a file, not stdin".into(),
+        ),
+        (
+            "png-output-no-folder",
+            format!("{input}[output]\nkind = \"png\"\npath = \"no/such/out\"\n"),
+            "no/such/out: its folder".into(),
+        ),
         ("output-empty", format!("{input}[output]\nkind = \"raw\"\npath = \"\"\n"), "output.path is empty".into()),
         ("input-empty", format!("[input]\nkind = \"png\"\npath = \"\"\n{output}"), "input.path is empty".into()),
         (

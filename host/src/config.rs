@@ -346,7 +346,11 @@ fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Inpu
                     ("format", format.is_some()),
                 ],
             )?;
-            InputConfig::Png { path: resolve(&required_path("input", "png", path)?) }
+            let path = required_path("input", "png", path)?;
+            if path == Path::new("-") {
+                return Err("input.path: a png input is a folder or a file, not stdin".into());
+            }
+            InputConfig::Png { path: resolve(&path) }
         }
         InputKind::Raw => {
             only("input", "raw", &[("frames", frames.is_some())])?;

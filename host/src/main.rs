@@ -21,7 +21,12 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a pipeline config: an input, a chain of plugins, an output.
+    ///
+    /// Exit status: 0 done, 1 a failure while running (the message says what, and where the
+    /// frames completed so far are), 2 a bad config or bad input found before any frame ran,
+    /// 130 interrupted (SIGINT/SIGTERM).
     Run {
+        /// The pipeline config (TOML); paths in it are relative to its folder.
         config: PathBuf,
         /// Stop after this many input frames.
         #[arg(long)]
@@ -137,8 +142,15 @@ fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, qui
     };
     if let Some(json) = &stats_json {
         let folder = json.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        if !folder.is_dir() || json.is_dir() {
-            return fail(config.error(format!("--stats-json {}: no folder to write it in", json.display())).into());
+        let problem = if json.is_dir() {
+            Some("is a folder; give a file name")
+        } else if !folder.is_dir() {
+            Some("its folder does not exist")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return fail(config.error(format!("--stats-json {}: {problem}", json.display())).into());
         }
     }
     plugin_host::sys::signals::install_stop_handlers().context("installing the SIGINT/SIGTERM handlers")?;

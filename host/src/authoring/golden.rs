@@ -98,10 +98,8 @@ fn run_single(args: &TestArgs) -> Result<(), TestError> {
     };
     let plugin = Plugin::open(args)?;
     let frame = read_input(input)?;
-    if let Target::Expect(expect) = target
-        && !expect.is_file()
-    {
-        return Err(usage(format!("the expected image {} does not exist", expect.display())));
+    if let Target::Expect(expect) = target {
+        check_image_path("expected", expect)?;
     }
     let report = report_dir(args)?;
     let actual = plugin.run(&plugin.params, &frame)?;
@@ -217,10 +215,19 @@ fn read_params_file(path: &Path) -> Result<Vec<(String, ParamValue)>, TestError>
 }
 
 fn read_input(path: &Path) -> Result<OwnedFrame, TestError> {
-    if !path.is_file() {
-        return Err(usage(format!("the input image {} does not exist", path.display())));
-    }
+    check_image_path("input", path)?;
     png_io::decode(path).map_err(|e| usage(e.to_string()))
+}
+
+/// An image given on the command line must be a file: says which one is wrong, and how.
+fn check_image_path(role: &str, path: &Path) -> Result<(), TestError> {
+    if path.is_dir() {
+        return Err(usage(format!("the {role} image {} is a folder, not a PNG file", path.display())));
+    }
+    if !path.is_file() {
+        return Err(usage(format!("the {role} image {} does not exist", path.display())));
+    }
+    Ok(())
 }
 
 fn report_dir(args: &TestArgs) -> Result<Option<PathBuf>, TestError> {

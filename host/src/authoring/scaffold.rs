@@ -37,6 +37,8 @@ pub enum ScaffoldError {
     Exists(PathBuf),
     #[error("the folder {} does not exist", .0.display())]
     NoFolder(PathBuf),
+    #[error("{} is a file, not a folder", .0.display())]
+    NotAFolder(PathBuf),
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
     #[error("cannot write the golden images: {0}")]
@@ -107,6 +109,9 @@ pub fn command(args: &NewArgs) -> ExitCode {
 /// Everything is written into a temporary folder beside it first, so a failure leaves nothing.
 pub fn create(name: &str, parent: &Path) -> Result<(PathBuf, SdkSource), ScaffoldError> {
     check_name(name)?;
+    if parent.exists() && !parent.is_dir() {
+        return Err(ScaffoldError::NotAFolder(parent.to_path_buf()));
+    }
     if !parent.is_dir() {
         return Err(ScaffoldError::NoFolder(parent.to_path_buf()));
     }
@@ -297,6 +302,9 @@ mod tests {
         assert!(matches!(create("taken", &dir), Err(ScaffoldError::Exists(_))));
         assert!(matches!(create("Bad", &dir), Err(ScaffoldError::BadName(_))));
         assert!(matches!(create("std", &dir), Err(ScaffoldError::ReservedName(_))));
+        std::fs::write(dir.join("a-file"), "").unwrap();
+        assert!(matches!(create("x", &dir.join("a-file")), Err(ScaffoldError::NotAFolder(_))));
+        std::fs::remove_file(dir.join("a-file")).unwrap();
         assert!(matches!(create(&"a".repeat(65), &dir), Err(ScaffoldError::LongName(_))));
         assert!(matches!(create("x", &dir.join("missing")), Err(ScaffoldError::NoFolder(_))));
         let (path, _) = create("fresh", &dir).unwrap();
