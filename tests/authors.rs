@@ -105,7 +105,7 @@ fn new_outside_the_repository_uses_a_version_and_refuses_bad_names_and_existing_
     ] {
         let output = host(&args, &dir);
         let message = text(&output.stderr);
-        assert_eq!(output.status.code(), Some(1), "{args:?}: {message}");
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
         assert!(message.starts_with("error: ") && message.contains(culprit), "{args:?}: {message}");
     }
     let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
@@ -398,7 +398,7 @@ fn inspect_of_a_file_that_is_not_a_plugin_is_one_sentence() {
     std::fs::write(dir.join("x.wasm"), "nope").unwrap();
     let output = host(&["inspect", "x.wasm"], &dir);
     let message = text(&output.stderr);
-    assert_eq!(output.status.code(), Some(1));
+    assert_eq!(output.status.code(), Some(2));
     assert_eq!(message, "error: plugin \"x\": x.wasm is not a WebAssembly module\n");
 }
 

@@ -124,10 +124,18 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox { syscalls } => Ok(plugin_host::sys::sandbox::cli::print(syscalls, &mut std::io::stdout())?),
         Command::New(args) => Ok(plugin_host::authoring::scaffold::command(&args)),
         Command::Test(args) => Ok(plugin_host::authoring::golden::command(&args)),
-        Command::Inspect { plugin, json } => {
-            print!("{}", plugin_host::authoring::inspect::render(&plugin, json)?);
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Inspect { plugin, json } => match plugin_host::authoring::inspect::render(&plugin, json) {
+            Ok(text) => {
+                print!("{text}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                // As for `test`: a plugin that fails in its own init is a failure, anything
+                // else (no such file, not a plugin) bad input.
+                Ok(ExitCode::from(if matches!(err.kind, plugin_host::ErrorKind::Init(_)) { 1 } else { 2 }))
+            }
+        },
     }
 }
 

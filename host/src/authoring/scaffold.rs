@@ -69,7 +69,8 @@ const COOL_AMOUNT: i16 = -60;
 /// The template filter's default amount (also in `lib.rs.in`).
 const DEFAULT_AMOUNT: i16 = 24;
 
-/// Runs the command: one line on success, one sentence on stderr and exit 1 otherwise.
+/// Runs the command: one line on success; otherwise one sentence on stderr, and exit 2 for a
+/// bad name or folder, 1 when writing failed.
 pub fn command(args: &NewArgs) -> ExitCode {
     let parent = args.dir.clone().unwrap_or_else(|| PathBuf::from("."));
     match create(&args.name, &parent) {
@@ -100,7 +101,7 @@ pub fn command(args: &NewArgs) -> ExitCode {
         }
         Err(err) => {
             eprintln!("error: {err}");
-            ExitCode::from(1)
+            ExitCode::from(if matches!(err, ScaffoldError::Write { .. } | ScaffoldError::Golden(_)) { 1 } else { 2 })
         }
     }
 }
