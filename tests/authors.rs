@@ -158,9 +158,10 @@ fn test_fails_with_exit_1_writes_actual_and_diff_and_names_the_pixel() {
     assert_eq!(&diff.data[(3 * 24 + 5) * 4..][..4], &[143, 0, 0, 255], "the differing pixel is red in the diff");
     assert_eq!(diff.data[(3 * 24 + 6) * 4 + 1], diff.data[(3 * 24 + 6) * 4], "matching pixels are gray");
 
-    // Within the tolerance it passes; --report puts the files elsewhere.
-    let output = host(&[&args[..], &["--tolerance", "30"]].concat(), &dir);
+    // Within the tolerance it passes (and makes no report folder); --report puts the files elsewhere.
+    let output = host(&[&args[..], &["--tolerance", "30", "--report", "report"]].concat(), &dir);
     assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    assert!(!dir.join("report").exists(), "a passing run makes no report folder");
     std::fs::remove_file(dir.join("expected.actual.png")).unwrap();
     let output = host(&[&args[..], &["--tolerance", "29", "--report", "report"]].concat(), &dir);
     assert_eq!(output.status.code(), Some(1));
@@ -218,6 +219,10 @@ fn test_bad_usage_exits_2_with_one_sentence() {
             "--param: plugin \"blur\": parameter \"radius\" is given twice",
         ),
         (vec![path(&invert), "--input", "in.png", "--output", "no/o.png"], "cannot write no/o.png"),
+        (
+            vec![path(&invert), "--input", "in.png", "--expect", "expected.png", "--report", "no/report"],
+            "--report no/report: its folder no does not exist",
+        ),
         (vec![path(&invert), "empty"], "empty holds no cases"),
         (vec![path(&invert), "empty", "--input", "in.png"], "takes no --input"),
         (vec![path(&invert), "--input", "in.png", "--output", "o.png", "--tolerance", "256"], "--tolerance"),

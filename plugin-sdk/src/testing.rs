@@ -362,6 +362,9 @@ pub fn check_png(
         return Ok(comparison);
     }
     let (actual_path, diff_path) = report_paths(expected, report_dir);
+    if let Some(dir) = report_dir {
+        std::fs::create_dir_all(dir).map_err(|source| ImageError::Write { path: dir.to_path_buf(), source })?;
+    }
     write_png(&actual_path, actual)?;
     let diff = match diff_image(&expected_frame, actual, tolerance) {
         Some(image) => {

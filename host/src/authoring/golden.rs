@@ -230,10 +230,18 @@ fn check_image_path(role: &str, path: &Path) -> Result<(), TestError> {
     Ok(())
 }
 
+/// The `--report` folder, checked: made only when a mismatch is written into it.
 fn report_dir(args: &TestArgs) -> Result<Option<PathBuf>, TestError> {
     let Some(dir) = &args.report else { return Ok(None) };
-    std::fs::create_dir_all(dir)
-        .map_err(|e| usage(format!("cannot use {} as the report folder: {e}", dir.display())))?;
+    let refuse = |why: String| Err(usage(format!("--report {}: {why}", dir.display())));
+    if dir.exists() && !dir.is_dir() {
+        return refuse("is a file, not a folder".into());
+    }
+    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
+        && !parent.is_dir()
+    {
+        return refuse(format!("its folder {} does not exist", parent.display()));
+    }
     Ok(Some(dir.clone()))
 }
 
