@@ -400,11 +400,17 @@ impl Stage {
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut ended = false;
         let mut last_done = Instant::now();
+        // Whether the current process's death has been counted (by the submit that found it).
+        let mut death_counted = false;
         loop {
-            // A death noticed outside a frame (asking for its counters) is recovered from here.
-            if self.process.as_ref().is_some_and(|p| p.pid().is_none()) {
-                self.stats.count_failure(&ErrorKind::NotRunning);
+            // A death noticed outside a frame (a submit, or asking for its counters) is
+            // recovered from here.
+            if self.is_dead() {
+                if !death_counted {
+                    self.stats.count_failure(&ErrorKind::NotRunning);
+                }
                 self.recover(&mut pending, output, free)?;
+                death_counted = false;
             }
             // Hand over every frame that has arrived: the plugin works while we wait.
             while !ended {
@@ -418,10 +424,18 @@ impl Stage {
                         if let Some(entry) = self.submit(carried, output, free)? {
                             pending.push_back(entry);
                         }
+                        if self.is_dead() {
+                            // The submit found it dead and counted that: restart before the next frame.
+                            death_counted = true;
+                            break;
+                        }
                     }
                     Err(TryRecvError::Empty) => break,
                     Err(TryRecvError::Disconnected) => ended = true,
                 }
+            }
+            if self.is_dead() {
+                continue;
             }
             let Some(Pending { ticket, frame, input: input_desc }) = pending.pop_front() else {
                 return Ok(());
@@ -452,7 +466,7 @@ impl Stage {
                     if self.config.on_error == OnError::Fail {
                         return Err(error);
                     }
-                    let dead = self.process.as_ref().is_some_and(|p| p.pid().is_none());
+                    let dead = self.is_dead();
                     self.apply_policy(&error, Carried { frame, lane, desc: input_desc }, output, free);
                     if dead {
                         self.recover(&mut pending, output, free)?;
@@ -460,6 +474,11 @@ impl Stage {
                 }
             }
         }
+    }
+
+    /// Whether the stage has a process and it has died (a disabled stage has none).
+    fn is_dead(&self) -> bool {
+        self.process.as_ref().is_some_and(|p| p.pid().is_none())
     }
 
     /// After the process died: takes back the lanes of the frames it still held (their inputs
