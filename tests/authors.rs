@@ -219,6 +219,8 @@ fn test_bad_usage_exits_2_with_one_sentence() {
             "--param: plugin \"blur\": parameter \"radius\" is given twice",
         ),
         (vec![path(&invert), "--input", "in.png", "--output", "no/o.png"], "cannot write no/o.png"),
+        (vec![path(&invert), "--input", "in.png", "--output", "in.png"], "--output in.png is the input image"),
+        (vec![path(&invert), "--input", "in.png", "--output", path(&invert)], "is the plugin; the output would"),
         (
             vec![path(&invert), "--input", "in.png", "--expect", "expected.png", "--report", "no/report"],
             "--report no/report: its folder no does not exist",

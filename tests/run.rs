@@ -214,6 +214,11 @@ fn every_config_error_is_one_clear_sentence_and_writes_nothing() {
             format!("{input}[output]\nkind = \"png\"\npath = \"no/such/out\"\n"),
             "no/such/out: its folder".into(),
         ),
+        (
+            "output-holds-the-input",
+            "[input]\nkind = \"png\"\npath = \"in.png\"\n[output]\nkind = \"png\"\npath = \".\"\n".into(),
+            "is a folder that holds the input; the run would overwrite it".into(),
+        ),
         ("output-empty", format!("{input}[output]\nkind = \"raw\"\npath = \"\"\n"), "output.path is empty".into()),
         ("input-empty", format!("[input]\nkind = \"png\"\npath = \"\"\n{output}"), "input.path is empty".into()),
         (
@@ -279,6 +284,26 @@ fn a_failed_run_leaves_an_existing_output_untouched_and_says_where_its_frames_ar
             assert_eq!(pixels(png_frames(&dir.join("out"))), vec![old_png.data.clone()]);
             assert_eq!(pixels(png_frames(kept)), vec![invert_reference(&frame).data; 2]);
         }
+    }
+}
+
+#[test]
+fn stats_json_never_overwrites_the_runs_own_files() {
+    let dir = scratch("stats-json");
+    std::fs::create_dir_all(dir.join("out")).unwrap();
+    let config = "[input]\nkind = \"testsrc\"\nframes = 1\n[output]\nkind = \"png\"\npath = \"out\"\n";
+    for (target, what) in [
+        ("pipeline.toml", "is the config file itself"),
+        ("out", "is a folder; give a file name"),
+        ("out/stats.json", "is inside the output folder"),
+    ] {
+        let json = dir.join(target);
+        let output = run_config(&dir, config, &["-q", "--stats-json", json.to_str().unwrap()], None);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{target}: {message}");
+        assert!(message.contains(what), "{target}: {message}");
+        assert_eq!(std::fs::read_to_string(dir.join("pipeline.toml")).unwrap(), config, "{target}");
+        assert!(!dir.join("out/stats.json").exists());
     }
 }
 

@@ -270,8 +270,18 @@ impl Config {
             Some(ring @ 1..=MAX_RING) => ring,
             Some(ring) => return Err(error(format!("ring = {ring} is outside 1..={MAX_RING}"))),
         };
-        check_output_reads_nothing(path, &input, &plugins, &output).map_err(error)?;
+        if let OutputConfig::Png { path: out } | OutputConfig::Raw { path: out } = &output
+            && let Some(what) = overwritten_by(out, path, &input, &plugins, None)
+        {
+            return Err(error(format!("output.path {} is {what}; the run would overwrite it", out.display())));
+        }
         Ok(Config { file: path.to_path_buf(), input, plugins, output, ring })
+    }
+
+    /// What of this run's own files (config, input, plugins, output) writing `path` would
+    /// overwrite, if any.
+    pub fn overwritten_by(&self, path: &Path) -> Option<String> {
+        overwritten_by(path, &self.file, &self.input, &self.plugins, Some(&self.output))
     }
 
     pub fn error(&self, message: impl Into<String>) -> ConfigError {
@@ -299,31 +309,58 @@ fn required_path(table: &str, kind: &str, value: Option<PathBuf>) -> Result<Path
     Ok(path)
 }
 
-/// Refuses an output that is the config file, the input or a plugin's module: the run would
-/// overwrite what it reads.
-fn check_output_reads_nothing(
+/// The canonical path of `path`, or of its folder joined with its name when it does not exist
+/// yet; none for `-`.
+fn real_path(path: &Path) -> Option<PathBuf> {
+    if path == Path::new("-") {
+        return None; // stdin or stdout, not a file
+    }
+    std::fs::canonicalize(path).ok().or_else(|| {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Some(std::fs::canonicalize(folder).ok()?.join(path.file_name()?))
+    })
+}
+
+/// What of the run's own files `target` would overwrite, if any: the config, the input (or,
+/// for a PNG folder output, a file inside it), a plugin's module, or with `output` the output.
+fn overwritten_by(
+    target: &Path,
     config: &Path,
     input: &InputConfig,
     plugins: &[PluginConfig],
-    output: &OutputConfig,
-) -> Result<(), String> {
-    let (OutputConfig::Png { path: out } | OutputConfig::Raw { path: out }) = output else { return Ok(()) };
-    let Ok(out_real) = std::fs::canonicalize(out) else { return Ok(()) };
-    let same = |p: &Path| std::fs::canonicalize(p).is_ok_and(|real| real == out_real);
+    output: Option<&OutputConfig>,
+) -> Option<String> {
+    let real = real_path(target)?;
+    let same = |p: &Path| real_path(p).is_some_and(|r| r == real);
+    // A folder target holds what lies inside it, and so does a file target's own folder output.
+    let holds = |outer: &Path, p: &Path| {
+        std::fs::canonicalize(outer).is_ok_and(|o| o.is_dir() && real_path(p).is_some_and(|r| r.starts_with(&o)))
+    };
     let input_path = match input {
-        InputConfig::Png { path } | InputConfig::Raw { path, .. } => Some(path),
+        InputConfig::Png { path } | InputConfig::Raw { path, .. } => Some(path.as_path()),
         InputConfig::Testsrc { .. } => None,
     };
-    let what = if same(config) {
-        "the config file itself".to_string()
-    } else if input_path.is_some_and(|p| same(p)) {
-        "the input".to_string()
-    } else if let Some(plugin) = plugins.iter().find(|p| same(&p.path)) {
-        format!("plugin \"{}\"'s module", plugin.name)
-    } else {
-        return Ok(());
-    };
-    Err(format!("output.path {} is {what}; the run would overwrite it", out.display()))
+    if same(config) {
+        return Some("the config file itself".into());
+    }
+    if let Some(input) = input_path
+        && (same(input) || holds(target, input))
+    {
+        return Some(if same(input) { "the input" } else { "a folder that holds the input" }.into());
+    }
+    if let Some(plugin) = plugins.iter().find(|p| same(&p.path) || holds(target, &p.path)) {
+        let module = format!("plugin \"{}\"'s module", plugin.name);
+        return Some(if same(&plugin.path) { module } else { format!("a folder that holds {module}") });
+    }
+    if let Some(OutputConfig::Png { path: out } | OutputConfig::Raw { path: out }) = output {
+        if same(out) {
+            return Some("the output".into());
+        }
+        if holds(out, target) {
+            return Some("inside the output folder".into());
+        }
+    }
+    None
 }
 
 fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<InputConfig, String> {

@@ -98,8 +98,18 @@ fn run_single(args: &TestArgs) -> Result<(), TestError> {
     };
     let plugin = Plugin::open(args)?;
     let frame = read_input(input)?;
-    if let Target::Expect(expect) = target {
-        check_image_path("expected", expect)?;
+    match target {
+        Target::Expect(expect) => check_image_path("expected", expect)?,
+        Target::Output(output) => {
+            let same = |other: &Path| {
+                let real = |p: &Path| std::fs::canonicalize(p).ok();
+                real(output).is_some() && real(output) == real(other)
+            };
+            if same(input) || same(&args.plugin) {
+                let what = if same(input) { "the input image" } else { "the plugin" };
+                return Err(usage(format!("--output {} is {what}; the output would overwrite it", output.display())));
+            }
+        }
     }
     let report = report_dir(args)?;
     let actual = plugin.run(&plugin.params, &frame)?;
