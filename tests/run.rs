@@ -117,6 +117,31 @@ fn raw_stdin_to_raw_stdout_like_ffmpeg() {
 }
 
 #[test]
+fn a_reader_that_closes_stdout_early_is_named_and_no_frames_are_claimed() {
+    use std::io::Read;
+    let dir = scratch("reader-gone");
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 320\nheight = 240\nframes = 10000\n{}[output]\nkind = \"raw\"\npath = \"-\"\n",
+        plugin_line("neg", "invert"),
+    );
+    std::fs::write(dir.join("pipeline.toml"), config).unwrap();
+    let mut child = Command::new(host_bin())
+        .args(["run", "-q", dir.join("pipeline.toml").to_str().unwrap()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut head = vec![0u8; 1000];
+    child.stdout.take().unwrap().read_exact(&mut head).unwrap(); // like `| head -c 1000`, then closed
+    let output = child.wait_with_output().unwrap();
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains("error: the reader of stdout closed it (broken pipe)"), "{message}");
+    assert!(!message.contains("the output holds"), "a stream holds nothing afterwards: {message}");
+}
+
+#[test]
 fn gray_raw_video_round_trips() {
     let dir = scratch("gray");
     let input = noise_frame(16, 8, 0, PixelFormat::Gray8, 3);
@@ -218,6 +243,11 @@ fn every_config_error_is_one_clear_sentence_and_writes_nothing() {
             "output-holds-the-input",
             "[input]\nkind = \"png\"\npath = \"in.png\"\n[output]\nkind = \"png\"\npath = \".\"\n".into(),
             "is a folder that holds the input; the run would overwrite it".into(),
+        ),
+        (
+            "startup-timeout",
+            format!("{input}{}startup_ms = 1\n{output}", plugin_line("slow", "invert")),
+            "plugin \"slow\": it was not ready within the startup limit of 1ms".into(),
         ),
         ("output-empty", format!("{input}[output]\nkind = \"raw\"\npath = \"\"\n"), "output.path is empty".into()),
         ("input-empty", format!("[input]\nkind = \"png\"\npath = \"\"\n{output}"), "input.path is empty".into()),

@@ -3,7 +3,8 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use plugin_host::config::Config;
+use plugin_host::config::{Config, OutputConfig};
+use plugin_host::io::MediaError;
 use plugin_host::pipeline::{Prepared, Progress, RunError, RunOptions};
 use plugin_host::runner;
 use std::io::{IsTerminal, Write};
@@ -167,6 +168,12 @@ fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, qui
         Err(err) => return fail(err),
     };
     let to_stdout = prepared.output_is_stdout();
+    // A file or folder holds frames after the run; a stream (stdout, a FIFO) or null does not.
+    let output_holds_frames = match &config.output {
+        OutputConfig::Png { .. } => true,
+        OutputConfig::Raw { path } => !to_stdout && std::fs::metadata(path).map_or(true, |m| m.is_file()),
+        OutputConfig::Null => false,
+    };
     let sandbox = prepared.sandbox_summary();
     let mut progress = ProgressReport::new(quiet);
     let (stats, result) = prepared.run(&mut progress);
@@ -187,8 +194,19 @@ fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, qui
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(err) => {
-            eprintln!("error: {err}");
+            match &err {
+                RunError::Media(MediaError::Write { path, source })
+                    if source.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    eprintln!(
+                        "error: the reader of {} closed it (broken pipe); the output stops there",
+                        path.display()
+                    );
+                }
+                _ => eprintln!("error: {err}"),
+            }
             match &stats.output_kept_aside {
+                None if !output_holds_frames => {}
                 None => eprintln!("the output holds the {} frame(s) completed before the failure", stats.frames_out),
                 Some(kept) => eprintln!(
                     "the output that was already there is untouched; the {} frame(s) completed before the failure \

@@ -31,6 +31,8 @@ pub enum ScaffoldError {
     BadName(String),
     #[error("\"{0}\" is taken by a crate every plugin depends on; choose another name")]
     ReservedName(String),
+    #[error("\"{0}\" is a Rust keyword, which cannot name a crate; choose another name")]
+    Keyword(String),
     #[error("\"{0}\" is too long for a plugin name (at most 64 characters)")]
     LongName(String),
     #[error("{} already exists; choose another name or --dir", .0.display())]
@@ -136,6 +138,14 @@ fn write_err(path: &Path, source: std::io::Error) -> ScaffoldError {
     ScaffoldError::Write { path: path.to_path_buf(), source }
 }
 
+/// Rust's keywords (strict and reserved, 2024 edition): not usable as a crate name.
+const RUST_KEYWORDS: &[&str] = &[
+    "as", "async", "await", "break", "const", "continue", "crate", "dyn", "else", "enum", "extern", "false", "fn",
+    "for", "gen", "if", "impl", "in", "let", "loop", "match", "mod", "move", "mut", "pub", "ref", "return", "self",
+    "static", "struct", "super", "trait", "true", "type", "unsafe", "use", "where", "while", "abstract", "become",
+    "box", "do", "final", "macro", "override", "priv", "try", "typeof", "unsized", "virtual", "yield",
+];
+
 fn check_name(name: &str) -> Result<(), ScaffoldError> {
     let mut chars = name.chars();
     let well_formed = chars.next().is_some_and(|c| c.is_ascii_lowercase())
@@ -148,6 +158,9 @@ fn check_name(name: &str) -> Result<(), ScaffoldError> {
     }
     if ["test", "plugin_sdk", "plugin-sdk", "core", "std", "alloc"].contains(&name) {
         return Err(ScaffoldError::ReservedName(name.to_string()));
+    }
+    if RUST_KEYWORDS.contains(&name.replace('-', "_").as_str()) {
+        return Err(ScaffoldError::Keyword(name.to_string()));
     }
     Ok(())
 }
@@ -303,6 +316,9 @@ mod tests {
         assert!(matches!(create("taken", &dir), Err(ScaffoldError::Exists(_))));
         assert!(matches!(create("Bad", &dir), Err(ScaffoldError::BadName(_))));
         assert!(matches!(create("std", &dir), Err(ScaffoldError::ReservedName(_))));
+        for keyword in ["self", "fn", "crate", "match", "async"] {
+            assert!(matches!(create(keyword, &dir), Err(ScaffoldError::Keyword(_))), "{keyword}");
+        }
         std::fs::write(dir.join("a-file"), "").unwrap();
         assert!(matches!(create("x", &dir.join("a-file")), Err(ScaffoldError::NotAFolder(_))));
         std::fs::remove_file(dir.join("a-file")).unwrap();

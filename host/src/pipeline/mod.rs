@@ -37,7 +37,8 @@ const WARM_UP_FRAMES: u64 = 10;
 /// Why a run failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    /// The config or something it names is wrong; nothing ran. Exit code 2.
+    /// The config or something it names is wrong (a plugin that cannot start included); nothing
+    /// ran. Exit code 2.
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -107,6 +108,9 @@ impl Prepared {
                 | ErrorKind::NotAPlugin { .. }
                 | ErrorKind::Param(_)
                 | ErrorKind::Init(_)
+                | ErrorKind::StartupTimeout(_)
+                | ErrorKind::Died { frame: None, .. }
+                | ErrorKind::Protocol(_)
                 | ErrorKind::Sandbox(_) => RunError::Config(config.error(e.to_string())),
                 _ => RunError::Plugin(e),
             })?);
