@@ -272,6 +272,13 @@ fn test_runs_a_folder_of_cases_with_per_case_params() {
         stdout.contains("upside-down.params.toml: plugin \"flip\": parameter \"axis\" = \"verticle\" is not one of \"horizontal\", \"vertical\" (did you mean \"vertical\"?)"),
         "{stdout}"
     );
+
+    // A case file whose name matches no input is refused, not silently left out.
+    std::fs::write(dir.join("upside_down.params.toml"), "axis = \"vertical\"\n").unwrap();
+    let output = host(&["test", path(&flip), path(&dir)], &dir);
+    let message = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{message}");
+    assert!(message.contains("upside_down.params.toml: there is no upside_down.in.png for it"), "{message}");
 }
 
 #[test]

@@ -144,13 +144,26 @@ fn run_folder(args: &TestArgs, folder: &Path) -> Result<(), TestError> {
     }
     let entries = std::fs::read_dir(folder)
         .map_err(|e| usage(format!("cannot read the folder of cases {}: {e}", folder.display())))?;
-    let mut cases: Vec<String> = entries
-        .filter_map(Result::ok)
-        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".in.png")).map(str::to_string))
-        .collect();
+    let names: Vec<String> =
+        entries.filter_map(Result::ok).filter_map(|e| e.file_name().to_str().map(str::to_string)).collect();
+    let mut cases: Vec<String> = names.iter().filter_map(|n| n.strip_suffix(".in.png")).map(str::to_string).collect();
     cases.sort();
     if cases.is_empty() {
         return Err(usage(format!("{} holds no cases (files named NAME.in.png)", folder.display())));
+    }
+    // A case file without its input is most likely a misspelt name: it would silently not count.
+    let mut orphans = names.iter().filter(|n| {
+        [".expected.png", ".params.toml"]
+            .iter()
+            .any(|suffix| n.strip_suffix(suffix).is_some_and(|case| !cases.iter().any(|c| c == case)))
+    });
+    if let Some(orphan) = orphans.next() {
+        let case =
+            orphan.strip_suffix(".expected.png").or_else(|| orphan.strip_suffix(".params.toml")).unwrap_or(orphan);
+        return Err(usage(format!(
+            "{}: there is no {case}.in.png for it (a misspelt case name?)",
+            folder.join(orphan).display()
+        )));
     }
     let plugin = Plugin::open(args)?;
     let report = report_dir(args)?;
