@@ -170,6 +170,23 @@ fn test_fails_with_exit_1_writes_actual_and_diff_and_names_the_pixel() {
 }
 
 #[test]
+fn a_gray_png_stays_gray_for_a_plugin_that_takes_gray8() {
+    let dir = scratch("gray");
+    let gray = testing::gradient(8, 4, PixelFormat::Gray8);
+    testing::write_png(&dir.join("gray.png"), &gray).unwrap();
+    let output = host(&["test", path(&plugin("invert")), "--input", "gray.png", "--output", "inverted.png"], &dir);
+    assert_eq!(text(&output.stdout), "wrote inverted.png (8x4 gray8)\n", "{}", text(&output.stderr));
+    let inverted = testing::read_png(&dir.join("inverted.png")).unwrap();
+    assert_eq!(inverted.packed(), gray.packed().iter().map(|v| 255 - v).collect::<Vec<u8>>());
+    // So a gray golden image compares with a gray output.
+    let output = host(&["test", path(&plugin("invert")), "--input", "gray.png", "--expect", "inverted.png"], &dir);
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stdout));
+    // A plugin that takes only rgba8 gets it as opaque gray pixels, as `run` gives it.
+    let output = host(&["test", path(&plugin("grayscale")), "--input", "gray.png", "--output", "g.png"], &dir);
+    assert_eq!(text(&output.stdout), "wrote g.png (8x4 rgba8)\n", "{}", text(&output.stderr));
+}
+
+#[test]
 fn test_writes_the_output_with_output() {
     let (dir, expected) = invert_case("output");
     let output = host(&["test", path(&plugin("invert")), "--input", "in.png", "--output", "out.png"], &dir);

@@ -9,9 +9,9 @@ use super::plugin_name;
 use crate::io::png_io;
 use crate::plugin::{ErrorKind, PluginProcess, PluginSpec};
 use crate::schema::{ParamError, PluginDescription, parse_assignment};
-use plugin_sdk::OwnedFrame;
 use plugin_sdk::abi::ParamValue;
 use plugin_sdk::testing::{self, GoldenError};
+use plugin_sdk::{OwnedFrame, PixelFormat};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -239,7 +239,7 @@ fn read_params_file(path: &Path) -> Result<Vec<(String, ParamValue)>, TestError>
 
 fn read_input(path: &Path) -> Result<OwnedFrame, TestError> {
     check_image_path("input", path)?;
-    png_io::decode(path).map_err(|e| usage(e.to_string()))
+    png_io::decode_keeping_gray(path).map_err(|e| usage(e.to_string()))
 }
 
 /// An image given on the command line must be a file: says which one is wrong, and how.
@@ -306,8 +306,16 @@ impl Plugin {
         Ok(Self { name, module: args.plugin.clone(), description, params })
     }
 
-    /// Processes `input` with a fresh instance created with `params`.
+    /// Processes `input` with a fresh instance created with `params`. A gray8 input goes in as
+    /// it is when the plugin takes gray8, as rgba8 otherwise (as `run` gives it a gray PNG).
     fn run(&self, params: &[(String, ParamValue)], input: &OwnedFrame) -> Result<OwnedFrame, TestError> {
+        let converted;
+        let input = if input.format == PixelFormat::Gray8 && !self.description.formats.iter().any(|f| f == "gray8") {
+            converted = png_io::to_rgba(input.clone());
+            &converted
+        } else {
+            input
+        };
         let bytes = (input.width as u64 * input.height as u64 * 4).max(4096);
         let mut spec = PluginSpec::new(self.name.clone(), &self.module, bytes);
         spec.params = params.to_vec();

@@ -66,20 +66,30 @@ fn header_size(path: &Path) -> Result<(u32, u32), MediaError> {
 /// Decodes a PNG into RGBA8 (gray, RGB, palette and 16-bit images are converted), with the
 /// SDK's decoder.
 pub fn decode(path: &Path) -> Result<OwnedFrame, MediaError> {
+    decode_keeping_gray(path).map(to_rgba)
+}
+
+/// [`decode`], but a gray PNG stays a gray8 frame (as the SDK's `testing::read_png` reads it).
+pub fn decode_keeping_gray(path: &Path) -> Result<OwnedFrame, MediaError> {
     use plugin_sdk::testing::{ImageError, read_png_within};
-    let frame = read_png_within(path, MAX_SIDE).map_err(|e| match e {
+    read_png_within(path, MAX_SIDE).map_err(|e| match e {
         ImageError::Read { path, source } => MediaError::Read { path, source },
         ImageError::Write { path, source } => MediaError::Write { path, source },
         ImageError::BadPng { path, reason } => MediaError::BadPng { path, reason },
-    })?;
-    Ok(match frame.format {
+    })
+}
+
+/// The frame as rgba8: gray values become opaque gray pixels.
+pub fn to_rgba(frame: OwnedFrame) -> OwnedFrame {
+    match frame.format {
         PixelFormat::Rgba8 => frame,
         PixelFormat::Gray8 => {
-            let pixels = frame.packed().iter().flat_map(|&v| [v, v, v, 255]).collect();
-            OwnedFrame::from_pixels(frame.width, frame.height, PixelFormat::Rgba8, pixels)
-                .map_err(|e| MediaError::BadPng { path: path.to_path_buf(), reason: e.to_string() })?
+            let mut rgba = OwnedFrame::new(frame.width, frame.height, PixelFormat::Rgba8);
+            rgba.data = frame.packed().iter().flat_map(|&v| [v, v, v, 255]).collect();
+            rgba.timestamp_us = frame.timestamp_us;
+            rgba
         }
-    })
+    }
 }
 
 /// Encodes `frame` as PNG (RGBA or gray) at `path`.
