@@ -321,6 +321,16 @@ fn real_path(path: &Path) -> Option<PathBuf> {
     })
 }
 
+/// Whether `a` and `b` name the same file (or would, once `a` or `b` is created).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    real_path(a).is_some_and(|a| real_path(b).is_some_and(|b| a == b))
+}
+
+/// The folder `path` would be created in, when that folder does not exist.
+pub fn missing_folder(path: &Path) -> Option<&Path> {
+    path.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir())
+}
+
 /// What of the run's own files `target` would overwrite, if any: the config, the input (or,
 /// for a PNG folder output, a file inside it), a plugin's module, or with `output` the output.
 fn overwritten_by(

@@ -150,11 +150,10 @@ fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, qui
         Err(err) => return fail(err.into()),
     };
     if let Some(json) = &stats_json {
-        let folder = json.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let problem = if json.is_dir() {
             Some("is a folder; give a file name".to_string())
-        } else if !folder.is_dir() {
-            Some("its folder does not exist".to_string())
+        } else if let Some(folder) = plugin_host::config::missing_folder(json) {
+            Some(format!("its folder {} does not exist", folder.display()))
         } else {
             config.overwritten_by(json).map(|what| format!("is {what}; the statistics would overwrite it"))
         };

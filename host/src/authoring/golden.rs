@@ -6,6 +6,7 @@
 //! failure, 2 bad usage (missing or unreadable files, bad parameters, not a plugin).
 
 use super::plugin_name;
+use crate::config::{missing_folder, same_file};
 use crate::io::png_io;
 use crate::plugin::{ErrorKind, PluginProcess, PluginSpec};
 use crate::schema::{ParamError, PluginDescription, parse_assignment};
@@ -101,12 +102,14 @@ fn run_single(args: &TestArgs) -> Result<(), TestError> {
     match target {
         Target::Expect(expect) => check_image_path("expected", expect)?,
         Target::Output(output) => {
-            let same = |other: &Path| {
-                let real = |p: &Path| std::fs::canonicalize(p).ok();
-                real(output).is_some() && real(output) == real(other)
+            let what = if same_file(output, input) {
+                Some("the input image")
+            } else if same_file(output, &args.plugin) {
+                Some("the plugin")
+            } else {
+                None
             };
-            if same(input) || same(&args.plugin) {
-                let what = if same(input) { "the input image" } else { "the plugin" };
+            if let Some(what) = what {
                 return Err(usage(format!("--output {} is {what}; the output would overwrite it", output.display())));
             }
         }
@@ -260,9 +263,7 @@ fn report_dir(args: &TestArgs) -> Result<Option<PathBuf>, TestError> {
     if dir.exists() && !dir.is_dir() {
         return refuse("is a file, not a folder".into());
     }
-    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty())
-        && !parent.is_dir()
-    {
+    if let Some(parent) = missing_folder(dir) {
         return refuse(format!("its folder {} does not exist", parent.display()));
     }
     Ok(Some(dir.clone()))

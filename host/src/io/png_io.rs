@@ -141,9 +141,7 @@ impl PngSink {
         let output = |reason: String| MediaError::Output { path: target.to_path_buf(), reason };
         check_replaceable(target).map_err(output)?;
         let partial = partial_path(target);
-        if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty())
-            && !parent.is_dir()
-        {
+        if let Some(parent) = crate::config::missing_folder(target) {
             return Err(output(format!("its folder {} does not exist", parent.display())));
         }
         std::fs::create_dir_all(&partial).map_err(|e| output(format!("cannot create the output folder: {e}")))?;

@@ -34,17 +34,18 @@ impl RawSource {
                 && meta.is_file()
                 && meta.len() % frame != 0
             {
-                return Err(MediaError::Output {
-                    path: path.to_path_buf(),
-                    reason: format!(
-                        "{} bytes is not a whole number of {width}x{height} {} frames of {frame} bytes ({} and {} bytes \
-                         over)",
-                        meta.len(),
-                        format.name(),
-                        meta.len() / frame,
-                        meta.len() % frame
-                    ),
-                });
+                let (len, format) = (meta.len(), format.name());
+                let reason = if len < frame {
+                    format!("{len} bytes is shorter than one {width}x{height} {format} frame of {frame} bytes")
+                } else {
+                    format!(
+                        "{len} bytes is not a whole number of {width}x{height} {format} frames of {frame} bytes ({} and \
+                         {} bytes over)",
+                        len / frame,
+                        len % frame
+                    )
+                };
+                return Err(MediaError::Output { path: path.to_path_buf(), reason });
             }
             (Box::new(std::io::BufReader::with_capacity(1 << 20, file)), path.display().to_string())
         };
