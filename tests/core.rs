@@ -231,7 +231,7 @@ use plugin_host::ipc::protocol::Failure;
 
 #[test]
 fn traps_come_back_with_their_kind_and_a_wasm_backtrace() {
-    let trap = |kind: &'static str| move |f: &Failure| matches!(f, Failure::Trap { trap, backtrace } if trap.contains(kind) && backtrace.contains("misbehave"));
+    let trap = |kind: &'static str| move |f: &Failure| matches!(f, Failure::Trap { trap, backtrace } if trap.raw().contains(kind) && backtrace.raw().contains("misbehave"));
     fails_on_frame_two_then_recovers("unreachable", trap("unreachable"));
     fails_on_frame_two_then_recovers("panic", trap("unreachable"));
     fails_on_frame_two_then_recovers("divide", trap("divide by zero"));
@@ -243,7 +243,7 @@ fn traps_come_back_with_their_kind_and_a_wasm_backtrace() {
 fn plugin_errors_deadlines_and_memory_limits_are_told_apart() {
     fails_on_frame_two_then_recovers(
         "error",
-        |f| matches!(f, Failure::Plugin(m) if m == "refusing frame 3 on purpose"),
+        |f| matches!(f, Failure::Plugin(m) if m.raw() == "refusing frame 3 on purpose"),
     );
     // A busy machine can delay the runner's own deadline report past the host's grace; then
     // the host kills the process, which is the outer guard doing its job.
@@ -277,7 +277,25 @@ fn a_failing_init_is_reported_with_the_plugins_message() {
 
 #[test]
 fn no_page_fault_growth_over_a_thousand_frames() {
-    // This thread's own faults: the other tests run in parallel in this process.
+    // Measured in a process of its own. The other tests of this binary start plugin processes,
+    // and every fork marks this process's private pages copy-on-write: this thread's next write
+    // to each (its stack, the output frame) faults once, although no frame caused it. That is
+    // where the 2,758 faults seen under a parallel run came from; alone the count is 0.
+    const ALONE: &str = "PLUGIN_HOST_TEST_FAULTS_ALONE";
+    if std::env::var_os(ALONE).is_none() {
+        let name = "no_page_fault_growth_over_a_thousand_frames";
+        let output = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+            .env(ALONE, "1")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        print!("{stdout}");
+        eprint!("{}", String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "the measurement failed in its own process");
+        assert!(stdout.contains("1 passed"), "the measurement did not run in its own process");
+        return;
+    }
     use plugin_host::sys::process::thread_minor_faults as minor_faults;
     let mut plugin = PluginProcess::spawn(spec("neg", plugin("invert"), 640 * 480 * 4)).unwrap();
     let input = noise_frame(640, 480, 0, PixelFormat::Rgba8, 3);
