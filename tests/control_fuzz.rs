@@ -27,7 +27,8 @@ fn message() -> impl Strategy<Value = ToHost> {
         Just(ToHost::Ready),
         (any::<u64>(), any::<u64>()).prop_map(|(frames, minor_faults)| ToHost::Stats { frames, minor_faults }),
         (any::<i32>(), ".{0,40}").prop_map(|(level, message)| ToHost::Log { level, message }),
-        (any::<Option<u64>>(), ".{0,20}").prop_map(|(frame, m)| ToHost::Failed { frame, failure: Failure::Plugin(m) }),
+        (any::<Option<u64>>(), ".{0,20}")
+            .prop_map(|(frame, m)| ToHost::Failed { frame, failure: Failure::Plugin(m.into()) }),
         (any::<u64>(), any::<[u8; 32]>(), proptest::collection::vec(any::<u8>(), 0..64))
             .prop_map(|(frame, desc, pixels)| ToHost::FrameDone { frame, desc, pixels }),
     ]

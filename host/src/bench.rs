@@ -1018,6 +1018,7 @@ fn chain(invert: &Path, options: &BenchOptions) -> anyhow::Result<ChainResult> {
             restart_window: std::time::Duration::from_secs(60),
             transport: Transport::SharedMemory,
             sandbox: crate::sys::sandbox::Level::Standard,
+            snapshot_input: false,
             params: Vec::new(),
         };
         let config = Config {

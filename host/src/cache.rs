@@ -1,27 +1,39 @@
 //! Compiled modules, so that a plugin's start (and every restart) deserialises instead of
-//! compiling. Compiled once per module in the host (cranelift is built for untrusted input),
-//! kept in memory for the run and on disk across runs, keyed by the module's SHA-256 and the
-//! engine's compatibility hash (wasmtime's version, the target and the compilation settings).
+//! compiling. A module is compiled once, by a sandboxed compiler process (see
+//! [`crate::compile`]); the result is kept in memory for the run and on disk across runs, keyed by
+//! the module's SHA-256 and the engine's compatibility hash (wasmtime's version, the target and
+//! the compilation settings).
 //!
-//! `Module::deserialize` runs whatever machine code it is given, so an entry is trusted only if
-//! it carries our magic, its key, and the SHA-256 of its contents; anything else is recompiled
-//! and overwritten.
+//! A disk entry is native code that a runner will execute, so it is trusted only when it carries
+//! a valid HMAC-SHA256 made with this user's secret key (`mac.key` in the cache folder, mode
+//! 0600, created once with `O_EXCL`): a checksum would prove nothing, anyone who can write the
+//! file can recompute it. The folder is used only when it is this user's and writable by nobody
+//! else; entries and the key are opened relative to the folder's descriptor with `O_NOFOLLOW`
+//! and `O_NONBLOCK` and must be regular files under a size cap, so a planted symlink, FIFO or
+//! device is refused, never followed or waited on. New entries go through a temporary created
+//! with `O_EXCL|O_NOFOLLOW` under a random name. Anything refused is recompiled (one warning).
 
+use hmac::{Hmac, KeyInit, Mac};
+use nix::fcntl::{AtFlags, OFlag, openat, renameat};
+use nix::sys::stat::{Mode, fstat};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
+use std::fs::File;
 use std::hash::{Hash, Hasher};
+use std::io::{Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 
-const ENTRY_MAGIC: &[u8; 8] = b"PHCACHE1";
+const ENTRY_MAGIC: &[u8; 8] = b"PHCACHE2";
+const KEY_FILE: &str = "mac.key";
+const KEY_LEN: usize = 32;
+const MAC_LEN: usize = 32;
+/// Largest entry read back: far above any compiled plugin, far below what would hurt the host.
+pub const MAX_ENTRY_BYTES: u64 = 1 << 30;
 
 /// The compiled form of one module.
 pub type Artifact = Arc<Vec<u8>>;
-
-/// Why a module could not be compiled.
-#[derive(Debug, thiserror::Error)]
-#[error("not a valid WebAssembly module: {0}")]
-pub struct CompileError(pub String);
 
 /// The folder: `$PLUGIN_HOST_CACHE`, else `$XDG_CACHE_HOME/plugin-host`, else
 /// `~/.cache/plugin-host`. `None` (no disk cache) when none can be found.
@@ -35,7 +47,7 @@ pub fn default_dir() -> Option<PathBuf> {
     Some(base.join("plugin-host"))
 }
 
-/// The cache key of `module` for this build's engine.
+/// The cache key of `module` for this build's engine. Hashes the bytes; never parses them.
 pub fn key(module: &[u8]) -> String {
     let mut settings = std::collections::hash_map::DefaultHasher::new();
     if let Ok(engine) = crate::runner::engine_for_precompile() {
@@ -59,119 +71,312 @@ pub struct CacheCounts {
 struct Cache {
     memory: HashMap<String, Artifact>,
     counts: CacheCounts,
+    /// Folders already warned about, so that each is reported once per process.
+    warned: Vec<PathBuf>,
 }
 
-fn cache() -> &'static Mutex<Cache> {
+fn cache() -> std::sync::MutexGuard<'static, Cache> {
     static CACHE: OnceLock<Mutex<Cache>> = OnceLock::new();
-    CACHE.get_or_init(|| Mutex::new(Cache { memory: HashMap::new(), counts: CacheCounts::default() }))
+    CACHE
+        .get_or_init(|| {
+            Mutex::new(Cache { memory: HashMap::new(), counts: CacheCounts::default(), warned: Vec::new() })
+        })
+        .lock()
+        // The cache holds only finished values: one left by a panicking thread is still whole.
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Counts since the process started.
 pub fn counts() -> CacheCounts {
-    cache().lock().map(|c| c.counts).unwrap_or_default()
+    cache().counts
 }
 
-/// The compiled form of `module`: from memory, from `dir`, or compiled now (and stored in both).
-pub fn artifact(module: &[u8], dir: Option<&Path>) -> Result<Artifact, CompileError> {
+/// The compiled form of `module`: from memory, from an authenticated entry in `dir`, or made now
+/// by `compile` (and stored in both). The lock is not held while `compile` runs.
+pub fn artifact<E>(
+    module: &[u8],
+    dir: Option<&Path>,
+    compile: impl FnOnce() -> Result<Vec<u8>, E>,
+) -> Result<Artifact, E> {
     let key = key(module);
-    let mut cache = cache().lock().map_err(|_| CompileError("the module cache is poisoned".into()))?;
-    if let Some(found) = cache.memory.get(&key) {
-        let found = Arc::clone(found);
-        cache.counts.memory_hits += 1;
-        return Ok(found);
+    {
+        let mut cache = cache();
+        if let Some(found) = cache.memory.get(&key).cloned() {
+            cache.counts.memory_hits += 1;
+            return Ok(found);
+        }
     }
-    let path = dir.map(|d| d.join(format!("{key}.cwasm")));
-    if let Some(path) = &path {
-        match read_entry(path, &key) {
+    let disk = dir.and_then(|dir| match DiskCache::open(dir) {
+        Ok(disk) => Some(disk),
+        Err(reason) => {
+            warn_once(dir, &reason);
+            None
+        }
+    });
+    if let Some(disk) = &disk {
+        match disk.read(&key) {
             Ok(Some(artifact)) => {
                 let artifact = Arc::new(artifact);
+                let mut cache = cache();
                 cache.counts.disk_hits += 1;
                 cache.memory.insert(key, Arc::clone(&artifact));
                 return Ok(artifact);
             }
             Ok(None) => {}
             Err(reason) => {
-                tracing::warn!("ignoring cache entry {}: {reason}", path.display());
-                cache.counts.refused_entries += 1;
+                tracing::warn!("ignoring compiled-module cache entry {}/{key}.cwasm: {reason}; recompiling", disk.path);
+                cache().counts.refused_entries += 1;
             }
         }
     }
-    let engine = crate::runner::engine_for_precompile().map_err(CompileError)?;
-    let compiled = engine.precompile_module(module).map_err(|e| CompileError(format!("{e:#}")))?;
-    let artifact = Arc::new(compiled);
-    cache.counts.compiled += 1;
-    cache.memory.insert(key.clone(), Arc::clone(&artifact));
-    if let Some(path) = &path
-        && let Err(e) = write_entry(path, &key, &artifact)
+    let artifact = Arc::new(compile()?);
     {
-        tracing::debug!("cannot write cache entry {}: {e}", path.display());
+        let mut cache = cache();
+        cache.counts.compiled += 1;
+        cache.memory.insert(key.clone(), Arc::clone(&artifact));
+    }
+    if let Some(disk) = &disk
+        && let Err(e) = disk.write(&key, &artifact)
+    {
+        tracing::debug!("cannot write cache entry {}/{key}.cwasm: {e}", disk.path);
     }
     Ok(artifact)
 }
 
-/// Reads and checks an entry: `None` if there is none, `Err` if it is not to be trusted.
-fn read_entry(path: &Path, key: &str) -> Result<Option<Vec<u8>>, String> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-    };
-    let header = ENTRY_MAGIC.len() + 2 + key.len() + 32;
-    if bytes.len() < header || &bytes[..8] != ENTRY_MAGIC {
-        return Err("not a plugin-host cache entry".into());
+fn warn_once(dir: &Path, reason: &str) {
+    let mut cache = cache();
+    if !cache.warned.iter().any(|d| d == dir) {
+        cache.warned.push(dir.to_path_buf());
+        tracing::warn!("not using the compiled-module cache in {}: {reason}", dir.display());
     }
-    let key_len = u16::from_le_bytes([bytes[8], bytes[9]]) as usize;
-    if key_len != key.len() || &bytes[10..10 + key_len] != key.as_bytes() {
-        return Err("its key does not match its name".into());
-    }
-    let (digest, body) = bytes[10 + key_len..].split_at(32);
-    if Sha256::digest(body).as_slice() != digest {
-        return Err("its contents do not match their checksum (tampered or damaged)".into());
-    }
-    Ok(Some(body.to_vec()))
-}
-
-/// Writes an entry atomically (temporary file, then rename) in a private folder.
-fn write_entry(path: &Path, key: &str, artifact: &[u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    let dir = path.parent().ok_or_else(|| std::io::Error::other("no folder"))?;
-    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir)?;
-    let mut entry = Vec::with_capacity(artifact.len() + 128);
-    entry.extend_from_slice(ENTRY_MAGIC);
-    entry.extend_from_slice(&(key.len() as u16).to_le_bytes());
-    entry.extend_from_slice(key.as_bytes());
-    entry.extend_from_slice(&Sha256::digest(artifact));
-    entry.extend_from_slice(artifact);
-    let temporary = path.with_extension(format!("tmp-{}", std::process::id()));
-    std::fs::write(&temporary, &entry)?;
-    std::fs::rename(&temporary, path)
 }
 
 /// Forgets the in-memory entries (for tests and benchmarks of cold starts).
 pub fn clear_memory() {
-    if let Ok(mut cache) = cache().lock() {
-        cache.memory.clear();
+    cache().memory.clear();
+}
+
+/// An open, checked cache folder and this user's key.
+struct DiskCache {
+    folder: OwnedFd,
+    path: String,
+    key: [u8; KEY_LEN],
+}
+
+impl DiskCache {
+    /// Opens (creating it, mode 0700, if missing) and checks the folder, then reads or creates
+    /// the key. `Err` says why the folder is not to be used.
+    fn open(dir: &Path) -> Result<Self, String> {
+        if !dir.exists() {
+            use std::os::unix::fs::DirBuilderExt;
+            std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|e| e.to_string())?;
+        }
+        let folder = nix::fcntl::open(dir, OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC, Mode::empty())
+            .map_err(|e| format!("cannot open it: {e}"))?;
+        let stat = fstat(&folder).map_err(|e| e.to_string())?;
+        let me = nix::unistd::geteuid().as_raw();
+        if stat.st_uid != me {
+            return Err(format!("it belongs to uid {}, not to this user (uid {me})", stat.st_uid));
+        }
+        if stat.st_mode & 0o022 != 0 {
+            return Err(format!("others may write to it (mode {:o}); make it 0700", stat.st_mode & 0o7777));
+        }
+        let path = dir.display().to_string();
+        let key = match read_private(&folder, KEY_FILE, KEY_LEN as u64) {
+            Ok(Some(bytes)) if bytes.len() == KEY_LEN => bytes,
+            Ok(Some(_)) => return Err(format!("its {KEY_FILE} is not a {KEY_LEN}-byte key")),
+            Ok(None) => create_key(&folder)?,
+            Err(reason) => return Err(format!("its {KEY_FILE}: {reason}")),
+        };
+        let mut fixed = [0u8; KEY_LEN];
+        fixed.copy_from_slice(&key);
+        Ok(Self { folder, path, key: fixed })
+    }
+
+    fn mac(&self, key: &str, body: &[u8]) -> Hmac<Sha256> {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes a key of any length");
+        mac.update(ENTRY_MAGIC);
+        mac.update(&(key.len() as u64).to_le_bytes());
+        mac.update(key.as_bytes());
+        mac.update(body);
+        mac
+    }
+
+    /// Reads and authenticates an entry: `None` if there is none, `Err` if it is not to be trusted.
+    fn read(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
+        let Some(bytes) = read_private(&self.folder, &format!("{key}.cwasm"), MAX_ENTRY_BYTES)? else {
+            return Ok(None);
+        };
+        let header = ENTRY_MAGIC.len() + MAC_LEN;
+        if bytes.len() < header || &bytes[..ENTRY_MAGIC.len()] != ENTRY_MAGIC {
+            return Err("not a plugin-host cache entry".into());
+        }
+        let (tag, body) = bytes[ENTRY_MAGIC.len()..].split_at(MAC_LEN);
+        self.mac(key, body)
+            .verify_slice(tag)
+            .map_err(|_| "its authentication code is wrong (tampered, damaged, or made with another key)")?;
+        Ok(Some(body.to_vec()))
+    }
+
+    /// Writes an entry atomically: a fresh temporary (`O_EXCL|O_NOFOLLOW`), then a rename.
+    fn write(&self, key: &str, artifact: &[u8]) -> std::io::Result<()> {
+        let mut entry = Vec::with_capacity(artifact.len() + 64);
+        entry.extend_from_slice(ENTRY_MAGIC);
+        entry.extend_from_slice(&self.mac(key, artifact).finalize().into_bytes());
+        entry.extend_from_slice(artifact);
+        let (temporary, mut file) = create_temporary(&self.folder)?;
+        let written = file.write_all(&entry).and_then(|()| file.sync_all());
+        let renamed = written.and_then(|()| {
+            renameat(self.folder.as_fd(), temporary.as_str(), self.folder.as_fd(), format!("{key}.cwasm").as_str())
+                .map_err(std::io::Error::from)
+        });
+        if renamed.is_err() {
+            let _ =
+                nix::unistd::unlinkat(self.folder.as_fd(), temporary.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+        }
+        renamed
+    }
+}
+
+/// Reads `name` in `folder` if it is a regular file of this user's, at most `max` bytes, never
+/// following a symlink or waiting on a FIFO. `Ok(None)` when there is no such name.
+fn read_private(folder: &OwnedFd, name: &str, max: u64) -> Result<Option<Vec<u8>>, String> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
+    let fd = match openat(folder.as_fd(), name, flags, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ENOENT) => return Ok(None),
+        Err(nix::errno::Errno::ELOOP) => return Err("it is a symbolic link".into()),
+        Err(e) => return Err(format!("cannot open it: {e}")),
+    };
+    let stat = fstat(&fd).map_err(|e| e.to_string())?;
+    if stat.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err("it is not a regular file".into());
+    }
+    if stat.st_uid != nix::unistd::geteuid().as_raw() {
+        return Err(format!("it belongs to uid {}, not to this user", stat.st_uid));
+    }
+    if stat.st_size as u64 > max {
+        return Err(format!("it is {} bytes, more than the {max} allowed", stat.st_size));
+    }
+    let mut bytes = Vec::with_capacity(stat.st_size as usize);
+    File::from(fd).take(max + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err("it grew while it was read".into());
+    }
+    Ok(Some(bytes))
+}
+
+/// A new file in `folder` under a random name, mode 0600, created with `O_EXCL|O_NOFOLLOW`.
+fn create_temporary(folder: &OwnedFd) -> std::io::Result<(String, File)> {
+    let mut random = [0u8; 12];
+    File::open("/dev/urandom")?.read_exact(&mut random)?;
+    let name = format!(".tmp-{}", random.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+    let fd = openat(folder.as_fd(), name.as_str(), flags, Mode::from_bits_truncate(0o600))?;
+    Ok((name, File::from(fd)))
+}
+
+/// Makes this user's key: random bytes in a fresh temporary, linked (never renamed, so an
+/// existing key is never replaced) to `mac.key`. If another process won the race, its key is read.
+fn create_key(folder: &OwnedFd) -> Result<Vec<u8>, String> {
+    let mut key = vec![0u8; KEY_LEN];
+    let made = (|| -> std::io::Result<String> {
+        File::open("/dev/urandom")?.read_exact(&mut key)?;
+        let (temporary, mut file) = create_temporary(folder)?;
+        file.write_all(&key).and_then(|()| file.sync_all())?;
+        Ok(temporary)
+    })()
+    .map_err(|e| format!("cannot create its key: {e}"))?;
+    let linked = nix::unistd::linkat(folder.as_fd(), made.as_str(), folder.as_fd(), KEY_FILE, AtFlags::empty());
+    let _ = nix::unistd::unlinkat(folder.as_fd(), made.as_str(), nix::unistd::UnlinkatFlags::NoRemoveDir);
+    match linked {
+        Ok(()) => Ok(key),
+        Err(nix::errno::Errno::EEXIST) => match read_private(folder, KEY_FILE, KEY_LEN as u64)? {
+            Some(bytes) if bytes.len() == KEY_LEN => Ok(bytes),
+            _ => Err(format!("its {KEY_FILE} is not a {KEY_LEN}-byte key")),
+        },
+        Err(e) => Err(format!("cannot create its key: {e}")),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    fn folder(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("plugin-host-cache-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
 
     #[test]
     fn entries_round_trip_and_tampering_is_refused() {
-        let dir = std::env::temp_dir().join(format!("plugin-host-cache-test-{}", std::process::id()));
+        let dir = folder("tamper");
+        let disk = DiskCache::open(&dir).unwrap();
+        let mode = std::fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "the key is private");
+        disk.write("k", b"machine code").unwrap();
+        assert_eq!(disk.read("k").unwrap().unwrap(), b"machine code");
+        std::fs::rename(dir.join("k.cwasm"), dir.join("other.cwasm")).unwrap();
+        assert!(disk.read("other").is_err(), "an entry under another key is refused");
         let path = dir.join("k.cwasm");
-        write_entry(&path, "k", b"machine code").unwrap();
-        assert_eq!(read_entry(&path, "k").unwrap().unwrap(), b"machine code");
-        assert!(read_entry(&path, "other").is_err(), "an entry under another key is refused");
+        disk.write("k", b"machine code").unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         *bytes.last_mut().unwrap() ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(read_entry(&path, "k").unwrap_err().contains("tampered"));
-        assert_eq!(read_entry(&dir.join("missing.cwasm"), "k").unwrap(), None);
+        assert!(disk.read("k").unwrap_err().contains("authentication"));
+        assert_eq!(disk.read("missing").unwrap(), None);
         std::fs::write(&path, b"junk").unwrap();
-        assert!(read_entry(&path, "k").is_err());
+        assert!(disk.read("k").is_err());
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn an_entry_made_with_another_key_is_refused_even_with_a_fresh_checksum() {
+        let dir = folder("foreign");
+        let disk = DiskCache::open(&dir).unwrap();
+        disk.write("k", b"real code").unwrap();
+        // An attacker who can write the folder but not read the key writes their own code with
+        // a MAC under a key of theirs, the strongest "checksum" they can make.
+        let forger = DiskCache { folder: disk.folder.try_clone().unwrap(), path: String::new(), key: [7; KEY_LEN] };
+        forger.write("k", b"evil code").unwrap();
+        assert!(disk.read("k").is_err(), "a forged entry is never returned");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn planted_files_are_refused_not_followed_or_waited_on() {
+        let dir = folder("planted");
+        let disk = DiskCache::open(&dir).unwrap();
+        let target = dir.join("elsewhere");
+        disk.write("k", b"code").unwrap();
+        std::fs::rename(dir.join("k.cwasm"), &target).unwrap();
+        std::os::unix::fs::symlink(&target, dir.join("k.cwasm")).unwrap();
+        assert!(disk.read("k").unwrap_err().contains("symbolic link"));
+        nix::unistd::mkfifo(&dir.join("fifo.cwasm"), Mode::from_bits_truncate(0o600)).unwrap();
+        assert!(disk.read("fifo").unwrap_err().contains("not a regular file"), "a FIFO is refused at once");
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_second_request_is_served_from_memory_without_compiling() {
+        let module = b"\0asm-a-test-module-asked-for-twice";
+        let first = artifact(module, None, || Ok::<_, ()>(vec![3])).unwrap();
+        let second = artifact(module, None, || -> Result<Vec<u8>, ()> { panic!("compiled twice") }).unwrap();
+        assert!(Arc::ptr_eq(&first, &second));
+    }
+
+    #[test]
+    fn a_folder_others_may_write_is_not_used() {
+        let dir = folder("shared");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let refused = DiskCache::open(&dir).err().expect("a world-writable folder is refused");
+        assert!(refused.contains("others may write"), "{refused}");
+        let compiled = artifact(b"\0asm-a-test-module-for-the-shared-folder", Some(&dir), || Ok::<_, ()>(vec![1, 2]));
+        assert_eq!(*compiled.unwrap(), vec![1, 2], "the run goes on without the disk cache");
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing was written there");
         let _ = std::fs::remove_dir_all(dir);
     }
 }

@@ -121,6 +121,17 @@ pub enum OnError {
     Passthrough,
 }
 
+/// How a plugin reads its input frame (`input = …`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum InputMode {
+    /// In place, mapped read-only: no copy; the stage before can still write it meanwhile.
+    #[default]
+    Shared,
+    /// Copied into the plugin's private memory first (one copy a frame, counted).
+    Snapshot,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPlugin {
@@ -129,12 +140,16 @@ struct RawPlugin {
     deadline_ms: Option<u64>,
     startup_ms: Option<u64>,
     memory_mb: Option<u64>,
+    compile_memory_mb: Option<u64>,
+    module_max_mb: Option<u64>,
     #[serde(default)]
     on_error: OnError,
     max_restarts: Option<u32>,
     restart_window_s: Option<u64>,
     #[serde(default)]
     transport: TransportName,
+    #[serde(default)]
+    input: InputMode,
     sandbox: Option<SandboxName>,
     #[serde(default)]
     params: toml::Table,
@@ -180,6 +195,8 @@ pub struct PluginConfig {
     pub transport: Transport,
     /// The plugin's own `sandbox`, else the file's, else standard.
     pub sandbox: SandboxLevel,
+    /// `input = "snapshot"`: copy each input frame before the plugin reads it.
+    pub snapshot_input: bool,
     pub params: Vec<(String, ParamValue)>,
 }
 
@@ -239,6 +256,20 @@ impl Config {
                 )?),
                 startup: Duration::from_millis(positive("startup_ms", p.startup_ms, DEFAULT_STARTUP_MS, 3_600_000)?),
                 memory_bytes: positive("memory_mb", p.memory_mb, DEFAULT_MEMORY_MB, 4096)? << 20,
+                compile_memory_bytes: 0,
+                module_max_bytes: positive(
+                    "module_max_mb",
+                    p.module_max_mb,
+                    crate::plugin::DEFAULT_MODULE_MAX_BYTES >> 20,
+                    4096,
+                )? << 20,
+            };
+            let limits = Limits {
+                compile_memory_bytes: match p.compile_memory_mb {
+                    None => Limits::default_compile_memory(limits.memory_bytes),
+                    some => positive("compile_memory_mb", some, 0, 65_536)? << 20,
+                },
+                ..limits
             };
             let mut params = Vec::new();
             for (key, value) in p.params {
@@ -262,6 +293,7 @@ impl Config {
                     TransportName::Pipe => Transport::Pipe,
                 },
                 sandbox: p.sandbox.or(raw.sandbox).map_or(SandboxLevel::Standard, SandboxName::level),
+                snapshot_input: matches!(p.input, InputMode::Snapshot),
                 params,
             });
         }

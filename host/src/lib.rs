@@ -13,6 +13,7 @@
 pub mod authoring;
 pub mod bench;
 pub mod cache;
+pub mod compile;
 pub mod config;
 pub mod io;
 pub mod ipc;
@@ -23,5 +24,6 @@ pub mod runner;
 pub mod schema;
 #[allow(unsafe_code, reason = "OS glue: futex, memfd, fork/exec")]
 pub mod sys;
+pub mod text;
 
 pub use plugin::{ErrorKind, Limits, PluginError, PluginProcess, PluginSpec, RunnerStats, Ticket};

@@ -19,11 +19,12 @@ use crate::runner::RUNNER_ARG;
 use crate::schema::{ParamError, PluginDescription};
 use crate::sys::process::{SpawnRequest, spawn};
 use crate::sys::sandbox::{Level as SandboxLevel, Policy as SandboxPolicy, Report as SandboxReport};
+use crate::text::PluginText;
 use plugin_sdk::abi::{self, FrameDesc, LogLevel, ParamValue};
 use plugin_sdk::{Frame, OwnedFrame};
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufReader, Write};
+use std::io::{self, BufReader, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::Child;
@@ -41,11 +42,32 @@ pub struct Limits {
     pub startup: Duration,
     /// Cap on the plugin's own linear memory (frame buffers come on top).
     pub memory_bytes: u64,
+    /// Cap on the private memory of the sandboxed process that compiles the module.
+    pub compile_memory_bytes: u64,
+    /// Largest module file accepted; checked before it is read.
+    pub module_max_bytes: u64,
 }
+
+impl Limits {
+    /// The compile memory limit when none is given: twice the plugin's memory, at least 512 MiB.
+    pub fn default_compile_memory(memory_bytes: u64) -> u64 {
+        memory_bytes.saturating_mul(2).max(512 << 20)
+    }
+}
+
+/// Default [`Limits::module_max_bytes`]: 64 MiB.
+pub const DEFAULT_MODULE_MAX_BYTES: u64 = 64 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { deadline: Duration::from_millis(1000), startup: Duration::from_secs(20), memory_bytes: 256 << 20 }
+        let memory_bytes = 256 << 20;
+        Self {
+            deadline: Duration::from_millis(1000),
+            startup: Duration::from_secs(20),
+            memory_bytes,
+            compile_memory_bytes: Self::default_compile_memory(memory_bytes),
+            module_max_bytes: DEFAULT_MODULE_MAX_BYTES,
+        }
     }
 }
 
@@ -78,6 +100,9 @@ pub struct PluginSpec {
     /// Keep a second process loaded and waiting, so that a restart takes milliseconds (it costs
     /// one idle process).
     pub standby: bool,
+    /// Copy each input frame into the plugin's private memory before `process`, so that the
+    /// stage before cannot change it while this plugin reads it (one copy per frame, counted).
+    pub snapshot_input: bool,
 }
 
 impl PluginSpec {
@@ -94,6 +119,7 @@ impl PluginSpec {
             runner: None,
             sandbox: SandboxLevel::Standard,
             standby: false,
+            snapshot_input: false,
         }
     }
 
@@ -117,8 +143,16 @@ pub enum ErrorKind {
     ReadModule { path: PathBuf, source: io::Error },
     #[error("{} is not a WebAssembly module", path.display())]
     NotWasm { path: PathBuf },
+    #[error("{} is {what}, not a module file", path.display())]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error("{} is {bytes} bytes, more than the module size limit of {} MiB (module_max_mb)", path.display(), max >> 20)]
+    ModuleTooLarge { path: PathBuf, bytes: u64, max: u64 },
     #[error("{} is not a usable plugin: {reason}", path.display())]
-    NotAPlugin { path: PathBuf, reason: String },
+    NotAPlugin { path: PathBuf, reason: PluginText },
+    #[error("{}: {source}", path.display())]
+    Compile { path: PathBuf, source: crate::compile::CompileError },
+    #[error("interrupted while it was starting")]
+    Interrupted,
     #[error("{0}")]
     Param(#[from] ParamError),
     #[error("creating the instance failed: {0}")]
@@ -238,21 +272,47 @@ pub struct PluginProcess {
     /// Messages read while waiting for another one (a frame's result that arrived before the
     /// answer to a Stats request), in order, for whoever waits for them next.
     stash: VecDeque<ToHost>,
+    /// Loading or creating the instance: SIGINT/SIGTERM end the wait.
+    starting: bool,
 }
 
-fn read_module(name: &str, path: &Path) -> Result<Vec<u8>, PluginError> {
+/// Reads a module file: it must be a regular file of at most `max` bytes (checked with `fstat`
+/// before anything is read, so a FIFO, a device or a huge sparse file costs nothing) that starts
+/// with the wasm magic. Opened non-blocking: opening a FIFO never waits for a writer.
+fn read_module(name: &str, path: &Path, max: u64) -> Result<Vec<u8>, PluginError> {
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
     let err = |kind| PluginError { plugin: name.to_string(), kind };
-    let bytes = std::fs::read(path).map_err(|source| err(ErrorKind::ReadModule { path: path.into(), source }))?;
-    if !bytes.starts_with(b"\0asm") {
+    let read_error = |source| err(ErrorKind::ReadModule { path: path.into(), source });
+    let mut file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(read_error)?;
+    let meta = file.metadata().map_err(read_error)?;
+    if !meta.is_file() {
+        let what = match meta.file_type() {
+            t if t.is_dir() => "a folder",
+            t if t.is_fifo() => "a FIFO",
+            t if t.is_char_device() || t.is_block_device() => "a device",
+            t if t.is_socket() => "a socket",
+            _ => "not a regular file",
+        };
+        return Err(err(ErrorKind::NotAFile { path: path.into(), what }));
+    }
+    if meta.len() > max {
+        return Err(err(ErrorKind::ModuleTooLarge { path: path.into(), bytes: meta.len(), max }));
+    }
+    let mut magic = [0u8; 4];
+    if file.read_exact(&mut magic).is_err() || &magic != b"\0asm" {
         return Err(err(ErrorKind::NotWasm { path: path.into() }));
     }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    bytes.extend_from_slice(&magic);
+    (&mut file).take(max - 4 + 1).read_to_end(&mut bytes).map_err(read_error)?;
+    if bytes.len() as u64 > max {
+        return Err(err(ErrorKind::ModuleTooLarge { path: path.into(), bytes: bytes.len() as u64, max }));
+    }
     Ok(bytes)
-}
-
-/// Text a plugin process sent (its description, its sandbox report), safe to print on a
-/// terminal: control characters escaped, everything else as it is.
-pub fn terminal_safe(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// The runner executable: `$PLUGIN_HOST_RUNNER`, else this process's own.
@@ -300,17 +360,43 @@ impl PluginProcess {
     /// plugin's stage, see [`Region::create_chain`]). Frames are handed over by lane, in place:
     /// [`PluginProcess::submit_lane`] and [`PluginProcess::receive_lane`].
     pub fn spawn_stage(spec: PluginSpec, region: &Region) -> Result<Self, PluginError> {
+        // One start-up limit covers everything: compiling, loading and `init`.
+        let deadline = Instant::now() + spec.limits.startup;
         let err = |kind| PluginError { plugin: spec.name.clone(), kind };
-        let module = read_module(&spec.name, &spec.module)?;
-        let artifact = crate::cache::artifact(&module, spec.cache_dir.as_deref())
-            .map_err(|e| err(ErrorKind::NotAPlugin { path: spec.module.clone(), reason: e.to_string() }))?;
-        let mut plugin = Self::launch(&spec, region.clone(), artifact)?;
-        plugin.activate().map_err(err)?;
+        let module = read_module(&spec.name, &spec.module, spec.limits.module_max_bytes)?;
+        let runner = match &spec.runner {
+            Some(path) => path.clone(),
+            None => default_runner().map_err(|e| err(ErrorKind::Spawn(e)))?,
+        };
+        let job = crate::compile::CompileJob {
+            runner,
+            sandbox: spec.sandbox,
+            memory_limit: spec.limits.compile_memory_bytes,
+            deadline,
+            startup: spec.limits.startup,
+        };
+        let artifact = crate::cache::artifact(&module, spec.cache_dir.as_deref(), || {
+            crate::compile::compile_in_sandbox(&job, module.clone())
+        })
+        .map_err(|source| {
+            err(match source {
+                crate::compile::CompileError::Interrupted => ErrorKind::Interrupted,
+                source => ErrorKind::Compile { path: spec.module.clone(), source },
+            })
+        })?;
+        drop(module);
+        let mut plugin = Self::launch(&spec, region.clone(), artifact, deadline)?;
+        plugin.activate(deadline).map_err(err)?;
         Ok(plugin)
     }
 
     /// Starts a process and loads the module into it; it then waits for its parameters.
-    fn launch(spec: &PluginSpec, region: Region, artifact: crate::cache::Artifact) -> Result<Self, PluginError> {
+    fn launch(
+        spec: &PluginSpec,
+        region: Region,
+        artifact: crate::cache::Artifact,
+        deadline: Instant,
+    ) -> Result<Self, PluginError> {
         let err = |kind| PluginError { plugin: spec.name.clone(), kind };
         let frame_capacity = spec.max_frame_bytes.max(1).next_multiple_of(region::PAGE_SIZE);
         if frame_capacity > region::MAX_SLOT_CAPACITY {
@@ -342,7 +428,12 @@ impl PluginProcess {
         let (tx, events) = mpsc::sync_channel(EVENT_QUEUE);
         let gone = Arc::new(AtomicBool::new(false));
         let active = Arc::new(AtomicBool::new(false));
-        let max_message = MAX_TO_HOST_BYTES.max(frame_capacity as usize + 4096);
+        // Only the pipe transport carries frames in messages: in shared-memory mode a
+        // frame-sized message is a flood, not a frame.
+        let max_message = match spec.transport {
+            Transport::Pipe => MAX_TO_HOST_BYTES.max(frame_capacity as usize + 4096),
+            Transport::SharedMemory => MAX_TO_HOST_BYTES,
+        };
         let from_runner = File::from(from_runner_read);
         let closed_because = Arc::new(Mutex::new(None));
         let reader = start_reader(
@@ -381,9 +472,9 @@ impl PluginProcess {
             standby: None,
             stash: VecDeque::new(),
             last_done: Instant::now(),
+            starting: true,
             sandbox: SandboxReport { level: spec.sandbox, layers: Vec::new() },
         };
-        let deadline = Instant::now() + spec.limits.startup;
         plugin.load(deadline).map_err(|kind| err(startup_error(kind, spec)))?;
         Ok(plugin)
     }
@@ -417,6 +508,7 @@ impl PluginProcess {
             memory_bytes: self.spec.limits.memory_bytes,
             deadline_ms: self.spec.limits.deadline.as_millis() as u64,
             startup_ms: self.spec.limits.startup.as_millis() as u64,
+            snapshot_input: self.spec.snapshot_input,
         };
         let load = ToRunner::Load {
             plugin: self.spec.name.clone(),
@@ -429,26 +521,26 @@ impl PluginProcess {
         };
         self.send_message(&load, deadline)?;
         let path = self.spec.module.clone();
-        let not_a_plugin = |reason: String| ErrorKind::NotAPlugin { path: path.clone(), reason };
+        let not_a_plugin = |reason: PluginText| ErrorKind::NotAPlugin { path: path.clone(), reason };
         let description = match self.next_message(deadline)? {
             ToHost::Loaded { description } => description,
             ToHost::Failed { failure: Failure::Load(reason), .. } => return Err(not_a_plugin(reason)),
-            ToHost::Failed { failure, .. } => return Err(not_a_plugin(failure.to_string())),
-            other => return Err(ErrorKind::Protocol(format!("expected Loaded, got {other:?}"))),
+            ToHost::Failed { failure, .. } => return Err(not_a_plugin(failure.to_string().into())),
+            other => return Err(ErrorKind::Protocol(format!("expected Loaded, got {}", message_kind(&other)))),
         };
-        self.description = PluginDescription::parse(&description).map_err(not_a_plugin)?;
+        self.description = PluginDescription::parse(&description).map_err(|e| not_a_plugin(e.into()))?;
         Ok(())
     }
 
     /// Makes a loaded process the active one: frees the stage's slots, sends the parameters and
     /// waits for the instance; then starts a standby process if the spec asks for one.
-    fn activate(&mut self) -> Result<(), ErrorKind> {
+    fn activate(&mut self, deadline: Instant) -> Result<(), ErrorKind> {
+        self.starting = true;
         for slot in 0..self.region.slot_count() {
             self.region.state(slot).store(handoff::state::FREE, Ordering::Release);
         }
         self.in_flight.iter_mut().for_each(|f| *f = false);
         self.active.store(true, Ordering::SeqCst);
-        let deadline = Instant::now() + self.spec.limits.startup;
         let params = self.description.resolve_params(&self.spec.params)?;
         let encoded = abi::encode_params(params.iter().map(|(n, v)| (n.as_str(), v)));
         let ready = self.send_message(&ToRunner::Init { params: encoded }, deadline).and_then(|()| {
@@ -458,13 +550,17 @@ impl PluginProcess {
                     Ok(())
                 }
                 ToHost::Failed { failure, .. } => Err(ErrorKind::Init(failure)),
-                other => Err(ErrorKind::Protocol(format!("expected Ready, got {other:?}"))),
+                other => Err(ErrorKind::Protocol(format!("expected Ready, got {}", message_kind(&other)))),
             }
         });
+        self.starting = false;
         ready.map_err(|kind| startup_error(kind, &self.spec))?;
         if self.spec.standby && self.standby.is_none() {
             let (spec, region, artifact) = (self.spec.clone(), self.region.clone(), Arc::clone(&self.artifact));
-            self.standby = Some(std::thread::spawn(move || Self::launch(&spec, region, artifact)));
+            self.standby = Some(std::thread::spawn(move || {
+                let deadline = Instant::now() + spec.limits.startup;
+                Self::launch(&spec, region, artifact, deadline)
+            }));
         }
         Ok(())
     }
@@ -477,17 +573,19 @@ impl PluginProcess {
         self.kill();
         let name = self.name.clone();
         let err = |kind| PluginError { plugin: name.clone(), kind };
+        let startup = self.spec.limits.startup;
+        let deadline = move || Instant::now() + startup;
         let mut fresh = match self.standby.take().map(|handle| handle.join()) {
             Some(Ok(Ok(ready))) => ready,
-            _ => Self::launch(&self.spec, self.region.clone(), Arc::clone(&self.artifact))?,
+            _ => Self::launch(&self.spec, self.region.clone(), Arc::clone(&self.artifact), deadline())?,
         };
         self.adopt(&mut fresh);
-        if let Err(kind) = self.activate() {
+        if let Err(kind) = self.activate(deadline()) {
             // The standby may have died while it waited: one more try with a new process.
             self.kill();
-            let mut fresh = Self::launch(&self.spec, self.region.clone(), Arc::clone(&self.artifact))?;
+            let mut fresh = Self::launch(&self.spec, self.region.clone(), Arc::clone(&self.artifact), deadline())?;
             self.adopt(&mut fresh);
-            self.activate().map_err(|_| err(kind))?;
+            self.activate(deadline()).map_err(|_| err(kind))?;
         }
         Ok(())
     }
@@ -685,6 +783,7 @@ impl PluginProcess {
             return Err(self.error(ErrorKind::Protocol("a lane's ticket is collected with receive_lane".into())));
         }
         let (lane, result) = self.wait(ticket, Some(output));
+        self.count_snapshot(&result);
         if let (Ok((desc, format)), Transport::SharedMemory) = (&result, self.transport) {
             output.data.clear();
             output.data.extend_from_slice(self.region.pixels(&lane, Buffer::Output, desc.byte_len() as usize));
@@ -700,7 +799,15 @@ impl PluginProcess {
     /// returned, validated descriptor. The lane always comes back.
     pub fn receive_lane(&mut self, ticket: Ticket) -> (Lane, Result<FrameDesc, PluginError>) {
         let (lane, result) = self.wait(ticket, None);
+        self.count_snapshot(&result);
         (lane, result.map(|(desc, _)| desc))
+    }
+
+    /// A frame processed from a snapshot of its input cost the runner one copy.
+    fn count_snapshot<T, E>(&mut self, result: &Result<T, E>) {
+        if result.is_ok() && self.spec.snapshot_input && self.transport == Transport::SharedMemory {
+            self.copies += 1;
+        }
     }
 
     fn wait(
@@ -947,15 +1054,27 @@ impl PluginProcess {
 
     fn next_event(&mut self, deadline: Instant) -> Result<Event, ErrorKind> {
         let start = Instant::now();
-        let left = deadline.saturating_duration_since(Instant::now());
-        match self.events.recv_timeout(left) {
-            Ok(Event::Closed(_)) => Err(self.died(None)),
-            Ok(event) => Ok(event),
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                self.kill();
-                Err(ErrorKind::NoAnswer(format!("it did not answer within {:?}; killed", deadline - start)))
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // While it starts, a SIGINT/SIGTERM ends the wait at once; later the run drains.
+            let slice = if self.starting { left.min(STOP_POLL) } else { left };
+            match self.events.recv_timeout(slice) {
+                Ok(Event::Closed(_)) => return Err(self.died(None)),
+                Ok(event) => return Ok(event),
+                Err(mpsc::RecvTimeoutError::Timeout) if self.starting && crate::sys::signals::stop_requested() => {
+                    self.kill();
+                    return Err(ErrorKind::Interrupted);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.kill();
+                    return Err(ErrorKind::NoAnswer(format!(
+                        "it did not answer within {:?}; killed",
+                        deadline - start
+                    )));
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.died(None)),
             }
-            Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.died(None)),
         }
     }
 
@@ -1092,6 +1211,9 @@ fn start_reader(
     })
 }
 
+/// How often a start-up wait looks at SIGINT/SIGTERM.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
 /// Messages (other than logs) a plugin process may have queued before the host reads them;
 /// more is a flood and ends the channel.
 const EVENT_QUEUE: usize = 64;
@@ -1121,7 +1243,7 @@ impl LogLimiter {
             return;
         }
         self.in_window += 1;
-        forward_log(plugin, level, &message.escape_debug().to_string());
+        forward_log(plugin, level, &PluginText::from(message).to_string());
     }
 
     fn report_dropped(&mut self, plugin: &str) {
@@ -1151,6 +1273,7 @@ fn message_kind(message: &ToHost) -> &'static str {
         ToHost::Log { .. } => "Log",
         ToHost::Failed { .. } => "Failed for another frame",
         ToHost::Sandboxed { .. } => "Sandboxed",
+        ToHost::Compiled { .. } => "Compiled",
     }
 }
 

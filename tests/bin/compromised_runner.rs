@@ -49,7 +49,12 @@ fn main() {
     let mut output = File::from(control_out);
     protocol::handshake(Hello::OURS, &mut input, &mut output).expect("handshake");
     protocol::write_message(&mut output, &ToHost::Sandboxed { report }).expect("sandbox report");
-    let _load: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("load");
+    let load: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("load");
+    if let ToRunner::Compile { module } = load {
+        // Started to compile the module: honestly, like a real runner.
+        let _ = protocol::write_message(&mut output, &plugin_host::runner::compile(module));
+        return;
+    }
 
     match mode.as_str() {
         "idle" => {
@@ -71,7 +76,7 @@ fn main() {
                 Ok(what) => format!("ATTACK SUCCEEDED: {what}"),
                 Err(err) => format!("ATTACK refused: {}", errno_name(&err)),
             };
-            let failed = ToHost::Failed { frame: None, failure: Failure::Load(outcome) };
+            let failed = ToHost::Failed { frame: None, failure: Failure::Load(outcome.into()) };
             let _ = protocol::write_message(&mut output, &failed);
         }
     }

@@ -36,7 +36,12 @@ fn main() {
     protocol::handshake(Hello::OURS, &mut input, &mut output).expect("handshake");
     protocol::write_message(&mut output, &ToHost::Sandboxed { report }).expect("sandbox report");
     let region = Region::open(File::from(region_fd)).expect("region");
-    let _load: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("load");
+    let load: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("load");
+    if let ToRunner::Compile { module } = load {
+        // Started to compile the module: honestly, like a real runner; the lies come later.
+        let _ = protocol::write_message(&mut output, &plugin_host::runner::compile(module));
+        return;
+    }
     let description = r#"{"name":"hostile","version":"1","description":"","formats":["rgba8","gray8"],"params":[]}"#;
     protocol::write_message(&mut output, &ToHost::Loaded { description: description.into() }).expect("loaded");
     let _init: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("init");

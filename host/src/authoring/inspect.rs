@@ -65,7 +65,7 @@ pub fn to_text(d: &PluginDescription) -> String {
 
 /// `text` with control characters (escape sequences, newlines) escaped, so that what a plugin
 /// wrote cannot drive the terminal or fake extra lines.
-use crate::plugin::terminal_safe;
+use crate::text::terminal_safe;
 
 #[cfg(test)]
 mod tests {
@@ -73,6 +73,6 @@ mod tests {
 
     #[test]
     fn text_escapes_control_characters_only() {
-        assert_eq!(terminal_safe("it's \"x\"\u{1b}[2J\nfake"), "it's \"x\"\\u{1b}[2J\\nfake");
+        assert_eq!(terminal_safe("it's \"x\"\u{1b}[2J\nfake"), "it's \"x\"\\u{1b}[2J\\u{a}fake");
     }
 }

@@ -3,15 +3,18 @@
 //! starts with a fixed 16-byte handshake (magic, lowest and highest protocol version) from each
 //! side, so that a mismatch is a clear error rather than a decoding failure.
 
+use crate::text::PluginText;
 use plugin_sdk::abi::FRAME_DESC_SIZE;
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 
 pub const MAGIC: [u8; 8] = *b"PLGHOST\x01";
 /// 2: frames by lane (`Load` names the chain stage); 3: the runner reports its sandbox
-/// ([`ToHost::Sandboxed`]) before it is sent the module.
-pub const PROTOCOL_VERSION: u32 = 4;
-pub const MIN_PROTOCOL_VERSION: u32 = 4;
+/// ([`ToHost::Sandboxed`]) before it is sent the module; 4: `Stats` counts the runner's page
+/// faults; 5: untrusted modules are compiled in a sandboxed runner ([`ToRunner::Compile`]),
+/// never in the host.
+pub const PROTOCOL_VERSION: u32 = 5;
+pub const MIN_PROTOCOL_VERSION: u32 = 5;
 
 /// Largest message the host accepts from a plugin process.
 pub const MAX_TO_HOST_BYTES: usize = 1 << 20;
@@ -27,6 +30,9 @@ pub struct RunnerLimits {
     pub deadline_ms: u64,
     /// Deadline for creating the instance (`plugin_init`).
     pub startup_ms: u64,
+    /// Copy each input frame into the plugin's private memory before `process` (shared-memory
+    /// transport), so that the previous stage cannot change it while the plugin reads it.
+    pub snapshot_input: bool,
 }
 
 /// How frames travel between host and runner.
@@ -57,6 +63,13 @@ pub enum ToRunner {
         /// slot's buffers it reads.
         stage: u32,
     },
+    /// Compile the module (wasm bytes) for the runners' engine; answered by
+    /// [`ToHost::Compiled`], after which the runner exits. The host never parses or compiles an
+    /// untrusted module itself: this runner does it inside its sandbox and memory limit.
+    Compile {
+        #[serde(with = "serde_bytes")]
+        module: Vec<u8>,
+    },
     /// Pipe transport: one frame; `desc` is a `FrameDesc` with `data` 0.
     Frame {
         frame: u64,
@@ -86,6 +99,13 @@ pub enum ToHost {
         #[serde(with = "serde_bytes")]
         pixels: Vec<u8>,
     },
+    /// The answer to [`ToRunner::Compile`]: the compiled module. Native code made from an
+    /// untrusted module by a sandboxed process: the host only stores it (authenticated) and
+    /// hands it to runners with the same sandbox; it never loads it itself.
+    Compiled {
+        #[serde(with = "serde_bytes")]
+        artifact: Vec<u8>,
+    },
     /// Counters of the plugin process, on request.
     Stats { frames: u64, minor_faults: u64 },
     /// A log line from the plugin.
@@ -98,23 +118,24 @@ pub enum ToHost {
     Sandboxed { report: crate::sys::sandbox::Report },
 }
 
-/// What went wrong inside the plugin process.
+/// What went wrong inside the plugin process. Every text in here is the plugin process's word:
+/// [`PluginText`], shown escaped and cut.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Failure {
     /// The module is not a usable plugin (does not compile, lacks exports, wrong ABI version).
-    Load(String),
+    Load(PluginText),
     /// The plugin returned an error status with this message.
-    Plugin(String),
+    Plugin(PluginText),
     /// The wasm code trapped.
-    Trap { trap: String, backtrace: String },
+    Trap { trap: PluginText, backtrace: PluginText },
     /// The frame missed its deadline (epoch interruption).
     Deadline,
     /// The plugin wanted more memory than its limit.
-    MemoryLimit(String),
+    MemoryLimit(PluginText),
     /// The host broke the protocol (a runner-side view).
-    Protocol(String),
+    Protocol(PluginText),
     /// The runner could not apply its OS sandbox; it reads nothing more and exits.
-    Sandbox(String),
+    Sandbox(PluginText),
 }
 
 impl std::fmt::Display for Failure {
@@ -122,7 +143,8 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Load(m) => write!(f, "cannot load: {m}"),
             Failure::Plugin(m) => write!(f, "plugin error: {m}"),
-            Failure::Trap { trap, backtrace } => write!(f, "{trap}\n{backtrace}"),
+            // One line: the backtrace's own line breaks are escaped like any other.
+            Failure::Trap { trap, backtrace } => write!(f, "{trap}; {backtrace}"),
             Failure::Deadline => write!(f, "missed its deadline"),
             Failure::MemoryLimit(m) => write!(f, "memory limit: {m}"),
             Failure::Protocol(m) => write!(f, "protocol violation: {m}"),

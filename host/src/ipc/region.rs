@@ -1,15 +1,23 @@
 //! The shared frame region: its layout, defined once for both sides, and a view that reads and
 //! writes it without ever trusting what the other process put there.
 //!
-//! One region serves a whole chain of plugins. Each slot (a *lane*) has two buffers, A and B;
-//! stage k reads buffer k mod 2 and writes the other, so the output of stage k is, in place, the
-//! input of stage k+1: frames move along a chain by handing the lane on, never by copying.
+//! One region serves a whole chain of plugins. Between consecutive stages lies a *boundary*:
+//! boundary 0 is what the source writes, boundary k+1 what stage k produces and stage k+1 reads,
+//! and the last boundary what the sink reads. Each slot (a *lane*) has one buffer per boundary,
+//! so the output of stage k is, in place, the input of stage k+1: frames move along a chain by
+//! handing the lane on, never by copying.
+//!
+//! Who may touch what: stage k's runner maps boundary k read-only and boundary k+1 writable into
+//! its plugin's memory, and nothing of any other boundary. A plugin that writes its input or
+//! another stage's buffers traps; it can never change a frame it does not produce.
 //!
 //! ```text
 //! 0        RegionHeader (64 B): magic, layout version, slot count, slot capacity, stage count
 //! 64       per stage: StageControl (64 B: doorbell) then SlotControl × slot_count (128 B each:
 //!          state word, frame number, input/output FrameDesc)
-//! page     buffers: slot 0 A, slot 0 B, slot 1 A, … each `slot_capacity` bytes
+//! page     buffers, by boundary: boundary 0 of slot 0, of slot 1, …, boundary 1 of slot 0, …
+//!          each `slot_capacity` bytes; as many boundaries as stages (the last stage's control
+//!          block belongs to the consumer of the last boundary)
 //! ```
 //!
 //! Descriptors are copied out with one volatile read and validated by the reader before use.
@@ -24,7 +32,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"PHREGION");
-pub const LAYOUT_VERSION: u32 = 2;
+/// 3: one buffer per chain boundary and lane (was: two per lane, shared by every stage).
+pub const LAYOUT_VERSION: u32 = 3;
 pub const PAGE_SIZE: u64 = 4096;
 pub const MIN_SLOTS: u32 = 2;
 pub const MAX_SLOTS: u32 = 64;
@@ -37,11 +46,12 @@ pub struct RegionHeader {
     pub magic: u64,
     pub layout_version: u32,
     pub slot_count: u32,
-    /// Bytes of each buffer (a slot has two), a multiple of the page.
+    /// Bytes of each buffer (a slot has one per boundary), a multiple of the page.
     pub slot_capacity: u64,
     /// Offset of slot 0's buffer A, page-aligned.
     pub buffers_offset: u64,
-    /// Plugins of the chain that share the region, each with its own control block.
+    /// Control blocks: the chain's plugins and the consumer of the last boundary; also the
+    /// number of boundaries.
     pub stage_count: u32,
     _reserved: [u32; 7],
 }
@@ -145,19 +155,20 @@ fn buffers_offset(slot_count: u32, stage_count: u32) -> u64 {
 }
 
 impl Region {
-    /// Host: creates a region for one plugin (see [`Region::create_chain`]).
+    /// Host: creates a region for one plugin (see [`Region::create_chain`]): its stage and the
+    /// host's view of its output.
     pub fn create(name: &str, slot_count: u32, frame_bytes: u64) -> Result<Self, RegionError> {
-        Self::create_chain(name, 1, slot_count, frame_bytes)
+        Self::create_chain(name, 2, slot_count, frame_bytes)
     }
 
-    /// Host: creates, sizes, initialises and seals a region for a chain of `stage_count` plugins
-    /// with `slot_count` lanes whose buffers hold at least `frame_bytes` each. Returns the view of
-    /// stage 0; [`Region::for_stage`] gives the others.
+    /// Host: creates, sizes, initialises and seals a region for a chain of `stage_count - 1`
+    /// plugins and the consumer of their output, with `slot_count` lanes whose buffers hold at
+    /// least `frame_bytes` each. Returns the view of stage 0; [`Region::for_stage`] gives the others.
     pub fn create_chain(name: &str, stage_count: u32, slot_count: u32, frame_bytes: u64) -> Result<Self, RegionError> {
         if !(MIN_SLOTS..=MAX_SLOTS).contains(&slot_count) {
             return Err(RegionError::SlotCount(slot_count));
         }
-        if !(1..=MAX_STAGES).contains(&stage_count) {
+        if !(2..=MAX_STAGES).contains(&stage_count) {
             return Err(RegionError::Stage(stage_count));
         }
         let slot_capacity = page_align(frame_bytes.max(1));
@@ -165,7 +176,7 @@ impl Region {
             return Err(RegionError::Capacity(frame_bytes));
         }
         let offset = buffers_offset(slot_count, stage_count);
-        let size = offset + slot_count as u64 * 2 * slot_capacity;
+        let size = offset + stage_count as u64 * slot_count as u64 * slot_capacity;
         let file = memfd::create_sealed(name, size).map_err(RegionError::Create)?;
         let map = memfd::map_shared(&file).map_err(RegionError::Map)?;
         let region = Region::stage_zero(map, file, [slot_count, stage_count], slot_capacity, offset);
@@ -224,14 +235,14 @@ impl Region {
         if !(MIN_SLOTS..=MAX_SLOTS).contains(&slot_count) {
             return Err(RegionError::SlotCount(slot_count));
         }
-        if !(1..=MAX_STAGES).contains(&stage_count) {
+        if !(2..=MAX_STAGES).contains(&stage_count) {
             return Err(RegionError::Stage(stage_count));
         }
         if slot_capacity == 0 || slot_capacity % PAGE_SIZE != 0 || slot_capacity > MAX_SLOT_CAPACITY {
             return Err(RegionError::Capacity(slot_capacity));
         }
         if offset != buffers_offset(slot_count, stage_count)
-            || offset + slot_count as u64 * 2 * slot_capacity != map.len() as u64
+            || offset + stage_count as u64 * slot_count as u64 * slot_capacity != map.len() as u64
         {
             return Err(RegionError::Invalid("its size does not match its header"));
         }
@@ -359,22 +370,35 @@ impl Region {
         }
     }
 
-    /// Bytes of all slot buffers together (they are contiguous, from slot 0's buffer A).
-    pub fn buffers_len(&self) -> usize {
-        (self.shared.slot_count as u64 * 2 * self.shared.slot_capacity) as usize
-    }
-
     /// Offset of the first slot buffer from the start of the region.
     pub fn buffers_offset(&self) -> u64 {
         self.shared.buffers_offset
     }
 
-    /// Offset of a slot buffer from the start of the region. Stage k reads buffer k mod 2 of
-    /// each slot and writes the other one.
+    /// Offset of the first buffer of `boundary` from the start of the region; the boundary's
+    /// buffers, one per slot, follow it contiguously.
+    fn boundary_offset(&self, boundary: u32) -> u64 {
+        assert!(boundary < self.shared.stage_count, "boundary {boundary} out of range");
+        self.shared.buffers_offset + boundary as u64 * self.boundary_len()
+    }
+
+    /// Bytes of one boundary's buffers together.
+    pub fn boundary_len(&self) -> u64 {
+        self.shared.slot_count as u64 * self.shared.slot_capacity
+    }
+
+    /// Runner: what this stage maps into its plugin's memory, as (offset in the region, length):
+    /// its input boundary (to map read-only) directly followed by its output boundary (writable),
+    /// each [`Region::boundary_len`] bytes. `None` for a view with no output boundary.
+    pub fn stage_window(&self) -> Option<(u64, u64)> {
+        (self.stage + 1 < self.shared.stage_count).then(|| (self.boundary_offset(self.stage), 2 * self.boundary_len()))
+    }
+
+    /// Offset of a slot buffer from the start of the region: this stage's input boundary or its
+    /// output boundary.
     pub fn buffer_offset(&self, slot: u32, which: Buffer) -> u64 {
         assert!(slot < self.shared.slot_count, "slot {slot} out of range");
-        let parity = (self.stage as u64 + which as u64) % 2;
-        self.shared.buffers_offset + (slot as u64 * 2 + parity) * self.shared.slot_capacity
+        self.boundary_offset(self.stage + which as u32) + slot as u64 * self.shared.slot_capacity
     }
 
     fn buffer_ptr(&self, slot: u32, which: Buffer, offset: usize, len: usize) -> *mut u8 {

@@ -2,9 +2,10 @@
 //! channels so that stage k works on frame n while stage k+1 works on frame n−1.
 //!
 //! Frames never move between stages by copy. The chain shares one region ([`Region::create_chain`])
-//! whose slots are *lanes*: the source writes a frame into a free lane, each stage's plugin reads
-//! it there and writes its result into the lane's other buffer, which is the next stage's input,
-//! and the sink encodes from the lane and frees it. Threads pass the lane's token and the
+//! whose slots are *lanes*: the source writes a frame into a free lane's first boundary, each
+//! stage's plugin reads it there (mapped read-only) and writes its result into the lane's next
+//! boundary, which is the next stage's input, and the sink encodes from the last boundary and
+//! frees the lane. Threads pass the lane's token and the
 //! validated descriptor. The only copy is on the failure path (a frame passed through a stage
 //! unchanged), and it is counted. Frames keep their order; memory is the ring of lanes.
 
@@ -95,7 +96,7 @@ impl Prepared {
         let (width, height, format) = source.shape();
         let frame_bytes = width as u64 * height as u64 * 4;
         // One control block per plugin, and one for the sink's view of the last buffer.
-        let stage_count = config.plugins.len() as u32 + 1;
+        let stage_count = (config.plugins.len() as u32 + 1).max(2);
         let lanes = config.plugins.len() as u32 + config.ring;
         let region = Region::create_chain("plugin-host:chain", stage_count, lanes.max(2), frame_bytes)
             .map_err(|e| RunError::Plugin(PluginError { plugin: "pipeline".into(), kind: e.into() }))?;
@@ -103,7 +104,11 @@ impl Prepared {
         for (k, plugin) in config.plugins.iter().enumerate() {
             let view = region.for_stage(k as u32).map_err(|e| config.error(e.to_string()))?;
             stages.push(Stage::start(plugin, frame_bytes, &view, &options).map_err(|e| match e.kind {
+                ErrorKind::Interrupted => RunError::Interrupted,
                 ErrorKind::ReadModule { .. }
+                | ErrorKind::NotAFile { .. }
+                | ErrorKind::ModuleTooLarge { .. }
+                | ErrorKind::Compile { .. }
                 | ErrorKind::NotWasm { .. }
                 | ErrorKind::NotAPlugin { .. }
                 | ErrorKind::Param(_)
@@ -359,6 +364,7 @@ impl Stage {
         spec.sandbox = config.sandbox;
         spec.slots = region.slot_count();
         spec.standby = config.max_restarts > 0;
+        spec.snapshot_input = config.snapshot_input;
         let process = PluginProcess::spawn_stage(spec, region)?;
         Ok(Self {
             config: config.clone(),

@@ -4,7 +4,9 @@
 //!
 //! The memory is an ordinary private anonymous reservation (PROT_NONE until grown), except that
 //! one grow — the one the runner makes right after instantiation, with the window armed — maps
-//! the region's buffers, shared, at the memory's end. The guest's allocator grows past it as usual.
+//! the stage's buffers, shared, at the memory's end: its input boundary read-only, then its output
+//! boundary writable (see [`crate::ipc::region`]). A guest store into the read-only part faults,
+//! and wasmtime turns the fault into a trap. The guest's allocator grows past the window as usual.
 
 use std::fs::File;
 use std::os::fd::AsRawFd;
@@ -18,6 +20,8 @@ pub struct Window {
     file: File,
     file_offset: u64,
     len: usize,
+    /// Bytes at the window's start that are mapped read-only (the stage's input).
+    read_only: usize,
     armed: AtomicBool,
     /// Offset in linear memory where the window was placed, once placed.
     placed_at: AtomicUsize,
@@ -25,12 +29,14 @@ pub struct Window {
 }
 
 impl Window {
-    /// A window over `len` bytes of `file` from `file_offset` (both page-aligned).
-    pub fn new(file: File, file_offset: u64, len: usize) -> Arc<Self> {
+    /// A window over `len` bytes of `file` from `file_offset` (both page-aligned), of which the
+    /// first `read_only` bytes (page-aligned, at most `len`) are mapped read-only.
+    pub fn new(file: File, file_offset: u64, len: usize, read_only: usize) -> Arc<Self> {
         Arc::new(Self {
             file,
             file_offset,
             len,
+            read_only: read_only.min(len),
             armed: AtomicBool::new(false),
             placed_at: AtomicUsize::new(usize::MAX),
             failure: Mutex::new(None),
@@ -135,20 +141,31 @@ impl WindowedMemory {
 
     fn map_window(&mut self, at: usize) -> std::io::Result<()> {
         let window = &self.window;
-        // SAFETY: [at, at + len) lies within our reservation (checked by grow_to); MAP_FIXED
-        // replaces those PROT_NONE pages of our own reservation with the shared file mapping.
-        // The region file is sealed against shrinking, so accesses can never fault with SIGBUS.
-        let rc = unsafe {
-            libc::mmap(
-                self.base.as_ptr().add(at) as *mut libc::c_void,
-                window.len,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE,
-                window.file.as_raw_fd(),
-                window.file_offset as libc::off_t,
-            )
-        };
-        if rc == libc::MAP_FAILED { Err(std::io::Error::last_os_error()) } else { Ok(()) }
+        let parts = [
+            (0, window.read_only, libc::PROT_READ),
+            (window.read_only, window.len - window.read_only, libc::PROT_READ | libc::PROT_WRITE),
+        ];
+        for (offset, len, protection) in parts.into_iter().filter(|&(_, len, _)| len > 0) {
+            // SAFETY: [at + offset, at + offset + len) lies within our reservation (checked by
+            // grow_to); MAP_FIXED replaces those PROT_NONE pages of our own reservation with the
+            // shared file mapping. The region file is sealed against shrinking, so accesses can
+            // never fault with SIGBUS; a store into the read-only part faults, which wasmtime
+            // reports as a trap of the guest.
+            let rc = unsafe {
+                libc::mmap(
+                    self.base.as_ptr().add(at + offset) as *mut libc::c_void,
+                    len,
+                    protection,
+                    libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE,
+                    window.file.as_raw_fd(),
+                    (window.file_offset + offset as u64) as libc::off_t,
+                )
+            };
+            if rc == libc::MAP_FAILED {
+                return Err(std::io::Error::last_os_error());
+            }
+        }
+        Ok(())
     }
 }
 

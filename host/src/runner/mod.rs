@@ -26,6 +26,17 @@ pub fn engine_for_precompile() -> Result<&'static wasmtime::Engine, String> {
     ENGINE.get_or_init(|| wasm::precompile_engine().map_err(|e| format!("{e:#}"))).as_ref().map_err(Clone::clone)
 }
 
+/// The answer to [`ToRunner::Compile`]: the module compiled for the runners' engine, or why it
+/// cannot be. Untrusted bytes: only ever called inside a sandboxed runner, under its memory limit.
+pub fn compile(module: Vec<u8>) -> ToHost {
+    let compiled =
+        engine_for_precompile().and_then(|engine| engine.precompile_module(&module).map_err(|e| format!("{e:#}")));
+    match compiled {
+        Ok(artifact) => ToHost::Compiled { artifact },
+        Err(why) => ToHost::Failed { frame: None, failure: Failure::Load(why.into()) },
+    }
+}
+
 /// The first argument that puts the binary in runner mode.
 pub const RUNNER_ARG: &str = "__plugin-host-runner";
 
@@ -68,7 +79,7 @@ fn serve() -> Result<(), protocol::ProtocolError> {
     match sandbox {
         Ok(report) => send(&control, &ToHost::Sandboxed { report })?,
         Err(e) => {
-            let failure = Failure::Sandbox(e.to_string());
+            let failure = Failure::Sandbox(e.to_string().into());
             send(&control, &ToHost::Failed { frame: None, failure: failure.clone() })?;
             return Err(protocol::ProtocolError::Malformed(failure.to_string()));
         }
@@ -78,20 +89,24 @@ fn serve() -> Result<(), protocol::ProtocolError> {
         protocol::ProtocolError::Malformed(failure.to_string())
     };
 
-    let region = Region::open(File::from(region_fd)).map_err(|e| fail(Failure::Protocol(e.to_string())))?;
-
     let (module_bytes, precompiled, limits, transport, pipe_capacity, stage) =
         match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
             ToRunner::Load { module, precompiled, limits, transport, frame_capacity, stage, .. } => {
                 (module, precompiled, limits, transport, frame_capacity, stage)
             }
-            other => return Err(fail(Failure::Protocol(format!("expected Load, got {other:?}")))),
+            ToRunner::Compile { module } => return send(&control, &compile(module)),
+            other => return Err(fail(Failure::Protocol(format!("expected Load, got {other:?}").into()))),
         };
-    let region = region.for_stage(stage).map_err(|e| fail(Failure::Protocol(e.to_string())))?;
+    let region = Region::open(File::from(region_fd)).map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
+    let region = region.for_stage(stage).map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
     let (capacity, window) = match transport {
         Transport::SharedMemory => {
-            let region_file = region.file().try_clone().map_err(|e| fail(Failure::Protocol(e.to_string())))?;
-            let window = Window::new(region_file, region.buffers_offset(), region.buffers_len());
+            let (offset, len) = region
+                .stage_window()
+                .ok_or_else(|| fail(Failure::Protocol(format!("stage {stage} has no output boundary").into())))?;
+            let region_file = region.file().try_clone().map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
+            // Its input read-only, its output writable, nothing of any other boundary.
+            let window = Window::new(region_file, offset, len as usize, region.boundary_len() as usize);
             (region.slot_capacity(), Some(window))
         }
         Transport::Pipe => (pipe_capacity.next_multiple_of(PAGE_SIZE), None),
@@ -99,8 +114,8 @@ fn serve() -> Result<(), protocol::ProtocolError> {
     let capacity = u32::try_from(capacity)
         .ok()
         .filter(|&c| c as u64 <= MAX_SLOT_CAPACITY)
-        .ok_or_else(|| fail(Failure::Protocol(format!("frame capacity {capacity} is too large"))))?;
-    let engine = wasm::engine(window.clone()).map_err(|e| fail(Failure::Load(e.to_string())))?;
+        .ok_or_else(|| fail(Failure::Protocol(format!("frame capacity {capacity} is too large").into())))?;
+    let engine = wasm::engine(window.clone()).map_err(|e| fail(Failure::Load(e.to_string().into())))?;
     let watchdog = Watchdog::start(engine.clone(), Duration::from_millis(limits.deadline_ms.max(1)));
     let module = PluginModule::load(&engine, &module_bytes, precompiled).map_err(fail)?;
     drop(module_bytes);
@@ -115,7 +130,7 @@ fn serve() -> Result<(), protocol::ProtocolError> {
     let params = match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
         ToRunner::Init { params } => params,
         ToRunner::Shutdown => return Ok(()),
-        other => return Err(fail(Failure::Protocol(format!("expected Init, got {other:?}")))),
+        other => return Err(fail(Failure::Protocol(format!("expected Init, got {other:?}").into()))),
     };
     let startup = Duration::from_millis(limits.startup_ms.max(1));
     watchdog.guard(startup, || instance.init(&params, 1)).map_err(fail)?;
@@ -160,12 +175,14 @@ fn serve() -> Result<(), protocol::ProtocolError> {
                 }
                 ToRunner::Stats => send(&control, &stats(frames_served))?,
                 ToRunner::Shutdown => return Ok(()),
-                other => return Err(fail(Failure::Protocol(format!("unexpected {other:?} while serving frames")))),
+                other => {
+                    return Err(fail(Failure::Protocol(format!("unexpected {other:?} while serving frames").into())));
+                }
             }
         }
     }
     let mut seen = region.doorbell().load(Ordering::Acquire);
-    let window_start = region.buffers_offset();
+    let window_start = region.stage_window().map_or(0, |(offset, _)| offset);
     loop {
         if let Some(slot) = next_submitted(&region) {
             let frame = region.frame_number(slot);
@@ -193,7 +210,9 @@ fn serve() -> Result<(), protocol::ProtocolError> {
             match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
                 ToRunner::Stats => send(&control, &stats(frames_served))?,
                 ToRunner::Shutdown => return Ok(()),
-                other => return Err(fail(Failure::Protocol(format!("unexpected {other:?} while serving frames")))),
+                other => {
+                    return Err(fail(Failure::Protocol(format!("unexpected {other:?} while serving frames").into())));
+                }
             }
         }
         // Sleep until the next submit; wake now and then to look at the control pipe.
@@ -232,10 +251,16 @@ fn control_message_waiting(input: &BufReader<File>) -> Result<bool, protocol::Pr
 }
 
 /// Ends a wasm call that runs past its deadline by bumping the engine's epoch. One thread per
-/// runner; arming and disarming are two atomic stores, with no wake-up per frame.
+/// runner; arming is an atomic store and disarming an uncontended lock, with no wake-up per frame.
+///
+/// Each call sets its epoch deadline one tick past the epoch at its start, so a bump that lands
+/// after the call ended would trap the *next* call falsely. The watchdog therefore fires (checks
+/// the deadline and bumps the epoch) under `firing`, and disarming takes the same lock: a bump
+/// for a call is over before that call's guard returns, and so before the next call starts.
 struct Watchdog {
     /// Nanoseconds since `epoch_origin` at which the armed call must end; 0 when disarmed.
     deadline_ns: Arc<AtomicU64>,
+    firing: Arc<Mutex<()>>,
     origin: Instant,
 }
 
@@ -244,6 +269,8 @@ impl Watchdog {
         let deadline_ns = Arc::new(AtomicU64::new(0));
         let origin = Instant::now();
         let armed = Arc::clone(&deadline_ns);
+        let firing = Arc::new(Mutex::new(()));
+        let fire = Arc::clone(&firing);
         std::thread::Builder::new()
             .name("deadline-watchdog".into())
             .spawn(move || {
@@ -253,6 +280,7 @@ impl Watchdog {
                     if deadline == 0 {
                         std::thread::sleep(idle_period);
                     } else if now >= deadline {
+                        let _firing = fire.lock().unwrap_or_else(|e| e.into_inner());
                         if armed.compare_exchange(deadline, 0, Ordering::AcqRel, Ordering::Acquire).is_ok() {
                             engine.increment_epoch();
                         }
@@ -262,7 +290,7 @@ impl Watchdog {
                 }
             })
             .ok();
-        Self { deadline_ns, origin }
+        Self { deadline_ns, firing, origin }
     }
 
     /// Runs `call` (which sets an epoch deadline of one tick) with the watchdog armed.
@@ -270,6 +298,7 @@ impl Watchdog {
         let deadline = (self.origin.elapsed() + limit).as_nanos() as u64;
         self.deadline_ns.store(deadline.max(1), Ordering::Release);
         let result = call();
+        let _firing = self.firing.lock().unwrap_or_else(|e| e.into_inner());
         self.deadline_ns.store(0, Ordering::Release);
         result
     }

@@ -106,6 +106,16 @@ pub struct PluginInstance {
     /// The two frame descriptors.
     descs: u32,
     capacity: u32,
+    /// With `input = "snapshot"`: a private buffer the input is copied into before `process`,
+    /// so that the previous stage cannot change it while this plugin reads it.
+    snapshot: Snapshot,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Snapshot {
+    Off,
+    Wanted,
+    At(u32),
 }
 
 impl PluginModule {
@@ -116,9 +126,10 @@ impl PluginModule {
             // compilation settings (`base_config`), and checked the cache entry's key and checksum
             // before sending them; `deserialize` checks engine compatibility itself.
             unsafe { Module::deserialize(engine, bytes) }
-                .map_err(|e| Failure::Load(format!("cannot load the compiled module: {e:#}")))?
+                .map_err(|e| Failure::Load(format!("cannot load the compiled module: {e:#}").into()))?
         } else {
-            Module::new(engine, bytes).map_err(|e| Failure::Load(format!("not a valid WebAssembly module: {e:#}")))?
+            Module::new(engine, bytes)
+                .map_err(|e| Failure::Load(format!("not a valid WebAssembly module: {e:#}").into()))?
         };
         let mut linker = Linker::new(engine);
         linker
@@ -132,7 +143,7 @@ impl PluginModule {
                     (caller.data().log)(level, message);
                 },
             )
-            .map_err(|e| Failure::Load(e.to_string()))?;
+            .map_err(|e| Failure::Load(e.to_string().into()))?;
         Ok(Self { engine: engine.clone(), module, linker })
     }
 
@@ -151,15 +162,15 @@ impl PluginModule {
         store.limiter(|data| data);
         store.set_epoch_deadline(u64::MAX / 2);
         let instance =
-            self.linker.instantiate(&mut store, &self.module).map_err(|e| Failure::Load(format!("{e:#}")))?;
+            self.linker.instantiate(&mut store, &self.module).map_err(|e| Failure::Load(format!("{e:#}").into()))?;
         let version = func::<(), i32>(&instance, &mut store, abi::EXPORT_ABI_VERSION)?
             .call(&mut store, ())
             .map_err(|e| classify(&store, e))?;
         if version as u32 != abi::ABI_VERSION {
-            return Err(Failure::Load(format!(
-                "it was built for plugin ABI version {version}; this host speaks version {}",
-                abi::ABI_VERSION
-            )));
+            return Err(Failure::Load(
+                format!("it was built for plugin ABI version {version}; this host speaks version {}", abi::ABI_VERSION)
+                    .into(),
+            ));
         }
         let exports = Exports {
             memory: instance
@@ -172,16 +183,16 @@ impl PluginModule {
             describe: func(&instance, &mut store, abi::EXPORT_DESCRIBE)?,
         };
         let buffers = Buffers::Heap { input: 0, output: 0 };
-        let mut instance = PluginInstance { store, exports, buffers, window, descs: 0, capacity: frame_capacity };
+        let snapshot = if limits.snapshot_input && window.is_some() { Snapshot::Wanted } else { Snapshot::Off };
+        let mut instance =
+            PluginInstance { store, exports, buffers, window, descs: 0, capacity: frame_capacity, snapshot };
         if let Some(window) = &instance.window {
             window.arm();
             let pages = window.len().div_ceil(WASM_PAGE) as u64;
-            instance
-                .exports
-                .memory
-                .grow(&mut instance.store, pages)
-                .map_err(|e| Failure::MemoryLimit(format!("cannot map the frame window into linear memory: {e:#}")))?;
-            let base = window.placed_at().map_err(Failure::Load)?;
+            instance.exports.memory.grow(&mut instance.store, pages).map_err(|e| {
+                Failure::MemoryLimit(format!("cannot map the frame window into linear memory: {e:#}").into())
+            })?;
+            let base = window.placed_at().map_err(|e| Failure::Load(e.into()))?;
             let base =
                 u32::try_from(base).map_err(|_| Failure::MemoryLimit("the frame window lies past 4 GiB".into()))?;
             instance.buffers = Buffers::Window { base, len: window.len() as u32 };
@@ -201,7 +212,7 @@ fn func<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
         Failure::Load(format!(
             "it does not export `{name}` with the ABI's signature: is it built with plugin_sdk::export_plugin! (ABI version {})?",
             abi::ABI_VERSION
-        ))
+        ).into())
     })
 }
 
@@ -214,16 +225,38 @@ fn read_guest_bytes(caller: &mut Caller<'_, StoreData>, ptr: i32, len: u32) -> V
 
 /// Turns a wasmtime error into the failure we report.
 fn classify(store: &Store<StoreData>, error: wasmtime::Error) -> Failure {
-    let backtrace = error.downcast_ref::<WasmBacktrace>().map(|b| b.to_string()).unwrap_or_default();
+    // Function names come from the module's name section: cut here, so that a report always
+    // fits a control message (9 names of 100 KB once made a trap look like a crash).
+    let backtrace = error.downcast_ref::<WasmBacktrace>().map(|b| cut(b.to_string())).unwrap_or_default();
     match error.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Failure::Deadline,
-        Some(trap) if store.data().memory_denied.load(Ordering::Relaxed) => Failure::MemoryLimit(format!(
-            "a memory.grow past the limit of {} bytes was refused, then the plugin trapped: {trap}\n{backtrace}",
-            store.data().memory_cap
-        )),
-        Some(trap) => Failure::Trap { trap: trap.to_string(), backtrace },
-        None => Failure::Trap { trap: format!("{error:#}"), backtrace },
+        Some(trap) if store.data().memory_denied.load(Ordering::Relaxed) => Failure::MemoryLimit(
+            format!(
+                "a memory.grow past the limit of {} bytes was refused, then the plugin trapped: {trap}\n{backtrace}",
+                store.data().memory_cap
+            )
+            .into(),
+        ),
+        Some(trap) => Failure::Trap { trap: trap.to_string().into(), backtrace: backtrace.into() },
+        None => Failure::Trap { trap: cut(format!("{error:#}")).into(), backtrace: backtrace.into() },
     }
+}
+
+/// Longest text of a failure report, in bytes; far below the host's message limit.
+const MAX_REPORT_BYTES: usize = 16 << 10;
+
+/// `text` cut to [`MAX_REPORT_BYTES`] at a character boundary, saying so.
+fn cut(mut text: String) -> String {
+    if text.len() > MAX_REPORT_BYTES {
+        let mut end = MAX_REPORT_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let dropped = text.len() - end;
+        text.truncate(end);
+        text.push_str(&format!("… ({dropped} more bytes)"));
+    }
+    text
 }
 
 impl PluginInstance {
@@ -242,12 +275,15 @@ impl PluginInstance {
         self.exports
             .memory
             .write(&mut self.store, params_ptr as usize, params)
-            .map_err(|e| Failure::Protocol(e.to_string()))?;
+            .map_err(|e| Failure::Protocol(e.to_string().into()))?;
         self.store.set_epoch_deadline(deadline_ticks);
         let status = self.exports.init.call(&mut self.store, (params_ptr as i32, params.len() as i32));
         self.check_status(status)?;
         if let Buffers::Heap { .. } = self.buffers {
             self.buffers = Buffers::Heap { input: self.alloc(self.capacity)?, output: self.alloc(self.capacity)? };
+        }
+        if self.snapshot == Snapshot::Wanted {
+            self.snapshot = Snapshot::At(self.alloc(self.capacity)?);
         }
         self.descs = self.alloc(2 * FRAME_DESC_SIZE as u32)?;
         Ok(())
@@ -257,7 +293,9 @@ impl PluginInstance {
         let ptr = self.exports.alloc.call(&mut self.store, size as i32).map_err(|e| classify(&self.store, e))?;
         let end = (ptr as u32 as usize).checked_add(size as usize);
         if ptr == 0 || end.is_none_or(|end| end > self.exports.memory.data_size(&self.store)) {
-            return Err(Failure::MemoryLimit(format!("plugin_alloc could not provide {size} bytes for frame buffers")));
+            return Err(Failure::MemoryLimit(
+                format!("plugin_alloc could not provide {size} bytes for frame buffers").into(),
+            ));
         }
         Ok(ptr as u32)
     }
@@ -269,7 +307,9 @@ impl PluginInstance {
                 let ptr = self.exports.last_error.call(&mut self.store, ()).map_err(|e| classify(&self.store, e))?;
                 let message =
                     self.c_string(ptr, abi::MAX_MESSAGE_BYTES).map(|b| String::from_utf8_lossy(&b).into_owned());
-                Err(Failure::Plugin(message.unwrap_or_else(|| "the plugin reported an error without a message".into())))
+                Err(Failure::Plugin(
+                    message.unwrap_or_else(|| "the plugin reported an error without a message".into()).into(),
+                ))
             }
             Err(e) => Err(classify(&self.store, e)),
         }
@@ -307,10 +347,15 @@ impl PluginInstance {
             (Buffers::Heap { input, output }, FrameIo::Copy { .. }) => (*input, *output),
             _ => return Err(Failure::Protocol("frame transport does not match the instance's buffers".into())),
         };
-        let in_desc = FrameDesc { data: in_buf + input.data, capacity: self.capacity - input.data, ..*input };
+        let mut in_desc = FrameDesc { data: in_buf + input.data, capacity: self.capacity - input.data, ..*input };
         let out_desc = FrameDesc { data: out_buf, capacity: self.capacity, ..*input };
         let descs = self.descs as usize;
         let memory = self.exports.memory.data_mut(&mut self.store);
+        if let Snapshot::At(private) = self.snapshot {
+            let from = in_desc.data as usize;
+            memory.copy_within(from..from + in_len as usize, private as usize);
+            in_desc = FrameDesc { data: private, capacity: self.capacity, ..in_desc };
+        }
         if let FrameIo::Copy { fill, .. } = &mut io {
             fill(&mut memory[in_desc.data as usize..in_desc.data as usize + in_len as usize]);
         }
@@ -326,7 +371,8 @@ impl PluginInstance {
         if out.data != out_buf || out.capacity != self.capacity {
             return Err(Failure::Plugin("the plugin moved its output buffer".into()));
         }
-        out.validate().map_err(|why| Failure::Plugin(format!("the plugin's output descriptor is invalid: {why}")))?;
+        out.validate()
+            .map_err(|why| Failure::Plugin(format!("the plugin's output descriptor is invalid: {why}").into()))?;
         if let FrameIo::Copy { take, .. } = io {
             take(&memory[out_buf as usize..out_buf as usize + out.byte_len() as usize]);
         }

@@ -277,7 +277,7 @@ impl Layer {
 }
 
 /// Text from another process, with control characters escaped (no terminal escapes).
-use crate::plugin::terminal_safe as clean;
+use crate::text::terminal_safe as clean;
 
 /// Why the sandbox could not even be attempted.
 #[derive(Debug, thiserror::Error)]
