@@ -207,6 +207,9 @@ const ATTACKS: &[&str] = &[
     "ftruncate-region",
     "seal-region",
     "mmap-wx",
+    "shared-anon",
+    "futex-pi",
+    "thread-after-start",
 ];
 
 #[test]
@@ -507,4 +510,27 @@ fn spawn_to_ready_with_and_without_the_sandbox() {
             );
         }
     }
+}
+
+#[test]
+fn a_host_run_as_root_runs_its_plugins_as_nobody() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        println!("SKIPPED a_host_run_as_root_runs_its_plugins_as_nobody: this test process is not root");
+        return;
+    }
+    if !have("as_nobody", &["capabilities"]) {
+        return;
+    }
+    let plugin = PluginProcess::spawn(spec("nobody", plugin("invert"), 4096)).unwrap();
+    let pid = plugin.pid().unwrap();
+    // The kernel shows the ids as the reader (the host's namespace) sees them: the real ones.
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let ids = |key: &str| {
+        status.lines().find_map(|l| l.strip_prefix(key)).unwrap().split_whitespace().collect::<Vec<_>>().join(" ")
+    };
+    println!("plugin process {pid}: Uid {}, Gid {}", ids("Uid:"), ids("Gid:"));
+    assert_eq!(ids("Uid:"), "65534 65534 65534 65534");
+    assert_eq!(ids("Gid:"), "65534 65534 65534 65534");
+    assert!(plugin.sandbox().layer("capabilities").unwrap().detail.contains("instead of root"));
 }

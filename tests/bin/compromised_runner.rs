@@ -315,6 +315,32 @@ fn run(attack: &str, host: libc::pid_t) -> io::Result<String> {
             };
             if at == libc::MAP_FAILED { Err(io::Error::last_os_error()) } else { Ok("mapped memory W+X".into()) }
         }
+        "shared-anon" => {
+            // Shared anonymous memory is not private writable memory: RLIMIT_DATA would not count it.
+            // SAFETY: a fresh anonymous mapping; nothing else refers to it.
+            let at = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    1536 << 20,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_SHARED | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                )
+            };
+            if at == libc::MAP_FAILED { Err(io::Error::last_os_error()) } else { Ok("mapped 1.5 GiB shared".into()) }
+        }
+        "futex-pi" => {
+            let word = std::sync::atomic::AtomicU32::new(0);
+            // SAFETY: a live, aligned futex word; a PI lock on an unowned word just takes it.
+            check(unsafe { libc::syscall(libc::SYS_futex, word.as_ptr(), libc::FUTEX_LOCK_PI, 0, 0, 0, 0) })
+                .map(|_| "took a PI futex".into())
+        }
+        "thread-after-start" => {
+            // The real runner forbids new threads once its watchdog runs; do as it does, then try.
+            plugin_host::sys::sandbox::seccomp::forbid_new_threads()?;
+            std::thread::Builder::new().spawn(|| ()).map(|_| "started a thread".into())
+        }
         other => panic!("unknown attack {other}"),
     }
 }

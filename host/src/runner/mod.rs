@@ -76,14 +76,20 @@ fn serve() -> Result<(), protocol::ProtocolError> {
     // Only the host's handshake is read before the failure is reported: no untrusted byte.
     protocol::handshake(Hello::OURS, &mut input, &mut output)?;
     let control: Control = Arc::new(Mutex::new(output));
-    match sandbox {
-        Ok(report) => send(&control, &ToHost::Sandboxed { report })?,
+    let seccomp_on = match sandbox {
+        Ok(report) => {
+            let on = report
+                .layer(crate::sys::sandbox::names::SECCOMP)
+                .is_some_and(|l| l.state == crate::sys::sandbox::State::On);
+            send(&control, &ToHost::Sandboxed { report })?;
+            on
+        }
         Err(e) => {
             let failure = Failure::Sandbox(e.to_string().into());
             send(&control, &ToHost::Failed { frame: None, failure: failure.clone() })?;
             return Err(protocol::ProtocolError::Malformed(failure.to_string()));
         }
-    }
+    };
     let fail = |failure: Failure| {
         let _ = send(&control, &ToHost::Failed { frame: None, failure: failure.clone() });
         protocol::ProtocolError::Malformed(failure.to_string())
@@ -94,7 +100,13 @@ fn serve() -> Result<(), protocol::ProtocolError> {
             ToRunner::Load { module, precompiled, limits, transport, frame_capacity, stage, .. } => {
                 (module, precompiled, limits, transport, frame_capacity, stage)
             }
-            ToRunner::Compile { module } => return send(&control, &compile(module)),
+            ToRunner::Compile { module } => {
+                if seccomp_on {
+                    crate::sys::sandbox::seccomp::forbid_new_threads()
+                        .map_err(|e| fail(Failure::Sandbox(format!("cannot forbid threads: {e}").into())))?;
+                }
+                return send(&control, &compile(module));
+            }
             other => return Err(fail(Failure::Protocol(format!("expected Load, got {other:?}").into()))),
         };
     let region = Region::open(File::from(region_fd)).map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
@@ -117,6 +129,11 @@ fn serve() -> Result<(), protocol::ProtocolError> {
         .ok_or_else(|| fail(Failure::Protocol(format!("frame capacity {capacity} is too large").into())))?;
     let engine = wasm::engine(window.clone()).map_err(|e| fail(Failure::Load(e.to_string().into())))?;
     let watchdog = Watchdog::start(engine.clone(), Duration::from_millis(limits.deadline_ms.max(1)));
+    // The watchdog is the last thread this process needs: from here on, none may start.
+    if seccomp_on {
+        crate::sys::sandbox::seccomp::forbid_new_threads()
+            .map_err(|e| fail(Failure::Sandbox(format!("cannot forbid threads: {e}").into())))?;
+    }
     let module = PluginModule::load(&engine, &module_bytes, precompiled).map_err(fail)?;
     drop(module_bytes);
     let log_control = Arc::clone(&control);

@@ -366,7 +366,11 @@ pub fn apply(policy: &Policy) -> Result<Report, SandboxError> {
         privileges::enter_namespaces()
     };
     if namespaces.iter().any(|l| l.name == USER_NS && l.state == State::On) {
-        layers[caps_at] = privileges::drop_capabilities();
+        let mut again = privileges::drop_capabilities();
+        if let Some(uid) = layers[caps_at].detail.split("; ").find(|part| part.ends_with("instead of root")) {
+            again.detail = format!("{}; {uid}", again.detail);
+        }
+        layers[caps_at] = again;
     }
     // Credentials changed: make sure the death signal survived.
     privileges::death_signal().map_err(|source| SandboxError::Prctl { what: "PR_SET_PDEATHSIG", source })?;

@@ -112,6 +112,10 @@ pub fn drop_capabilities() -> Layer {
     // SAFETY: as above.
     let ambient =
         unsafe { libc::prctl(libc::PR_CAP_AMBIENT, libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong, 0, 0, 0) };
+    // A host run as root would otherwise leave its plugin processes root outside their user
+    // namespace (no uid_map maps them anywhere else). Leaving uid 0 also empties the permitted
+    // set; the bounding set is already dropped above, while CAP_SETPCAP was still there.
+    let left_root = leave_root();
     let header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };
     let data = [CapData::default(); 2];
     // SAFETY: capset reads a valid version-3 header and two data words, which is what it
@@ -122,6 +126,13 @@ pub fn drop_capabilities() -> Layer {
         return Layer::new(CAPABILITIES, State::Unavailable, format!("capset failed: {}", errno_name(&err)));
     }
     let mut detail = String::from("effective, permitted and inheritable empty");
+    match left_root {
+        Ok(true) => detail.push_str(&format!("; uid and gid {NOBODY} instead of root")),
+        Ok(false) => {}
+        Err(err) => {
+            return Layer::new(CAPABILITIES, State::Unavailable, format!("cannot leave root: {}", errno_name(&err)));
+        }
+    }
     if ambient != 0 {
         detail.push_str("; ambient set not cleared (kernel too old)");
     }
@@ -134,6 +145,26 @@ pub fn drop_capabilities() -> Layer {
         detail.push_str(&format!("; bounding set keeps {bounding_kept} (no CAP_SETPCAP to drop them)"));
         Layer::new(CAPABILITIES, State::On, detail)
     }
+}
+
+/// The unprivileged user and group a runner started as root becomes ("nobody").
+const NOBODY: u32 = 65534;
+
+/// As root: no supplementary groups, then gid and uid [`NOBODY`] (real, effective and saved).
+/// `Ok(false)` when not root.
+fn leave_root() -> io::Result<bool> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Ok(false);
+    }
+    // SAFETY: setgroups with a count of 0 reads nothing; setresgid and setresuid take integers
+    // and only change this (single-threaded) process's credentials.
+    unsafe {
+        check(libc::setgroups(0, std::ptr::null()))?;
+        check(libc::setresgid(NOBODY, NOBODY, NOBODY))?;
+        check(libc::setresuid(NOBODY, NOBODY, NOBODY))?;
+    }
+    Ok(true)
 }
 
 /// Descriptors the runner may hold: 3, 4, 5, the region's second mapping handle, and a few for

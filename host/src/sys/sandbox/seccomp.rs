@@ -37,6 +37,14 @@ pub enum Rule {
     IfOwnPid {
         arg: u8,
     },
+    /// Kills when any `(arg, bits)` pair has all its bits set in that argument; else allowed.
+    UnlessAnyAllBits(&'static [(u8, u32)]),
+    /// Allowed when argument `arg`, masked with `mask`, is one of `values`; otherwise kills.
+    IfMaskedOneOf {
+        arg: u8,
+        mask: u32,
+        values: &'static [u32],
+    },
 }
 
 /// One entry of the allowlist.
@@ -170,9 +178,20 @@ macro_rules! paste_nr {
     (openat) => {
         libc::SYS_openat
     };
+    (seccomp) => {
+        libc::SYS_seccomp
+    };
 }
 
 const PROT_WRITE_EXEC: u32 = (libc::PROT_WRITE | libc::PROT_EXEC) as u32;
+/// Memory shared with nobody yet (`MAP_SHARED|MAP_ANONYMOUS`) would escape `RLIMIT_DATA`.
+const MMAP_REFUSED: &[(u8, u32)] = &[(2, PROT_WRITE_EXEC), (3, (libc::MAP_SHARED | libc::MAP_ANONYMOUS) as u32)];
+/// The futex operations std, glibc and the frame hand-off use, without the private and clock
+/// flags: wait, wake, and their bitset forms. No PI, requeue or wake-op.
+const FUTEX_OPERATIONS: &[u32] =
+    &[libc::FUTEX_WAIT as u32, libc::FUTEX_WAKE as u32, libc::FUTEX_WAIT_BITSET as u32, libc::FUTEX_WAKE_BITSET as u32];
+const FUTEX_COMMAND_MASK: u32 = !((libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME) as u32);
+const SECCOMP_OPERATIONS: &[u32] = &[libc::SECCOMP_SET_MODE_FILTER];
 const FCNTL_COMMANDS: &[u32] = &[
     libc::F_GETFD as u32,
     libc::F_SETFD as u32,
@@ -192,7 +211,7 @@ syscalls! {
         "F_GETFD/F_SETFD/F_GETFL/F_SETFL/F_DUPFD_CLOEXEC/F_GET_SEALS only: taking the descriptors, a second handle on the region, checking its seals (never F_ADD_SEALS)";
     statx => Rule::Allow,
         "the region's size when it is opened (Region::open); a path leads nowhere where the root is the empty tmpfs";
-    mmap => Rule::UnlessAllBits { arg: 2, bits: PROT_WRITE_EXEC },
+    mmap => Rule::UnlessAnyAllBits(MMAP_REFUSED),
         "wasm linear memory, loaded code, thread stacks, the shared region; never writable and executable at once";
     mprotect => Rule::UnlessAllBits { arg: 2, bits: PROT_WRITE_EXEC },
         "growing wasm memory, making loaded code executable (RW, then RX), guard pages; never writable and executable at once";
@@ -200,7 +219,10 @@ syscalls! {
     mremap => Rule::Allow, "the allocator growing a large buffer (frames, messages)";
     madvise => Rule::Allow, "the allocator and thread exit giving pages back; wasmtime resetting memory";
     brk => Rule::Allow, "the allocator's heap";
-    futex => Rule::Allow, "locks, thread joins, and the frame hand-off with the host";
+    futex => Rule::IfMaskedOneOf { arg: 1, mask: FUTEX_COMMAND_MASK, values: FUTEX_OPERATIONS },
+        "locks, thread joins, and the frame hand-off with the host: wait and wake only";
+    seccomp => Rule::IfOneOf { arg: 0, values: SECCOMP_OPERATIONS, else_errno: 0 },
+        "only adding a filter, which can only forbid more: the runner's last one ends thread creation";
     clone => Rule::IfBitSet { arg: 0, bits: libc::CLONE_THREAD as u32 },
         "only with CLONE_THREAD: the deadline watchdog thread; a new process is killed";
     clone3 => Rule::Errno(libc::ENOSYS),
@@ -308,7 +330,55 @@ fn block(rule: Rule, pid: u32) -> Vec<libc::sock_filter> {
             stmt(RET_K, RET_ALLOW),
             stmt(RET_K, RET_KILL_PROCESS),
         ],
+        Rule::UnlessAnyAllBits(checks) => {
+            let mut out = Vec::new();
+            let count = checks.len();
+            for (i, &(arg, bits)) in checks.iter().enumerate() {
+                out.push(stmt(LD_W_ABS, arg_offset(arg)));
+                out.push(stmt(AND_K, bits));
+                // All bits set: jump over the remaining checks and the allow, to the kill.
+                out.push(jump(JEQ_K, bits, (3 * (count - i - 1) + 1) as u8, 0));
+            }
+            out.push(stmt(RET_K, RET_ALLOW));
+            out.push(stmt(RET_K, RET_KILL_PROCESS));
+            out
+        }
+        Rule::IfMaskedOneOf { arg, mask, values } => {
+            let mut out = vec![stmt(LD_W_ABS, arg_offset(arg)), stmt(AND_K, mask)];
+            let count = values.len();
+            for (i, &value) in values.iter().enumerate() {
+                out.push(jump(JEQ_K, value, (count - i) as u8, 0));
+            }
+            out.push(stmt(RET_K, RET_KILL_PROCESS));
+            out.push(stmt(RET_K, RET_ALLOW));
+            out
+        }
     }
+}
+
+/// Ends thread creation for every thread of this process: a second filter, installed with
+/// `SECCOMP_FILTER_FLAG_TSYNC` once the runner's own threads (the deadline watchdog) run, that
+/// kills on `clone`, `clone3` and any further `seccomp`. Filters only ever add restrictions.
+pub fn forbid_new_threads() -> io::Result<()> {
+    let refused = [libc::SYS_clone, libc::SYS_clone3, libc::SYS_seccomp];
+    let mut filter = vec![stmt(LD_W_ABS, OFFSET_NR)];
+    for nr in refused {
+        filter.push(jump(JEQ_K, nr as u32, 0, 1));
+        filter.push(stmt(RET_K, RET_KILL_PROCESS));
+    }
+    filter.push(stmt(RET_K, RET_ALLOW));
+    let prog = libc::sock_fprog { len: filter.len() as libc::c_ushort, filter: filter.as_mut_ptr() };
+    // SAFETY: `prog` points at `filter`, a complete program that outlives the call (the kernel
+    // copies it); no_new_privs is set. TSYNC applies it to every thread of the process.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_seccomp,
+            libc::SECCOMP_SET_MODE_FILTER,
+            libc::SECCOMP_FILTER_FLAG_TSYNC,
+            &prog as *const libc::sock_fprog,
+        )
+    };
+    if rc != 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// The whole program for `rules`, for a process whose id is `pid`.
@@ -445,6 +515,27 @@ mod tests {
         assert_eq!(call(libc::SYS_mprotect, prot(libc::PROT_READ | libc::PROT_EXEC)), RET_ALLOW);
         assert_eq!(call(libc::SYS_mprotect, prot(libc::PROT_WRITE | libc::PROT_EXEC)), RET_KILL_PROCESS);
         assert_eq!(call(libc::SYS_mmap, prot(libc::PROT_READ | libc::PROT_WRITE | libc::PROT_EXEC)), RET_KILL_PROCESS);
+        // Shared anonymous memory would escape RLIMIT_DATA; a shared file mapping (the region) is fine.
+        let map = |flags: i32| [0, 4096, (libc::PROT_READ | libc::PROT_WRITE) as u64, flags as u64, 0, 0];
+        assert_eq!(call(libc::SYS_mmap, map(libc::MAP_PRIVATE | libc::MAP_ANONYMOUS)), RET_ALLOW);
+        assert_eq!(call(libc::SYS_mmap, map(libc::MAP_SHARED | libc::MAP_FIXED)), RET_ALLOW);
+        assert_eq!(call(libc::SYS_mmap, map(libc::MAP_SHARED | libc::MAP_ANONYMOUS)), RET_KILL_PROCESS);
+        assert_eq!(call(libc::SYS_mmap, map(libc::MAP_SHARED_VALIDATE | libc::MAP_ANONYMOUS)), RET_KILL_PROCESS);
+        // Futexes: wait and wake, private or shared, with either clock; nothing else.
+        let futex = |op: i32| [0, op as u64, 0, 0, 0, 0];
+        for allowed in [
+            libc::FUTEX_WAIT,
+            libc::FUTEX_WAKE | libc::FUTEX_PRIVATE_FLAG,
+            libc::FUTEX_WAIT_BITSET | libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME,
+        ] {
+            assert_eq!(call(libc::SYS_futex, futex(allowed)), RET_ALLOW, "futex op {allowed}");
+        }
+        for refused in [libc::FUTEX_LOCK_PI, libc::FUTEX_CMP_REQUEUE, libc::FUTEX_WAKE_OP, libc::FUTEX_WAIT_REQUEUE_PI]
+        {
+            assert_eq!(call(libc::SYS_futex, futex(refused)), RET_KILL_PROCESS, "futex op {refused}");
+        }
+        assert_eq!(call(libc::SYS_seccomp, [libc::SECCOMP_SET_MODE_FILTER as u64, 1, 0, 0, 0, 0]), RET_ALLOW);
+        assert_eq!(call(libc::SYS_seccomp, [libc::SECCOMP_GET_ACTION_AVAIL as u64, 0, 0, 0, 0, 0]), RET_KILL_PROCESS);
         // The x32 ABI and other architectures' numbers are refused outright.
         assert_eq!(call(libc::SYS_read | X32_SYSCALL_BIT as i64, [0; 6]), RET_KILL_PROCESS);
         assert_eq!(run(&program, libc::SYS_read, 0x4000_0003, [0; 6]), RET_KILL_PROCESS);
