@@ -425,3 +425,95 @@ fn a_chain_of_zero_plugins_copies_input_to_output() {
     }
     assert!(std::fs::read(dir.join("out.raw")).unwrap() == expected, "the output is the input, byte for byte");
 }
+
+/// A tmpfs of `kib` KiB mounted at `dir` for the guard's life; `None` (with the reason printed)
+/// where this process may not mount one.
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(dir: &Path, kib: u32, test: &str) -> Option<SmallDisk> {
+        std::fs::create_dir_all(dir).unwrap();
+        let mounted =
+            Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={kib}k"), "tmpfs"]).arg(dir).output();
+        match mounted {
+            Ok(out) if out.status.success() => Some(SmallDisk(dir.to_path_buf())),
+            Ok(out) => {
+                println!("SKIPPED {test}: cannot mount a small tmpfs: {}", String::from_utf8_lossy(&out.stderr).trim());
+                None
+            }
+            Err(e) => {
+                println!("SKIPPED {test}: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// The number in "the output holds the N frame(s) completed" or "the N frame(s) completed
+/// before the failure are in …".
+fn frames_said_kept(stderr: &str) -> u64 {
+    let at = stderr.find(" frame(s) completed").unwrap_or_else(|| panic!("no count of kept frames: {stderr}"));
+    stderr[..at].rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn a_full_disk_keeps_exactly_the_frames_it_says_whole() {
+    let test = "a_full_disk_keeps_exactly_the_frames_it_says_whole";
+    let dir = scratch("full-disk");
+    let Some(disk) = SmallDisk::mount(&dir.join("disk"), 512, test) else { return };
+    let (width, height) = (64u32, 48u32);
+    let frame_bytes = (width * height * 4) as usize;
+    let input = format!("[input]\nkind = \"testsrc\"\nwidth = {width}\nheight = {height}\nframes = 5000\n");
+    let neg = plugin_line("neg", "invert");
+    let expected = |n: u64| {
+        let mut frame = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
+        test_pattern(width, height, n, &mut frame);
+        invert_reference(&frame)
+    };
+
+    // Raw: the file holds whole frames only, exactly as many as the message says.
+    let raw = disk.0.join("out.rgba");
+    let output = run_config(
+        &dir,
+        &format!("{input}{neg}[output]\nkind = \"raw\"\npath = \"{}\"\n", raw.display()),
+        &["-q"],
+        None,
+    );
+    let message = stderr(&output);
+    println!("raw: {message}");
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(message.contains("No space left on device"), "{message}");
+    let kept = frames_said_kept(&message);
+    let bytes = std::fs::read(&raw).expect("the completed frames are kept in place");
+    assert!(kept > 0, "{message}");
+    assert_eq!(bytes.len(), kept as usize * frame_bytes, "the file holds exactly the frames said");
+    for (n, got) in bytes.chunks(frame_bytes).enumerate() {
+        assert_eq!(got, &expected(n as u64).data[..], "frame {} is not whole", n + 1);
+    }
+    std::fs::remove_file(&raw).unwrap();
+
+    // PNG: every file there is a whole frame, as many as the message says, none cut short.
+    let folder = disk.0.join("frames");
+    let output = run_config(
+        &dir,
+        &format!("{input}{neg}[output]\nkind = \"png\"\npath = \"{}\"\n", folder.display()),
+        &["-q"],
+        None,
+    );
+    let message = stderr(&output);
+    println!("png: {message}");
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    let kept = frames_said_kept(&message);
+    let names: Vec<String> =
+        std::fs::read_dir(&folder).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names.len() as u64, kept, "as many files as frames said kept: {names:?}");
+    for frame in png_frames(&folder).iter().enumerate().map(|(n, f)| (n as u64, f)) {
+        assert!(frame.1.same_pixels(&expected(frame.0)), "frame {} is not whole", frame.0 + 1);
+    }
+}

@@ -22,7 +22,7 @@ use crate::abi::ParamValue;
 use crate::{OwnedFrame, Params, PixelFormat, Plugin, PluginError};
 use std::fmt;
 use std::fs::File;
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::path::{Path, PathBuf};
 
 /// Creates `P` with `params` (the rest default) and processes `input` once, as the host would:
@@ -174,7 +174,10 @@ pub fn write_png(path: &Path, frame: &OwnedFrame) -> Result<(), ImageError> {
 /// file that appears whole or not at all).
 pub fn encode_png(path: &Path, frame: &crate::Frame<'_>) -> std::io::Result<()> {
     let to_io = |e: png::EncodingError| std::io::Error::other(e.to_string());
-    let mut encoder = png::Encoder::new(BufWriter::new(File::create(path)?), frame.width(), frame.height());
+    // Encoded in memory, then written with one call that reports every error: a buffered
+    // writer dropped at the end would swallow the last one (a full disk), leaving a cut file.
+    let mut encoded = Vec::new();
+    let mut encoder = png::Encoder::new(&mut encoded, frame.width(), frame.height());
     encoder.set_color(match frame.format() {
         PixelFormat::Rgba8 => png::ColorType::Rgba,
         PixelFormat::Gray8 => png::ColorType::Grayscale,
@@ -183,7 +186,8 @@ pub fn encode_png(path: &Path, frame: &crate::Frame<'_>) -> std::io::Result<()> 
     encoder.set_compression(png::Compression::Fast);
     let mut writer = encoder.write_header().map_err(to_io)?;
     writer.write_image_data(&frame.packed()).map_err(to_io)?;
-    writer.finish().map_err(to_io)
+    writer.finish().map_err(to_io)?;
+    std::fs::write(path, &encoded)
 }
 
 /// The first pixel whose difference exceeds the tolerance.

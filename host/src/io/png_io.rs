@@ -188,7 +188,17 @@ impl PngSink {
 
 impl Sink for PngSink {
     fn write(&mut self, index: u64, frame: &Frame<'_>) -> Result<(), MediaError> {
-        encode(&self.partial.join(format!("frame-{:06}.png", index + 1)), frame)
+        // Under a temporary name first: a frame that cannot be written whole (a full disk)
+        // leaves nothing behind, and every frame file there is complete.
+        let name = format!("frame-{:06}.png", index + 1);
+        let (temporary, path) = (self.partial.join(format!(".{name}.tmp")), self.partial.join(&name));
+        let written = plugin_sdk::testing::encode_png(&temporary, frame)
+            .and_then(|()| std::fs::rename(&temporary, &path))
+            .map_err(|source| MediaError::Write { path, source });
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        written
     }
     fn finish(mut self: Box<Self>) -> Result<(), MediaError> {
         self.put_in_place().map_err(|reason| {

@@ -94,6 +94,12 @@ impl Source for RawSource {
 pub struct RawSink {
     writer: BufWriter<Box<dyn Write>>,
     destination: Destination,
+    /// For a file: a handle to cut it back to `complete` bytes after a failed write.
+    file: Option<File>,
+    /// Bytes of the frames written whole (each is flushed before it counts).
+    complete: u64,
+    /// A write failed: the file may end in part of a frame, and the buffer hold another part.
+    failed: bool,
 }
 
 enum Destination {
@@ -107,8 +113,9 @@ enum Destination {
 impl RawSink {
     pub fn create(path: &Path) -> Result<Self, MediaError> {
         let buffered = |writer: Box<dyn Write>| BufWriter::with_capacity(1 << 20, writer);
+        let sink = |writer, destination, file| Self { writer, destination, file, complete: 0, failed: false };
         if path == Path::new("-") {
-            return Ok(Self { writer: buffered(Box::new(std::io::stdout())), destination: Destination::Stdout });
+            return Ok(sink(buffered(Box::new(std::io::stdout())), Destination::Stdout, None));
         }
         let write_err = |source| MediaError::Write { path: path.to_path_buf(), source };
         match std::fs::metadata(path) {
@@ -117,13 +124,28 @@ impl RawSink {
             }
             Ok(meta) if !meta.is_file() => {
                 let stream = std::fs::OpenOptions::new().write(true).open(path).map_err(write_err)?;
-                return Ok(Self { writer: buffered(Box::new(stream)), destination: Destination::Stream(path.into()) });
+                return Ok(sink(buffered(Box::new(stream)), Destination::Stream(path.into()), None));
             }
             _ => {}
         }
         let partial = partial_path(path);
         let file = File::create(&partial).map_err(write_err)?;
-        Ok(Self { writer: buffered(Box::new(file)), destination: Destination::File(Some((partial, path.into()))) })
+        let handle = file.try_clone().map_err(write_err)?;
+        Ok(sink(buffered(Box::new(file)), Destination::File(Some((partial, path.into()))), Some(handle)))
+    }
+
+    /// After a failed write: forgets what the buffer still holds and cuts the file back to the
+    /// frames written whole (which frees space, so it works on a full disk too).
+    fn keep_whole_frames(&mut self) -> std::io::Result<()> {
+        if !self.failed {
+            return self.writer.flush();
+        }
+        let discarded = std::mem::replace(&mut self.writer, BufWriter::new(Box::new(std::io::sink())));
+        drop(discarded.into_parts());
+        match &self.file {
+            Some(file) => file.set_len(self.complete),
+            None => Ok(()),
+        }
     }
 
     fn name(&self) -> PathBuf {
@@ -137,11 +159,17 @@ impl RawSink {
 
 impl Sink for RawSink {
     fn write(&mut self, _index: u64, frame: &Frame<'_>) -> Result<(), MediaError> {
-        let result = self.writer.write_all(&frame.packed());
+        let packed = frame.packed();
+        // Flushed frame by frame, so that a frame counts only once it is in the file whole.
+        let result = self.writer.write_all(&packed).and_then(|()| self.writer.flush());
+        match result {
+            Ok(()) => self.complete += packed.len() as u64,
+            Err(_) => self.failed = true,
+        }
         result.map_err(|source| MediaError::Write { path: self.name(), source })
     }
     fn finish(mut self: Box<Self>) -> Result<(), MediaError> {
-        self.writer.flush().map_err(|source| MediaError::Write { path: self.name(), source })?;
+        self.keep_whole_frames().map_err(|source| MediaError::Write { path: self.name(), source })?;
         if let Destination::File(Some((partial, target))) = &self.destination {
             std::fs::rename(partial, target).map_err(|source| MediaError::Write { path: target.clone(), source })?;
             self.destination = Destination::File(None);
@@ -154,7 +182,7 @@ impl Sink for RawSink {
             return self.finish().map(|()| None);
         }
         let partial = partial.clone();
-        self.writer.flush().map_err(|source| MediaError::Write { path: partial.clone(), source })?;
+        self.keep_whole_frames().map_err(|source| MediaError::Write { path: partial.clone(), source })?;
         self.destination = Destination::File(None);
         Ok(Some(partial))
     }
