@@ -513,4 +513,57 @@ mod modules {
         }
         assert_eq!(stats["plugins"][0]["passed_through"], 3, "{stats}");
     }
+
+    fn mutated_module() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        let valid = std::fs::read(plugin("invert")).unwrap();
+        let len = valid.len();
+        prop_oneof![
+            // A few bytes changed anywhere.
+            proptest::collection::vec((0..len, any::<u8>()), 1..8).prop_map(move |edits| {
+                let mut module = valid.clone();
+                for (at, byte) in edits {
+                    module[at] = byte;
+                }
+                module
+            }),
+            // Cut short.
+            (8..len).prop_map({
+                let valid = std::fs::read(plugin("invert")).unwrap();
+                move |end| valid[..end].to_vec()
+            }),
+            // Noise after a valid header.
+            proptest::collection::vec(any::<u8>(), 0..4096).prop_map(|noise| {
+                let mut module = b"\0asm\x01\0\0\0".to_vec();
+                module.extend(noise);
+                module
+            }),
+        ]
+    }
+
+    /// The bounded form of `fuzz/fuzz_targets/module_loading.rs`.
+    #[test]
+    fn random_and_mutated_modules_end_in_a_clear_error_or_a_description() {
+        use proptest::test_runner::{Config, TestRunner};
+        let dir = scratch("fuzz-modules");
+        let mut runner = TestRunner::new(Config { cases: 200, failure_persistence: None, ..Config::default() });
+        let (loaded, refused) = (std::cell::Cell::new(0), std::cell::Cell::new(0));
+        runner
+            .run(&mutated_module(), |module| {
+                let started = Instant::now();
+                match load_untrusted_module(&dir, &module) {
+                    Ok(_) => loaded.set(loaded.get() + 1),
+                    Err(message) => {
+                        refused.set(refused.get() + 1);
+                        assert!(!message.contains('\n'), "one line: {message}");
+                        assert!(message.starts_with("plugin \"fuzzed\": "), "{message}");
+                    }
+                }
+                // A guard against a hang only: the start-up limit is 5 s.
+                assert!(started.elapsed() < Duration::from_secs(30), "a module hung its load");
+                Ok(())
+            })
+            .unwrap();
+        println!("module fuzz: {} loaded, {} refused with one sentence", loaded.get(), refused.get());
+    }
 }

@@ -142,3 +142,27 @@ pub fn written_frames(dir: &std::path::Path) -> Vec<(u64, OwnedFrame)> {
     frames.sort_by_key(|(n, _)| *n);
     frames
 }
+
+/// Loads `bytes` as a plugin module the way `inspect` does (in its own compiler and runner
+/// processes, 5 s start-up, 256 MiB to compile, no disk cache): its description's name, or the
+/// error as the user would read it. The body of the module-loading fuzz (tests/hostile.rs, and
+/// `fuzz/fuzz_targets/module_loading.rs` for cargo fuzz).
+pub fn load_untrusted_module(dir: &std::path::Path, bytes: &[u8]) -> Result<String, String> {
+    let path = dir.join("fuzzed.wasm");
+    std::fs::write(&path, bytes).expect("the fuzz folder is writable");
+    let mut spec = spec("fuzzed", path, 4096);
+    spec.cache_dir = None;
+    spec.limits.startup = std::time::Duration::from_secs(5);
+    spec.limits.compile_memory_bytes = 256 << 20;
+    let loaded = plugin_host::PluginProcess::spawn(spec);
+    // Each distinct module would otherwise stay in this process's in-memory cache.
+    plugin_host::cache::clear_memory();
+    match loaded {
+        Ok(plugin) => {
+            let name = plugin.description().name.clone();
+            let _ = plugin.shutdown();
+            Ok(name)
+        }
+        Err(err) => Err(err.to_string()),
+    }
+}
