@@ -56,6 +56,14 @@ fn a_message_flood_is_cut_off() {
 }
 
 #[test]
+fn a_flood_of_large_messages_is_cut_off_by_bytes() {
+    assert_caught(
+        "heavy-flood",
+        |k| matches!(k, ErrorKind::Died { status, .. } if status.contains("bytes of messages the host had not asked for")),
+    );
+}
+
+#[test]
 fn an_impossible_state_word_is_a_protocol_violation() {
     assert_caught("bad-state", |k| matches!(k, ErrorKind::Protocol(m) if m.contains("holds 77")));
 }

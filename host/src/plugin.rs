@@ -245,7 +245,7 @@ pub struct PluginProcess {
     /// chain, whose lanes the caller owns.
     lanes: Vec<Option<Lane>>,
     control: File,
-    events: mpsc::Receiver<Event>,
+    events: EventQueue,
     gone: Arc<AtomicBool>,
     /// Whether this process's in-flight slots are abandoned when its channel ends (a standby
     /// process holds none).
@@ -425,7 +425,6 @@ impl PluginProcess {
         let child = spawn(SpawnRequest { program, args, fds: [to_runner_read, from_runner_write, region_fd] })
             .map_err(|e| err(ErrorKind::Spawn(e)))?;
 
-        let (tx, events) = mpsc::sync_channel(EVENT_QUEUE);
         let gone = Arc::new(AtomicBool::new(false));
         let active = Arc::new(AtomicBool::new(false));
         // Only the pipe transport carries frames in messages: in shared-memory mode a
@@ -434,6 +433,9 @@ impl PluginProcess {
             Transport::Pipe => MAX_TO_HOST_BYTES.max(frame_capacity as usize + 4096),
             Transport::SharedMemory => MAX_TO_HOST_BYTES,
         };
+        // What the host keeps of unread messages: a reply for every frame in flight, and a
+        // couple more; past that, bytes, not only the count, say it is a flood.
+        let (tx, events) = event_queue(max_message.saturating_mul(region.slot_count() as usize + 2));
         let from_runner = File::from(from_runner_read);
         let closed_because = Arc::new(Mutex::new(None));
         let reader = start_reader(
@@ -1162,7 +1164,7 @@ fn start_reader(
     name: String,
     pipe: File,
     max_message: usize,
-    events: mpsc::SyncSender<Event>,
+    events: EventSender,
     region: Region,
     [gone, active]: [Arc<AtomicBool>; 2],
     why: Arc<Mutex<Option<String>>>,
@@ -1174,20 +1176,14 @@ fn start_reader(
             &mut reader,
             max_message,
             |hello| {
-                let _ = events.send(Event::Hello(hello));
+                let _ = events.sender.send(Event::Hello(hello));
             },
             |message| match message {
                 ToHost::Log { level, message } => {
                     logs.forward(&name, level, &message);
                     Ok(())
                 }
-                message => match events.try_send(Event::Message(message)) {
-                    Ok(()) => Ok(()),
-                    Err(mpsc::TrySendError::Full(_)) => {
-                        Err(format!("it sent more than {EVENT_QUEUE} messages the host had not asked for"))
-                    }
-                    Err(mpsc::TrySendError::Disconnected(_)) => Err("the host closed the handle".into()),
-                },
+                message => events.queue(message),
             },
         );
         logs.report_dropped(&name);
@@ -1207,7 +1203,7 @@ fn start_reader(
             *reason = Some(closed.clone());
         }
         // Never blocks: a full queue must not keep this thread (and so `died`) waiting.
-        let _ = events.try_send(Event::Closed(closed));
+        let _ = events.sender.try_send(Event::Closed(closed));
     })
 }
 
@@ -1217,6 +1213,65 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 /// Messages (other than logs) a plugin process may have queued before the host reads them;
 /// more is a flood and ends the channel.
 const EVENT_QUEUE: usize = 64;
+
+/// The handle's end of the reader thread's queue: bounded by count and by bytes.
+struct EventQueue {
+    receiver: mpsc::Receiver<Event>,
+    queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+/// The reader thread's end.
+struct EventSender {
+    sender: mpsc::SyncSender<Event>,
+    queued_bytes: Arc<std::sync::atomic::AtomicUsize>,
+    budget: usize,
+}
+
+fn event_queue(budget: usize) -> (EventSender, EventQueue) {
+    let (sender, receiver) = mpsc::sync_channel(EVENT_QUEUE);
+    let queued_bytes = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    (EventSender { sender, queued_bytes: Arc::clone(&queued_bytes), budget }, EventQueue { receiver, queued_bytes })
+}
+
+/// Bytes a queued message holds (its variable parts, and a little for the rest).
+fn weight(message: &ToHost) -> usize {
+    64 + match message {
+        ToHost::FrameDone { pixels, .. } => pixels.len(),
+        ToHost::Loaded { description } => description.len(),
+        ToHost::Compiled { artifact } => artifact.len(),
+        ToHost::Log { message, .. } => message.len(),
+        ToHost::Failed { failure, .. } => failure.to_string().len(),
+        ToHost::Ready | ToHost::Stats { .. } | ToHost::Sandboxed { .. } => 0,
+    }
+}
+
+impl EventSender {
+    /// Queues a message for the handle, or says why the channel must end.
+    fn queue(&self, message: ToHost) -> Result<(), String> {
+        let bytes = weight(&message);
+        let queued = self.queued_bytes.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        if queued > self.budget {
+            return Err(format!("it sent more than {} bytes of messages the host had not asked for", self.budget));
+        }
+        match self.sender.try_send(Event::Message(message)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Full(_)) => {
+                Err(format!("it sent more than {EVENT_QUEUE} messages the host had not asked for"))
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => Err("the host closed the handle".into()),
+        }
+    }
+}
+
+impl EventQueue {
+    fn recv_timeout(&self, timeout: Duration) -> Result<Event, mpsc::RecvTimeoutError> {
+        let event = self.receiver.recv_timeout(timeout)?;
+        if let Event::Message(message) = &event {
+            self.queued_bytes.fetch_sub(weight(message), Ordering::SeqCst);
+        }
+        Ok(event)
+    }
+}
 
 /// Log lines per second a plugin may write; the rest are dropped and counted.
 const LOG_LINES_PER_SECOND: u32 = 200;

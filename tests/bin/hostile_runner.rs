@@ -5,6 +5,7 @@
 //! Every mode completes the handshake, Load and Init like a real runner, then:
 //! - `garbage`: writes bytes that are not a message, then lives on;
 //! - `flood`: sends unrequested messages without end;
+//! - `heavy-flood`: the same with messages of 900 KB, under the size limit of each;
 //! - `log-flood`: sends log lines without end, while also serving frames correctly (identity);
 //! - `bad-state`: writes a state value no runner may write into each submitted slot;
 //! - `bad-descriptor`: marks slots done with an output descriptor past the slot's end;
@@ -54,6 +55,12 @@ fn main() {
         }
         "flood" => loop {
             if protocol::write_message(&mut output, &ToHost::Loaded { description: "x".repeat(1000) }).is_err() {
+                sleep_forever()
+            }
+        },
+        "heavy-flood" => loop {
+            // Each under the message limit; together far past what the host keeps unread.
+            if protocol::write_message(&mut output, &ToHost::Loaded { description: "x".repeat(900_000) }).is_err() {
                 sleep_forever()
             }
         },
