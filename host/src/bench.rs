@@ -1064,7 +1064,7 @@ impl LaneRunner {
             .map_err(|e| anyhow::anyhow!("creating the region: {e}"))?;
         let mut lanes = region.take_lanes();
         for lane in &mut lanes {
-            region.pixels_mut(lane, Buffer::Input, frame.data.len()).copy_from_slice(&frame.data);
+            region.write_pixels(lane, Buffer::Input, &frame.data);
         }
         let desc = plugin_sdk::abi::FrameDesc {
             data: 0,
@@ -1107,7 +1107,9 @@ impl LaneRunner {
     /// The output the plugin left in lane `index`.
     pub fn output(&self, index: usize) -> Vec<u8> {
         let lane = self.lanes[index].as_ref().expect("lanes are home between round trips");
-        self.region.pixels(lane, Buffer::Output, self.desc.byte_len() as usize).to_vec()
+        let mut pixels = Vec::new();
+        self.region.read_pixels(lane, Buffer::Output, self.desc.byte_len() as usize, &mut pixels);
+        pixels
     }
 
     /// Frames per second with every lane in flight.

@@ -684,7 +684,7 @@ impl PluginProcess {
         let pixels = &input.data()[..bytes];
         let result = match self.transport {
             Transport::SharedMemory => {
-                self.region.pixels_mut(&mut lane, Buffer::Input, bytes).copy_from_slice(pixels);
+                self.region.write_pixels(&mut lane, Buffer::Input, pixels);
                 self.hand_over(lane, frame, &desc, true, None)
             }
             Transport::Pipe => self.hand_over(lane, frame, &desc, true, Some(pixels)),
@@ -718,7 +718,11 @@ impl PluginProcess {
         };
         let pixels = match self.transport {
             Transport::SharedMemory => None,
-            Transport::Pipe => Some(self.region.pixels(&lane, Buffer::Input, bytes).to_vec()),
+            Transport::Pipe => {
+                let mut pixels = Vec::new();
+                self.region.read_pixels(&lane, Buffer::Input, bytes, &mut pixels);
+                Some(pixels)
+            }
         };
         self.hand_over(lane, frame, &desc, false, pixels.as_deref()).map_err(Box::new)
     }
@@ -787,8 +791,7 @@ impl PluginProcess {
         let (lane, result) = self.wait(ticket, Some(output));
         self.count_snapshot(&result);
         if let (Ok((desc, format)), Transport::SharedMemory) = (&result, self.transport) {
-            output.data.clear();
-            output.data.extend_from_slice(self.region.pixels(&lane, Buffer::Output, desc.byte_len() as usize));
+            self.region.read_pixels(&lane, Buffer::Output, desc.byte_len() as usize, &mut output.data);
             set_shape(output, desc, *format);
         }
         let slot = lane.slot() as usize;
@@ -851,8 +854,7 @@ impl PluginProcess {
                         });
                     }
                     None => {
-                        let len = pixels.len();
-                        self.region.pixels_mut(&mut lane, Buffer::Output, len).copy_from_slice(&pixels);
+                        self.region.write_pixels(&mut lane, Buffer::Output, &pixels);
                         self.copies += 1;
                     }
                 }

@@ -8,6 +8,13 @@
 //!
 //! The host never trusts the word: any value it did not expect is a protocol violation, and every
 //! wait it makes has an absolute deadline that wakes from the peer cannot extend.
+//!
+//! Ordering: whoever hands a slot over has written its descriptor and pixels before a `Release`
+//! store of the state (`submit`, `complete`); whoever receives it reads the state with `Acquire`
+//! (the runner's `take` is an `AcqRel` exchange, the host's waits load with `Acquire`, including
+//! the value a spin returns) before it reads anything else. So every write of the data
+//! happens-before every read of it, whether the reader spun or slept; the futex calls carry no
+//! ordering of their own and need none, and no separate fence is missing on either side.
 
 use crate::sys::futex;
 use std::sync::atomic::{AtomicU32, Ordering};

@@ -428,25 +428,32 @@ impl Region {
         assert_eq!(lane.owner, self.owner(), "a lane token used on a region it does not belong to");
     }
 
-    /// Host: the first `len` bytes of a lane's buffer, in place.
-    pub fn pixels(&self, lane: &Lane, which: Buffer, len: usize) -> &[u8] {
+    /// Host: copies the first `len` bytes of a lane's buffer into `dst` (replacing what it held).
+    ///
+    /// Buffers are memory a plugin process can write at any time (by breaking the protocol),
+    /// so the host never holds a Rust reference to them: it copies out with a raw copy, once,
+    /// and works on its own bytes.
+    pub fn read_pixels(&self, lane: &Lane, which: Buffer, len: usize, dst: &mut Vec<u8>) {
         self.check_lane(lane);
-        let ptr = self.buffer_ptr(lane.slot, which, 0, len);
-        // SAFETY: the range is within the mapping (buffer_ptr), which outlives `&self`. In the
-        // host only the holder of the lane token touches the slot's buffers, and it cannot
-        // write them while this borrow of the token lives. A plugin process writes them only
-        // while it holds the slot (the token is then inside a ticket) or by breaking the
-        // protocol, which yields wrong bytes (u8 has no invalid values), never unsafety here.
-        unsafe { std::slice::from_raw_parts(ptr, len) }
+        let src = self.buffer_ptr(lane.slot, which, 0, len);
+        dst.clear();
+        dst.reserve(len);
+        // SAFETY: `src` is valid for `len` bytes (buffer_ptr) and `dst` has room for them after
+        // the reserve; the two never overlap (ours vs the mapping). The bytes are plain u8: a
+        // concurrent write by the peer can only make them wrong, never invalid.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), len);
+            dst.set_len(len);
+        }
     }
 
-    /// Host: the first `len` bytes of a lane's buffer, in place, to write.
-    pub fn pixels_mut<'a>(&'a self, lane: &'a mut Lane, which: Buffer, len: usize) -> &'a mut [u8] {
+    /// Host: copies `src` into the start of a lane's buffer.
+    pub fn write_pixels(&self, lane: &mut Lane, which: Buffer, src: &[u8]) {
         self.check_lane(lane);
-        let ptr = self.buffer_ptr(lane.slot, which, 0, len);
-        // SAFETY: as for `pixels`; the token is borrowed mutably, so this is the host's only
-        // reference to these bytes.
-        unsafe { std::slice::from_raw_parts_mut(ptr, len) }
+        let dst = self.buffer_ptr(lane.slot, which, 0, src.len());
+        // SAFETY: `dst` is valid for `src.len()` bytes (buffer_ptr); `src` is the host's own
+        // memory, never the mapping, so they do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
     }
 
     /// Host: copies a lane's input buffer into its output buffer (the failure path's one copy,
@@ -455,8 +462,8 @@ impl Region {
         self.check_lane(lane);
         let src = self.buffer_ptr(lane.slot, Buffer::Input, 0, len);
         let dst = self.buffer_ptr(lane.slot, Buffer::Output, 0, len);
-        // SAFETY: both ranges are within the mapping and are the slot's two distinct buffers,
-        // so they do not overlap; the token is held mutably (see `pixels`).
+        // SAFETY: both ranges are within the mapping and are the slot's buffers on two distinct
+        // boundaries, so they do not overlap; the token is held mutably (see `read_pixels`).
         unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }
     }
 }
@@ -508,10 +515,18 @@ mod tests {
         let mut lanes = region.take_lanes();
         assert_eq!(lanes.len(), 2);
         assert!(views[1].take_lanes().is_empty(), "lane tokens exist once per region");
-        views[0].pixels_mut(&mut lanes[1], Buffer::Output, 3).copy_from_slice(b"xyz");
-        assert_eq!(views[1].pixels(&lanes[1], Buffer::Input, 3), b"xyz");
+        views[0].write_pixels(&mut lanes[1], Buffer::Output, b"xyz");
+        let mut seen = Vec::new();
+        views[1].read_pixels(&lanes[1], Buffer::Input, 3, &mut seen);
+        assert_eq!(seen, b"xyz");
         views[1].copy_input_to_output(&mut lanes[1], 3);
-        assert_eq!(views[2].pixels(&lanes[1], Buffer::Input, 3), b"xyz");
+        views[2].read_pixels(&lanes[1], Buffer::Input, 3, &mut seen);
+        assert_eq!(seen, b"xyz");
+        // Every boundary is its own buffer: stage 0's input is untouched by all of this.
+        views[0].read_pixels(&lanes[1], Buffer::Input, 3, &mut seen);
+        assert_eq!(seen, [0, 0, 0]);
+        assert_eq!(views[1].stage_window(), Some((views[1].buffer_offset(0, Buffer::Input), 2 * 2 * 4096)));
+        assert_eq!(views[2].stage_window(), None, "the sink's view has no output boundary");
         let reopened = Region::open(region.file().try_clone().unwrap()).unwrap();
         assert_eq!(reopened.stage_count(), 3);
     }

@@ -205,7 +205,7 @@ impl Prepared {
                     timestamp_us: decoded.timestamp_us,
                 };
                 let bytes = desc.byte_len() as usize;
-                first_view.pixels_mut(&mut lane, Buffer::Input, bytes).copy_from_slice(&decoded.data[..bytes]);
+                first_view.write_pixels(&mut lane, Buffer::Input, &decoded.data[..bytes]);
                 n += 1;
                 if let Ok(mut c) = counted.lock() {
                     *c = n;
@@ -230,10 +230,12 @@ impl Prepared {
         let mut frames_out = 0u64;
         let mut host_warm = None;
         let mut sink_result = Ok(());
+        // The last stage's process can still write the buffer: the sink encodes its own copy.
+        let mut pixels = Vec::new();
         for Carried { frame, lane, desc } in upstream.iter() {
-            let pixels = sink_view.pixels(&lane, Buffer::Input, desc.byte_len() as usize);
+            sink_view.read_pixels(&lane, Buffer::Input, desc.byte_len() as usize, &mut pixels);
             let written = Frame::new(
-                pixels,
+                &pixels,
                 desc.width,
                 desc.height,
                 desc.stride,

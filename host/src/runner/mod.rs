@@ -177,10 +177,7 @@ fn serve() -> Result<(), protocol::ProtocolError> {
                         return Err(fail(Failure::Protocol("frame pixels do not match their descriptor".into())));
                     }
                     let mut out = Vec::new();
-                    let io = FrameIo::Copy {
-                        fill: &mut |dst: &mut [u8]| dst.copy_from_slice(&pixels),
-                        take: &mut |src: &[u8]| out.extend_from_slice(src),
-                    };
+                    let io = FrameIo::Copy { input: &pixels, output: &mut out };
                     let result = watchdog.guard(deadline, || instance.process(&desc, 1, io));
                     match result {
                         Ok(done) => send(&control, &ToHost::FrameDone { frame, desc: done.to_bytes(), pixels: out })?,

@@ -93,8 +93,8 @@ enum Buffers {
 pub enum FrameIo<'a> {
     /// In place: the input and output buffers at these offsets within the window.
     InPlace { input: u32, output: u32 },
-    /// By copy: `fill` writes the input pixels, `take` gets the output pixels.
-    Copy { fill: &'a mut dyn FnMut(&mut [u8]), take: &'a mut dyn FnMut(&[u8]) },
+    /// By copy: the input pixels are copied in, the output pixels out into `output`.
+    Copy { input: &'a [u8], output: &'a mut Vec<u8> },
 }
 
 /// One instance with its frame buffers in linear memory.
@@ -218,9 +218,71 @@ fn func<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
 
 fn read_guest_bytes(caller: &mut Caller<'_, StoreData>, ptr: i32, len: u32) -> Vec<u8> {
     let Some(memory) = caller.get_export(abi::EXPORT_MEMORY).and_then(|e| e.into_memory()) else { return Vec::new() };
-    let data = memory.data(&caller);
-    let start = ptr as u32 as usize;
-    data.get(start..start.saturating_add(len as usize)).map(<[u8]>::to_vec).unwrap_or_default()
+    GuestMemory::of(memory, caller).read(ptr as u32 as usize, len as usize).unwrap_or_default()
+}
+
+/// A linear memory, read and written only by raw copies. Part of it (the frame window) is a
+/// mapping other processes write, so no Rust reference to its bytes is ever made: a `&[u8]`
+/// over memory that changes under it is undefined behaviour, even if it is only bytes.
+struct GuestMemory {
+    base: *mut u8,
+    size: usize,
+}
+
+impl GuestMemory {
+    fn of(memory: Memory, store: impl wasmtime::AsContext) -> Self {
+        Self { base: memory.data_ptr(&store), size: memory.data_size(&store) }
+    }
+
+    /// A pointer to `len` bytes at `at`, if they lie within the memory.
+    fn range(&self, at: usize, len: usize) -> Option<*mut u8> {
+        let end = at.checked_add(len)?;
+        // SAFETY: `at <= end <= size`, so the offset stays within the memory's mapping.
+        (end <= self.size).then(|| unsafe { self.base.add(at) })
+    }
+
+    fn read(&self, at: usize, len: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_into(at, len, &mut out)?;
+        Some(out)
+    }
+
+    /// Replaces `out`'s contents with the `len` bytes at `at`.
+    fn read_into(&self, at: usize, len: usize, out: &mut Vec<u8>) -> Option<()> {
+        let src = self.range(at, len)?;
+        out.clear();
+        out.reserve(len);
+        // SAFETY: `src` is valid for `len` bytes (range), `out` has room for them; our own
+        // allocation never overlaps the linear memory. Bytes have no invalid values.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
+        Some(())
+    }
+
+    fn write(&self, at: usize, bytes: &[u8]) -> Option<()> {
+        let dst = self.range(at, bytes.len())?;
+        // SAFETY: `dst` is valid for `bytes.len()` bytes (range); `bytes` is ours, not the memory.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        Some(())
+    }
+
+    /// Copies `len` bytes from `from` to `to` within the memory (the ranges may overlap).
+    fn copy_within(&self, from: usize, to: usize, len: usize) -> Option<()> {
+        let (src, dst) = (self.range(from, len)?, self.range(to, len)?);
+        // SAFETY: both ranges lie within the memory (range); `copy` allows overlap.
+        unsafe { std::ptr::copy(src, dst, len) };
+        Some(())
+    }
+
+    /// The NUL-terminated string of at most `max` bytes at `at`.
+    fn c_string(&self, at: usize, max: usize) -> Option<Vec<u8>> {
+        let len = self.size.checked_sub(at)?.min(max);
+        let bytes = self.read(at, len)?;
+        let end = bytes.iter().position(|&b| b == 0)?;
+        Some(bytes[..end].to_vec())
+    }
 }
 
 /// Turns a wasmtime error into the failure we report.
@@ -272,10 +334,9 @@ impl PluginInstance {
     /// Creates the plugin instance with ABI-encoded parameters and allocates the frame buffers.
     pub fn init(&mut self, params: &[u8], deadline_ticks: u64) -> Result<(), Failure> {
         let params_ptr = self.alloc(params.len() as u32)?;
-        self.exports
-            .memory
-            .write(&mut self.store, params_ptr as usize, params)
-            .map_err(|e| Failure::Protocol(e.to_string().into()))?;
+        self.memory()
+            .write(params_ptr as usize, params)
+            .ok_or_else(|| Failure::Protocol("the parameters do not fit the plugin's memory".into()))?;
         self.store.set_epoch_deadline(deadline_ticks);
         let status = self.exports.init.call(&mut self.store, (params_ptr as i32, params.len() as i32));
         self.check_status(status)?;
@@ -317,12 +378,11 @@ impl PluginInstance {
 
     /// Reads a NUL-terminated string of at most `max` bytes at `ptr`.
     fn c_string(&self, ptr: i32, max: usize) -> Option<Vec<u8>> {
-        let data = self.exports.memory.data(&self.store);
-        let start = ptr as u32 as usize;
-        let window = data.get(start..)?;
-        let window = &window[..window.len().min(max)];
-        let end = window.iter().position(|&b| b == 0)?;
-        Some(window[..end].to_vec())
+        self.memory().c_string(ptr as u32 as usize, max)
+    }
+
+    fn memory(&self) -> GuestMemory {
+        GuestMemory::of(self.exports.memory, &self.store)
     }
 
     /// Processes one frame whose descriptor is `input` (`data` relative to its buffer) and
@@ -350,31 +410,31 @@ impl PluginInstance {
         let mut in_desc = FrameDesc { data: in_buf + input.data, capacity: self.capacity - input.data, ..*input };
         let out_desc = FrameDesc { data: out_buf, capacity: self.capacity, ..*input };
         let descs = self.descs as usize;
-        let memory = self.exports.memory.data_mut(&mut self.store);
+        let memory = self.memory();
+        let misplaced = || Failure::Protocol("a frame buffer lies outside the plugin's memory".into());
         if let Snapshot::At(private) = self.snapshot {
-            let from = in_desc.data as usize;
-            memory.copy_within(from..from + in_len as usize, private as usize);
+            memory.copy_within(in_desc.data as usize, private as usize, in_len as usize).ok_or_else(misplaced)?;
             in_desc = FrameDesc { data: private, capacity: self.capacity, ..in_desc };
         }
-        if let FrameIo::Copy { fill, .. } = &mut io {
-            fill(&mut memory[in_desc.data as usize..in_desc.data as usize + in_len as usize]);
+        if let FrameIo::Copy { input, .. } = &io {
+            memory.write(in_desc.data as usize, &input[..in_len as usize]).ok_or_else(misplaced)?;
         }
-        memory[descs..descs + FRAME_DESC_SIZE].copy_from_slice(&in_desc.to_bytes());
-        memory[descs + FRAME_DESC_SIZE..descs + 2 * FRAME_DESC_SIZE].copy_from_slice(&out_desc.to_bytes());
+        memory.write(descs, &in_desc.to_bytes()).ok_or_else(misplaced)?;
+        memory.write(descs + FRAME_DESC_SIZE, &out_desc.to_bytes()).ok_or_else(misplaced)?;
         self.store.set_epoch_deadline(deadline_ticks);
         let status = self.exports.process.call(&mut self.store, (descs as i32, (descs + FRAME_DESC_SIZE) as i32));
         self.check_status(status)?;
-        let memory = self.exports.memory.data(&self.store);
-        let mut bytes = [0u8; FRAME_DESC_SIZE];
-        bytes.copy_from_slice(&memory[descs + FRAME_DESC_SIZE..descs + 2 * FRAME_DESC_SIZE]);
-        let out = FrameDesc::from_bytes(&bytes);
+        // The call may have grown the memory: look again.
+        let memory = self.memory();
+        let bytes = memory.read(descs + FRAME_DESC_SIZE, FRAME_DESC_SIZE).ok_or_else(misplaced)?;
+        let out = FrameDesc::from_bytes(bytes.as_slice().try_into().map_err(|_| misplaced())?);
         if out.data != out_buf || out.capacity != self.capacity {
             return Err(Failure::Plugin("the plugin moved its output buffer".into()));
         }
         out.validate()
             .map_err(|why| Failure::Plugin(format!("the plugin's output descriptor is invalid: {why}").into()))?;
-        if let FrameIo::Copy { take, .. } = io {
-            take(&memory[out_buf as usize..out_buf as usize + out.byte_len() as usize]);
+        if let FrameIo::Copy { output, .. } = &mut io {
+            memory.read_into(out_buf as usize, out.byte_len() as usize, output).ok_or_else(misplaced)?;
         }
         Ok(FrameDesc { data: 0, timestamp_us: input.timestamp_us, ..out })
     }
