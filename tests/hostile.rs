@@ -522,6 +522,44 @@ mod modules {
         assert_eq!(stats["plugins"][0]["passed_through"], 3, "{stats}");
     }
 
+    #[test]
+    fn a_stage_that_fails_cannot_change_the_frames_it_passes_through() {
+        let dir = scratch("stamper");
+        // Found by an attacker: fails every frame (so each is passed through, copied into its
+        // output boundary), and on each call, for a few milliseconds, stamps every other lane of
+        // that boundary (its upper half of the window), where the frames it passed through
+        // before wait for the next stage.
+        let process = format!(
+            "{COPY_THROUGH}
+            memory.size i32.const 65536 i32.mul local.set 7
+            local.get 7 i32.const 131072 i32.sub i32.const 1 i32.shr_u i32.const 131072 i32.add local.set 6
+            i32.const 20000 local.set 5
+            (block (loop
+              local.get 5 i32.eqz br_if 1
+              local.get 6 local.set 4
+              (block (loop
+                local.get 4 local.get 7 i32.ge_u br_if 1
+                (block
+                  local.get 4 local.get 3 i32.ge_u local.get 4 local.get 3 local.get 0 i32.load offset=4 i32.add i32.lt_u i32.and br_if 0
+                  local.get 4 i32.const 0xdeadbeef i32.store)
+                local.get 4 i32.const 4096 i32.add local.set 4
+                br 0))
+              local.get 5 i32.const 1 i32.sub local.set 5
+              br 0))
+            i32.const 1"
+        );
+        let stamper =
+            wat_plugin("i32.const 0", &process.replace("(local i32 i32 i32)", "(local i32 i32 i32 i32 i32 i32)"), "");
+        let (frames, stats) = forging_chain(&dir, &stamper, "on_error = \"passthrough\"\n", 20);
+        assert_eq!(frames.len(), 20, "{stats}");
+        let mut input = plugin_sdk::OwnedFrame::new(1, 1, plugin_sdk::PixelFormat::Rgba8);
+        for (n, got) in frames.iter().enumerate() {
+            plugin_host::io::test_pattern(160, 120, n as u64, &mut input);
+            assert_eq!(got, &invert_reference(&input).data, "frame {} was changed by the stage that failed", n + 1);
+        }
+        assert_eq!(stats["plugins"][0]["passed_through"], 20, "{stats}");
+    }
+
     fn mutated_module() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
         use proptest::prelude::*;
         let valid = std::fs::read(plugin("invert")).unwrap();

@@ -92,10 +92,13 @@ pub fn counts() -> CacheCounts {
 }
 
 /// The compiled form of `module`: from memory, from an authenticated entry in `dir`, or made now
-/// by `compile` (and stored in both). The lock is not held while `compile` runs.
+/// by `compile` (and stored in both). An entry larger than `max_entry` bytes (the compiler's
+/// memory limit: it could not have made a larger one) is refused before it is read. The lock is
+/// not held while `compile` runs.
 pub fn artifact<E>(
     module: &[u8],
     dir: Option<&Path>,
+    max_entry: u64,
     compile: impl FnOnce() -> Result<Vec<u8>, E>,
 ) -> Result<Artifact, E> {
     let key = key(module);
@@ -114,7 +117,7 @@ pub fn artifact<E>(
         }
     });
     if let Some(disk) = &disk {
-        match disk.read(&key) {
+        match disk.read(&key, max_entry.min(MAX_ENTRY_BYTES)) {
             Ok(Some(artifact)) => {
                 let artifact = Arc::new(artifact);
                 let mut cache = cache();
@@ -182,6 +185,14 @@ impl DiskCache {
             return Err(format!("others may write to it (mode {:o}); make it 0700", stat.st_mode & 0o7777));
         }
         let path = dir.display().to_string();
+        if let Ok(stat) = nix::sys::stat::fstatat(&folder, KEY_FILE, AtFlags::AT_SYMLINK_NOFOLLOW)
+            && stat.st_mode & 0o077 != 0
+        {
+            return Err(format!(
+                "its {KEY_FILE} may be read by others (mode {:o}); make it 0600",
+                stat.st_mode & 0o777
+            ));
+        }
         let key = match read_private(&folder, KEY_FILE, KEY_LEN as u64) {
             Ok(Some(bytes)) if bytes.len() == KEY_LEN => bytes,
             Ok(Some(_)) => return Err(format!("its {KEY_FILE} is not a {KEY_LEN}-byte key")),
@@ -203,29 +214,37 @@ impl DiskCache {
     }
 
     /// Reads and authenticates an entry: `None` if there is none, `Err` if it is not to be trusted.
-    fn read(&self, key: &str) -> Result<Option<Vec<u8>>, String> {
-        let Some(bytes) = read_private(&self.folder, &format!("{key}.cwasm"), MAX_ENTRY_BYTES)? else {
+    /// The header (magic and MAC) is read and checked before the body, which is read only when
+    /// the whole entry is at most `max` bytes.
+    fn read(&self, key: &str, max: u64) -> Result<Option<Vec<u8>>, String> {
+        let Some((mut file, size)) = open_private(&self.folder, &format!("{key}.cwasm"), max)? else {
             return Ok(None);
         };
-        let header = ENTRY_MAGIC.len() + MAC_LEN;
-        if bytes.len() < header || &bytes[..ENTRY_MAGIC.len()] != ENTRY_MAGIC {
+        let mut header = [0u8; ENTRY_MAGIC.len() + MAC_LEN];
+        if file.read_exact(&mut header).is_err() || &header[..ENTRY_MAGIC.len()] != ENTRY_MAGIC {
             return Err("not a plugin-host cache entry".into());
         }
-        let (tag, body) = bytes[ENTRY_MAGIC.len()..].split_at(MAC_LEN);
-        self.mac(key, body)
-            .verify_slice(tag)
+        let body_len = size - header.len() as u64;
+        let mut body = Vec::with_capacity(body_len as usize);
+        file.take(body_len + 1).read_to_end(&mut body).map_err(|e| e.to_string())?;
+        if body.len() as u64 != body_len {
+            return Err("it changed while it was read".into());
+        }
+        self.mac(key, &body)
+            .verify_slice(&header[ENTRY_MAGIC.len()..])
             .map_err(|_| "its authentication code is wrong (tampered, damaged, or made with another key)")?;
-        Ok(Some(body.to_vec()))
+        Ok(Some(body))
     }
 
     /// Writes an entry atomically: a fresh temporary (`O_EXCL|O_NOFOLLOW`), then a rename.
     fn write(&self, key: &str, artifact: &[u8]) -> std::io::Result<()> {
-        let mut entry = Vec::with_capacity(artifact.len() + 64);
-        entry.extend_from_slice(ENTRY_MAGIC);
-        entry.extend_from_slice(&self.mac(key, artifact).finalize().into_bytes());
-        entry.extend_from_slice(artifact);
+        let tag = self.mac(key, artifact).finalize().into_bytes();
         let (temporary, mut file) = create_temporary(&self.folder)?;
-        let written = file.write_all(&entry).and_then(|()| file.sync_all());
+        let written = file
+            .write_all(ENTRY_MAGIC)
+            .and_then(|()| file.write_all(&tag))
+            .and_then(|()| file.write_all(artifact))
+            .and_then(|()| file.sync_all());
         let renamed = written.and_then(|()| {
             renameat(self.folder.as_fd(), temporary.as_str(), self.folder.as_fd(), format!("{key}.cwasm").as_str())
                 .map_err(std::io::Error::from)
@@ -241,6 +260,17 @@ impl DiskCache {
 /// Reads `name` in `folder` if it is a regular file of this user's, at most `max` bytes, never
 /// following a symlink or waiting on a FIFO. `Ok(None)` when there is no such name.
 fn read_private(folder: &OwnedFd, name: &str, max: u64) -> Result<Option<Vec<u8>>, String> {
+    let Some((file, size)) = open_private(folder, name, max)? else { return Ok(None) };
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(max + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > max {
+        return Err("it grew while it was read".into());
+    }
+    Ok(Some(bytes))
+}
+
+/// Opens `name` in `folder` as [`read_private`] reads it: the file and its size.
+fn open_private(folder: &OwnedFd, name: &str, max: u64) -> Result<Option<(File, u64)>, String> {
     let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_NOCTTY | OFlag::O_CLOEXEC;
     let fd = match openat(folder.as_fd(), name, flags, Mode::empty()) {
         Ok(fd) => fd,
@@ -258,12 +288,7 @@ fn read_private(folder: &OwnedFd, name: &str, max: u64) -> Result<Option<Vec<u8>
     if stat.st_size as u64 > max {
         return Err(format!("it is {} bytes, more than the {max} allowed", stat.st_size));
     }
-    let mut bytes = Vec::with_capacity(stat.st_size as usize);
-    File::from(fd).take(max + 1).read_to_end(&mut bytes).map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > max {
-        return Err("it grew while it was read".into());
-    }
-    Ok(Some(bytes))
+    Ok(Some((File::from(fd), stat.st_size as u64)))
 }
 
 /// A new file in `folder` under a random name, mode 0600, created with `O_EXCL|O_NOFOLLOW`.
@@ -317,18 +342,18 @@ mod tests {
         let mode = std::fs::metadata(dir.join(KEY_FILE)).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "the key is private");
         disk.write("k", b"machine code").unwrap();
-        assert_eq!(disk.read("k").unwrap().unwrap(), b"machine code");
+        assert_eq!(disk.read("k", MAX_ENTRY_BYTES).unwrap().unwrap(), b"machine code");
         std::fs::rename(dir.join("k.cwasm"), dir.join("other.cwasm")).unwrap();
-        assert!(disk.read("other").is_err(), "an entry under another key is refused");
+        assert!(disk.read("other", MAX_ENTRY_BYTES).is_err(), "an entry under another key is refused");
         let path = dir.join("k.cwasm");
         disk.write("k", b"machine code").unwrap();
         let mut bytes = std::fs::read(&path).unwrap();
         *bytes.last_mut().unwrap() ^= 1;
         std::fs::write(&path, &bytes).unwrap();
-        assert!(disk.read("k").unwrap_err().contains("authentication"));
-        assert_eq!(disk.read("missing").unwrap(), None);
+        assert!(disk.read("k", MAX_ENTRY_BYTES).unwrap_err().contains("authentication"));
+        assert_eq!(disk.read("missing", MAX_ENTRY_BYTES).unwrap(), None);
         std::fs::write(&path, b"junk").unwrap();
-        assert!(disk.read("k").is_err());
+        assert!(disk.read("k", MAX_ENTRY_BYTES).is_err());
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -341,7 +366,7 @@ mod tests {
         // a MAC under a key of theirs, the strongest "checksum" they can make.
         let forger = DiskCache { folder: disk.folder.try_clone().unwrap(), path: String::new(), key: [7; KEY_LEN] };
         forger.write("k", b"evil code").unwrap();
-        assert!(disk.read("k").is_err(), "a forged entry is never returned");
+        assert!(disk.read("k", MAX_ENTRY_BYTES).is_err(), "a forged entry is never returned");
         let _ = std::fs::remove_dir_all(dir);
     }
 
@@ -353,17 +378,40 @@ mod tests {
         disk.write("k", b"code").unwrap();
         std::fs::rename(dir.join("k.cwasm"), &target).unwrap();
         std::os::unix::fs::symlink(&target, dir.join("k.cwasm")).unwrap();
-        assert!(disk.read("k").unwrap_err().contains("symbolic link"));
+        assert!(disk.read("k", MAX_ENTRY_BYTES).unwrap_err().contains("symbolic link"));
         nix::unistd::mkfifo(&dir.join("fifo.cwasm"), Mode::from_bits_truncate(0o600)).unwrap();
-        assert!(disk.read("fifo").unwrap_err().contains("not a regular file"), "a FIFO is refused at once");
+        assert!(
+            disk.read("fifo", MAX_ENTRY_BYTES).unwrap_err().contains("not a regular file"),
+            "a FIFO is refused at once"
+        );
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_huge_or_foreign_entry_is_refused_before_its_body_is_read() {
+        let dir = folder("huge");
+        let disk = DiskCache::open(&dir).unwrap();
+        std::fs::write(dir.join("k.cwasm"), vec![7u8; 1 << 20]).unwrap();
+        assert!(disk.read("k", 4096).unwrap_err().contains("more than the 4096 allowed"));
+        assert!(disk.read("k", MAX_ENTRY_BYTES).unwrap_err().contains("not a plugin-host cache entry"));
+        let _ = std::fs::remove_dir_all(dir);
+    }
+
+    #[test]
+    fn a_key_others_may_read_turns_the_disk_cache_off() {
+        let dir = folder("open-key");
+        DiskCache::open(&dir).unwrap();
+        std::fs::set_permissions(dir.join(KEY_FILE), std::fs::Permissions::from_mode(0o644)).unwrap();
+        assert!(DiskCache::open(&dir).err().unwrap().contains("may be read by others"));
         let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]
     fn a_second_request_is_served_from_memory_without_compiling() {
         let module = b"\0asm-a-test-module-asked-for-twice";
-        let first = artifact(module, None, || Ok::<_, ()>(vec![3])).unwrap();
-        let second = artifact(module, None, || -> Result<Vec<u8>, ()> { panic!("compiled twice") }).unwrap();
+        let first = artifact(module, None, MAX_ENTRY_BYTES, || Ok::<_, ()>(vec![3])).unwrap();
+        let second =
+            artifact(module, None, MAX_ENTRY_BYTES, || -> Result<Vec<u8>, ()> { panic!("compiled twice") }).unwrap();
         assert!(Arc::ptr_eq(&first, &second));
     }
 
@@ -374,7 +422,9 @@ mod tests {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let refused = DiskCache::open(&dir).err().expect("a world-writable folder is refused");
         assert!(refused.contains("others may write"), "{refused}");
-        let compiled = artifact(b"\0asm-a-test-module-for-the-shared-folder", Some(&dir), || Ok::<_, ()>(vec![1, 2]));
+        let compiled = artifact(b"\0asm-a-test-module-for-the-shared-folder", Some(&dir), MAX_ENTRY_BYTES, || {
+            Ok::<_, ()>(vec![1, 2])
+        });
         assert_eq!(*compiled.unwrap(), vec![1, 2], "the run goes on without the disk cache");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing was written there");
         let _ = std::fs::remove_dir_all(dir);

@@ -375,7 +375,7 @@ impl PluginProcess {
             deadline,
             startup: spec.limits.startup,
         };
-        let artifact = crate::cache::artifact(&module, spec.cache_dir.as_deref(), || {
+        let artifact = crate::cache::artifact(&module, spec.cache_dir.as_deref(), job.memory_limit, || {
             crate::compile::compile_in_sandbox(&job, module.clone())
         })
         .map_err(|source| {

@@ -40,18 +40,24 @@ fn is_bidi_control(c: char) -> bool {
     matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// Writes `text` with control and bidi characters escaped, cut at `max` characters.
+/// Whether `c` is shown escaped: control characters (C0 and C1, newlines included) and bidi controls.
+pub fn needs_escape(c: char) -> bool {
+    c.is_control() || is_bidi_control(c)
+}
+
+/// Writes `text` with control and bidi characters escaped, cut once `max` characters have
+/// been written (escapes count as what they print).
 pub fn write_escaped(f: &mut impl fmt::Write, text: &str, max: usize) -> fmt::Result {
-    for (shown, c) in text.chars().enumerate() {
-        if shown == max {
-            let rest = text.chars().count() - shown;
+    let mut written = 0;
+    for (taken, c) in text.chars().enumerate() {
+        let shown = if needs_escape(c) { c.escape_unicode().to_string() } else { c.to_string() };
+        let width = shown.chars().count();
+        if written + width > max {
+            let rest = text.chars().count() - taken;
             return write!(f, "… ({rest} more characters)");
         }
-        if c.is_control() || is_bidi_control(c) {
-            write!(f, "{}", c.escape_unicode())?;
-        } else {
-            f.write_char(c)?;
-        }
+        written += width;
+        f.write_str(&shown)?;
     }
     Ok(())
 }
@@ -86,5 +92,8 @@ mod tests {
         let shown = PluginText::from("x".repeat(1_000_000)).to_string();
         assert!(shown.len() < PluginText::MAX_CHARS + 100);
         assert!(shown.ends_with("(996000 more characters)"), "{}", &shown[shown.len() - 40..]);
+        // Escapes count as what they print: 5,000 C1 characters do not become 30,000.
+        let shown = PluginText::from("\u{9b}".repeat(5000)).to_string();
+        assert!(shown.chars().count() < PluginText::MAX_CHARS + 100, "{} characters", shown.chars().count());
     }
 }

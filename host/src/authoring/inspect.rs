@@ -24,9 +24,19 @@ pub fn to_json(description: &PluginDescription) -> String {
         // The runner refuses any other version, so a loaded plugin speaks this one.
         object.insert("abi_version".into(), ABI_VERSION.into());
     }
-    let mut text = serde_json::to_string_pretty(&value).unwrap_or_default();
-    text.push('\n');
-    text
+    let text = serde_json::to_string_pretty(&value).unwrap_or_default();
+    // JSON escapes only C0 controls; C1 controls and bidi overrides would reach a terminal that
+    // shows the output. Inside strings, \uXXXX is the same text to any JSON reader.
+    let mut safe = String::with_capacity(text.len() + 1);
+    for c in text.chars() {
+        if crate::text::needs_escape(c) && c as u32 >= 0x80 {
+            safe.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            safe.push(c);
+        }
+    }
+    safe.push('\n');
+    safe
 }
 
 /// The text form: name and version, description, ABI version, formats, then one line per
@@ -70,6 +80,15 @@ use crate::text::terminal_safe;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn json_escapes_what_a_terminal_would_obey() {
+        let description = PluginDescription { name: "evil\u{202e}\u{9b}2J".into(), ..PluginDescription::default() };
+        let json = to_json(&description);
+        assert!(!json.contains('\u{202e}') && !json.contains('\u{9b}'), "{json}");
+        let back: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(back["name"], "evil\u{202e}\u{9b}2J", "the same text to a JSON reader");
+    }
 
     #[test]
     fn text_escapes_control_characters_only() {

@@ -30,7 +30,14 @@ struct Carried {
     frame: u64,
     lane: Lane,
     desc: FrameDesc,
+    /// Set on a frame a failed stage passed through: the host copied it into that stage's
+    /// output boundary, which its plugin can write whenever it runs. The stage runs nothing
+    /// until whoever reads the frame next drops this, when it is done with the buffer.
+    reading: Option<Reading>,
 }
+
+/// Dropped when the reader of a passed-through frame no longer reads its buffer.
+type Reading = Sender<()>;
 
 /// Frames after which page faults start to count (buffers and mappings are warm by then).
 const WARM_UP_FRAMES: u64 = 10;
@@ -210,7 +217,7 @@ impl Prepared {
                 if let Ok(mut c) = counted.lock() {
                     *c = n;
                 }
-                if source_tx.send(Carried { frame: n, lane, desc }).is_err() {
+                if source_tx.send(Carried { frame: n, lane, desc, reading: None }).is_err() {
                     break;
                 }
             }
@@ -232,8 +239,9 @@ impl Prepared {
         let mut sink_result = Ok(());
         // The last stage's process can still write the buffer: the sink encodes its own copy.
         let mut pixels = Vec::new();
-        for Carried { frame, lane, desc } in upstream.iter() {
+        for Carried { frame, lane, desc, reading } in upstream.iter() {
             sink_view.read_pixels(&lane, Buffer::Input, desc.byte_len() as usize, &mut pixels);
+            drop(reading);
             let written = Frame::new(
                 &pixels,
                 desc.width,
@@ -340,6 +348,7 @@ struct Pending {
     ticket: Ticket,
     frame: u64,
     input: FrameDesc,
+    reading: Option<Reading>,
 }
 
 /// Back-off before restart number `n` (1-based) of a run of failures: none for the first, then
@@ -433,7 +442,8 @@ impl Stage {
                 };
                 match next {
                     Ok(carried) => {
-                        if let Some(entry) = self.submit(carried, output, free)? {
+                        let busy = !pending.is_empty();
+                        if let Some(entry) = self.submit(carried, output, free, busy)? {
                             pending.push_back(entry);
                         }
                         if self.is_dead() {
@@ -449,7 +459,7 @@ impl Stage {
             if self.is_dead() {
                 continue;
             }
-            let Some(Pending { ticket, frame, input: input_desc }) = pending.pop_front() else {
+            let Some(Pending { ticket, frame, input: input_desc, reading }) = pending.pop_front() else {
                 return Ok(());
             };
             // Service time: from when the plugin could start on this frame to when it was done.
@@ -459,31 +469,82 @@ impl Stage {
                 None => unreachable!("a ticket outlived its plugin"),
             };
             last_done = Instant::now();
-            match result {
-                Ok(desc) => {
-                    self.stats.frames += 1;
-                    self.failures_in_a_row = 0;
-                    if self.stats.frames == WARM_UP_FRAMES
-                        && let Some(process) = self.process.as_mut()
-                    {
-                        self.warm = process.runner_stats().ok();
-                    }
-                    self.stats.samples_us.push((last_done - started).as_micros() as u64);
-                    if output.send(Carried { frame, lane, desc }).is_err() {
+            // The plugin is done reading its input buffer, whatever the outcome.
+            drop(reading);
+            let passes_through = result.is_err() && self.config.on_error == OnError::Passthrough;
+            if passes_through && !pending.is_empty() && !self.is_dead() {
+                // The frame's copy will go where this plugin can write while it runs: let it
+                // finish what it holds first, and keep the results for after this frame.
+                let mut held = Vec::new();
+                while !self.is_dead() {
+                    let Some(Pending { ticket, frame, input, reading }) = pending.pop_front() else { break };
+                    let started = ticket.submitted().max(last_done);
+                    let (lane, result) = self.process.as_mut().expect("a process holds them").receive_lane(ticket);
+                    last_done = Instant::now();
+                    drop(reading);
+                    held.push((Carried { frame, lane, desc: input, reading: None }, result, last_done - started));
+                }
+                let finished = self.finish(
+                    Carried { frame, lane, desc: input_desc, reading: None },
+                    result,
+                    last_done - started,
+                    output,
+                    free,
+                )?;
+                if !finished {
+                    return Ok(());
+                }
+                for (carried, result, took) in held {
+                    if !self.finish(carried, result, took, output, free)? {
                         return Ok(());
                     }
                 }
-                Err(error) => {
-                    self.stats.count_failure(&error.kind);
-                    if self.config.on_error == OnError::Fail {
-                        return Err(error);
-                    }
-                    let dead = self.is_dead();
-                    self.apply_policy(&error, Carried { frame, lane, desc: input_desc }, output, free);
-                    if dead {
-                        self.recover(&mut pending, output, free)?;
-                    }
+            } else if !self.finish(
+                Carried { frame, lane, desc: input_desc, reading: None },
+                result,
+                last_done - started,
+                output,
+                free,
+            )? {
+                return Ok(());
+            }
+            if self.is_dead() {
+                self.recover(&mut pending, output, free)?;
+            }
+        }
+    }
+
+    /// Delivers a frame the plugin finished (`result` is its output descriptor), or applies the
+    /// policy to one it failed (`carried.desc` is then its input). False when the next stage is
+    /// gone.
+    fn finish(
+        &mut self,
+        carried: Carried,
+        result: Result<FrameDesc, PluginError>,
+        took: Duration,
+        output: &SyncSender<Carried>,
+        free: &Sender<Lane>,
+    ) -> Result<bool, PluginError> {
+        match result {
+            Ok(desc) => {
+                self.stats.frames += 1;
+                self.failures_in_a_row = 0;
+                if self.stats.frames == WARM_UP_FRAMES
+                    && let Some(process) = self.process.as_mut()
+                {
+                    self.warm = process.runner_stats().ok();
                 }
+                self.stats.samples_us.push(took.as_micros() as u64);
+                Ok(output.send(Carried { desc, ..carried }).is_ok())
+            }
+            Err(error) => {
+                self.stats.count_failure(&error.kind);
+                if self.config.on_error == OnError::Fail {
+                    return Err(error);
+                }
+                // Nothing else is in the plugin's hands here (see `serve`).
+                self.apply_policy(&error, carried, output, free, false);
+                Ok(true)
             }
         }
     }
@@ -502,14 +563,15 @@ impl Stage {
         free: &Sender<Lane>,
     ) -> Result<(), PluginError> {
         let mut requeue = Vec::new();
-        for Pending { ticket, frame, input } in pending.drain(..) {
+        for Pending { ticket, frame, input, reading } in pending.drain(..) {
             let process = self.process.as_mut().expect("pending frames have a process");
             let (lane, _) = process.receive_lane(ticket);
-            requeue.push(Carried { frame, lane, desc: input });
+            requeue.push(Carried { frame, lane, desc: input, reading });
         }
         self.restart();
         for carried in requeue {
-            if let Some(entry) = self.submit(carried, output, free)? {
+            let busy = !pending.is_empty();
+            if let Some(entry) = self.submit(carried, output, free, busy)? {
                 pending.push_back(entry);
             }
         }
@@ -523,11 +585,12 @@ impl Stage {
         carried: Carried,
         output: &SyncSender<Carried>,
         free: &Sender<Lane>,
+        busy: bool,
     ) -> Result<Option<Pending>, PluginError> {
-        let Carried { frame, lane, desc } = carried;
+        let Carried { frame, lane, desc, reading } = carried;
         let (error, lane) = match self.process.as_mut() {
             Some(process) => match process.submit_lane(lane, frame, &desc) {
-                Ok(ticket) => return Ok(Some(Pending { ticket, frame, input: desc })),
+                Ok(ticket) => return Ok(Some(Pending { ticket, frame, input: desc, reading })),
                 Err(refused) => {
                     let (error, lane) = *refused;
                     self.stats.count_failure(&error.kind);
@@ -539,20 +602,21 @@ impl Stage {
         if self.config.on_error == OnError::Fail {
             return Err(error);
         }
-        self.apply_policy(&error, Carried { frame, lane, desc }, output, free);
+        self.apply_policy(&error, Carried { frame, lane, desc, reading }, output, free, busy);
         Ok(None)
     }
 
     /// Skips or passes through a frame the plugin could not process (policy skip/passthrough).
-    /// `carried` holds the plugin's input.
+    /// `carried` holds the plugin's input; `busy` says other frames are in the plugin's hands.
     fn apply_policy(
         &mut self,
         error: &PluginError,
         carried: Carried,
         output: &SyncSender<Carried>,
         free: &Sender<Lane>,
+        busy: bool,
     ) {
-        let Carried { frame, mut lane, desc } = carried;
+        let Carried { frame, mut lane, desc, reading } = carried;
         // A disabled plugin was reported once, when it was disabled.
         let report = self.process.is_some() || !matches!(error.kind, ErrorKind::NotRunning);
         match self.config.on_error {
@@ -561,6 +625,7 @@ impl Stage {
                     tracing::warn!("{error}; frame {frame} skipped");
                 }
                 self.stats.skipped += 1;
+                drop(reading);
                 let _ = free.send(lane);
             }
             OnError::Passthrough => {
@@ -568,10 +633,24 @@ impl Stage {
                     tracing::warn!("{error}; frame {frame} passed through unchanged");
                 }
                 self.stats.passed_through += 1;
-                // The next stage reads the lane's other buffer: the one copy of the failure path.
+                // The copy goes into this stage's output boundary, which its plugin can write
+                // whenever it runs: while the next reader reads it, no code of this plugin may
+                // run. A plugin busy with other frames is killed first (they are handed to its
+                // replacement); then this stage waits until the reader is done.
+                if busy && let Some(process) = self.process.as_mut() {
+                    process.kill();
+                    // The host's own doing: its restart needs no back-off (max_restarts still counts it).
+                    self.failures_in_a_row = 0;
+                }
+                // The next stage reads the lane's next boundary: the one copy of the failure path.
                 self.region.copy_input_to_output(&mut lane, desc.byte_len() as usize);
+                drop(reading);
                 self.stats.copies += 1;
-                let _ = output.send(Carried { frame, lane, desc });
+                let (done_reading, read) = channel();
+                if output.send(Carried { frame, lane, desc, reading: Some(done_reading) }).is_ok() {
+                    // Ends with an error when the reader drops its end: it is done.
+                    let _ = read.recv();
+                }
             }
         }
     }
