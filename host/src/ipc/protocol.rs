@@ -51,7 +51,7 @@ pub enum ToRunner {
     /// Compile and instantiate the module; answered by [`ToHost::Loaded`].
     Load {
         plugin: String,
-        /// The module: compiled by the host (`precompiled`), or wasm bytes.
+        /// The module: compiled by a compiler runner (`precompiled`), or wasm bytes.
         #[serde(with = "serde_bytes")]
         module: Vec<u8>,
         precompiled: bool,

@@ -83,7 +83,7 @@ const _: () = assert!(offset_of!(SlotControl, frame_number) == 8);
 const _: () = assert!(offset_of!(SlotControl, input) == 16);
 const _: () = assert!(offset_of!(SlotControl, output) == 48);
 
-/// Which of a slot's two buffers, as the stage of a view sees them.
+/// Which of a slot's buffers, as the stage of a view sees them: its input boundary or its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Buffer {
     Input = 0,

@@ -20,7 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use wasm::{FrameIo, LogSink, PluginModule};
 
-/// The engine the host precompiles modules with: the runners' compilation settings.
+/// The engine modules are compiled with, in a compiler runner: the runners' compilation settings.
 pub fn engine_for_precompile() -> Result<&'static wasmtime::Engine, String> {
     static ENGINE: std::sync::OnceLock<Result<wasmtime::Engine, String>> = std::sync::OnceLock::new();
     ENGINE.get_or_init(|| wasm::precompile_engine().map_err(|e| format!("{e:#}"))).as_ref().map_err(Clone::clone)

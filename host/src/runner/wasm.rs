@@ -34,7 +34,7 @@ impl ResourceLimiter for StoreData {
     }
 }
 
-/// The compilation settings; the host's precompiling engine and every runner's engine share them,
+/// The compilation settings; the compiler runner's engine and every runner's engine share them,
 /// so that an artifact compiled by one deserialises in the other.
 fn base_config() -> Config {
     let mut config = Config::new();
@@ -60,7 +60,8 @@ pub fn engine(window: Option<Arc<Window>>) -> wasmtime::Result<Engine> {
     Engine::new(&config)
 }
 
-/// The engine the host compiles modules with (never runs them).
+/// The engine a compiler runner compiles modules with (it never runs them); the host only
+/// asks it for its compatibility hash (the cache key).
 pub fn precompile_engine() -> wasmtime::Result<Engine> {
     Engine::new(&base_config())
 }
@@ -119,12 +120,13 @@ enum Snapshot {
 }
 
 impl PluginModule {
-    /// From the artifact the host compiled (see `crate::cache`), or from wasm bytes.
+    /// From a compiled artifact (see `crate::compile` and `crate::cache`), or from wasm bytes.
     pub fn load(engine: &Engine, bytes: &[u8], precompiled: bool) -> Result<Self, Failure> {
         let module = if precompiled {
-            // SAFETY: the host produced these bytes with `Engine::precompile_module` under the same
-            // compilation settings (`base_config`), and checked the cache entry's key and checksum
-            // before sending them; `deserialize` checks engine compatibility itself.
+            // SAFETY: a sandboxed compiler runner produced these bytes with
+            // `Engine::precompile_module` under the same settings (`base_config`); from disk, the
+            // host checked their MAC under this user's key. They are only ever loaded here, in a
+            // sandboxed process; `deserialize` checks engine compatibility itself.
             unsafe { Module::deserialize(engine, bytes) }
                 .map_err(|e| Failure::Load(format!("cannot load the compiled module: {e:#}").into()))?
         } else {
