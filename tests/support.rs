@@ -153,7 +153,7 @@ pub fn load_untrusted_module(dir: &std::path::Path, bytes: &[u8]) -> Result<Stri
     let mut spec = spec("fuzzed", path, 4096);
     spec.cache_dir = None;
     spec.limits.startup = std::time::Duration::from_secs(5);
-    spec.limits.compile_memory_bytes = 256 << 20;
+    spec.limits.compile_memory_bytes = Some(256 << 20);
     let loaded = plugin_host::PluginProcess::spawn(spec);
     // Each distinct module would otherwise stay in this process's in-memory cache.
     plugin_host::cache::clear_memory();

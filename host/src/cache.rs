@@ -92,16 +92,16 @@ pub fn counts() -> CacheCounts {
 }
 
 /// The compiled form of `module`: from memory, from an authenticated entry in `dir`, or made now
-/// by `compile` (and stored in both). An entry larger than `max_entry` bytes (the compiler's
+/// by `compile`, which is handed the module (and stored in both). An entry larger than `max_entry` bytes (the compiler's
 /// memory limit: it could not have made a larger one) is refused before it is read. The lock is
 /// not held while `compile` runs.
 pub fn artifact<E>(
-    module: &[u8],
+    module: Vec<u8>,
     dir: Option<&Path>,
     max_entry: u64,
-    compile: impl FnOnce() -> Result<Vec<u8>, E>,
+    compile: impl FnOnce(Vec<u8>) -> Result<Vec<u8>, E>,
 ) -> Result<Artifact, E> {
-    let key = key(module);
+    let key = key(&module);
     {
         let mut cache = cache();
         if let Some(found) = cache.memory.get(&key).cloned() {
@@ -132,7 +132,7 @@ pub fn artifact<E>(
             }
         }
     }
-    let artifact = Arc::new(compile()?);
+    let artifact = Arc::new(compile(module)?);
     {
         let mut cache = cache();
         cache.counts.compiled += 1;
@@ -409,9 +409,9 @@ mod tests {
     #[test]
     fn a_second_request_is_served_from_memory_without_compiling() {
         let module = b"\0asm-a-test-module-asked-for-twice";
-        let first = artifact(module, None, MAX_ENTRY_BYTES, || Ok::<_, ()>(vec![3])).unwrap();
-        let second =
-            artifact(module, None, MAX_ENTRY_BYTES, || -> Result<Vec<u8>, ()> { panic!("compiled twice") }).unwrap();
+        let first = artifact(module.to_vec(), None, MAX_ENTRY_BYTES, |_| Ok::<_, ()>(vec![3])).unwrap();
+        let compile_again = |_| -> Result<Vec<u8>, ()> { panic!("compiled twice") };
+        let second = artifact(module.to_vec(), None, MAX_ENTRY_BYTES, compile_again).unwrap();
         assert!(Arc::ptr_eq(&first, &second));
     }
 
@@ -422,9 +422,8 @@ mod tests {
         std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         let refused = DiskCache::open(&dir).err().expect("a world-writable folder is refused");
         assert!(refused.contains("others may write"), "{refused}");
-        let compiled = artifact(b"\0asm-a-test-module-for-the-shared-folder", Some(&dir), MAX_ENTRY_BYTES, || {
-            Ok::<_, ()>(vec![1, 2])
-        });
+        let module = b"\0asm-a-test-module-for-the-shared-folder".to_vec();
+        let compiled = artifact(module, Some(&dir), MAX_ENTRY_BYTES, |_| Ok::<_, ()>(vec![1, 2]));
         assert_eq!(*compiled.unwrap(), vec![1, 2], "the run goes on without the disk cache");
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "nothing was written there");
         let _ = std::fs::remove_dir_all(dir);

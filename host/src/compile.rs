@@ -32,6 +32,8 @@ pub enum CompileError {
         limit >> 20
     )]
     MemoryLimit { limit: u64, status: String },
+    #[error("its compiler process {0} before it answered")]
+    Crashed(String),
     #[error("compiling it took longer than its start-up limit of {0:?} (startup_ms); the compiler process was killed")]
     Deadline(Duration),
     #[error("interrupted while it was being compiled")]
@@ -100,11 +102,15 @@ pub fn compile_in_sandbox(job: &CompileJob, module: Vec<u8>) -> Result<Vec<u8>, 
     let status = child.wait();
     let _ = exchange.join();
     match outcome {
-        // The channel ended without an answer: the process died, most likely of its memory cap
-        // (an allocation that fails aborts it).
-        Err(CompileError::Protocol(_)) if status.as_ref().is_ok_and(|s| !s.success()) => {
-            let status = status.map(describe_status).unwrap_or_default();
-            Err(CompileError::MemoryLimit { limit: job.memory_limit, status })
+        // The channel ended without an answer: the process died. An allocation that fails under
+        // its memory cap aborts it (SIGABRT); anything else is said as it is.
+        Err(CompileError::Protocol(_)) if let Some(status) = status.ok().filter(|s| !s.success()) => {
+            use std::os::unix::process::ExitStatusExt;
+            let description = describe_status(status);
+            Err(match status.signal() {
+                Some(libc::SIGABRT) => CompileError::MemoryLimit { limit: job.memory_limit, status: description },
+                _ => CompileError::Crashed(description),
+            })
         }
         other => other,
     }

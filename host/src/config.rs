@@ -256,7 +256,7 @@ impl Config {
                 )?),
                 startup: Duration::from_millis(positive("startup_ms", p.startup_ms, DEFAULT_STARTUP_MS, 3_600_000)?),
                 memory_bytes: positive("memory_mb", p.memory_mb, DEFAULT_MEMORY_MB, 4096)? << 20,
-                compile_memory_bytes: 0,
+                compile_memory_bytes: None,
                 module_max_bytes: positive(
                     "module_max_mb",
                     p.module_max_mb,
@@ -266,8 +266,8 @@ impl Config {
             };
             let limits = Limits {
                 compile_memory_bytes: match p.compile_memory_mb {
-                    None => Limits::default_compile_memory(limits.memory_bytes),
-                    some => positive("compile_memory_mb", some, 0, 65_536)? << 20,
+                    None => None,
+                    some => Some(positive("compile_memory_mb", some, 0, 65_536)? << 20),
                 },
                 ..limits
             };

@@ -42,16 +42,17 @@ pub struct Limits {
     pub startup: Duration,
     /// Cap on the plugin's own linear memory (frame buffers come on top).
     pub memory_bytes: u64,
-    /// Cap on the private memory of the sandboxed process that compiles the module.
-    pub compile_memory_bytes: u64,
+    /// Cap on the private memory of the sandboxed process that compiles the module; `None`:
+    /// [`Limits::compile_memory`]'s default, derived from `memory_bytes`.
+    pub compile_memory_bytes: Option<u64>,
     /// Largest module file accepted; checked before it is read.
     pub module_max_bytes: u64,
 }
 
 impl Limits {
-    /// The compile memory limit when none is given: twice the plugin's memory, at least 512 MiB.
-    pub fn default_compile_memory(memory_bytes: u64) -> u64 {
-        memory_bytes.saturating_mul(2).max(512 << 20)
+    /// The compiler process's memory cap: as given, else twice the plugin's memory, at least 512 MiB.
+    pub fn compile_memory(&self) -> u64 {
+        self.compile_memory_bytes.unwrap_or_else(|| self.memory_bytes.saturating_mul(2).max(512 << 20))
     }
 }
 
@@ -60,12 +61,11 @@ pub const DEFAULT_MODULE_MAX_BYTES: u64 = 64 << 20;
 
 impl Default for Limits {
     fn default() -> Self {
-        let memory_bytes = 256 << 20;
         Self {
             deadline: Duration::from_millis(1000),
             startup: Duration::from_secs(20),
-            memory_bytes,
-            compile_memory_bytes: Self::default_compile_memory(memory_bytes),
+            memory_bytes: 256 << 20,
+            compile_memory_bytes: None,
             module_max_bytes: DEFAULT_MODULE_MAX_BYTES,
         }
     }
@@ -121,6 +121,11 @@ impl PluginSpec {
             standby: false,
             snapshot_input: false,
         }
+    }
+
+    /// The executable to start in runner mode (see [`PluginSpec::runner`]).
+    fn runner_path(&self) -> io::Result<PathBuf> {
+        self.runner.clone().map_or_else(default_runner, Ok)
     }
 
     pub fn param(mut self, name: &str, value: ParamValue) -> Self {
@@ -189,7 +194,8 @@ pub enum ErrorKind {
 /// What the control-reader thread hands over.
 enum Event {
     Hello([u8; 16]),
-    Message(ToHost),
+    /// A message and the bytes it holds (see [`weight`]), counted against the queue's budget.
+    Message(ToHost, usize),
     /// The channel ended: EOF, I/O error or a protocol violation.
     Closed(String),
 }
@@ -364,19 +370,15 @@ impl PluginProcess {
         let deadline = Instant::now() + spec.limits.startup;
         let err = |kind| PluginError { plugin: spec.name.clone(), kind };
         let module = read_module(&spec.name, &spec.module, spec.limits.module_max_bytes)?;
-        let runner = match &spec.runner {
-            Some(path) => path.clone(),
-            None => default_runner().map_err(|e| err(ErrorKind::Spawn(e)))?,
-        };
         let job = crate::compile::CompileJob {
-            runner,
+            runner: spec.runner_path().map_err(|e| err(ErrorKind::Spawn(e)))?,
             sandbox: spec.sandbox,
-            memory_limit: spec.limits.compile_memory_bytes,
+            memory_limit: spec.limits.compile_memory(),
             deadline,
             startup: spec.limits.startup,
         };
-        let artifact = crate::cache::artifact(&module, spec.cache_dir.as_deref(), job.memory_limit, || {
-            crate::compile::compile_in_sandbox(&job, module.clone())
+        let artifact = crate::cache::artifact(module, spec.cache_dir.as_deref(), job.memory_limit, |module| {
+            crate::compile::compile_in_sandbox(&job, module)
         })
         .map_err(|source| {
             err(match source {
@@ -384,7 +386,6 @@ impl PluginProcess {
                 source => ErrorKind::Compile { path: spec.module.clone(), source },
             })
         })?;
-        drop(module);
         let mut plugin = Self::launch(&spec, region.clone(), artifact, deadline)?;
         plugin.activate(deadline).map_err(err)?;
         Ok(plugin)
@@ -409,10 +410,7 @@ impl PluginProcess {
         let (to_runner_read, to_runner_write) = pipe().map_err(|e| err(ErrorKind::Spawn(e)))?;
         let (from_runner_read, from_runner_write) = pipe().map_err(|e| err(ErrorKind::Spawn(e)))?;
         let region_fd: OwnedFd = region.file().try_clone().map_err(|e| err(ErrorKind::Spawn(e)))?.into();
-        let program = match &spec.runner {
-            Some(path) => path.clone(),
-            None => default_runner().map_err(|e| err(ErrorKind::Spawn(e)))?,
-        };
+        let program = spec.runner_path().map_err(|e| err(ErrorKind::Spawn(e)))?;
         let policy = SandboxPolicy::for_plugin(
             spec.sandbox,
             spec.limits.memory_bytes,
@@ -902,11 +900,11 @@ impl PluginProcess {
     ) -> Result<(FrameDesc, plugin_sdk::PixelFormat, Vec<u8>), ErrorKind> {
         let left = deadline.saturating_duration_since(Instant::now());
         let received = match self.stash.pop_front() {
-            Some(message) => Ok(Event::Message(message)),
+            Some(message) => Ok(Event::Message(message, 0)),
             None => self.events.recv_timeout(left),
         };
         let message = match received {
-            Ok(Event::Message(message)) => message,
+            Ok(Event::Message(message, _)) => message,
             Ok(Event::Hello(_)) => return Err(ErrorKind::Protocol("a second handshake".into())),
             Ok(Event::Closed(_)) | Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.died(Some(frame))),
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -959,8 +957,9 @@ impl PluginProcess {
         loop {
             match self.fresh_message(deadline).map_err(|kind| self.error(kind))? {
                 ToHost::Stats { frames, minor_faults } => return Ok(RunnerStats { frames, minor_faults }),
-                // About a frame in flight: kept for when that frame is collected.
-                other @ (ToHost::Failed { .. } | ToHost::FrameDone { .. }) if self.stash.len() < EVENT_QUEUE => {
+                // About a frame in flight: kept for when that frame is collected. One answer per
+                // frame in flight at most, so the stash holds no more than the slots do.
+                other @ (ToHost::Failed { .. } | ToHost::FrameDone { .. }) if self.stash.len() < in_flight as usize => {
                     self.stash.push_back(other)
                 }
                 other => {
@@ -1093,7 +1092,7 @@ impl PluginProcess {
     /// The next message from the channel itself.
     fn fresh_message(&mut self, deadline: Instant) -> Result<ToHost, ErrorKind> {
         match self.next_event(deadline)? {
-            Event::Message(message) => Ok(message),
+            Event::Message(message, _) => Ok(message),
             Event::Hello(_) => Err(ErrorKind::Protocol("a second handshake".into())),
             Event::Closed(reason) => Err(ErrorKind::Protocol(reason)),
         }
@@ -1242,7 +1241,7 @@ fn weight(message: &ToHost) -> usize {
         ToHost::Loaded { description } => description.len(),
         ToHost::Compiled { artifact } => artifact.len(),
         ToHost::Log { message, .. } => message.len(),
-        ToHost::Failed { failure, .. } => failure.to_string().len(),
+        ToHost::Failed { failure, .. } => failure.text_len(),
         ToHost::Ready | ToHost::Stats { .. } | ToHost::Sandboxed { .. } => 0,
     }
 }
@@ -1255,7 +1254,7 @@ impl EventSender {
         if queued > self.budget {
             return Err(format!("it sent more than {} bytes of messages the host had not asked for", self.budget));
         }
-        match self.sender.try_send(Event::Message(message)) {
+        match self.sender.try_send(Event::Message(message, bytes)) {
             Ok(()) => Ok(()),
             Err(mpsc::TrySendError::Full(_)) => {
                 Err(format!("it sent more than {EVENT_QUEUE} messages the host had not asked for"))
@@ -1268,8 +1267,8 @@ impl EventSender {
 impl EventQueue {
     fn recv_timeout(&self, timeout: Duration) -> Result<Event, mpsc::RecvTimeoutError> {
         let event = self.receiver.recv_timeout(timeout)?;
-        if let Event::Message(message) = &event {
-            self.queued_bytes.fetch_sub(weight(message), Ordering::SeqCst);
+        if let Event::Message(_, bytes) = &event {
+            self.queued_bytes.fetch_sub(*bytes, Ordering::SeqCst);
         }
         Ok(event)
     }

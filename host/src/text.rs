@@ -50,14 +50,18 @@ pub fn needs_escape(c: char) -> bool {
 pub fn write_escaped(f: &mut impl fmt::Write, text: &str, max: usize) -> fmt::Result {
     let mut written = 0;
     for (taken, c) in text.chars().enumerate() {
-        let shown = if needs_escape(c) { c.escape_unicode().to_string() } else { c.to_string() };
-        let width = shown.chars().count();
+        let escaped = needs_escape(c);
+        let width = if escaped { c.escape_unicode().len() } else { 1 };
         if written + width > max {
             let rest = text.chars().count() - taken;
             return write!(f, "… ({rest} more characters)");
         }
         written += width;
-        f.write_str(&shown)?;
+        if escaped {
+            write!(f, "{}", c.escape_unicode())?;
+        } else {
+            f.write_char(c)?;
+        }
     }
     Ok(())
 }

@@ -138,6 +138,18 @@ pub enum Failure {
     Sandbox(PluginText),
 }
 
+impl Failure {
+    /// Bytes of the plugin's text it carries (before any escaping).
+    pub fn text_len(&self) -> usize {
+        match self {
+            Failure::Trap { trap, backtrace } => trap.raw().len() + backtrace.raw().len(),
+            Failure::Load(m) | Failure::Plugin(m) | Failure::MemoryLimit(m) | Failure::Protocol(m) => m.raw().len(),
+            Failure::Sandbox(m) => m.raw().len(),
+            Failure::Deadline => 0,
+        }
+    }
+}
+
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {

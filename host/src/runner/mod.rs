@@ -94,6 +94,13 @@ fn serve() -> Result<(), protocol::ProtocolError> {
         let _ = send(&control, &ToHost::Failed { frame: None, failure: failure.clone() });
         protocol::ProtocolError::Malformed(failure.to_string())
     };
+    // Once this process's own threads run (none to compile; the watchdog to serve), no other
+    // may start.
+    let forbid_threads = || match seccomp_on {
+        true => crate::sys::sandbox::seccomp::forbid_new_threads()
+            .map_err(|e| fail(Failure::Sandbox(format!("cannot forbid threads: {e}").into()))),
+        false => Ok(()),
+    };
 
     let (module_bytes, precompiled, limits, transport, pipe_capacity, stage) =
         match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
@@ -101,10 +108,7 @@ fn serve() -> Result<(), protocol::ProtocolError> {
                 (module, precompiled, limits, transport, frame_capacity, stage)
             }
             ToRunner::Compile { module } => {
-                if seccomp_on {
-                    crate::sys::sandbox::seccomp::forbid_new_threads()
-                        .map_err(|e| fail(Failure::Sandbox(format!("cannot forbid threads: {e}").into())))?;
-                }
+                forbid_threads()?;
                 return send(&control, &compile(module));
             }
             other => return Err(fail(Failure::Protocol(format!("expected Load, got {other:?}").into()))),
@@ -129,11 +133,7 @@ fn serve() -> Result<(), protocol::ProtocolError> {
         .ok_or_else(|| fail(Failure::Protocol(format!("frame capacity {capacity} is too large").into())))?;
     let engine = wasm::engine(window.clone()).map_err(|e| fail(Failure::Load(e.to_string().into())))?;
     let watchdog = Watchdog::start(engine.clone(), Duration::from_millis(limits.deadline_ms.max(1)));
-    // The watchdog is the last thread this process needs: from here on, none may start.
-    if seccomp_on {
-        crate::sys::sandbox::seccomp::forbid_new_threads()
-            .map_err(|e| fail(Failure::Sandbox(format!("cannot forbid threads: {e}").into())))?;
-    }
+    forbid_threads()?;
     let module = PluginModule::load(&engine, &module_bytes, precompiled).map_err(fail)?;
     drop(module_bytes);
     let log_control = Arc::clone(&control);
