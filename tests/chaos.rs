@@ -5,17 +5,21 @@
 //! The tests here measure this process's descriptors, mappings and threads, so they run one at
 //! a time (`SERIAL`).
 
-use plugin_host::config::Config;
-use plugin_host::io::test_pattern;
-use plugin_host::pipeline::{Prepared, Progress, RunOptions};
 use plugin_host::{ErrorKind, PluginProcess};
-use plugin_host_tests::*;
+use plugin_host_cli::config::Config;
+use plugin_host_cli::io::test_pattern;
+use plugin_host_cli::pipeline::{Prepared, Progress, RunOptions};
+#[path = "support.rs"]
+#[allow(dead_code, reason = "shared by the test binaries; each uses a part")]
+mod support;
+
 use plugin_sdk::abi::ParamValue;
 use plugin_sdk::{OwnedFrame, PixelFormat};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
+use support::*;
 
 static SERIAL: Mutex<()> = Mutex::new(());
 

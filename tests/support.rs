@@ -9,24 +9,34 @@ pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-fn built(path: PathBuf) -> PathBuf {
-    assert!(path.exists(), "{} is missing: run `cargo xtask build` (or `cargo xtask test`) first", path.display());
+fn built(path: PathBuf, how: &str) -> PathBuf {
+    assert!(path.exists(), "{} is missing: {how}", path.display());
     path
 }
 
-/// The release `plugin-host` binary that `cargo xtask build` made (or `$PLUGIN_HOST_BIN`).
+const BUILD_PLUGINS: &str = "build the plugins with `cargo xtask build` (`cargo xtask test` does it too)";
+
+/// The `plugin-host` binary cargo built for these tests (`plugin-host-under-test`: the command
+/// line's own `main`, see tests/Cargo.toml). Outside the tests (the fuzz targets), the binary
+/// `$PLUGIN_HOST_BIN` names.
 pub fn host_bin() -> PathBuf {
-    built(std::env::var_os("PLUGIN_HOST_BIN").map_or_else(|| root().join("target/release/plugin-host"), PathBuf::from))
+    match option_env!("CARGO_BIN_EXE_plugin-host-under-test") {
+        Some(path) => PathBuf::from(path),
+        None => built(
+            std::env::var_os("PLUGIN_HOST_BIN").map(PathBuf::from).unwrap_or_default(),
+            "set PLUGIN_HOST_BIN to a plugin-host binary (`cargo build -p plugin-host-cli`)",
+        ),
+    }
 }
 
 /// An example plugin's module.
 pub fn plugin(name: &str) -> PathBuf {
-    built(root().join("target/plugins").join(format!("{name}.wasm")))
+    built(root().join("target/plugins").join(format!("{name}.wasm")), BUILD_PLUGINS)
 }
 
 /// A test plugin's module (from `tests/plugins`).
 pub fn test_plugin(name: &str) -> PathBuf {
-    built(root().join("target/test-plugins").join(format!("{name}.wasm")))
+    built(root().join("target/test-plugins").join(format!("{name}.wasm")), BUILD_PLUGINS)
 }
 
 /// A spec that runs `module` with the built binary as the runner.
@@ -117,7 +127,7 @@ pub fn runner_pids(host: u32) -> Vec<i32> {
         .collect()
 }
 
-const RUNNER_MARK: &[u8] = plugin_host::runner::RUNNER_ARG.as_bytes();
+const RUNNER_MARK: &[u8] = plugin_host::ipc::protocol::RUNNER_ARG.as_bytes();
 
 /// A fresh, empty folder for one test: `plugin-host-<suite>-<pid>-<name>` in the temp folder.
 pub fn scratch_dir(suite: &str, name: &str) -> PathBuf {
@@ -136,7 +146,7 @@ pub fn written_frames(dir: &std::path::Path) -> Vec<(u64, OwnedFrame)> {
         .iter()
         .map(|p| {
             let name = p.file_stem().unwrap().to_str().unwrap();
-            (name.trim_start_matches("frame-").parse().unwrap(), plugin_host::io::png_io::decode(p).unwrap())
+            (name.trim_start_matches("frame-").parse().unwrap(), plugin_host_cli::io::png_io::decode(p).unwrap())
         })
         .collect();
     frames.sort_by_key(|(n, _)| *n);

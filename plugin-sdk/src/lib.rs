@@ -135,50 +135,79 @@ macro_rules! debug {
 }
 
 /// Exports a [`Plugin`] type through the guest ABI. Its name, version and description come from
-/// the plugin crate's `Cargo.toml`. On targets other than wasm32 it expands to nothing, so the
-/// same crate builds natively for unit tests.
+/// the plugin crate's `Cargo.toml`. On targets other than wasm32 the functions are left out, so
+/// the same crate builds natively for unit tests; each function's name is checked against its
+/// `abi::EXPORT_*` constant on every target, at compile time.
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
-        #[cfg(target_arch = "wasm32")]
         const _: () = {
+            #[cfg(target_arch = "wasm32")]
             static STATE: $crate::runtime::State<$plugin> = $crate::runtime::State::new();
 
-            #[unsafe(no_mangle)]
-            extern "C" fn plugin_abi_version() -> i32 {
+            $crate::__export!(plugin_abi_version = EXPORT_ABI_VERSION, fn() -> i32 {
                 $crate::abi::ABI_VERSION as i32
-            }
+            });
 
-            #[unsafe(no_mangle)]
-            extern "C" fn plugin_describe() -> i32 {
+            $crate::__export!(plugin_describe = EXPORT_DESCRIBE, fn() -> i32 {
                 STATE.describe(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), env!("CARGO_PKG_DESCRIPTION"))
-            }
+            });
 
-            #[unsafe(no_mangle)]
-            extern "C" fn plugin_alloc(size: i32) -> i32 {
+            $crate::__export!(plugin_alloc = EXPORT_ALLOC, fn(size: i32) -> i32 {
                 $crate::runtime::alloc(size)
-            }
+            });
 
-            #[unsafe(no_mangle)]
-            extern "C" fn plugin_init(params: i32, len: i32) -> i32 {
+            $crate::__export!(plugin_init = EXPORT_INIT, fn(params: i32, len: i32) -> i32 {
                 // SAFETY: per the ABI (`plugin_sdk::abi`) the host calls this with `len` bytes of
                 // encoded parameters it wrote at `params`, a buffer it got from `plugin_alloc`, and
                 // does not touch our memory while the call runs.
                 unsafe { STATE.init(params, len) }
-            }
+            });
 
-            #[unsafe(no_mangle)]
-            extern "C" fn plugin_process(input: i32, output: i32) -> i32 {
+            $crate::__export!(plugin_process = EXPORT_PROCESS, fn(input: i32, output: i32) -> i32 {
                 // SAFETY: per the ABI (`plugin_sdk::abi`) the host passes two `FrameDesc`s it wrote
                 // into our memory, describing disjoint frame buffers that it checked lie within our
                 // memory, and does not touch them while the call runs.
                 unsafe { STATE.process(input, output) }
-            }
+            });
 
-            #[unsafe(no_mangle)]
-            extern "C" fn plugin_last_error() -> i32 {
+            $crate::__export!(plugin_last_error = EXPORT_LAST_ERROR, fn() -> i32 {
                 STATE.last_error()
-            }
+            });
         };
     };
+}
+
+/// One export of [`export_plugin!`]: the function is named once, and that name is checked
+/// against the ABI's constant at compile time (on every target); the function itself exists on
+/// wasm32 only.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __export {
+    ($name:ident = $abi:ident, fn($($arg:ident: $ty:ty),*) -> i32 $body:block) => {
+        const _: () = assert!(
+            $crate::same_str(stringify!($name), $crate::abi::$abi),
+            concat!("export_plugin!: `", stringify!($name), "` is not abi::", stringify!($abi))
+        );
+        #[cfg(target_arch = "wasm32")]
+        #[unsafe(no_mangle)]
+        extern "C" fn $name($($arg: $ty),*) -> i32 $body
+    };
+}
+
+/// Whether two strings are equal, in a `const` context (for [`export_plugin!`]'s checks).
+#[doc(hidden)]
+pub const fn same_str(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let mut i = 0;
+    while i < a.len() {
+        if a[i] != b[i] {
+            return false;
+        }
+        i += 1;
+    }
+    true
 }

@@ -1,5 +1,8 @@
-//! `cargo xtask build | test | demo | bench`: the tasks that need the second target (wasm32).
-//! Everything a fresh machine needs is installed from here.
+//! `cargo xtask build | test | demo | bench | layers`: the tasks that need the second target
+//! (wasm32), and the check that the host's modules only use those below them. Everything a fresh
+//! machine needs is installed from here.
+
+mod layers;
 
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -12,20 +15,27 @@ fn main() -> Result<()> {
     let root = workspace_root();
     check_null_device()?;
     match args.first().map(String::as_str) {
-        Some("build") => build(&root),
+        Some("build") => {
+            build_plugins_all(&root)?;
+            build_release(&root, "plugin-host-cli")
+        }
         Some("test") => {
-            build(&root)?;
+            layers::check(&root, false)?;
+            build_plugins_all(&root)?;
             test(&root, &args[1..])
         }
         Some("demo") => {
-            build(&root)?;
+            build_plugins_all(&root)?;
+            build_release(&root, "plugin-host-cli")?;
             demo(&root)
         }
         Some("bench") => {
-            build(&root)?;
-            run(Command::new(root.join("target/release/plugin-host")).arg("bench").args(&args[1..]).current_dir(&root))
+            build_plugins_all(&root)?;
+            build_release(&root, "plugin-host-bench")?;
+            run(Command::new(root.join("target/release/plugin-host-bench")).args(&args[1..]).current_dir(&root))
         }
-        _ => bail!("usage: cargo xtask build | test [cargo test args] | demo | bench [args]"),
+        Some("layers") => layers::check(&root, true),
+        _ => bail!("usage: cargo xtask build | test [cargo test args] | demo | bench [args] | layers"),
     }
 }
 
@@ -114,12 +124,18 @@ fn build_plugins(root: &Path, source: &str, dest: &str) -> Result<()> {
     Ok(())
 }
 
-fn build(root: &Path) -> Result<()> {
+/// The example plugins, the test plugins and the C plugins: what the tests, the demo and the
+/// benchmark load. The tests build the host themselves (cargo builds their binaries).
+fn build_plugins_all(root: &Path) -> Result<()> {
     ensure_wasm_target()?;
     build_plugins(root, "plugins", "target/plugins")?;
     build_plugins(root, "tests/plugins", "target/test-plugins")?;
-    build_c_plugins(root)?;
-    run(cargo().current_dir(root).args(["build", "--release", "-p", "plugin-host"]))
+    build_c_plugins(root)
+}
+
+/// A host crate's binaries, optimised: what the demo and the benchmark time.
+fn build_release(root: &Path, package: &str) -> Result<()> {
+    run(cargo().current_dir(root).args(["build", "--release", "-p", package]))
 }
 
 /// Whether `clang` and `wasm-ld` can be run.
@@ -173,11 +189,7 @@ fn test(root: &Path, extra: &[String]) -> Result<()> {
         eprintln!("xtask: warning: {NO_C_TOOLCHAIN}");
         command.env("PLUGIN_HOST_SKIP_C", "1");
     }
-    run(command
-        .current_dir(root)
-        .env("PLUGIN_HOST_BIN", root.join("target/release/plugin-host"))
-        .args(["test", "--workspace", "--exclude", "xtask"])
-        .args(extra))
+    run(command.current_dir(root).args(["test", "--workspace"]).args(extra))
 }
 
 /// Runs the demo, then puts input and output frame 30 side by side in

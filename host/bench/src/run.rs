@@ -1,0 +1,116 @@
+//! The whole benchmark, in the order it is printed.
+
+use super::*;
+
+/// Measures everything; takes from a few seconds (`quick`) to a couple of minutes.
+pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
+    let plan = options.plan();
+    let sizes = if options.quick { &SIZES[..QUICK_SIZES] } else { &SIZES[..] };
+    let invert = options.plugin_dir.join("invert.wasm");
+    for module in [&invert, &options.identity] {
+        ensure!(module.is_file(), "{} is missing (build the plugins first: `cargo xtask build`)", module.display());
+    }
+
+    let cpu_before = CpuTimes::now();
+    let round_trips = Plan { samples: plan.samples.max(1000), min_samples: plan.samples.max(1000), ..plan };
+    let pipe_round_trip = pipe_round_trip(&round_trips).context("pipe round trip")?;
+    let futex_round_trip = futex_round_trip(&round_trips);
+    let handoff_round_trip = handoff_round_trip(&round_trips);
+
+    let mut results = Vec::new();
+    for &(width, height) in sizes {
+        results.push(
+            measure_size(options, &plan, &invert, width, height)
+                .with_context(|| format!("measuring {width}x{height}"))?,
+        );
+    }
+    let startup = startup(options, &invert, options.spawns()).context("measuring start-up")?;
+    let chain = chain(&invert, options).context("measuring a chain")?;
+
+    let mut rows = Vec::new();
+    for r in &results {
+        for (transport, trip, fps) in [
+            ("shm", &r.shm.handoff, r.shm.invert_in_place_frames_per_s),
+            ("shm-copying-api", &r.shm.round_trip, r.shm.invert_frames_per_s),
+            ("pipe", &r.pipe.round_trip, r.pipe.invert_frames_per_s),
+        ] {
+            rows.push(Row {
+                transport: transport.into(),
+                width: r.width,
+                height: r.height,
+                frame_bytes: r.frame_bytes,
+                p50_us: trip.p50_us,
+                p99_us: trip.p99_us,
+                samples: trip.samples,
+                frames_per_s: fps,
+            });
+        }
+    }
+    let baselines = Baselines {
+        pipe_round_trip,
+        futex_round_trip,
+        handoff_round_trip,
+        memcpy: results
+            .iter()
+            .map(|r| Memcpy {
+                frame_bytes: r.frame_bytes,
+                p50_us: r.memcpy.p50_us,
+                p99_us: r.memcpy.p99_us,
+                gb_per_s: r.frame_bytes as f64 / r.memcpy.p50_us / 1e3,
+            })
+            .collect(),
+    };
+    let mut ratios = ratios(&baselines, &results, &startup);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let v = chain.four_stages_frames_per_s / chain.one_stage_frames_per_s;
+    ratios.push(ratio(
+        format!(
+            "pipeline frames/s at {}x{}: 4 invert stages / 1 invert stage ({cores} cores; the goal is for >= 6)",
+            chain.width, chain.height
+        ),
+        v,
+        (cores >= 6).then_some((">= 0.8", v >= 0.8)),
+    ));
+    let comparison = comparison(&baselines, &results, &startup);
+    let cpu = cpu_before.zip(CpuTimes::now()).map(|(before, after)| after.since(&before));
+    Ok(Report {
+        cores,
+        other_cpu_percent: cpu.map(|c| c.0),
+        steal_percent: cpu.map(|c| c.1),
+        iterations: plan.samples,
+        quick: options.quick,
+        baselines,
+        rows,
+        sizes: results,
+        startup,
+        chain: chain.clone(),
+        ratios,
+        comparison,
+        notes: vec![
+            "Raw baselines run in this one process, between two threads; the scheduler places them on cores.".into(),
+            "shm: the plugin reads and writes the slot buffers in place (they are mapped into its wasm memory); \
+             nobody copies. The shm rows use the lane API (PluginProcess::submit_lane/receive_lane), which a \
+             pipeline stage uses: the frame is written into its lane once and handed over and back. The \
+             shm-copying-api rows use submit(&Frame)/receive(&mut OwnedFrame), which copy the frame into the \
+             slot and the result out (two memcpy per frame), for callers that hold their frames elsewhere."
+                .into(),
+            "pipe: each frame travels as one postcard message each way over the control pipes (encoded, written \
+             through a 1 MiB pipe buffer, read and decoded by the other side)."
+                .into(),
+            "invert frames/s keeps every slot in flight (the host copies frame n+1 in while the plugin works on \
+             frame n); native invert is the same byte loop compiled natively, one frame at a time, one thread."
+                .into(),
+            format!(
+                "A measurement stops at {:?} once it has {} samples, so large frames (and the pipe) may have fewer \
+                 than {}; each figure's sample count is in the JSON.",
+                plan.budget, plan.min_samples, plan.samples
+            ),
+            format!(
+                "Chain: `plugin-host run`'s pipeline on the test pattern to a null output, {} frames, 1 and then 4 \
+                 invert stages; each stage is a process and a host thread, so 4 stages need 4+ cores to overlap \
+                 fully (this machine has {cores}).",
+                chain.frames
+            ),
+        ],
+    })
+}

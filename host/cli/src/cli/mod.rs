@@ -1,0 +1,237 @@
+//! The `plugin-host` command line: arguments, dispatch, progress and the run's summary.
+
+mod sandbox;
+
+use crate::config::{Config, OutputConfig};
+use crate::io::MediaError;
+use crate::pipeline::{Prepared, Progress, RunError, RunOptions};
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use plugin_host::runner;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+#[derive(Parser)]
+#[command(name = "plugin-host", version, about = "Run untrusted WebAssembly media plugins, each in its own process")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline config: an input, a chain of plugins, an output.
+    ///
+    /// Exit status: 0 done, 1 a failure while running (the message says what, and where the
+    /// frames completed so far are), 2 a bad config or bad input found before any frame ran,
+    /// 130 interrupted (SIGINT/SIGTERM).
+    Run {
+        /// The pipeline config (TOML); paths in it are relative to its folder.
+        config: PathBuf,
+        /// Stop after this many input frames.
+        #[arg(long)]
+        frames: Option<u64>,
+        /// Also write the statistics as JSON to this file.
+        #[arg(long, value_name = "PATH")]
+        stats_json: Option<PathBuf>,
+        /// More log output (plugin debug lines included).
+        #[arg(short, long, conflicts_with = "quiet")]
+        verbose: bool,
+        /// Only warnings and errors; no progress, no table.
+        #[arg(short, long)]
+        quiet: bool,
+    },
+    /// Show each layer of the OS sandbox a plugin process gets on this machine.
+    Sandbox {
+        /// Also list the allowed system calls and why each is needed.
+        #[arg(long)]
+        syscalls: bool,
+    },
+    /// Show a plugin's name, version, frame formats and parameters.
+    Inspect {
+        plugin: PathBuf,
+        /// Print JSON for tools.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Create a plugin crate: an example filter with a parameter, unit and golden-image tests.
+    New(crate::authoring::NewArgs),
+    /// Run a plugin alone in its real process on a PNG and compare with an expected PNG (exit 0
+    /// match, 1 mismatch, 2 bad usage), or run a folder of golden cases.
+    Test(crate::authoring::TestArgs),
+}
+
+/// The binary's main: runner mode when started as one, else the command line.
+pub fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == plugin_host::ipc::protocol::RUNNER_ARG) {
+        return runner::main();
+    }
+    let cli = Cli::parse();
+    let level = match &cli.command {
+        Command::Run { verbose: true, .. } => "debug",
+        Command::Run { quiet: true, .. } => "warn",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PLUGIN_HOST_LOG").unwrap_or_else(|_| level.into());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .with_env_filter(filter)
+        .init();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Run { config, frames, stats_json, quiet, .. } => run_config(&config, frames, stats_json, quiet),
+        Command::Sandbox { syscalls } => Ok(sandbox::print(syscalls, &mut std::io::stdout())?),
+        Command::New(args) => Ok(crate::authoring::scaffold::command(&args)),
+        Command::Test(args) => Ok(crate::authoring::golden::command(&args)),
+        Command::Inspect { plugin, json } => match crate::authoring::inspect::render(&plugin, json) {
+            Ok(text) => {
+                print!("{text}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(err) => {
+                eprintln!("error: {err}");
+                // As for `test`: a plugin that fails in its own init is a failure, anything
+                // else (no such file, not a plugin) bad input.
+                let init_failed = err.kind.start_failure() == plugin_host::process::StartFailure::Init;
+                Ok(ExitCode::from(if init_failed { 1 } else { 2 }))
+            }
+        },
+    }
+}
+
+fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, quiet: bool) -> anyhow::Result<ExitCode> {
+    let fail = |err: RunError| {
+        eprintln!("error: {err}");
+        Ok(ExitCode::from(err.exit_code()))
+    };
+    let config = match Config::load(path) {
+        Ok(config) => config,
+        Err(err) => return fail(err.into()),
+    };
+    if let Some(json) = &stats_json {
+        let problem = if json.is_dir() {
+            Some("is a folder; give a file name".to_string())
+        } else if let Some(folder) = crate::config::missing_folder(json) {
+            Some(format!("its folder {} does not exist", folder.display()))
+        } else {
+            config.overwritten_by(json).map(|what| format!("is {what}; the statistics would overwrite it"))
+        };
+        if let Some(problem) = problem {
+            return fail(config.error(format!("--stats-json {}: {problem}", json.display())).into());
+        }
+    }
+    plugin_host::sys::signals::install_stop_handlers().context("installing the SIGINT/SIGTERM handlers")?;
+    let prepared = match Prepared::new(&config, RunOptions { max_frames: frames, runner: None }) {
+        Ok(prepared) => prepared,
+        Err(err) => return fail(err),
+    };
+    let to_stdout = prepared.output_is_stdout();
+    // A file or folder holds frames after the run; a stream (stdout, a FIFO) or null does not.
+    let output_holds_frames = match &config.output {
+        OutputConfig::Png { .. } => true,
+        OutputConfig::Raw { path } => !to_stdout && std::fs::metadata(path).map_or(true, |m| m.is_file()),
+        OutputConfig::Null => false,
+    };
+    let sandbox = prepared.sandbox_summary();
+    let mut progress = ProgressReport::new(quiet);
+    let (stats, result) = prepared.run(&mut progress);
+    if let Some(json) = &stats_json {
+        let text = serde_json::to_string_pretty(&stats).context("encoding the statistics")?;
+        std::fs::write(json, text).with_context(|| format!("cannot write the statistics to {}", json.display()))?;
+    }
+    if !quiet {
+        let mut table = Vec::new();
+        stats.print_table(&mut table)?;
+        writeln!(table, "{sandbox}")?;
+        if to_stdout {
+            std::io::stderr().write_all(&table)?;
+        } else {
+            std::io::stdout().write_all(&table)?;
+        }
+    }
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(err) => {
+            match &err {
+                RunError::Media(MediaError::Write { path, source })
+                    if source.kind() == std::io::ErrorKind::BrokenPipe =>
+                {
+                    eprintln!(
+                        "error: the reader of {} closed it (broken pipe); the output stops there",
+                        path.display()
+                    );
+                }
+                _ => eprintln!("error: {err}"),
+            }
+            match &stats.output_kept_aside {
+                None if !output_holds_frames => {}
+                None => eprintln!("the output holds the {} frame(s) completed before the failure", stats.frames_out),
+                Some(kept) => eprintln!(
+                    "the output that was already there is untouched; the {} frame(s) completed before the failure \
+                     are in {}",
+                    stats.frames_out,
+                    kept.display()
+                ),
+            }
+            Ok(ExitCode::from(err.exit_code()))
+        }
+    }
+}
+
+/// A progress bar on a terminal; otherwise a status line every few seconds.
+struct ProgressReport {
+    quiet: bool,
+    bar: Option<ProgressBar>,
+    started: Instant,
+    last_line: Instant,
+}
+
+impl ProgressReport {
+    fn new(quiet: bool) -> Self {
+        Self { quiet, bar: None, started: Instant::now(), last_line: Instant::now() }
+    }
+}
+
+impl Progress for ProgressReport {
+    fn start(&mut self, total: Option<u64>) {
+        self.started = Instant::now();
+        self.last_line = Instant::now();
+        if let (false, true, Some(total)) = (self.quiet, std::io::stderr().is_terminal(), total) {
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} frames, {per_sec}, eta {eta}") {
+                bar.set_style(style);
+            }
+            self.bar = Some(bar);
+        }
+    }
+    fn frame_done(&mut self, frames_out: u64) {
+        match &self.bar {
+            Some(bar) => bar.set_position(frames_out),
+            None if !self.quiet && self.last_line.elapsed() >= Duration::from_secs(2) => {
+                self.last_line = Instant::now();
+                let fps = frames_out as f64 / self.started.elapsed().as_secs_f64();
+                eprintln!("plugin-host: {frames_out} frames, {fps:.1} frames/s");
+            }
+            None => {}
+        }
+    }
+    fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,581 @@
+//! Pipeline configs (TOML): an input, a chain of plugins, an output. Parsed strictly (unknown
+//! keys are errors) and checked as a whole before anything runs; every problem is one sentence
+//! that names the file and the key or plugin.
+
+use plugin_host::ipc::protocol::Transport;
+use plugin_host::process::Limits;
+use plugin_host::sys::sandbox::Level as SandboxLevel;
+use plugin_sdk::PixelFormat;
+use plugin_sdk::abi::ParamValue;
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A config problem: the run does not start. Exit code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{file}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    /// The default for every plugin.
+    sandbox: Option<SandboxName>,
+    /// Frames in flight in the chain beyond one per plugin.
+    ring: Option<u32>,
+    input: RawInput,
+    #[serde(default, rename = "plugin")]
+    plugins: Vec<RawPlugin>,
+    output: RawOutput,
+}
+
+// Tables are parsed as plain structs (not serde-tagged enums) so that toml can point at the
+// offending key; which keys belong to which kind is checked afterwards.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    kind: InputKind,
+    path: Option<PathBuf>,
+    width: Option<u32>,
+    height: Option<u32>,
+    frames: Option<u64>,
+    format: Option<RawFormat>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum InputKind {
+    Testsrc,
+    Png,
+    Raw,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOutput {
+    kind: OutputKind,
+    path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum OutputKind {
+    Png,
+    Raw,
+    Null,
+}
+
+/// Where frames come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputConfig {
+    /// The built-in moving test pattern.
+    Testsrc { width: u32, height: u32, frames: u64 },
+    /// One PNG file, or a folder of them taken in name order.
+    Png { path: PathBuf },
+    /// Raw video (`ffmpeg -f rawvideo`): `-` for stdin, or a file.
+    Raw { path: PathBuf, width: u32, height: u32, format: RawFormat },
+}
+
+/// Pixel formats of raw video, by ffmpeg's `-pix_fmt` name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RawFormat {
+    #[default]
+    Rgba,
+    Gray,
+}
+
+impl RawFormat {
+    pub fn pixel_format(self) -> PixelFormat {
+        match self {
+            RawFormat::Rgba => PixelFormat::Rgba8,
+            RawFormat::Gray => PixelFormat::Gray8,
+        }
+    }
+}
+
+/// Where frames go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OutputConfig {
+    /// A folder of `frame-000001.png`, ….
+    Png { path: PathBuf },
+    /// Raw video: `-` for stdout, or a file.
+    Raw { path: PathBuf },
+    /// Discard (for measuring).
+    Null,
+}
+
+/// What a plugin does with a frame it could not process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Stop the run.
+    #[default]
+    Fail,
+    /// Drop the frame.
+    Skip,
+    /// Forward the plugin's input unchanged.
+    Passthrough,
+}
+
+/// How a plugin reads its input frame (`input = …`).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum InputMode {
+    /// In place, mapped read-only: no copy; the stage before can still write it meanwhile.
+    #[default]
+    Shared,
+    /// Copied into the plugin's private memory first (one copy a frame, counted).
+    Snapshot,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPlugin {
+    name: String,
+    path: PathBuf,
+    deadline_ms: Option<u64>,
+    startup_ms: Option<u64>,
+    memory_mb: Option<u64>,
+    compile_memory_mb: Option<u64>,
+    module_max_mb: Option<u64>,
+    #[serde(default)]
+    on_error: OnError,
+    max_restarts: Option<u32>,
+    restart_window_s: Option<u64>,
+    #[serde(default)]
+    transport: TransportName,
+    #[serde(default)]
+    input: InputMode,
+    sandbox: Option<SandboxName>,
+    #[serde(default)]
+    params: toml::Table,
+}
+
+/// `sandbox` in a config: the levels a user may ask for (never "off").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum SandboxName {
+    Standard,
+    Strict,
+}
+
+impl SandboxName {
+    fn level(self) -> SandboxLevel {
+        match self {
+            SandboxName::Standard => SandboxLevel::Standard,
+            SandboxName::Strict => SandboxLevel::Strict,
+        }
+    }
+}
+
+/// `transport` in a config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum TransportName {
+    #[default]
+    Shm,
+    Pipe,
+}
+
+/// One stage of the chain, checked.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginConfig {
+    pub name: String,
+    /// Resolved against the config file's folder.
+    pub path: PathBuf,
+    pub limits: Limits,
+    pub on_error: OnError,
+    pub max_restarts: u32,
+    /// The window `max_restarts` counts in: more restarts than that within it disable the plugin.
+    pub restart_window: Duration,
+    pub transport: Transport,
+    /// The plugin's own `sandbox`, else the file's, else standard.
+    pub sandbox: SandboxLevel,
+    /// `input = "snapshot"`: copy each input frame before the plugin reads it.
+    pub snapshot_input: bool,
+    pub params: Vec<(String, ParamValue)>,
+}
+
+/// A checked config; paths are resolved against the config file's folder.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub file: PathBuf,
+    pub input: InputConfig,
+    pub plugins: Vec<PluginConfig>,
+    pub output: OutputConfig,
+    /// Frames in flight beyond one per plugin: how far a stage may run ahead of the next.
+    pub ring: u32,
+}
+
+pub const DEFAULT_RING: u32 = 2;
+pub const MAX_RING: u32 = 16;
+pub const DEFAULT_MAX_RESTARTS: u32 = 5;
+pub const DEFAULT_RESTART_WINDOW_S: u64 = 60;
+/// Largest frame side accepted from a config.
+pub const MAX_SIDE: u32 = 8192;
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let file = path.display().to_string();
+        let error = |message: String| ConfigError { file: file.clone(), message };
+        let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read the config: {e}")))?;
+        let raw: RawConfig = toml::from_str(&text).map_err(|e| error(describe_toml_error(&text, &e)))?;
+        let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+        let resolve = |p: &Path| if p == Path::new("-") || p.is_absolute() { p.to_path_buf() } else { base.join(p) };
+
+        let input = check_input(raw.input, &resolve).map_err(error)?;
+        let output = check_output(raw.output, &resolve).map_err(error)?;
+        let mut plugins: Vec<PluginConfig> = Vec::new();
+        for (i, p) in raw.plugins.into_iter().enumerate() {
+            let at = format!("plugin #{} (\"{}\")", i + 1, p.name);
+            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(error(format!("{at}: name must be non-empty letters, digits, '-' or '_'")));
+            }
+            if plugins.iter().any(|q| q.name == p.name) {
+                return Err(error(format!("plugin name \"{}\" is used twice; instance names must be unique", p.name)));
+            }
+            let positive = |key: &str, v: Option<u64>, default: u64, max: u64| match v {
+                Some(0) => Err(error(format!("{at}: {key} must be at least 1"))),
+                Some(v) if v > max => Err(error(format!("{at}: {key} = {v} exceeds the maximum of {max}"))),
+                Some(v) => Ok(v),
+                None => Ok(default),
+            };
+            // The library's defaults, in the config's units.
+            let defaults = Limits::default();
+            let ms = |d: Duration| d.as_millis() as u64;
+            let limits = Limits {
+                deadline: Duration::from_millis(positive(
+                    "deadline_ms",
+                    p.deadline_ms,
+                    ms(defaults.deadline),
+                    3_600_000,
+                )?),
+                startup: Duration::from_millis(positive("startup_ms", p.startup_ms, ms(defaults.startup), 3_600_000)?),
+                memory_bytes: positive("memory_mb", p.memory_mb, defaults.memory_bytes >> 20, 4096)? << 20,
+                compile_memory_bytes: None,
+                module_max_bytes: positive("module_max_mb", p.module_max_mb, defaults.module_max_bytes >> 20, 4096)?
+                    << 20,
+            };
+            let limits = Limits {
+                compile_memory_bytes: match p.compile_memory_mb {
+                    None => None,
+                    some => Some(positive("compile_memory_mb", some, 0, 65_536)? << 20),
+                },
+                ..limits
+            };
+            let mut params = Vec::new();
+            for (key, value) in p.params {
+                let value = param_value(&key, value).map_err(|why| error(format!("plugin \"{}\": {why}", p.name)))?;
+                params.push((key, value));
+            }
+            plugins.push(PluginConfig {
+                name: p.name,
+                path: resolve(&p.path),
+                limits,
+                on_error: p.on_error,
+                max_restarts: p.max_restarts.unwrap_or(DEFAULT_MAX_RESTARTS),
+                restart_window: Duration::from_secs(positive(
+                    "restart_window_s",
+                    p.restart_window_s,
+                    DEFAULT_RESTART_WINDOW_S,
+                    86_400,
+                )?),
+                transport: match p.transport {
+                    TransportName::Shm => Transport::SharedMemory,
+                    TransportName::Pipe => Transport::Pipe,
+                },
+                sandbox: p.sandbox.or(raw.sandbox).map_or(SandboxLevel::Standard, SandboxName::level),
+                snapshot_input: matches!(p.input, InputMode::Snapshot),
+                params,
+            });
+        }
+        let ring = match raw.ring {
+            None => DEFAULT_RING,
+            Some(ring @ 1..=MAX_RING) => ring,
+            Some(ring) => return Err(error(format!("ring = {ring} is outside 1..={MAX_RING}"))),
+        };
+        if let OutputConfig::Png { path: out } | OutputConfig::Raw { path: out } = &output
+            && let Some(what) = overwritten_by(out, path, &input, &plugins, None)
+        {
+            return Err(error(format!("output.path {} is {what}; the run would overwrite it", out.display())));
+        }
+        Ok(Config { file: path.to_path_buf(), input, plugins, output, ring })
+    }
+
+    /// What of this run's own files (config, input, plugins, output) writing `path` would
+    /// overwrite, if any.
+    pub fn overwritten_by(&self, path: &Path) -> Option<String> {
+        overwritten_by(path, &self.file, &self.input, &self.plugins, Some(&self.output))
+    }
+
+    pub fn error(&self, message: impl Into<String>) -> ConfigError {
+        ConfigError { file: self.file.display().to_string(), message: message.into() }
+    }
+}
+
+/// Refuses keys that do not belong to the table's kind.
+fn only(table: &str, kind: &str, present: &[(&str, bool)]) -> Result<(), String> {
+    match present.iter().find(|(_, is)| *is) {
+        Some((key, _)) => Err(format!("{table}.{key} does not apply to kind = \"{kind}\"")),
+        None => Ok(()),
+    }
+}
+
+fn required<T>(table: &str, key: &str, kind: &str, value: Option<T>) -> Result<T, String> {
+    value.ok_or_else(|| format!("{table}.{key} is required for kind = \"{kind}\""))
+}
+
+fn required_path(table: &str, kind: &str, value: Option<PathBuf>) -> Result<PathBuf, String> {
+    let path = required(table, "path", kind, value)?;
+    if path.as_os_str().is_empty() {
+        return Err(format!("{table}.path is empty"));
+    }
+    Ok(path)
+}
+
+/// The canonical path of `path`, or of its folder joined with its name when it does not exist
+/// yet; none for `-`.
+fn real_path(path: &Path) -> Option<PathBuf> {
+    if path == Path::new("-") {
+        return None; // stdin or stdout, not a file
+    }
+    std::fs::canonicalize(path).ok().or_else(|| {
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        Some(std::fs::canonicalize(folder).ok()?.join(path.file_name()?))
+    })
+}
+
+/// Whether `a` and `b` name the same file (or would, once `a` or `b` is created).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    real_path(a).is_some_and(|a| real_path(b).is_some_and(|b| a == b))
+}
+
+/// The folder `path` would be created in, when that folder does not exist.
+pub fn missing_folder(path: &Path) -> Option<&Path> {
+    path.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir())
+}
+
+/// What of the run's own files `target` would overwrite, if any: the config, the input (or,
+/// for a PNG folder output, a file inside it), a plugin's module, or with `output` the output.
+fn overwritten_by(
+    target: &Path,
+    config: &Path,
+    input: &InputConfig,
+    plugins: &[PluginConfig],
+    output: Option<&OutputConfig>,
+) -> Option<String> {
+    let real = real_path(target)?;
+    let same = |p: &Path| real_path(p).is_some_and(|r| r == real);
+    // A folder target holds what lies inside it, and so does a file target's own folder output.
+    let holds = |outer: &Path, p: &Path| {
+        std::fs::canonicalize(outer).is_ok_and(|o| o.is_dir() && real_path(p).is_some_and(|r| r.starts_with(&o)))
+    };
+    let input_path = match input {
+        InputConfig::Png { path } | InputConfig::Raw { path, .. } => Some(path.as_path()),
+        InputConfig::Testsrc { .. } => None,
+    };
+    if same(config) {
+        return Some("the config file itself".into());
+    }
+    if let Some(input) = input_path
+        && (same(input) || holds(target, input))
+    {
+        return Some(if same(input) { "the input" } else { "a folder that holds the input" }.into());
+    }
+    if let Some(plugin) = plugins.iter().find(|p| same(&p.path) || holds(target, &p.path)) {
+        let module = format!("plugin \"{}\"'s module", plugin.name);
+        return Some(if same(&plugin.path) { module } else { format!("a folder that holds {module}") });
+    }
+    if let Some(OutputConfig::Png { path: out } | OutputConfig::Raw { path: out }) = output {
+        if same(out) {
+            return Some("the output".into());
+        }
+        if holds(out, target) {
+            return Some("inside the output folder".into());
+        }
+    }
+    None
+}
+
+fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<InputConfig, String> {
+    let RawInput { kind, path, width, height, frames, format } = raw;
+    Ok(match kind {
+        InputKind::Testsrc => {
+            only("input", "testsrc", &[("path", path.is_some()), ("format", format.is_some())])?;
+            let (width, height) = (width.unwrap_or(1280), height.unwrap_or(720));
+            check_size("input", width, height)?;
+            InputConfig::Testsrc { width, height, frames: frames.unwrap_or(120) }
+        }
+        InputKind::Png => {
+            only(
+                "input",
+                "png",
+                &[
+                    ("width", width.is_some()),
+                    ("height", height.is_some()),
+                    ("frames", frames.is_some()),
+                    ("format", format.is_some()),
+                ],
+            )?;
+            let path = required_path("input", "png", path)?;
+            if path == Path::new("-") {
+                return Err("input.path: a png input is a folder or a file, not stdin".into());
+            }
+            InputConfig::Png { path: resolve(&path) }
+        }
+        InputKind::Raw => {
+            only("input", "raw", &[("frames", frames.is_some())])?;
+            let path = resolve(&required_path("input", "raw", path)?);
+            let (width, height) =
+                (required("input", "width", "raw", width)?, required("input", "height", "raw", height)?);
+            check_size("input", width, height)?;
+            InputConfig::Raw { path, width, height, format: format.unwrap_or_default() }
+        }
+    })
+}
+
+fn check_output(raw: RawOutput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<OutputConfig, String> {
+    Ok(match raw.kind {
+        OutputKind::Png => {
+            let path = required_path("output", "png", raw.path)?;
+            if path == Path::new("-") {
+                return Err("output.path: a png output is a folder, not stdout".into());
+            }
+            OutputConfig::Png { path: resolve(&path) }
+        }
+        OutputKind::Raw => OutputConfig::Raw { path: resolve(&required_path("output", "raw", raw.path)?) },
+        OutputKind::Null => {
+            only("output", "null", &[("path", raw.path.is_some())])?;
+            OutputConfig::Null
+        }
+    })
+}
+
+fn check_size(key: &str, width: u32, height: u32) -> Result<(), String> {
+    if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
+        return Err(format!("{key}: {width}x{height} is not a frame size (each side 1..={MAX_SIDE})"));
+    }
+    Ok(())
+}
+
+/// A plugin parameter from a TOML value (a config's `[plugin.params]`, a test case's params
+/// file); only numbers, booleans and strings are parameters.
+pub fn param_value(key: &str, value: toml::Value) -> Result<ParamValue, String> {
+    match value {
+        toml::Value::Integer(v) => Ok(ParamValue::Int(v)),
+        toml::Value::Float(v) => Ok(ParamValue::Float(v)),
+        toml::Value::Boolean(v) => Ok(ParamValue::Bool(v)),
+        toml::Value::String(v) => Ok(ParamValue::Str(v)),
+        other => Err(format!(
+            "parameter \"{key}\" is {}; parameters are numbers, booleans or strings",
+            article(other.type_str())
+        )),
+    }
+}
+
+fn article(noun: &str) -> String {
+    if noun.starts_with(['a', 'e', 'i', 'o', 'u']) { format!("an {noun}") } else { format!("a {noun}") }
+}
+
+/// `line L, column C: message`, from toml's error and the source text.
+fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
+    let mut message = err.message().trim_end_matches('\n').replace('\n', "; ");
+    if message.contains("as i128") {
+        message = "the number is too large (integers here are 64-bit)".into();
+    }
+    if message.contains("expected a sequence") && text.lines().any(|l| l.trim() == "[plugin]") {
+        message.push_str("; write [[plugin]] (two brackets) for each plugin of the chain");
+    }
+    match err.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, String> {
+        let dir = std::env::temp_dir().join(format!("plugin-host-config-{}-{}", std::process::id(), text.len()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("c.toml");
+        std::fs::write(&path, text).unwrap();
+        Config::load(&path).map_err(|e| e.message)
+    }
+
+    const MINIMAL: &str = "[input]\nkind = \"testsrc\"\n[output]\nkind = \"null\"\n";
+
+    #[test]
+    fn minimal_config_takes_defaults() {
+        let config = load(MINIMAL).unwrap();
+        assert_eq!(config.input, InputConfig::Testsrc { width: 1280, height: 720, frames: 120 });
+        assert!(config.plugins.is_empty());
+    }
+
+    #[test]
+    fn errors_say_where() {
+        let err = load("[input]\nkind = \"testsrc\"\nwidht = 3\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert!(err.starts_with("line 3, column 1: unknown field `widht`"), "{err}");
+        let err = load("[input]\nkind = \"webcam\"\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert!(err.contains("unknown variant `webcam`"), "{err}");
+        let err = load("[input]\nkind = \"testsrc\"\n").unwrap_err();
+        assert!(err.contains("missing field `output`"), "{err}");
+        let err =
+            load(&format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x.wasm\"\ndeadline_ms = 0\n")).unwrap_err();
+        assert_eq!(err, "plugin #1 (\"a\"): deadline_ms must be at least 1");
+        let twice =
+            format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x\"\n[[plugin]]\nname = \"a\"\npath = \"y\"\n");
+        assert!(load(&twice).unwrap_err().contains("\"a\" is used twice"));
+        let err = load("[input]\nkind = \"raw\"\npath = \"-\"\nwidth = 0\nheight = 2\n[output]\nkind = \"null\"\n")
+            .unwrap_err();
+        assert!(err.contains("0x2 is not a frame size"), "{err}");
+        let err =
+            load(&format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"x\"\n[plugin.params]\nr = [1]\n")).unwrap_err();
+        assert!(err.contains("parameter \"r\" is an array"), "{err}");
+        let err = load("[input]\nkind = \"png\"\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert_eq!(err, "input.path is required for kind = \"png\"");
+        let err = load("[input]\nkind = \"testsrc\"\nwidth = \"wide\"\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert!(err.starts_with("line 3, column 9: invalid type: string \"wide\""), "{err}");
+    }
+
+    #[test]
+    fn toml_errors_say_what_to_write() {
+        let err =
+            load("[input]\nkind = \"testsrc\"\n[plugin]\nname = \"a\"\npath = \"a.wasm\"\n[output]\nkind = \"null\"\n")
+                .unwrap_err();
+        assert!(err.contains("write [[plugin]] (two brackets)"), "{err}");
+        let err = load("[input]\nkind = \"testsrc\"\nframes = 99999999999999999999\n[output]\nkind = \"null\"\n")
+            .unwrap_err();
+        assert!(err.contains("line 3, column 10: the number is too large"), "{err}");
+    }
+
+    #[test]
+    fn sandbox_is_per_plugin_or_global() {
+        let two =
+            "[[plugin]]\nname = \"a\"\npath = \"x\"\n[[plugin]]\nname = \"b\"\npath = \"y\"\nsandbox = \"standard\"\n";
+        let config = load(&format!("sandbox = \"strict\"\n{MINIMAL}{two}")).unwrap();
+        assert_eq!(config.plugins[0].sandbox, SandboxLevel::Strict);
+        assert_eq!(config.plugins[1].sandbox, SandboxLevel::Standard);
+        let config = load(&format!("{MINIMAL}{two}")).unwrap();
+        assert_eq!(config.plugins[0].sandbox, SandboxLevel::Standard);
+        let err = load(&format!("sandbox = \"off\"\n{MINIMAL}")).unwrap_err();
+        assert!(err.starts_with("line 1, column 11: unknown variant `off`, expected `standard` or `strict`"), "{err}");
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_config() {
+        let config = load(&format!("{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"p/x.wasm\"\n")).unwrap();
+        assert!(config.plugins[0].path.ends_with("p/x.wasm"));
+        assert!(config.plugins[0].path.is_absolute() || config.plugins[0].path.starts_with(std::env::temp_dir()));
+    }
+}

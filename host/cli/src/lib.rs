@@ -1,0 +1,21 @@
+//! The `plugin-host` command line, as a library: pipeline configs ([`config`]), the pipeline
+//! that runs them ([`pipeline`]), media input and output ([`io`]), the plugin authors' tools
+//! ([`authoring`]) and the commands themselves ([`cli`]). Built on the `plugin-host` library,
+//! which does everything with plugin processes; this crate never touches one directly.
+//!
+//! Its API serves the binary, the benchmark and the tests; applications embed `plugin-host`.
+//!
+//! Layers, each using only those below (`cargo xtask layers` checks):
+//!
+//! ```text
+//! cli                  argument parsing, progress and summaries, exit codes
+//! pipeline, authoring  running a chain; `new`, `test`, `inspect`
+//! io                   sources and sinks: raw video, PNG, the test pattern
+//! config               the TOML pipeline config
+//! ```
+
+pub mod authoring;
+pub mod cli;
+pub mod config;
+pub mod io;
+pub mod pipeline;

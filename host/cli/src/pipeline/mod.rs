@@ -1,0 +1,322 @@
+//! Running a config: the source, one thread per plugin stage, and the sink, joined by bounded
+//! channels so that stage k works on frame n while stage k+1 works on frame n−1.
+//!
+//! Frames never move between stages by copy. The chain shares one region ([`Region::create_chain`])
+//! whose slots are *lanes*: the source writes a frame into a free lane's first boundary, each
+//! stage's plugin reads it there (mapped read-only) and writes its result into the lane's next
+//! boundary, which is the next stage's input, and the sink encodes from the last boundary and
+//! frees the lane. Threads pass the lane's token and the
+//! validated descriptor. The only copy is on the failure path (a frame passed through a stage
+//! unchanged), and it is counted. Frames keep their order; memory is the ring of lanes.
+
+mod stage;
+pub mod stats;
+
+use crate::config::{Config, ConfigError};
+use crate::io::{self, MediaError, Sink, Source};
+use plugin_host::ipc::region::{Buffer, Lane, Region};
+use plugin_host::process::{PluginError, StartFailure};
+use plugin_sdk::abi::FrameDesc;
+use plugin_sdk::{Frame, OwnedFrame};
+use stage::Stage;
+use stats::RunStats;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{RecvTimeoutError, Sender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// A frame on its way: its 1-based number in the input, its lane, and its validated shape.
+struct Carried {
+    frame: u64,
+    lane: Lane,
+    desc: FrameDesc,
+    /// Set on a frame a failed stage passed through: the host copied it into that stage's
+    /// output boundary, which its plugin can write whenever it runs. The stage runs nothing
+    /// until whoever reads the frame next drops this, when it is done with the buffer.
+    reading: Option<Reading>,
+}
+
+/// Dropped when the reader of a passed-through frame no longer reads its buffer.
+type Reading = Sender<()>;
+
+/// Frames after which page faults start to count (buffers and mappings are warm by then).
+const WARM_UP_FRAMES: u64 = 10;
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The config or something it names is wrong (a plugin that cannot start included); nothing
+    /// ran. Exit code 2.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error(transparent)]
+    Plugin(#[from] PluginError),
+    #[error("a pipeline thread panicked: {0}")]
+    Panic(String),
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl RunError {
+    /// 2 for config errors, 1 for failures while running.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            RunError::Config(_) => 2,
+            RunError::Interrupted => 130,
+            _ => 1,
+        }
+    }
+}
+
+/// Options of one run.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Stop after this many input frames.
+    pub max_frames: Option<u64>,
+    /// The runner executable (see [`PluginSpec::runner`]).
+    pub runner: Option<PathBuf>,
+}
+
+/// Reports progress from the sink: frames written so far, and the total when known.
+pub trait Progress {
+    fn start(&mut self, total: Option<u64>);
+    fn frame_done(&mut self, frames_out: u64);
+    fn finish(&mut self);
+}
+
+/// A checked, started pipeline: input open, output prepared, every plugin running.
+pub struct Prepared {
+    source: Box<dyn Source>,
+    sink: Box<dyn Sink>,
+    stages: Vec<Stage>,
+    region: Region,
+    options: RunOptions,
+}
+
+impl Prepared {
+    /// Checks everything a config names and starts the plugins. Problems with the config, the
+    /// plugins' modules or parameters, the input or the output are [`RunError::Config`].
+    pub fn new(config: &Config, options: RunOptions) -> Result<Self, RunError> {
+        let source = io::open_source(&config.input).map_err(|e| config.error(format!("input: {e}")))?;
+        let (width, height, format) = source.shape();
+        let frame_bytes = width as u64 * height as u64 * 4;
+        // One control block per plugin, and one for the sink's view of the last buffer.
+        let stage_count = (config.plugins.len() as u32 + 1).max(2);
+        let lanes = config.plugins.len() as u32 + config.ring;
+        let region = Region::create_chain("plugin-host:chain", stage_count, lanes.max(2), frame_bytes)
+            .map_err(|e| RunError::Plugin(PluginError { plugin: "pipeline".into(), kind: e.into() }))?;
+        let mut stages = Vec::new();
+        for (k, plugin) in config.plugins.iter().enumerate() {
+            let view = region.for_stage(k as u32).map_err(|e| config.error(e.to_string()))?;
+            // Before any frame: a plugin that cannot start is bad input, like a bad config.
+            stages.push(Stage::start(plugin, frame_bytes, &view, &options).map_err(
+                |e| match e.kind.start_failure() {
+                    StartFailure::Interrupted => RunError::Interrupted,
+                    StartFailure::BadPlugin | StartFailure::Init => RunError::Config(config.error(e.to_string())),
+                    StartFailure::Host => RunError::Plugin(e),
+                },
+            )?);
+        }
+        if let Some(first) = stages.first()
+            && let Some(process) = &first.process
+            && !process.description().accepts(format)
+        {
+            return Err(config
+                .error(format!(
+                    "plugin \"{}\" does not accept the input's {} frames (it takes {})",
+                    first.config.name,
+                    format.name(),
+                    process.description().formats.join(", ")
+                ))
+                .into());
+        }
+        let sink = io::open_sink(&config.output).map_err(|e| config.error(format!("output: {e}")))?;
+        Ok(Self { source, sink, stages, region, options })
+    }
+
+    /// One line on the plugins' sandboxes, for the run's summary.
+    pub fn sandbox_summary(&self) -> String {
+        plugin_host::sys::sandbox::Report::run_summary(
+            self.stages.iter().filter_map(|s| s.process.as_ref()).map(|p| (p.name(), p.sandbox())),
+        )
+    }
+
+    /// Whether the output goes to stdout (then nothing else may be printed there).
+    pub fn output_is_stdout(&self) -> bool {
+        self.sink.uses_stdout()
+    }
+
+    /// Runs every frame through the chain. On failure the output so far (complete up to the last
+    /// frame written) is put in place, or kept beside an output that was already there
+    /// ([`RunStats::output_kept_aside`]), and the error says what failed.
+    pub fn run(self, progress: &mut dyn Progress) -> (RunStats, Result<(), RunError>) {
+        let Prepared { mut source, mut sink, stages, region, options } = self;
+        let started = Instant::now();
+        let total = match (source.len_hint(), options.max_frames) {
+            (Some(n), Some(m)) => Some(n.min(m)),
+            (n, m) => n.or(m),
+        };
+        progress.start(total);
+        let frames_in = Arc::new(Mutex::new(0u64));
+        let lanes = region.take_lanes();
+        let depth = lanes.len();
+        // Free lanes go back to the source from the sink and from stages that drop a frame.
+        let (free_tx, free_rx) = channel::<Lane>();
+        for lane in lanes {
+            let _ = free_tx.send(lane);
+        }
+
+        // Set when the sink stops taking frames: the source, which may be waiting for a free lane
+        // that a failed stage took with it, then stops too.
+        let sink_done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (source_tx, mut upstream) = sync_channel::<Carried>(depth);
+        let source_stop = Arc::clone(&sink_done);
+        let counted = Arc::clone(&frames_in);
+        let max_frames = options.max_frames;
+        let first_view = region.clone();
+        let source_thread = std::thread::spawn(move || -> Result<(), RunError> {
+            let mut n = 0u64;
+            let mut decoded = OwnedFrame::new(0, 0, plugin_sdk::PixelFormat::Rgba8);
+            while max_frames.is_none_or(|m| n < m) {
+                if plugin_host::sys::signals::stop_requested() {
+                    return Err(RunError::Interrupted);
+                }
+                if !source.next_into(&mut decoded)? {
+                    break;
+                }
+                let mut lane = loop {
+                    match free_rx.recv_timeout(std::time::Duration::from_millis(50)) {
+                        Ok(lane) => break Some(lane),
+                        Err(RecvTimeoutError::Timeout) if !source_stop.load(Ordering::Acquire) => {}
+                        Err(_) => break None,
+                    }
+                };
+                let Some(mut lane) = lane.take() else { break };
+                let desc = FrameDesc {
+                    data: 0,
+                    capacity: first_view.slot_capacity() as u32,
+                    width: decoded.width,
+                    height: decoded.height,
+                    stride: decoded.stride,
+                    format: decoded.format as u32,
+                    timestamp_us: decoded.timestamp_us,
+                };
+                let bytes = desc.byte_len() as usize;
+                first_view.write_pixels(&mut lane, Buffer::Input, &decoded.data[..bytes]);
+                n += 1;
+                if let Ok(mut c) = counted.lock() {
+                    *c = n;
+                }
+                if source_tx.send(Carried { frame: n, lane, desc, reading: None }).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
+
+        let stage_count = stages.len() as u32;
+        let mut stage_threads = Vec::new();
+        for stage in stages {
+            let (tx, rx) = sync_channel::<Carried>(depth);
+            let input = std::mem::replace(&mut upstream, rx);
+            let free = free_tx.clone();
+            stage_threads.push(std::thread::spawn(move || stage.run(input, tx, free)));
+        }
+
+        let sink_view = region.for_stage(stage_count).expect("the region has a block for the sink");
+        let mut frames_out = 0u64;
+        let mut host_warm = None;
+        let mut sink_result = Ok(());
+        // The last stage's process can still write the buffer: the sink encodes its own copy.
+        let mut pixels = Vec::new();
+        for Carried { frame, lane, desc, reading } in upstream.iter() {
+            sink_view.read_pixels(&lane, Buffer::Input, desc.byte_len() as usize, &mut pixels);
+            drop(reading);
+            let written = Frame::new(
+                &pixels,
+                desc.width,
+                desc.height,
+                desc.stride,
+                plugin_sdk::PixelFormat::from_u32(desc.format).unwrap_or(plugin_sdk::PixelFormat::Rgba8),
+                desc.timestamp_us,
+            )
+            .map_err(|e| MediaError::Frame { frame, reason: e.0 })
+            .and_then(|view| sink.write(frame - 1, &view));
+            let _ = free_tx.send(lane);
+            if let Err(e) = written {
+                sink_result = Err(RunError::from(e));
+                break;
+            }
+            frames_out += 1;
+            if frames_out == WARM_UP_FRAMES {
+                host_warm = plugin_host::sys::process::minor_faults().ok();
+            }
+            progress.frame_done(frames_out);
+        }
+        sink_done.store(true, Ordering::Release);
+        drop(upstream);
+        drop(free_tx);
+
+        let mut first_error: Option<RunError> = None;
+        let keep = |first_error: &mut Option<RunError>, result: Result<(), RunError>| {
+            if let Err(e) = result
+                && first_error.is_none()
+            {
+                *first_error = Some(e);
+            }
+        };
+        let mut plugins = Vec::new();
+        for handle in stage_threads {
+            match handle.join() {
+                Ok((mut stats, result)) => {
+                    stats.finish();
+                    plugins.push(stats);
+                    keep(&mut first_error, result.map_err(RunError::from));
+                }
+                Err(panic) => keep(&mut first_error, Err(RunError::Panic(panic_message(&panic)))),
+            }
+        }
+        keep(&mut first_error, sink_result);
+        // After a failure the source may sit in a blocking read (stdin): leave it behind.
+        if first_error.is_none() || source_thread.is_finished() {
+            keep(&mut first_error, join(source_thread));
+        }
+        let mut output_kept_aside = None;
+        if first_error.is_none() {
+            keep(&mut first_error, sink.finish().map_err(RunError::from));
+        } else {
+            match sink.keep_aside() {
+                Ok(kept) => output_kept_aside = kept,
+                Err(e) => keep(&mut first_error, Err(e.into())),
+            }
+        }
+        progress.finish();
+        let frames_in = frames_in.lock().map(|n| *n).unwrap_or(0);
+        let host_faults_per_frame = match (host_warm, plugin_host::sys::process::minor_faults()) {
+            (Some(warm), Ok(now)) if frames_out > WARM_UP_FRAMES => {
+                now.saturating_sub(warm) as f64 / (frames_out - WARM_UP_FRAMES) as f64
+            }
+            _ => 0.0,
+        };
+        let wall_s = started.elapsed().as_secs_f64();
+        let copies = plugins.iter().map(|p| p.copies).sum();
+        let stats =
+            RunStats { frames_in, frames_out, wall_s, host_faults_per_frame, copies, plugins, output_kept_aside };
+        (stats, first_error.map_or(Ok(()), Err))
+    }
+}
+
+fn join(handle: std::thread::JoinHandle<Result<(), RunError>>) -> Result<(), RunError> {
+    handle.join().unwrap_or_else(|panic| Err(RunError::Panic(panic_message(&panic))))
+}
+
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}

@@ -1,0 +1,176 @@
+//! Per-plugin and whole-run statistics: the table at the end of a run and `--stats-json`.
+
+use plugin_host::ipc::protocol::Failure;
+use plugin_host::process::ErrorKind;
+use serde::Serialize;
+use std::io::Write;
+
+/// One plugin instance's counts and processing times.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PluginStats {
+    pub name: String,
+    /// Frames the plugin processed successfully.
+    pub frames: u64,
+    /// Frames it failed on (any reason): the sum of the next six.
+    pub errors: u64,
+    /// Wasm traps (unreachable, out of bounds, stack overflow, panics…).
+    pub traps: u64,
+    /// Errors the plugin reported itself.
+    pub plugin_errors: u64,
+    /// Frames past `deadline_ms` (the runner's interruption or the host's kill).
+    pub deadline_misses: u64,
+    /// `memory.grow` past `memory_mb`.
+    pub memory_limit_hits: u64,
+    /// The process died (exit or signal).
+    pub crashes: u64,
+    /// Lies: bad messages, states or descriptors, and frames it refused or could not take.
+    pub protocol_violations: u64,
+    pub restarts: u64,
+    pub skipped: u64,
+    pub passed_through: u64,
+    /// Frame copies the host made for this plugin between lane buffers (passed-through frames,
+    /// pipe transport results); 0 on the zero-copy path.
+    pub copies: u64,
+    /// Restart time (kill → ready) p50 and p99, microseconds.
+    pub restart_p50_us: u64,
+    pub restart_p99_us: u64,
+    pub p50_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+    /// Minor page faults per frame in the plugin process after warm-up (its own report).
+    pub plugin_faults_per_frame: f64,
+    #[serde(skip)]
+    pub samples_us: Vec<u64>,
+    #[serde(skip)]
+    pub restart_us: Vec<u64>,
+}
+
+impl PluginStats {
+    pub fn new(name: &str) -> Self {
+        Self { name: name.to_string(), ..Self::default() }
+    }
+
+    /// Fills the percentiles from the samples.
+    pub fn finish(&mut self) {
+        self.samples_us.sort_unstable();
+        self.p50_us = percentile(&self.samples_us, 0.50);
+        self.p99_us = percentile(&self.samples_us, 0.99);
+        self.max_us = self.samples_us.last().copied().unwrap_or(0);
+        self.restart_us.sort_unstable();
+        self.restart_p50_us = percentile(&self.restart_us, 0.50);
+        self.restart_p99_us = percentile(&self.restart_us, 0.99);
+    }
+
+    /// Counts a failed frame under its kind.
+    pub fn count_failure(&mut self, kind: &ErrorKind) {
+        self.errors += 1;
+        let counter = match kind {
+            ErrorKind::Frame { failure: Failure::Trap { .. }, .. } => &mut self.traps,
+            ErrorKind::Frame { failure: Failure::Deadline, .. } | ErrorKind::Deadline { .. } => {
+                &mut self.deadline_misses
+            }
+            ErrorKind::Frame { failure: Failure::MemoryLimit(_), .. } => &mut self.memory_limit_hits,
+            ErrorKind::Frame { failure: Failure::Plugin(_), .. } => &mut self.plugin_errors,
+            ErrorKind::Died { .. } | ErrorKind::NotRunning => &mut self.crashes,
+            _ => &mut self.protocol_violations,
+        };
+        *counter += 1;
+    }
+}
+
+/// The `q` quantile of sorted samples (nearest rank), 0 when empty.
+pub fn percentile(sorted: &[u64], q: f64) -> u64 {
+    nearest_rank(sorted, q).unwrap_or(0)
+}
+
+/// The `q` quantile of sorted samples by nearest rank; `None` when there are none.
+pub fn nearest_rank<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len().max(1));
+    sorted.get(rank - 1).copied()
+}
+
+/// The whole run.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunStats {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub wall_s: f64,
+    /// Minor page faults per frame in the host after warm-up.
+    pub host_faults_per_frame: f64,
+    /// Frame copies between lane buffers over the whole chain (0 on the zero-copy path).
+    pub copies: u64,
+    pub plugins: Vec<PluginStats>,
+    /// After a failed run over an existing output: where this run's frames were kept instead.
+    pub output_kept_aside: Option<std::path::PathBuf>,
+}
+
+impl RunStats {
+    pub fn fps(&self) -> f64 {
+        if self.wall_s > 0.0 { self.frames_out as f64 / self.wall_s } else { 0.0 }
+    }
+
+    pub fn print_table(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let width = self.plugins.iter().map(|p| p.name.len()).max().unwrap_or(6).max(6);
+        writeln!(
+            out,
+            "{:<width$}  {:>8}  {:>9}  {:>9}  {:>9}  {:>6}  {:>5}  {:>8}  {:>7}  {:>8}  {:>7}  {:>11}  {:>6}",
+            "plugin",
+            "frames",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "traps",
+            "late",
+            "crashes",
+            "errors",
+            "restarts",
+            "skipped",
+            "passthrough",
+            "copies"
+        )?;
+        for p in &self.plugins {
+            let ms = |us: u64| format!("{:.2}", us as f64 / 1000.0);
+            writeln!(
+                out,
+                "{:<width$}  {:>8}  {:>9}  {:>9}  {:>9}  {:>6}  {:>5}  {:>8}  {:>7}  {:>8}  {:>7}  {:>11}  {:>6}",
+                p.name,
+                p.frames,
+                ms(p.p50_us),
+                ms(p.p99_us),
+                ms(p.max_us),
+                p.traps,
+                p.deadline_misses,
+                p.crashes,
+                p.errors,
+                p.restarts,
+                p.skipped,
+                p.passed_through,
+                p.copies
+            )?;
+        }
+        writeln!(
+            out,
+            "{} frames in, {} out in {:.2} s: {:.1} frames/s; page faults per frame after warm-up: host {:.2}{}",
+            self.frames_in,
+            self.frames_out,
+            self.wall_s,
+            self.fps(),
+            self.host_faults_per_frame,
+            self.plugins.iter().map(|p| format!(", {} {:.2}", p.name, p.plugin_faults_per_frame)).collect::<String>()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<u64> = (1..=100).collect();
+        assert_eq!(percentile(&samples, 0.5), 50);
+        assert_eq!(percentile(&samples, 0.99), 99);
+        assert_eq!(percentile(&[7], 0.99), 7);
+        assert_eq!(percentile(&[], 0.5), 0);
+    }
+}

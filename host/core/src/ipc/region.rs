@@ -1,0 +1,531 @@
+//! The shared frame region: its layout, defined once for both sides, and a view that reads and
+//! writes it without ever trusting what the other process put there.
+//!
+//! One region serves a whole chain of plugins. Between consecutive stages lies a *boundary*:
+//! boundary 0 is what the source writes, boundary k+1 what stage k produces and stage k+1 reads,
+//! and the last boundary what the sink reads. Each slot (a *lane*) has one buffer per boundary,
+//! so the output of stage k is, in place, the input of stage k+1: frames move along a chain by
+//! handing the lane on, never by copying.
+//!
+//! Who may touch what: stage k's runner maps boundary k read-only and boundary k+1 writable into
+//! its plugin's memory, and nothing of any other boundary. A plugin that writes its input or
+//! another stage's buffers traps; it can never change a frame it does not produce.
+//!
+//! ```text
+//! 0        RegionHeader (64 B): magic, layout version, slot count, slot capacity, stage count
+//! 64       per stage: StageControl (64 B: doorbell) then SlotControl × slot_count (128 B each:
+//!          state word, frame number, input/output FrameDesc)
+//! page     buffers, by boundary: boundary 0 of slot 0, of slot 1, …, boundary 1 of slot 0, …
+//!          each `slot_capacity` bytes; as many boundaries as stages (the last stage's control
+//!          block belongs to the consumer of the last boundary)
+//! ```
+//!
+//! Descriptors are copied out with one volatile read and validated by the reader before use.
+
+use crate::sys::memfd;
+use memmap2::MmapMut;
+use plugin_sdk::abi::{FRAME_DESC_SIZE, FrameDesc};
+use std::fs::File;
+use std::mem::{offset_of, size_of};
+use std::ptr::addr_of_mut;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+
+pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"PHREGION");
+/// 3: one buffer per chain boundary and lane (was: two per lane, shared by every stage).
+pub const LAYOUT_VERSION: u32 = 3;
+pub const PAGE_SIZE: u64 = 4096;
+pub const MIN_SLOTS: u32 = 2;
+pub const MAX_SLOTS: u32 = 64;
+pub const MAX_STAGES: u32 = 64;
+/// Largest buffer a slot may have: a 8K RGBA frame.
+pub const MAX_SLOT_CAPACITY: u64 = 8192 * 8192 * 4;
+
+#[repr(C)]
+pub struct RegionHeader {
+    pub magic: u64,
+    pub layout_version: u32,
+    pub slot_count: u32,
+    /// Bytes of each buffer (a slot has one per boundary), a multiple of the page.
+    pub slot_capacity: u64,
+    /// Offset of slot 0's buffer A, page-aligned.
+    pub buffers_offset: u64,
+    /// Control blocks: the chain's plugins and the consumer of the last boundary; also the
+    /// number of boundaries.
+    pub stage_count: u32,
+    _reserved: [u32; 7],
+}
+
+#[repr(C)]
+pub struct StageControl {
+    /// Bumped by the host on every submit to this stage; its runner sleeps on it.
+    pub doorbell: AtomicU32,
+    _reserved: [u32; 15],
+}
+
+#[repr(C)]
+pub struct SlotControl {
+    /// A [`crate::ipc::handoff::state`] value.
+    pub state: AtomicU32,
+    _pad: u32,
+    /// Which frame of the stream the slot holds (set by the host).
+    pub frame_number: AtomicU64,
+    pub input: [u8; FRAME_DESC_SIZE],
+    pub output: [u8; FRAME_DESC_SIZE],
+    _reserved: [u8; 48],
+}
+
+const _: () = assert!(size_of::<RegionHeader>() == 64);
+const _: () = assert!(offset_of!(RegionHeader, stage_count) == 32);
+const _: () = assert!(size_of::<StageControl>() == 64);
+const _: () = assert!(size_of::<SlotControl>() == 128);
+const _: () = assert!(offset_of!(SlotControl, frame_number) == 8);
+const _: () = assert!(offset_of!(SlotControl, input) == 16);
+const _: () = assert!(offset_of!(SlotControl, output) == 48);
+
+/// Which of a slot's buffers, as the stage of a view sees them: its input boundary or its output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Buffer {
+    Input = 0,
+    Output = 1,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegionError {
+    #[error("cannot create the shared frame region: {0}")]
+    Create(std::io::Error),
+    #[error("cannot map the shared frame region: {0}")]
+    Map(std::io::Error),
+    #[error("slot count {0} is outside {MIN_SLOTS}..={MAX_SLOTS}")]
+    SlotCount(u32),
+    #[error("stage {0} is outside the region's stages (at most {MAX_STAGES})")]
+    Stage(u32),
+    #[error("a slot of {0} bytes exceeds the limit of {MAX_SLOT_CAPACITY} bytes")]
+    Capacity(u64),
+    #[error("the shared region is not valid: {0}")]
+    Invalid(&'static str),
+}
+
+/// The mapping itself, shared by every stage's view of it.
+struct Mapping {
+    map: MmapMut,
+    file: File,
+    slot_count: u32,
+    stage_count: u32,
+    slot_capacity: u64,
+    buffers_offset: u64,
+    /// Whether the lane tokens have been handed out (they exist once per mapping).
+    lanes_taken: AtomicBool,
+}
+
+/// A mapped region as one stage of the chain sees it, from either side. Cloning gives another
+/// view of the same mapping.
+#[derive(Clone)]
+pub struct Region {
+    shared: Arc<Mapping>,
+    stage: u32,
+}
+
+/// The right to use one slot's buffers in the host. There is one token per slot, handed out once
+/// ([`Region::take_lanes`]); whoever holds it may read and write that slot's pixels, so two host
+/// threads never touch the same buffer at once.
+#[derive(Debug)]
+pub struct Lane {
+    slot: u32,
+    /// The mapping the token belongs to (its address), so that it cannot open another region.
+    owner: usize,
+}
+
+impl Lane {
+    pub fn slot(&self) -> u32 {
+        self.slot
+    }
+}
+
+fn page_align(n: u64) -> u64 {
+    n.div_ceil(PAGE_SIZE) * PAGE_SIZE
+}
+
+fn stage_block_len(slot_count: u32) -> u64 {
+    size_of::<StageControl>() as u64 + slot_count as u64 * size_of::<SlotControl>() as u64
+}
+
+fn buffers_offset(slot_count: u32, stage_count: u32) -> u64 {
+    page_align(size_of::<RegionHeader>() as u64 + stage_count as u64 * stage_block_len(slot_count))
+}
+
+impl Region {
+    /// Host: creates a region for one plugin (see [`Region::create_chain`]): its stage and the
+    /// host's view of its output.
+    pub fn create(name: &str, slot_count: u32, frame_bytes: u64) -> Result<Self, RegionError> {
+        Self::create_chain(name, 2, slot_count, frame_bytes)
+    }
+
+    /// Host: creates, sizes, initialises and seals a region for a chain of `stage_count - 1`
+    /// plugins and the consumer of their output, with `slot_count` lanes whose buffers hold at
+    /// least `frame_bytes` each. Returns the view of stage 0; [`Region::for_stage`] gives the others.
+    pub fn create_chain(name: &str, stage_count: u32, slot_count: u32, frame_bytes: u64) -> Result<Self, RegionError> {
+        if !(MIN_SLOTS..=MAX_SLOTS).contains(&slot_count) {
+            return Err(RegionError::SlotCount(slot_count));
+        }
+        if !(2..=MAX_STAGES).contains(&stage_count) {
+            return Err(RegionError::Stage(stage_count));
+        }
+        let slot_capacity = page_align(frame_bytes.max(1));
+        if slot_capacity > MAX_SLOT_CAPACITY {
+            return Err(RegionError::Capacity(frame_bytes));
+        }
+        let offset = buffers_offset(slot_count, stage_count);
+        let size = offset + stage_count as u64 * slot_count as u64 * slot_capacity;
+        let file = memfd::create_sealed(name, size).map_err(RegionError::Create)?;
+        let map = memfd::map_shared(&file).map_err(RegionError::Map)?;
+        let region = Region::stage_zero(map, file, [slot_count, stage_count], slot_capacity, offset);
+        region.restore_header();
+        Ok(region)
+    }
+
+    /// Host: writes the header from the host's own figures. A plugin process can scribble over the
+    /// header (it maps the region writable); the host never reads it back, but a new runner
+    /// checks it, so the host restores it before each start.
+    pub fn restore_header(&self) {
+        let m = &self.shared;
+        let header = self.base() as *mut RegionHeader;
+        // SAFETY: the mapping holds a whole header (its size was checked at create) and lives as
+        // long as `self`; plain integer fields, written with volatile stores because another
+        // process maps them too.
+        unsafe {
+            addr_of_mut!((*header).magic).write_volatile(REGION_MAGIC);
+            addr_of_mut!((*header).layout_version).write_volatile(LAYOUT_VERSION);
+            addr_of_mut!((*header).slot_count).write_volatile(m.slot_count);
+            addr_of_mut!((*header).slot_capacity).write_volatile(m.slot_capacity);
+            addr_of_mut!((*header).buffers_offset).write_volatile(m.buffers_offset);
+            addr_of_mut!((*header).stage_count).write_volatile(m.stage_count);
+        }
+    }
+
+    /// Runner: maps a region the host created and checks its header against its size. Returns
+    /// the view of stage 0; the runner learns its stage at load time.
+    pub fn open(file: File) -> Result<Self, RegionError> {
+        if !memfd::is_sealed(&file).map_err(RegionError::Map)? {
+            return Err(RegionError::Invalid("the region is not sealed"));
+        }
+        let map = memfd::map_shared(&file).map_err(RegionError::Map)?;
+        if map.len() < size_of::<RegionHeader>() {
+            return Err(RegionError::Invalid("smaller than its header"));
+        }
+        let header = map.as_ptr() as *const RegionHeader;
+        // SAFETY: the mapping holds a whole header (checked above) and is page-aligned; the
+        // fields are plain integers, read once each.
+        let (magic, version, slot_count, slot_capacity, offset, stage_count) = unsafe {
+            (
+                (*header).magic,
+                (*header).layout_version,
+                (*header).slot_count,
+                (*header).slot_capacity,
+                (*header).buffers_offset,
+                (*header).stage_count,
+            )
+        };
+        if magic != REGION_MAGIC {
+            return Err(RegionError::Invalid("bad magic"));
+        }
+        if version != LAYOUT_VERSION {
+            return Err(RegionError::Invalid("unsupported layout version"));
+        }
+        if !(MIN_SLOTS..=MAX_SLOTS).contains(&slot_count) {
+            return Err(RegionError::SlotCount(slot_count));
+        }
+        if !(2..=MAX_STAGES).contains(&stage_count) {
+            return Err(RegionError::Stage(stage_count));
+        }
+        if slot_capacity == 0 || slot_capacity % PAGE_SIZE != 0 || slot_capacity > MAX_SLOT_CAPACITY {
+            return Err(RegionError::Capacity(slot_capacity));
+        }
+        if offset != buffers_offset(slot_count, stage_count)
+            || offset + stage_count as u64 * slot_count as u64 * slot_capacity != map.len() as u64
+        {
+            return Err(RegionError::Invalid("its size does not match its header"));
+        }
+        Ok(Region::stage_zero(map, file, [slot_count, stage_count], slot_capacity, offset))
+    }
+
+    fn stage_zero(
+        map: MmapMut,
+        file: File,
+        [slot_count, stage_count]: [u32; 2],
+        slot_capacity: u64,
+        buffers_offset: u64,
+    ) -> Self {
+        let lanes_taken = AtomicBool::new(false);
+        let mapping = Mapping { map, file, slot_count, stage_count, slot_capacity, buffers_offset, lanes_taken };
+        Region { shared: Arc::new(mapping), stage: 0 }
+    }
+
+    /// The view of another stage of the same mapping.
+    pub fn for_stage(&self, stage: u32) -> Result<Self, RegionError> {
+        if stage >= self.shared.stage_count {
+            return Err(RegionError::Stage(stage));
+        }
+        Ok(Region { shared: Arc::clone(&self.shared), stage })
+    }
+
+    /// Host: the lane tokens, one per slot; only the first call gets them.
+    pub fn take_lanes(&self) -> Vec<Lane> {
+        if self.shared.lanes_taken.swap(true, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        (0..self.shared.slot_count).map(|slot| Lane { slot, owner: self.owner() }).collect()
+    }
+
+    fn owner(&self) -> usize {
+        Arc::as_ptr(&self.shared) as usize
+    }
+
+    pub fn file(&self) -> &File {
+        &self.shared.file
+    }
+    pub fn stage(&self) -> u32 {
+        self.stage
+    }
+    pub fn stage_count(&self) -> u32 {
+        self.shared.stage_count
+    }
+    pub fn slot_count(&self) -> u32 {
+        self.shared.slot_count
+    }
+    pub fn slot_capacity(&self) -> u64 {
+        self.shared.slot_capacity
+    }
+    pub fn len(&self) -> usize {
+        self.shared.map.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.shared.map.is_empty()
+    }
+
+    fn base(&self) -> *mut u8 {
+        self.shared.map.as_ptr() as *mut u8
+    }
+
+    fn stage_ptr(&self) -> *mut StageControl {
+        let offset = size_of::<RegionHeader>() as u64 + self.stage as u64 * stage_block_len(self.shared.slot_count);
+        // SAFETY: stage < stage_count (checked by `for_stage`), so its block lies within the
+        // control area, which the size check at create/open put inside the mapping.
+        unsafe { self.base().add(offset as usize) as *mut StageControl }
+    }
+
+    fn slot_ptr(&self, slot: u32) -> *mut SlotControl {
+        assert!(slot < self.shared.slot_count, "slot {slot} out of range");
+        // SAFETY: slot < slot_count, so the control block lies within this stage's block.
+        unsafe {
+            (self.stage_ptr() as *mut u8).add(size_of::<StageControl>() + slot as usize * size_of::<SlotControl>())
+                as *mut SlotControl
+        }
+    }
+
+    pub fn doorbell(&self) -> &AtomicU32 {
+        // SAFETY: the stage block is in the mapping, which lives as long as `self`; an AtomicU32
+        // may be shared and mutated through `&`.
+        unsafe { &*addr_of_mut!((*self.stage_ptr()).doorbell) }
+    }
+
+    pub fn state(&self, slot: u32) -> &AtomicU32 {
+        // SAFETY: as for `doorbell`.
+        unsafe { &*addr_of_mut!((*self.slot_ptr(slot)).state) }
+    }
+
+    pub fn frame_number(&self, slot: u32) -> u64 {
+        // SAFETY: as for `doorbell`.
+        unsafe { &*addr_of_mut!((*self.slot_ptr(slot)).frame_number) }.load(Ordering::Acquire)
+    }
+
+    pub fn set_frame_number(&self, slot: u32, frame: u64) {
+        // SAFETY: as for `doorbell`.
+        unsafe { &*addr_of_mut!((*self.slot_ptr(slot)).frame_number) }.store(frame, Ordering::Release);
+    }
+
+    /// Copies a descriptor out of the region. The result is untrusted until validated.
+    pub fn read_desc(&self, slot: u32, which: Buffer) -> FrameDesc {
+        let slot = self.slot_ptr(slot);
+        // SAFETY: the descriptor lies within the mapping; a volatile read of plain bytes is
+        // fine even while the peer writes them (we may get a torn value, which validation catches).
+        let bytes = unsafe {
+            match which {
+                Buffer::Input => addr_of_mut!((*slot).input).read_volatile(),
+                Buffer::Output => addr_of_mut!((*slot).output).read_volatile(),
+            }
+        };
+        FrameDesc::from_bytes(&bytes)
+    }
+
+    pub fn write_desc(&self, slot: u32, which: Buffer, desc: &FrameDesc) {
+        let slot = self.slot_ptr(slot);
+        let bytes = desc.to_bytes();
+        // SAFETY: as for `read_desc`.
+        unsafe {
+            match which {
+                Buffer::Input => addr_of_mut!((*slot).input).write_volatile(bytes),
+                Buffer::Output => addr_of_mut!((*slot).output).write_volatile(bytes),
+            }
+        }
+    }
+
+    /// Offset of the first slot buffer from the start of the region.
+    pub fn buffers_offset(&self) -> u64 {
+        self.shared.buffers_offset
+    }
+
+    /// Offset of the first buffer of `boundary` from the start of the region; the boundary's
+    /// buffers, one per slot, follow it contiguously.
+    fn boundary_offset(&self, boundary: u32) -> u64 {
+        assert!(boundary < self.shared.stage_count, "boundary {boundary} out of range");
+        self.shared.buffers_offset + boundary as u64 * self.boundary_len()
+    }
+
+    /// Bytes of one boundary's buffers together.
+    pub fn boundary_len(&self) -> u64 {
+        self.shared.slot_count as u64 * self.shared.slot_capacity
+    }
+
+    /// Runner: what this stage maps into its plugin's memory, as (offset in the region, length):
+    /// its input boundary (to map read-only) directly followed by its output boundary (writable),
+    /// each [`Region::boundary_len`] bytes. `None` for a view with no output boundary.
+    pub fn stage_window(&self) -> Option<(u64, u64)> {
+        (self.stage + 1 < self.shared.stage_count).then(|| (self.boundary_offset(self.stage), 2 * self.boundary_len()))
+    }
+
+    /// Offset of a slot buffer from the start of the region: this stage's input boundary or its
+    /// output boundary.
+    pub fn buffer_offset(&self, slot: u32, which: Buffer) -> u64 {
+        assert!(slot < self.shared.slot_count, "slot {slot} out of range");
+        self.boundary_offset(self.stage + which as u32) + slot as u64 * self.shared.slot_capacity
+    }
+
+    fn buffer_ptr(&self, slot: u32, which: Buffer, offset: usize, len: usize) -> *mut u8 {
+        assert!(offset as u64 + len as u64 <= self.shared.slot_capacity, "access past the slot buffer");
+        let start = self.buffer_offset(slot, which) as usize + offset;
+        // SAFETY: the range lies within the slot buffer (asserted) and so within the mapping.
+        unsafe { self.base().add(start) }
+    }
+
+    fn check_lane(&self, lane: &Lane) {
+        assert_eq!(lane.owner, self.owner(), "a lane token used on a region it does not belong to");
+    }
+
+    /// Host: copies the first `len` bytes of a lane's buffer into `dst` (replacing what it held).
+    ///
+    /// Buffers are memory a plugin process can write at any time (by breaking the protocol),
+    /// so the host never holds a Rust reference to them: it copies out with a raw copy, once,
+    /// and works on its own bytes.
+    pub fn read_pixels(&self, lane: &Lane, which: Buffer, len: usize, dst: &mut Vec<u8>) {
+        self.check_lane(lane);
+        let src = self.buffer_ptr(lane.slot, which, 0, len);
+        dst.clear();
+        dst.reserve(len);
+        // SAFETY: `src` is valid for `len` bytes (buffer_ptr) and `dst` has room for them after
+        // the reserve; the two never overlap (ours vs the mapping). The bytes are plain u8: a
+        // concurrent write by the peer can only make them wrong, never invalid.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), len);
+            dst.set_len(len);
+        }
+    }
+
+    /// Host: copies `src` into the start of a lane's buffer.
+    pub fn write_pixels(&self, lane: &mut Lane, which: Buffer, src: &[u8]) {
+        self.check_lane(lane);
+        let dst = self.buffer_ptr(lane.slot, which, 0, src.len());
+        // SAFETY: `dst` is valid for `src.len()` bytes (buffer_ptr); `src` is the host's own
+        // memory, never the mapping, so they do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
+    }
+
+    /// Host: copies a lane's input buffer into its output buffer (the failure path's one copy,
+    /// when a frame passes a stage unchanged).
+    pub fn copy_input_to_output(&self, lane: &mut Lane, len: usize) {
+        self.check_lane(lane);
+        let src = self.buffer_ptr(lane.slot, Buffer::Input, 0, len);
+        let dst = self.buffer_ptr(lane.slot, Buffer::Output, 0, len);
+        // SAFETY: both ranges are within the mapping and are the slot's buffers on two distinct
+        // boundaries, so they do not overlap; the token is held mutably (see `read_pixels`).
+        unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }
+    }
+}
+
+/// Checks an output descriptor the runner wrote: a known format, a non-empty frame, and all of
+/// it within the slot's buffer. `capacity` is the host's own figure, never the peer's.
+pub fn validate_output(desc: &FrameDesc, capacity: u64) -> Result<plugin_sdk::PixelFormat, &'static str> {
+    if desc.data as u64 >= capacity {
+        return Err("frame starts past its buffer");
+    }
+    let checked = FrameDesc { capacity: (capacity - desc.data as u64).min(u32::MAX as u64) as u32, ..*desc };
+    checked.validate()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    #[test]
+    fn created_region_is_sealed_and_reopens() {
+        let region = Region::create("test", 2, 10_000).unwrap();
+        assert_eq!(region.slot_capacity(), 12_288);
+        // SAFETY: ftruncate on our own fd; it is expected to fail.
+        let rc = unsafe { libc::ftruncate(region.file().as_raw_fd(), 4096) };
+        assert_eq!(rc, -1);
+        assert_eq!(std::io::Error::last_os_error().raw_os_error(), Some(libc::EPERM));
+        let other = Region::open(region.file().try_clone().unwrap()).unwrap();
+        assert_eq!(other.slot_count(), 2);
+        let mut lanes = region.take_lanes();
+        region.write_pixels(&mut lanes[1], Buffer::Output, b"abc");
+        let mut back = Vec::new();
+        region.read_pixels(&lanes[1], Buffer::Output, 3, &mut back);
+        assert_eq!(back, b"abc");
+        let map = crate::sys::memfd::map_shared(other.file()).unwrap();
+        let at = other.buffer_offset(1, Buffer::Output) as usize;
+        assert_eq!(&map[at..at + 3], b"abc", "the reopened region sees the same bytes");
+    }
+
+    #[test]
+    fn a_stage_output_is_the_next_stage_input_in_place() {
+        let region = Region::create_chain("test", 3, 2, 4096).unwrap();
+        let views: Vec<Region> = (0..3).map(|k| region.for_stage(k).unwrap()).collect();
+        assert!(region.for_stage(3).is_err());
+        for k in 0..2 {
+            assert_eq!(views[k].buffer_offset(1, Buffer::Output), views[k + 1].buffer_offset(1, Buffer::Input));
+            assert_ne!(views[k].buffer_offset(1, Buffer::Input), views[k].buffer_offset(1, Buffer::Output));
+        }
+        // Each stage has its own control block.
+        views[1].state(0).store(5, Ordering::Release);
+        assert_eq!(views[0].state(0).load(Ordering::Acquire), 0);
+        assert_eq!(views[2].state(0).load(Ordering::Acquire), 0);
+        let mut lanes = region.take_lanes();
+        assert_eq!(lanes.len(), 2);
+        assert!(views[1].take_lanes().is_empty(), "lane tokens exist once per region");
+        views[0].write_pixels(&mut lanes[1], Buffer::Output, b"xyz");
+        let mut seen = Vec::new();
+        views[1].read_pixels(&lanes[1], Buffer::Input, 3, &mut seen);
+        assert_eq!(seen, b"xyz");
+        views[1].copy_input_to_output(&mut lanes[1], 3);
+        views[2].read_pixels(&lanes[1], Buffer::Input, 3, &mut seen);
+        assert_eq!(seen, b"xyz");
+        // Every boundary is its own buffer: stage 0's input is untouched by all of this.
+        views[0].read_pixels(&lanes[1], Buffer::Input, 3, &mut seen);
+        assert_eq!(seen, [0, 0, 0]);
+        assert_eq!(views[1].stage_window(), Some((views[1].buffer_offset(0, Buffer::Input), 2 * 2 * 4096)));
+        assert_eq!(views[2].stage_window(), None, "the sink's view has no output boundary");
+        let reopened = Region::open(region.file().try_clone().unwrap()).unwrap();
+        assert_eq!(reopened.stage_count(), 3);
+    }
+
+    #[test]
+    fn output_descriptors_outside_the_buffer_are_refused() {
+        let good = FrameDesc { data: 0, capacity: 0, width: 4, height: 4, stride: 16, format: 1, timestamp_us: 0 };
+        assert!(validate_output(&good, 64).is_ok());
+        assert!(validate_output(&FrameDesc { height: 5, ..good }, 64).is_err());
+        assert!(validate_output(&FrameDesc { data: 4, ..good }, 64).is_err());
+        assert!(validate_output(&FrameDesc { data: u32::MAX, ..good }, 64).is_err());
+        assert!(validate_output(&FrameDesc { stride: u32::MAX, height: u32::MAX, ..good }, 64).is_err());
+    }
+}

@@ -1,0 +1,437 @@
+//! One spawned plugin process and its control channel: the child, the pipe to it, the thread that
+//! reads its messages into a bounded queue, and the waits on that queue with their deadlines.
+//! Nothing here knows about frames; it carries messages and says when the process has ended.
+
+use super::error::{ErrorKind, NoAnswer, Violation};
+use super::logs::LogLimiter;
+use crate::ipc::handoff::{self, Futex};
+use crate::ipc::protocol::{self, RUNNER_ARG, ToHost, ToRunner};
+use crate::ipc::region::Region;
+use crate::sys::process::{SpawnRequest, spawn};
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::fs::File;
+use std::io::{self, BufReader, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::PathBuf;
+use std::process::Child;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How often a start-up wait looks at SIGINT/SIGTERM.
+const STOP_POLL: Duration = Duration::from_millis(50);
+
+/// Messages (other than logs) a plugin process may have queued before the host reads them;
+/// more is a flood and ends the channel.
+const EVENT_QUEUE: usize = 64;
+
+/// What the control-reader thread hands over.
+pub(super) enum Event {
+    Hello([u8; 16]),
+    /// A message and the bytes it holds (see [`weight`]), counted against the queue's budget.
+    Message(ToHost, usize),
+    /// The channel ended: EOF, I/O error or a protocol violation (the reason is kept in
+    /// [`Channel::died`]'s status).
+    Closed,
+}
+
+/// A running plugin process and its control channel.
+pub(super) struct Channel {
+    child: Option<Child>,
+    control: File,
+    events: EventQueue,
+    /// Set by the reader thread when the channel has ended.
+    gone: Arc<AtomicBool>,
+    /// Whether this process's in-flight slots are abandoned when its channel ends (a standby
+    /// process holds none).
+    active: Arc<AtomicBool>,
+    /// Why the control channel ended, once it has.
+    closed_because: Arc<Mutex<Option<String>>>,
+    reader: Option<JoinHandle<()>>,
+    /// Messages read while waiting for another one (a frame's result that arrived before the
+    /// answer to a Stats request), in order, for whoever waits for them next.
+    stash: VecDeque<ToHost>,
+    /// Loading or creating the instance: SIGINT/SIGTERM end the wait.
+    pub(super) starting: bool,
+}
+
+/// How to start one runner.
+pub(super) struct Launch<'a> {
+    pub name: &'a str,
+    pub program: PathBuf,
+    /// Arguments after [`RUNNER_ARG`]: the sandbox policy.
+    pub args: Vec<OsString>,
+    /// The region whose descriptor the runner gets, and whose slots are abandoned when the
+    /// channel ends.
+    pub region: &'a Region,
+    /// Largest message accepted from the process.
+    pub max_message: usize,
+}
+
+impl Channel {
+    /// Spawns the runner with its pipes and region and starts reading its messages.
+    pub(super) fn open(launch: Launch<'_>) -> io::Result<Self> {
+        let (to_runner_read, to_runner_write) = pipe()?;
+        let (from_runner_read, from_runner_write) = pipe()?;
+        let region_fd: OwnedFd = launch.region.file().try_clone()?.into();
+        let mut args = vec![RUNNER_ARG.into()];
+        args.extend(launch.args);
+        let child =
+            spawn(SpawnRequest { program: launch.program, args, fds: [to_runner_read, from_runner_write, region_fd] })?;
+        let gone = Arc::new(AtomicBool::new(false));
+        let active = Arc::new(AtomicBool::new(false));
+        // What the host keeps of unread messages: a reply for every frame in flight, and a
+        // couple more; past that, bytes, not only the count, say it is a flood.
+        let budget = launch.max_message.saturating_mul(launch.region.slot_count() as usize + 2);
+        let (tx, events) = event_queue(budget);
+        let closed_because = Arc::new(Mutex::new(None));
+        let reader = start_reader(
+            launch.name.to_string(),
+            File::from(from_runner_read),
+            launch.max_message,
+            tx,
+            launch.region.clone(),
+            [Arc::clone(&gone), Arc::clone(&active)],
+            Arc::clone(&closed_because),
+        );
+        let control = File::from(to_runner_write);
+        set_nonblocking(&control)?;
+        Ok(Self {
+            child: Some(child),
+            control,
+            events,
+            gone,
+            active,
+            closed_because,
+            reader: Some(reader),
+            stash: VecDeque::new(),
+            starting: true,
+        })
+    }
+
+    pub(super) fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    pub(super) fn is_running(&self) -> bool {
+        self.child.is_some()
+    }
+
+    /// Whether the channel has ended (the reader has seen EOF or a violation).
+    pub(super) fn is_gone(&self) -> bool {
+        self.gone.load(Ordering::SeqCst)
+    }
+
+    /// Makes this process the one whose in-flight slots are abandoned when its channel ends.
+    pub(super) fn set_active(&self) {
+        self.active.store(true, Ordering::SeqCst);
+    }
+
+    /// Keeps a message for whoever waits for the next one.
+    pub(super) fn stash(&mut self, message: ToHost) {
+        self.stash.push_back(message);
+    }
+
+    pub(super) fn stashed(&self) -> usize {
+        self.stash.len()
+    }
+
+    /// Kills the process at once and reaps it.
+    pub(super) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+
+    /// Waits up to a second for the process to exit by itself (after a Shutdown); kills it
+    /// after that. `Ok(None)`: it exited cleanly.
+    pub(super) fn wait_exit(&mut self) -> Result<(), ErrorKind> {
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while let Some(child) = self.child.as_mut() {
+            match child.try_wait() {
+                Ok(Some(status)) if status.success() => {
+                    self.child = None;
+                }
+                Ok(Some(status)) => {
+                    self.child = None;
+                    return Err(ErrorKind::Died { frame: None, status: status.to_string() });
+                }
+                Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(1)),
+                _ => {
+                    self.kill();
+                    return Err(Violation::DidNotExit.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The control channel ended: reap the process, killing it if it is still running (a
+    /// process that closes its channel but lives on is misbehaving, and must never make the
+    /// host wait).
+    pub(super) fn died(&mut self, frame: Option<u64>) -> ErrorKind {
+        let status = match self.child.take() {
+            Some(mut child) => {
+                let grace = Instant::now() + Duration::from_millis(100);
+                loop {
+                    match child.try_wait() {
+                        Ok(Some(status)) => break status.to_string(),
+                        Ok(None) if Instant::now() < grace => std::thread::sleep(Duration::from_millis(1)),
+                        _ => {
+                            let _ = child.kill();
+                            let status = child.wait().map_or_else(|e| e.to_string(), |s| s.to_string());
+                            break format!("{status} (killed: its control channel ended while it kept running)");
+                        }
+                    }
+                }
+            }
+            None => "already reaped".to_string(),
+        };
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        let status = if status.contains("SIGSYS") {
+            format!("{status} (the sandbox killed it: a system call outside its seccomp allowlist)")
+        } else {
+            status
+        };
+        let status = match self.closed_because.lock().ok().and_then(|r| r.clone()) {
+            Some(reason) => format!("{status}; {reason}"),
+            None => status,
+        };
+        ErrorKind::Died { frame, status }
+    }
+
+    pub(super) fn next_event(&mut self, deadline: Instant) -> Result<Event, ErrorKind> {
+        let start = Instant::now();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            // While it starts, a SIGINT/SIGTERM ends the wait at once; later the run drains.
+            let slice = if self.starting { left.min(STOP_POLL) } else { left };
+            match self.events.recv_timeout(slice) {
+                Ok(Event::Closed) => return Err(self.died(None)),
+                Ok(event) => return Ok(event),
+                Err(mpsc::RecvTimeoutError::Timeout) if self.starting && crate::sys::signals::stop_requested() => {
+                    self.kill();
+                    return Err(ErrorKind::Interrupted);
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) if Instant::now() < deadline => {}
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    self.kill();
+                    return Err(NoAnswer::Within(deadline - start).into());
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => return Err(self.died(None)),
+            }
+        }
+    }
+
+    /// The next message: a stashed one first.
+    pub(super) fn next_message(&mut self, deadline: Instant) -> Result<ToHost, ErrorKind> {
+        match self.stash.pop_front() {
+            Some(message) => Ok(message),
+            None => self.fresh_message(deadline),
+        }
+    }
+
+    /// The next message from the channel itself.
+    pub(super) fn fresh_message(&mut self, deadline: Instant) -> Result<ToHost, ErrorKind> {
+        match self.next_event(deadline)? {
+            Event::Message(message, _) => Ok(message),
+            Event::Hello(_) => Err(Violation::SecondHandshake.into()),
+            Event::Closed => Err(self.died(None)),
+        }
+    }
+
+    /// A frame's answer on the pipe transport: a stashed message first, else the next event;
+    /// `None` when the deadline passed (the caller kills and reports the frame).
+    pub(super) fn frame_message(&mut self, frame: u64, deadline: Instant) -> Result<Option<ToHost>, ErrorKind> {
+        if let Some(message) = self.stash.pop_front() {
+            return Ok(Some(message));
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.events.recv_timeout(left) {
+            Ok(Event::Message(message, _)) => Ok(Some(message)),
+            Ok(Event::Hello(_)) => Err(Violation::SecondHandshake.into()),
+            Ok(Event::Closed) | Err(mpsc::RecvTimeoutError::Disconnected) => Err(self.died(Some(frame))),
+            Err(mpsc::RecvTimeoutError::Timeout) => Ok(None),
+        }
+    }
+
+    pub(super) fn send_message(&mut self, message: &ToRunner, deadline: Instant) -> Result<(), ErrorKind> {
+        let mut framed = Vec::new();
+        protocol::write_message(&mut framed, message).map_err(Violation::Encode)?;
+        self.send(&framed, deadline)
+    }
+
+    /// Writes to the control pipe without ever blocking past `deadline`.
+    pub(super) fn send(&mut self, mut bytes: &[u8], deadline: Instant) -> Result<(), ErrorKind> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        while !bytes.is_empty() {
+            match self.control.write(bytes) {
+                Ok(n) => bytes = &bytes[n..],
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.kill();
+                        return Err(NoAnswer::StoppedReading.into());
+                    }
+                    let timeout = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
+                        .unwrap_or(PollTimeout::MAX);
+                    let mut fds = [PollFd::new(self.control.as_fd(), PollFlags::POLLOUT)];
+                    let _ = poll(&mut fds, timeout);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Err(self.died(None)),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Channel {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A pipe with a 1 MiB buffer where the system allows it (fewer wake-ups for large messages).
+fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let _ = nix::fcntl::fcntl(write.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+    Ok((read, write))
+}
+
+fn set_nonblocking(file: &File) -> io::Result<()> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    let flags = OFlag::from_bits_truncate(fcntl(file.as_fd(), FcntlArg::F_GETFL)?);
+    fcntl(file.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    Ok(())
+}
+
+/// Reads the runner's messages: logs go to `tracing` under the plugin's name, the rest to the
+/// handle. When the channel ends, every in-flight slot is abandoned so no wait lasts longer.
+fn start_reader(
+    name: String,
+    pipe: File,
+    max_message: usize,
+    events: EventSender,
+    region: Region,
+    [gone, active]: [Arc<AtomicBool>; 2],
+    why: Arc<Mutex<Option<String>>>,
+) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut reader = BufReader::new(pipe);
+        let mut logs = LogLimiter::default();
+        let closed = protocol::read_control_channel(
+            &mut reader,
+            max_message,
+            |hello| {
+                let _ = events.sender.send(Event::Hello(hello));
+            },
+            |message| match message {
+                ToHost::Log { level, message } => {
+                    logs.forward(&name, level, &message);
+                    Ok(())
+                }
+                message => events.queue(message),
+            },
+        );
+        logs.report_dropped(&name);
+        gone.store(true, Ordering::SeqCst);
+        for slot in (0..region.slot_count()).filter(|_| active.load(Ordering::SeqCst)) {
+            let state = region.state(slot);
+            for expected in [handoff::state::SUBMITTED, handoff::state::TAKEN] {
+                if state
+                    .compare_exchange(expected, handoff::state::ABANDONED, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+                {
+                    handoff::Waiter::wake(&Futex, state);
+                }
+            }
+        }
+        if let Ok(mut reason) = why.lock() {
+            *reason = Some(closed);
+        }
+        // Never blocks: a full queue must not keep this thread (and so `died`) waiting.
+        let _ = events.sender.try_send(Event::Closed);
+    })
+}
+
+/// The handle's end of the reader thread's queue: bounded by count and by bytes.
+struct EventQueue {
+    receiver: mpsc::Receiver<Event>,
+    queued_bytes: Arc<AtomicUsize>,
+}
+
+/// The reader thread's end.
+struct EventSender {
+    sender: mpsc::SyncSender<Event>,
+    queued_bytes: Arc<AtomicUsize>,
+    budget: usize,
+}
+
+fn event_queue(budget: usize) -> (EventSender, EventQueue) {
+    let (sender, receiver) = mpsc::sync_channel(EVENT_QUEUE);
+    let queued_bytes = Arc::new(AtomicUsize::new(0));
+    (EventSender { sender, queued_bytes: Arc::clone(&queued_bytes), budget }, EventQueue { receiver, queued_bytes })
+}
+
+/// Bytes a queued message holds (its variable parts, and a little for the rest).
+fn weight(message: &ToHost) -> usize {
+    64 + match message {
+        ToHost::FrameDone { pixels, .. } => pixels.len(),
+        ToHost::Loaded { description } => description.len(),
+        ToHost::Compiled { artifact } => artifact.len(),
+        ToHost::Log { message, .. } => message.len(),
+        ToHost::Failed { failure, .. } => failure.text_len(),
+        ToHost::Ready | ToHost::Stats { .. } | ToHost::Sandboxed { .. } => 0,
+    }
+}
+
+impl EventSender {
+    /// Queues a message for the handle, or says why the channel must end.
+    fn queue(&self, message: ToHost) -> Result<(), String> {
+        let bytes = weight(&message);
+        let queued = self.queued_bytes.fetch_add(bytes, Ordering::SeqCst) + bytes;
+        if queued > self.budget {
+            return Err(format!("it sent more than {} bytes of messages the host had not asked for", self.budget));
+        }
+        match self.sender.try_send(Event::Message(message, bytes)) {
+            Ok(()) => Ok(()),
+            Err(mpsc::TrySendError::Full(_)) => {
+                Err(format!("it sent more than {EVENT_QUEUE} messages the host had not asked for"))
+            }
+            Err(mpsc::TrySendError::Disconnected(_)) => Err("the host closed the handle".into()),
+        }
+    }
+}
+
+impl EventQueue {
+    fn recv_timeout(&self, timeout: Duration) -> Result<Event, mpsc::RecvTimeoutError> {
+        let event = self.receiver.recv_timeout(timeout)?;
+        if let Event::Message(_, bytes) = &event {
+            self.queued_bytes.fetch_sub(*bytes, Ordering::SeqCst);
+        }
+        Ok(event)
+    }
+}
+
+/// A message's name, for errors (never its untrusted contents in full).
+pub(super) fn message_kind(message: &ToHost) -> &'static str {
+    match message {
+        ToHost::Loaded { .. } => "Loaded",
+        ToHost::Ready => "Ready",
+        ToHost::Stats { .. } => "Stats",
+        ToHost::FrameDone { .. } => "FrameDone for another frame",
+        ToHost::Log { .. } => "Log",
+        ToHost::Failed { .. } => "Failed for another frame",
+        ToHost::Sandboxed { .. } => "Sandboxed",
+        ToHost::Compiled { .. } => "Compiled",
+    }
+}

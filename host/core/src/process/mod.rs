@@ -1,0 +1,289 @@
+//! The embedding API: one plugin instance in its own process. Spawn it from a `.wasm` path with
+//! parameters and limits, read its description, hand it frames, restart it, shut it down.
+//!
+//! ```no_run
+//! use plugin_host::{PluginProcess, PluginSpec};
+//! use plugin_sdk::{OwnedFrame, PixelFormat};
+//!
+//! let mut plugin = PluginProcess::spawn(PluginSpec::new("neg", "target/plugins/invert.wasm", 1920 * 1080 * 4))?;
+//! let frame = OwnedFrame::new(1920, 1080, PixelFormat::Rgba8);
+//! let inverted = plugin.process(&frame)?;
+//! plugin.shutdown()?;
+//! # Ok::<(), plugin_host::PluginError>(())
+//! ```
+//!
+//! A [`PluginProcess`] is made of a few parts, each with one job:
+//! - [`spec`]: what to start ([`PluginSpec`], [`Limits`]) and reading the module file;
+//! - `channel`: the spawned process, its pipes, the reader thread and the waits on it;
+//! - `launch`: a process brought up to "loaded, waiting for its parameters" (also a standby);
+//! - `frames`: the frame slots, tickets and the two transports' paths;
+//! - [`error`]: the typed errors, and the one classifier of start-up failures.
+
+mod channel;
+pub mod error;
+mod frames;
+mod launch;
+mod logs;
+pub mod spec;
+
+pub use error::{ErrorKind, Misuse, NoAnswer, PluginError, SandboxShortfall, StartFailure, Violation};
+pub use frames::Ticket;
+pub use spec::{DEADLINE_GRACE, DEFAULT_MODULE_MAX_BYTES, Limits, PluginSpec, default_runner};
+
+use crate::cache::Artifact;
+use crate::compile::{CompileError, CompileJob};
+use crate::ipc::handoff::{self, Futex};
+use crate::ipc::protocol::{ToHost, ToRunner, Transport};
+use crate::ipc::region::{self, Region};
+use crate::schema::PluginDescription;
+use crate::sys::sandbox::Report as SandboxReport;
+use frames::Slots;
+use launch::Loaded;
+use plugin_sdk::abi;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Counters a plugin process reports about itself (untrusted: for statistics only).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RunnerStats {
+    pub frames: u64,
+    pub minor_faults: u64,
+}
+
+/// A running plugin process.
+pub struct PluginProcess {
+    spec: PluginSpec,
+    /// The compiled module, kept for restarts (which never recompile).
+    artifact: Artifact,
+    /// This plugin's view of the shared region (its stage of the chain).
+    region: Region,
+    /// The process serving frames now; a restart replaces it whole.
+    current: Loaded,
+    /// Frames in flight and the lanes of frames handed over by copy.
+    slots: Slots,
+    /// A process started ahead, loaded and waiting for its parameters, for a fast restart.
+    standby: Option<JoinHandle<Result<Loaded, PluginError>>>,
+    /// Largest frame in bytes: the slot capacity, or for the pipe transport the same rounding.
+    frame_capacity: u64,
+    /// Frame copies made by the host between lane buffers (see [`PluginProcess::copies`]).
+    copies: u64,
+}
+
+impl PluginProcess {
+    /// Starts the process, loads the module, checks the parameters against its schema and
+    /// creates the instance. Returns once it is ready for frames. The plugin gets a region of
+    /// its own; frames are handed over with [`PluginProcess::submit`] and
+    /// [`PluginProcess::receive`], which copy them in and out.
+    pub fn spawn(spec: PluginSpec) -> Result<Self, PluginError> {
+        let err = |kind| PluginError { plugin: spec.name.clone(), kind };
+        // The pipe transport carries frames in messages: its region only needs its header.
+        let region_bytes = match spec.transport {
+            Transport::SharedMemory => spec.max_frame_bytes,
+            Transport::Pipe => region::PAGE_SIZE,
+        };
+        let region = Region::create(&format!("plugin-host:{}", spec.name), spec.slots, region_bytes);
+        let region = region.map_err(|e| err(e.into()))?;
+        let lanes = region.take_lanes();
+        let mut plugin = Self::spawn_stage(spec, &region)?;
+        plugin.slots.own_lanes(lanes);
+        Ok(plugin)
+    }
+
+    /// Starts the plugin as one stage of a chain whose frames live in `region` (a view of the
+    /// plugin's stage, see [`Region::create_chain`]). Frames are handed over by lane, in place:
+    /// [`PluginProcess::submit_lane`] and [`PluginProcess::receive_lane`].
+    pub fn spawn_stage(spec: PluginSpec, region: &Region) -> Result<Self, PluginError> {
+        // One start-up limit covers everything: compiling, loading and `init`.
+        let deadline = Instant::now() + spec.limits.startup;
+        let err = |kind| PluginError { plugin: spec.name.clone(), kind };
+        let module = spec::read_module(&spec.name, &spec.module, spec.limits.module_max_bytes)?;
+        let job = CompileJob {
+            runner: spec.runner_path().map_err(|e| err(ErrorKind::Spawn(e)))?,
+            sandbox: spec.sandbox,
+            memory_limit: spec.limits.compile_memory(),
+            deadline,
+            startup: spec.limits.startup,
+        };
+        let artifact = crate::cache::artifact(module, spec.cache_dir.as_deref(), job.memory_limit, |module| {
+            crate::compile::compile_in_sandbox(&job, module)
+        })
+        .map_err(|source| {
+            err(match source {
+                CompileError::Interrupted => ErrorKind::Interrupted,
+                source => ErrorKind::Compile { path: spec.module.clone(), source },
+            })
+        })?;
+        let current = Loaded::launch(&spec, region, &artifact, deadline)?;
+        let mut plugin = PluginProcess {
+            frame_capacity: launch::frame_capacity(&spec).map_err(|e| err(e.into()))?,
+            slots: Slots::new(region.slot_count() as usize),
+            spec,
+            artifact,
+            region: region.clone(),
+            current,
+            standby: None,
+            copies: 0,
+        };
+        plugin.activate(deadline).map_err(|kind| plugin.error(kind))?;
+        Ok(plugin)
+    }
+
+    /// Makes the loaded process the active one: frees the stage's slots, sends the parameters
+    /// and waits for the instance; then starts a standby process if the spec asks for one.
+    fn activate(&mut self, deadline: Instant) -> Result<(), ErrorKind> {
+        let channel = &mut self.current.channel;
+        channel.starting = true;
+        for slot in 0..self.region.slot_count() {
+            self.region.state(slot).store(handoff::state::FREE, std::sync::atomic::Ordering::Release);
+        }
+        self.slots.renew();
+        channel.set_active();
+        let params = self.current.description.resolve_params(&self.spec.params)?;
+        let encoded = abi::encode_params(params.iter().map(|(n, v)| (n.as_str(), v)));
+        let ready = channel.send_message(&ToRunner::Init { params: encoded }, deadline).and_then(|()| {
+            match channel.next_message(deadline)? {
+                ToHost::Ready => Ok(()),
+                ToHost::Failed { failure, .. } => Err(ErrorKind::Init(failure)),
+                other => Err(Violation::Unexpected { expected: "Ready", got: channel::message_kind(&other) }.into()),
+            }
+        });
+        channel.starting = false;
+        ready.map_err(|kind| kind.out_of_time(&self.spec))?;
+        tracing::debug!("plugin \"{}\" ready; sandbox {}", self.spec.name, self.current.sandbox.summary());
+        if self.spec.standby && self.standby.is_none() {
+            let (spec, region, artifact) = (self.spec.clone(), self.region.clone(), Artifact::clone(&self.artifact));
+            self.standby = Some(std::thread::spawn(move || {
+                Loaded::launch(&spec, &region, &artifact, Instant::now() + spec.limits.startup)
+            }));
+        }
+        Ok(())
+    }
+
+    /// Replaces the process with a fresh one from the same compiled module and parameters (the
+    /// standby process when there is one): kills and reaps the old process first, so nothing it
+    /// did can reach a frame submitted after this. Tickets issued before are void; collect them
+    /// with [`PluginProcess::receive_lane`] to get their lanes back.
+    pub fn restart(&mut self) -> Result<(), PluginError> {
+        self.kill();
+        let startup = self.spec.limits.startup;
+        let deadline = move || Instant::now() + startup;
+        self.current = match self.standby.take().map(JoinHandle::join) {
+            Some(Ok(Ok(ready))) => ready,
+            _ => Loaded::launch(&self.spec, &self.region, &self.artifact, deadline())?,
+        };
+        if let Err(kind) = self.activate(deadline()) {
+            // The standby may have died while it waited: one more try with a new process.
+            self.kill();
+            self.current = Loaded::launch(&self.spec, &self.region, &self.artifact, deadline())?;
+            self.activate(deadline()).map_err(|_| self.error(kind))?;
+        }
+        Ok(())
+    }
+
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+
+    /// What the plugin says about itself: metadata, formats and parameter schema.
+    pub fn description(&self) -> &PluginDescription {
+        &self.current.description
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.current.channel.pid()
+    }
+
+    /// Largest frame in bytes the plugin can be given.
+    pub fn frame_capacity(&self) -> u64 {
+        self.frame_capacity
+    }
+
+    pub fn transport(&self) -> Transport {
+        self.spec.transport
+    }
+
+    /// The sandbox layers the process has, as it reported them before it was sent the module.
+    pub fn sandbox(&self) -> &SandboxReport {
+        &self.current.sandbox
+    }
+
+    /// Frames the host copied into a lane's output buffer for this plugin (the pipe transport's
+    /// results, and snapshots of inputs); 0 otherwise.
+    pub fn copies(&self) -> u64 {
+        self.copies
+    }
+
+    /// The plugin process's counters: frames it served and its minor page faults so far.
+    pub fn runner_stats(&mut self) -> Result<RunnerStats, PluginError> {
+        self.check_running()?;
+        // The runner answers once the frames in flight are done.
+        let in_flight = self.slots.in_flight();
+        let deadline = Instant::now() + Duration::from_secs(1) + self.spec.limits.deadline * in_flight as u32;
+        let channel = &mut self.current.channel;
+        let asked = channel.send_message(&ToRunner::Stats, deadline);
+        asked.map_err(|kind| self.error(kind))?;
+        handoff::ring_doorbell(&Futex, self.region.doorbell());
+        loop {
+            let channel = &mut self.current.channel;
+            match channel.fresh_message(deadline) {
+                Ok(ToHost::Stats { frames, minor_faults }) => return Ok(RunnerStats { frames, minor_faults }),
+                // About a frame in flight: kept for when that frame is collected. One answer per
+                // frame in flight at most, so the stash holds no more than the slots do.
+                Ok(other @ (ToHost::Failed { .. } | ToHost::FrameDone { .. })) if channel.stashed() < in_flight => {
+                    channel.stash(other)
+                }
+                Ok(other) => {
+                    channel.kill();
+                    let got = channel::message_kind(&other);
+                    return Err(self.error(Violation::Unexpected { expected: "Stats", got }.into()));
+                }
+                Err(kind) => return Err(self.error(kind)),
+            }
+        }
+    }
+
+    /// Asks the process to exit and reaps it; kills it if it does not exit within a second.
+    pub fn shutdown(mut self) -> Result<(), PluginError> {
+        let channel = &mut self.current.channel;
+        if channel.is_running()
+            && channel.send_message(&ToRunner::Shutdown, Instant::now() + Duration::from_millis(100)).is_ok()
+        {
+            handoff::ring_doorbell(&Futex, self.region.doorbell());
+        }
+        let exited = self.current.channel.wait_exit();
+        exited.map_err(|kind| self.error(kind))
+    }
+
+    /// Kills the process at once and reaps it.
+    pub fn kill(&mut self) {
+        self.current.channel.kill();
+    }
+
+    fn check_running(&self) -> Result<(), PluginError> {
+        match self.current.channel.is_running() {
+            true => Ok(()),
+            false => Err(self.error(ErrorKind::NotRunning)),
+        }
+    }
+
+    fn error(&self, kind: ErrorKind) -> PluginError {
+        PluginError { plugin: self.spec.name.clone(), kind }
+    }
+}
+
+impl std::fmt::Debug for PluginProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginProcess").field("name", &self.spec.name).field("pid", &self.pid()).finish_non_exhaustive()
+    }
+}
+
+impl Drop for PluginProcess {
+    fn drop(&mut self) {
+        self.kill();
+        // The standby, once launched, is dropped (killed and reaped) with its result.
+        if let Some(standby) = self.standby.take() {
+            let _ = standby.join();
+        }
+    }
+}

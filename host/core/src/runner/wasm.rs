@@ -1,0 +1,421 @@
+//! The plugin module inside the runner: wasmtime setup, the guest ABI calls, the frame copy in
+//! and out of linear memory, and the classification of what went wrong.
+
+use super::memory::{Window, WindowCreator};
+use crate::ipc::protocol::{Failure, RunnerLimits};
+use plugin_sdk::abi::{self, FRAME_DESC_SIZE, FrameDesc, Status};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use wasmtime::{
+    Caller, Engine, Instance, Linker, Memory, Module, ResourceLimiter, Store, Trap, TypedFunc, WasmBacktrace,
+};
+
+/// Called with each log line the plugin writes.
+pub type LogSink = Arc<dyn Fn(i32, String) + Send + Sync>;
+
+/// Per-store data: the memory cap and the log sink.
+pub struct StoreData {
+    memory_cap: usize,
+    /// Set when a `memory.grow` was refused, so a trap right after is reported as the limit.
+    memory_denied: Arc<AtomicBool>,
+    log: LogSink,
+}
+
+impl ResourceLimiter for StoreData {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > self.memory_cap {
+            self.memory_denied.store(true, Ordering::Relaxed);
+            return Ok(false);
+        }
+        Ok(true)
+    }
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 100_000)
+    }
+}
+
+/// The engine a runner uses; with a window, linear memories map the shared region's buffers
+/// (zero-copy frames).
+pub fn engine(window: Option<Arc<Window>>) -> wasmtime::Result<Engine> {
+    let mut config = crate::ipc::artifact::engine_config();
+    if let Some(window) = window {
+        config.with_host_memory(Arc::new(WindowCreator(window)));
+    }
+    Engine::new(&config)
+}
+
+/// A compiled plugin module, checked to implement our ABI.
+pub struct PluginModule {
+    engine: Engine,
+    module: Module,
+    linker: Linker<StoreData>,
+}
+
+struct Exports {
+    memory: Memory,
+    alloc: TypedFunc<i32, i32>,
+    init: TypedFunc<(i32, i32), i32>,
+    process: TypedFunc<(i32, i32), i32>,
+    last_error: TypedFunc<(), i32>,
+    describe: TypedFunc<(), i32>,
+}
+
+/// Where an instance's frames live in its linear memory.
+enum Buffers {
+    /// The region's buffers, mapped at this offset (zero-copy).
+    Window { base: u32, len: u32 },
+    /// Buffers of its own that frames are copied into and out of.
+    Heap { input: u32, output: u32 },
+}
+
+/// How one frame reaches the plugin.
+pub enum FrameIo<'a> {
+    /// In place: the input and output buffers at these offsets within the window.
+    InPlace { input: u32, output: u32 },
+    /// By copy: the input pixels are copied in, the output pixels out into `output`.
+    Copy { input: &'a [u8], output: &'a mut Vec<u8> },
+}
+
+/// One instance with its frame buffers in linear memory.
+pub struct PluginInstance {
+    store: Store<StoreData>,
+    exports: Exports,
+    buffers: Buffers,
+    window: Option<Arc<Window>>,
+    /// The two frame descriptors.
+    descs: u32,
+    capacity: u32,
+    /// With `input = "snapshot"`: a private buffer the input is copied into before `process`,
+    /// so that the previous stage cannot change it while this plugin reads it.
+    snapshot: Snapshot,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Snapshot {
+    Off,
+    Wanted,
+    At(u32),
+}
+
+impl PluginModule {
+    /// From a compiled artifact (see `crate::compile` and `crate::cache`), or from wasm bytes.
+    pub fn load(engine: &Engine, bytes: &[u8], precompiled: bool) -> Result<Self, Failure> {
+        let module = if precompiled {
+            // SAFETY: a sandboxed compiler runner produced these bytes with
+            // `Engine::precompile_module` under the same settings (`base_config`); from disk, the
+            // host checked their MAC under this user's key. They are only ever loaded here, in a
+            // sandboxed process; `deserialize` checks engine compatibility itself.
+            unsafe { Module::deserialize(engine, bytes) }
+                .map_err(|e| Failure::Load(format!("cannot load the compiled module: {e:#}").into()))?
+        } else {
+            Module::new(engine, bytes)
+                .map_err(|e| Failure::Load(format!("not a valid WebAssembly module: {e:#}").into()))?
+        };
+        let mut linker = Linker::new(engine);
+        linker
+            .func_wrap(
+                abi::IMPORT_MODULE,
+                abi::IMPORT_LOG,
+                |mut caller: Caller<'_, StoreData>, level: i32, ptr: i32, len: i32| {
+                    let message =
+                        read_guest_bytes(&mut caller, ptr, len.clamp(0, abi::MAX_MESSAGE_BYTES as i32) as u32);
+                    let message = String::from_utf8_lossy(&message).into_owned();
+                    (caller.data().log)(level, message);
+                },
+            )
+            .map_err(|e| Failure::Load(e.to_string().into()))?;
+        Ok(Self { engine: engine.clone(), module, linker })
+    }
+
+    /// Instantiates, checks the ABI version, and returns the description JSON.
+    pub fn instantiate(
+        &self,
+        limits: &RunnerLimits,
+        frame_capacity: u32,
+        window: Option<Arc<Window>>,
+        log: LogSink,
+    ) -> Result<PluginInstance, Failure> {
+        let frame_bytes = window.as_ref().map_or(2 * frame_capacity as usize, |w| w.len().next_multiple_of(WASM_PAGE));
+        let memory_cap = (limits.memory_bytes as usize).saturating_add(frame_bytes + 2 * WASM_PAGE);
+        let data = StoreData { memory_cap, memory_denied: Arc::new(AtomicBool::new(false)), log };
+        let mut store = Store::new(&self.engine, data);
+        store.limiter(|data| data);
+        store.set_epoch_deadline(u64::MAX / 2);
+        let instance =
+            self.linker.instantiate(&mut store, &self.module).map_err(|e| Failure::Load(format!("{e:#}").into()))?;
+        let version = func::<(), i32>(&instance, &mut store, abi::EXPORT_ABI_VERSION)?
+            .call(&mut store, ())
+            .map_err(|e| classify(&store, e))?;
+        if version as u32 != abi::ABI_VERSION {
+            return Err(Failure::Load(
+                format!("it was built for plugin ABI version {version}; this host speaks version {}", abi::ABI_VERSION)
+                    .into(),
+            ));
+        }
+        let exports = Exports {
+            memory: instance
+                .get_memory(&mut store, abi::EXPORT_MEMORY)
+                .ok_or_else(|| Failure::Load("it does not export its memory as \"memory\"".into()))?,
+            alloc: func(&instance, &mut store, abi::EXPORT_ALLOC)?,
+            init: func(&instance, &mut store, abi::EXPORT_INIT)?,
+            process: func(&instance, &mut store, abi::EXPORT_PROCESS)?,
+            last_error: func(&instance, &mut store, abi::EXPORT_LAST_ERROR)?,
+            describe: func(&instance, &mut store, abi::EXPORT_DESCRIBE)?,
+        };
+        let buffers = Buffers::Heap { input: 0, output: 0 };
+        let snapshot = if limits.snapshot_input && window.is_some() { Snapshot::Wanted } else { Snapshot::Off };
+        let mut instance =
+            PluginInstance { store, exports, buffers, window, descs: 0, capacity: frame_capacity, snapshot };
+        if let Some(window) = &instance.window {
+            window.arm();
+            let pages = window.len().div_ceil(WASM_PAGE) as u64;
+            instance.exports.memory.grow(&mut instance.store, pages).map_err(|e| {
+                Failure::MemoryLimit(format!("cannot map the frame window into linear memory: {e:#}").into())
+            })?;
+            let base = window.placed_at().map_err(|e| Failure::Load(e.into()))?;
+            let base =
+                u32::try_from(base).map_err(|_| Failure::MemoryLimit("the frame window lies past 4 GiB".into()))?;
+            instance.buffers = Buffers::Window { base, len: window.len() as u32 };
+        }
+        Ok(instance)
+    }
+}
+
+const WASM_PAGE: usize = 65536;
+
+fn func<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
+    instance: &Instance,
+    store: &mut Store<StoreData>,
+    name: &str,
+) -> Result<TypedFunc<P, R>, Failure> {
+    instance.get_typed_func::<P, R>(&mut *store, name).map_err(|_| {
+        Failure::Load(format!(
+            "it does not export `{name}` with the ABI's signature: is it built with plugin_sdk::export_plugin! (ABI version {})?",
+            abi::ABI_VERSION
+        ).into())
+    })
+}
+
+fn read_guest_bytes(caller: &mut Caller<'_, StoreData>, ptr: i32, len: u32) -> Vec<u8> {
+    let Some(memory) = caller.get_export(abi::EXPORT_MEMORY).and_then(|e| e.into_memory()) else { return Vec::new() };
+    GuestMemory::of(memory, caller).read(ptr as u32 as usize, len as usize).unwrap_or_default()
+}
+
+/// A linear memory, read and written only by raw copies. Part of it (the frame window) is a
+/// mapping other processes write, so no Rust reference to its bytes is ever made: a `&[u8]`
+/// over memory that changes under it is undefined behaviour, even if it is only bytes.
+struct GuestMemory {
+    base: *mut u8,
+    size: usize,
+}
+
+impl GuestMemory {
+    fn of(memory: Memory, store: impl wasmtime::AsContext) -> Self {
+        Self { base: memory.data_ptr(&store), size: memory.data_size(&store) }
+    }
+
+    /// A pointer to `len` bytes at `at`, if they lie within the memory.
+    fn range(&self, at: usize, len: usize) -> Option<*mut u8> {
+        let end = at.checked_add(len)?;
+        // SAFETY: `at <= end <= size`, so the offset stays within the memory's mapping.
+        (end <= self.size).then(|| unsafe { self.base.add(at) })
+    }
+
+    fn read(&self, at: usize, len: usize) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.read_into(at, len, &mut out)?;
+        Some(out)
+    }
+
+    /// Replaces `out`'s contents with the `len` bytes at `at`.
+    fn read_into(&self, at: usize, len: usize, out: &mut Vec<u8>) -> Option<()> {
+        let src = self.range(at, len)?;
+        out.clear();
+        out.reserve(len);
+        // SAFETY: `src` is valid for `len` bytes (range), `out` has room for them; our own
+        // allocation never overlaps the linear memory. Bytes have no invalid values.
+        unsafe {
+            std::ptr::copy_nonoverlapping(src, out.as_mut_ptr(), len);
+            out.set_len(len);
+        }
+        Some(())
+    }
+
+    fn write(&self, at: usize, bytes: &[u8]) -> Option<()> {
+        let dst = self.range(at, bytes.len())?;
+        // SAFETY: `dst` is valid for `bytes.len()` bytes (range); `bytes` is ours, not the memory.
+        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), dst, bytes.len()) };
+        Some(())
+    }
+
+    /// Copies `len` bytes from `from` to `to` within the memory (the ranges may overlap).
+    fn copy_within(&self, from: usize, to: usize, len: usize) -> Option<()> {
+        let (src, dst) = (self.range(from, len)?, self.range(to, len)?);
+        // SAFETY: both ranges lie within the memory (range); `copy` allows overlap.
+        unsafe { std::ptr::copy(src, dst, len) };
+        Some(())
+    }
+
+    /// The NUL-terminated string of at most `max` bytes at `at`.
+    fn c_string(&self, at: usize, max: usize) -> Option<Vec<u8>> {
+        let len = self.size.checked_sub(at)?.min(max);
+        let bytes = self.read(at, len)?;
+        let end = bytes.iter().position(|&b| b == 0)?;
+        Some(bytes[..end].to_vec())
+    }
+}
+
+/// Turns a wasmtime error into the failure we report.
+fn classify(store: &Store<StoreData>, error: wasmtime::Error) -> Failure {
+    // Function names come from the module's name section: cut here, so that a report always
+    // fits a control message (9 names of 100 KB once made a trap look like a crash).
+    let backtrace = error.downcast_ref::<WasmBacktrace>().map(|b| cut(b.to_string())).unwrap_or_default();
+    match error.downcast_ref::<Trap>() {
+        Some(Trap::Interrupt) => Failure::Deadline,
+        Some(trap) if store.data().memory_denied.load(Ordering::Relaxed) => Failure::MemoryLimit(
+            format!(
+                "a memory.grow past the limit of {} bytes was refused, then the plugin trapped: {trap}\n{backtrace}",
+                store.data().memory_cap
+            )
+            .into(),
+        ),
+        Some(trap) => Failure::Trap { trap: trap.to_string().into(), backtrace: backtrace.into() },
+        None => Failure::Trap { trap: cut(format!("{error:#}")).into(), backtrace: backtrace.into() },
+    }
+}
+
+/// Longest text of a failure report, in bytes; far below the host's message limit.
+const MAX_REPORT_BYTES: usize = 16 << 10;
+
+/// `text` cut to [`MAX_REPORT_BYTES`] at a character boundary, saying so.
+fn cut(mut text: String) -> String {
+    if text.len() > MAX_REPORT_BYTES {
+        let mut end = MAX_REPORT_BYTES;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        let dropped = text.len() - end;
+        text.truncate(end);
+        text.push_str(&format!("… ({dropped} more bytes)"));
+    }
+    text
+}
+
+impl PluginInstance {
+    /// The description JSON the plugin exports.
+    pub fn describe(&mut self) -> Result<String, Failure> {
+        let ptr = self.exports.describe.call(&mut self.store, ()).map_err(|e| classify(&self.store, e))?;
+        let text = self
+            .c_string(ptr, abi::MAX_DESCRIBE_BYTES)
+            .ok_or_else(|| Failure::Load("its description is not a NUL-terminated string in its memory".into()))?;
+        String::from_utf8(text).map_err(|_| Failure::Load("its description is not UTF-8".into()))
+    }
+
+    /// Creates the plugin instance with ABI-encoded parameters and allocates the frame buffers.
+    pub fn init(&mut self, params: &[u8], deadline_ticks: u64) -> Result<(), Failure> {
+        let params_ptr = self.alloc(params.len() as u32)?;
+        self.memory()
+            .write(params_ptr as usize, params)
+            .ok_or_else(|| Failure::Protocol("the parameters do not fit the plugin's memory".into()))?;
+        self.store.set_epoch_deadline(deadline_ticks);
+        let status = self.exports.init.call(&mut self.store, (params_ptr as i32, params.len() as i32));
+        self.check_status(status)?;
+        if let Buffers::Heap { .. } = self.buffers {
+            self.buffers = Buffers::Heap { input: self.alloc(self.capacity)?, output: self.alloc(self.capacity)? };
+        }
+        if self.snapshot == Snapshot::Wanted {
+            self.snapshot = Snapshot::At(self.alloc(self.capacity)?);
+        }
+        self.descs = self.alloc(2 * FRAME_DESC_SIZE as u32)?;
+        Ok(())
+    }
+
+    fn alloc(&mut self, size: u32) -> Result<u32, Failure> {
+        let ptr = self.exports.alloc.call(&mut self.store, size as i32).map_err(|e| classify(&self.store, e))?;
+        let end = (ptr as u32 as usize).checked_add(size as usize);
+        if ptr == 0 || end.is_none_or(|end| end > self.exports.memory.data_size(&self.store)) {
+            return Err(Failure::MemoryLimit(
+                format!("plugin_alloc could not provide {size} bytes for frame buffers").into(),
+            ));
+        }
+        Ok(ptr as u32)
+    }
+
+    fn check_status(&mut self, status: wasmtime::Result<i32>) -> Result<(), Failure> {
+        match status {
+            Ok(s) if s == Status::Ok as i32 => Ok(()),
+            Ok(_) => {
+                let ptr = self.exports.last_error.call(&mut self.store, ()).map_err(|e| classify(&self.store, e))?;
+                let message =
+                    self.c_string(ptr, abi::MAX_MESSAGE_BYTES).map(|b| String::from_utf8_lossy(&b).into_owned());
+                Err(Failure::Plugin(
+                    message.unwrap_or_else(|| "the plugin reported an error without a message".into()).into(),
+                ))
+            }
+            Err(e) => Err(classify(&self.store, e)),
+        }
+    }
+
+    /// Reads a NUL-terminated string of at most `max` bytes at `ptr`.
+    fn c_string(&self, ptr: i32, max: usize) -> Option<Vec<u8>> {
+        self.memory().c_string(ptr as u32 as usize, max)
+    }
+
+    fn memory(&self) -> GuestMemory {
+        GuestMemory::of(self.exports.memory, &self.store)
+    }
+
+    /// Processes one frame whose descriptor is `input` (`data` relative to its buffer) and
+    /// returns the validated output descriptor (`data` relative to the output buffer).
+    pub fn process(
+        &mut self,
+        input: &FrameDesc,
+        deadline_ticks: u64,
+        mut io: FrameIo<'_>,
+    ) -> Result<FrameDesc, Failure> {
+        let in_len = input.byte_len();
+        if input.validate().is_err() || input.data as u64 + in_len > self.capacity as u64 {
+            return Err(Failure::Protocol("the host sent an invalid input descriptor".into()));
+        }
+        let (in_buf, out_buf) = match (&self.buffers, &io) {
+            (Buffers::Window { base, len }, FrameIo::InPlace { input, output }) => {
+                if input.max(output).saturating_add(self.capacity) > *len {
+                    return Err(Failure::Protocol("a slot buffer lies outside the frame window".into()));
+                }
+                (base + input, base + output)
+            }
+            (Buffers::Heap { input, output }, FrameIo::Copy { .. }) => (*input, *output),
+            _ => return Err(Failure::Protocol("frame transport does not match the instance's buffers".into())),
+        };
+        let mut in_desc = FrameDesc { data: in_buf + input.data, capacity: self.capacity - input.data, ..*input };
+        let out_desc = FrameDesc { data: out_buf, capacity: self.capacity, ..*input };
+        let descs = self.descs as usize;
+        let memory = self.memory();
+        let misplaced = || Failure::Protocol("a frame buffer lies outside the plugin's memory".into());
+        if let Snapshot::At(private) = self.snapshot {
+            memory.copy_within(in_desc.data as usize, private as usize, in_len as usize).ok_or_else(misplaced)?;
+            in_desc = FrameDesc { data: private, capacity: self.capacity, ..in_desc };
+        }
+        if let FrameIo::Copy { input, .. } = &io {
+            memory.write(in_desc.data as usize, &input[..in_len as usize]).ok_or_else(misplaced)?;
+        }
+        memory.write(descs, &in_desc.to_bytes()).ok_or_else(misplaced)?;
+        memory.write(descs + FRAME_DESC_SIZE, &out_desc.to_bytes()).ok_or_else(misplaced)?;
+        self.store.set_epoch_deadline(deadline_ticks);
+        let status = self.exports.process.call(&mut self.store, (descs as i32, (descs + FRAME_DESC_SIZE) as i32));
+        self.check_status(status)?;
+        // The call may have grown the memory: look again.
+        let memory = self.memory();
+        let bytes = memory.read(descs + FRAME_DESC_SIZE, FRAME_DESC_SIZE).ok_or_else(misplaced)?;
+        let out = FrameDesc::from_bytes(bytes.as_slice().try_into().map_err(|_| misplaced())?);
+        if out.data != out_buf || out.capacity != self.capacity {
+            return Err(Failure::Plugin("the plugin moved its output buffer".into()));
+        }
+        out.validate()
+            .map_err(|why| Failure::Plugin(format!("the plugin's output descriptor is invalid: {why}").into()))?;
+        if let FrameIo::Copy { output, .. } = &mut io {
+            memory.read_into(out_buf as usize, out.byte_len() as usize, output).ok_or_else(misplaced)?;
+        }
+        Ok(FrameDesc { data: 0, timestamp_us: input.timestamp_us, ..out })
+    }
+}
