@@ -38,6 +38,9 @@ pub const EXPORT_ALLOC: &str = "plugin_alloc";
 pub const EXPORT_INIT: &str = "plugin_init";
 pub const EXPORT_PROCESS: &str = "plugin_process";
 pub const EXPORT_LAST_ERROR: &str = "plugin_last_error";
+/// Every function a plugin exports (the memory aside): `export_plugin!` exports exactly these.
+pub const EXPORTS: [&str; 6] =
+    [EXPORT_ABI_VERSION, EXPORT_DESCRIBE, EXPORT_ALLOC, EXPORT_INIT, EXPORT_PROCESS, EXPORT_LAST_ERROR];
 
 pub const IMPORT_MODULE: &str = "plugin_host";
 pub const IMPORT_LOG: &str = "log";
@@ -54,6 +57,10 @@ pub enum Status {
     Ok = 0,
     /// The plugin reports an error; `plugin_last_error` says which.
     Error = 1,
+}
+
+impl Status {
+    pub const ALL: [Status; 2] = [Status::Ok, Status::Error];
 }
 
 /// Log levels for the `log` import.
@@ -208,6 +215,10 @@ pub enum ParamTag {
     Bool = 3,
     /// Strings and enum choices.
     Str = 4,
+}
+
+impl ParamTag {
+    pub const ALL: [ParamTag; 4] = [ParamTag::Int, ParamTag::Float, ParamTag::Bool, ParamTag::Str];
 }
 
 /// A parameter value as it crosses the ABI.

@@ -145,6 +145,14 @@ macro_rules! export_plugin {
             #[cfg(target_arch = "wasm32")]
             static STATE: $crate::runtime::State<$plugin> = $crate::runtime::State::new();
 
+            // Natively too: the type is a Plugin, and every ABI export below is made (6 of them).
+            const _: fn() = || {
+                fn is_a_plugin<P: $crate::Plugin>() {}
+                is_a_plugin::<$plugin>();
+            };
+            const _: () =
+                assert!($crate::abi::EXPORTS.len() == 6, "export_plugin! must export every abi::EXPORTS entry");
+
             $crate::__export!(plugin_abi_version = EXPORT_ABI_VERSION, fn() -> i32 {
                 $crate::abi::ABI_VERSION as i32
             });
@@ -189,10 +197,24 @@ macro_rules! __export {
             $crate::same_str(stringify!($name), $crate::abi::$abi),
             concat!("export_plugin!: `", stringify!($name), "` is not abi::", stringify!($abi))
         );
+        const _: () = assert!($crate::in_exports($crate::abi::$abi), "an export missing from abi::EXPORTS");
         #[cfg(target_arch = "wasm32")]
         #[unsafe(no_mangle)]
         extern "C" fn $name($($arg: $ty),*) -> i32 $body
     };
+}
+
+/// Whether `name` is one of [`abi::EXPORTS`], in a `const` context (for [`export_plugin!`]).
+#[doc(hidden)]
+pub const fn in_exports(name: &str) -> bool {
+    let mut i = 0;
+    while i < abi::EXPORTS.len() {
+        if same_str(abi::EXPORTS[i], name) {
+            return true;
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Whether two strings are equal, in a `const` context (for [`export_plugin!`]'s checks).

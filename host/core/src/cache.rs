@@ -51,7 +51,7 @@ pub fn key(module: &[u8]) -> String {
     let digest = Sha256::digest(module);
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     // The compatibility hash covers wasmtime's version, target and compilation settings.
-    format!("{hex}-{:016x}", crate::ipc::artifact::compatibility_hash())
+    format!("{hex}-{:016x}", crate::artifact::compatibility_hash())
 }
 
 /// Statistics of one process's cache use.

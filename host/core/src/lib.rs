@@ -26,13 +26,15 @@
 //!   ├─ cache → compile   compiled modules; compiling in a sandboxed runner
 //!   └─ probe             a runner started only to report its sandbox
 //! runner             the plugin process itself (wasmtime)
-//! ipc                protocol, region layout, hand-off: what both sides agree on
+//! ipc, artifact      protocol, region layout, hand-off; compiled-module settings: what both
+//!                    sides agree on (only `artifact` and `runner` use wasmtime)
 //! sys                memfd, futex, spawning, signals, the OS sandbox
 //! text, schema       plain data: printable plugin text, plugin descriptions
 //! ```
 
 #![deny(unsafe_code)]
 
+pub mod artifact;
 pub mod cache;
 pub mod compile;
 pub mod ipc;

@@ -74,6 +74,8 @@ impl Channel {
     /// Spawns the runner with its pipes and region and starts reading its messages.
     pub(super) fn open(launch: Launch<'_>) -> io::Result<Self> {
         let (to_runner_read, to_runner_write) = pipe()?;
+        // Our end only, and before the spawn, so that no failure leaves a child behind.
+        set_nonblocking(&to_runner_write)?;
         let (from_runner_read, from_runner_write) = pipe()?;
         let region_fd: OwnedFd = launch.region.file().try_clone()?.into();
         let mut args = vec![RUNNER_ARG.into()];
@@ -97,7 +99,6 @@ impl Channel {
             Arc::clone(&closed_because),
         );
         let control = File::from(to_runner_write);
-        set_nonblocking(&control)?;
         Ok(Self {
             child: Some(child),
             control,
@@ -150,7 +151,7 @@ impl Channel {
     }
 
     /// Waits up to a second for the process to exit by itself (after a Shutdown); kills it
-    /// after that. `Ok(None)`: it exited cleanly.
+    /// after that. `Ok`: it exited cleanly.
     pub(super) fn wait_exit(&mut self) -> Result<(), ErrorKind> {
         let deadline = Instant::now() + Duration::from_secs(1);
         while let Some(child) = self.child.as_mut() {
@@ -307,7 +308,7 @@ fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok((read, write))
 }
 
-fn set_nonblocking(file: &File) -> io::Result<()> {
+fn set_nonblocking(file: &impl AsFd) -> io::Result<()> {
     use nix::fcntl::{FcntlArg, OFlag, fcntl};
     let flags = OFlag::from_bits_truncate(fcntl(file.as_fd(), FcntlArg::F_GETFL)?);
     fcntl(file.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;

@@ -69,7 +69,8 @@ pub enum ErrorKind {
     Sandbox(#[from] SandboxShortfall),
 }
 
-/// What a plugin process did against the protocol. The process is killed for each.
+/// What a plugin process did against the protocol. The process is killed for each (at once, or
+/// when the handle drops it).
 #[derive(Debug, thiserror::Error)]
 pub enum Violation {
     #[error("{0}")]
@@ -161,8 +162,16 @@ impl ErrorKind {
             | ErrorKind::Died { frame: None, .. }
             | ErrorKind::Protocol(_)
             | ErrorKind::NoAnswer(_)
-            | ErrorKind::Sandbox(_) => StartFailure::BadPlugin,
-            _ => StartFailure::Host,
+            | ErrorKind::Sandbox(_)
+            | ErrorKind::Died { frame: Some(_), .. }
+            | ErrorKind::Frame { .. }
+            | ErrorKind::Deadline { .. }
+            | ErrorKind::TooLarge { .. }
+            | ErrorKind::Format { .. }
+            | ErrorKind::BadFrame(_) => StartFailure::BadPlugin,
+            ErrorKind::Spawn(_) | ErrorKind::Region(_) | ErrorKind::NotRunning | ErrorKind::Misuse(_) => {
+                StartFailure::Host
+            }
         }
     }
 }

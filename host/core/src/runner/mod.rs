@@ -23,7 +23,7 @@ use wasm::{FrameIo, LogSink, PluginModule};
 /// The answer to [`ToRunner::Compile`]: the module compiled for the runners' engine, or why it
 /// cannot be. Untrusted bytes: only ever called inside a sandboxed runner, under its memory limit.
 pub fn compile(module: Vec<u8>) -> ToHost {
-    let compiled = crate::ipc::artifact::compiling_engine()
+    let compiled = crate::artifact::compiling_engine()
         .and_then(|engine| engine.precompile_module(&module).map_err(|e| format!("{e:#}")));
     match compiled {
         Ok(artifact) => ToHost::Compiled { artifact },

@@ -37,7 +37,7 @@ impl ResourceLimiter for StoreData {
 /// The engine a runner uses; with a window, linear memories map the shared region's buffers
 /// (zero-copy frames).
 pub fn engine(window: Option<Arc<Window>>) -> wasmtime::Result<Engine> {
-    let mut config = crate::ipc::artifact::engine_config();
+    let mut config = crate::artifact::engine_config();
     if let Some(window) = window {
         config.with_host_memory(Arc::new(WindowCreator(window)));
     }

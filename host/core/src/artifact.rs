@@ -1,4 +1,5 @@
-//! The compiled form of a module, as host and runners agree on it: the wasmtime settings every
+//! The compiled form of a module, as host and runners agree on it (kept apart from `ipc`, which
+//! has no wasmtime in it): the wasmtime settings every
 //! engine shares, so that an artifact compiled by one runner (the sandboxed compiler) deserialises
 //! in another, and the host can key its cache by them without ever loading an artifact itself.
 
