@@ -24,7 +24,7 @@ pub fn host_bin() -> PathBuf {
         Some(path) => PathBuf::from(path),
         None => built(
             std::env::var_os("PLUGIN_HOST_BIN").map(PathBuf::from).unwrap_or_default(),
-            "set PLUGIN_HOST_BIN to a plugin-host binary (`cargo build -p plugin-host-cli`)",
+            "set PLUGIN_HOST_BIN to a plugin-host binary (`cargo xtask build` makes target/release/plugin-host)",
         ),
     }
 }

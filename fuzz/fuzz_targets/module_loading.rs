@@ -1,6 +1,6 @@
 //! Any bytes as a plugin module, loaded as `inspect` loads one: a description or one clear
-//! sentence, never a panic or a hang. Needs the built runner (`cargo xtask build`), found
-//! through `PLUGIN_HOST_BIN` as in the tests.
+//! sentence, never a panic or a hang. Needs the plugins and a runner: `cargo xtask build`, then
+//! `PLUGIN_HOST_BIN=target/release/plugin-host cargo +nightly fuzz run module_loading`.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;

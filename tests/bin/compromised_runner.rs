@@ -1,6 +1,6 @@
 //! A runner whose wasm sandbox has been "escaped": it applies the same OS sandbox as the real
 //! runner (through the library, with the policy the host passed), then runs native attack code
-//! instead of a plugin. For tests/sandbox.rs.
+//! instead of a plugin. For tests/api/sandbox.rs.
 //!
 //! Its mode is the suffix of the name it is started under (`compromised-runner-MODE`, via a
 //! symlink), because the host starts runners with an empty environment and fixed arguments.

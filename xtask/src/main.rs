@@ -16,26 +16,33 @@ fn main() -> Result<()> {
     check_null_device()?;
     match args.first().map(String::as_str) {
         Some("build") => {
-            build_plugins_all(&root)?;
+            let debuginfo = match args.get(1).map(String::as_str) {
+                None => false,
+                Some("--plugin-debuginfo") => true,
+                Some(other) => bail!("cargo xtask build: unknown option {other} (the one option: --plugin-debuginfo)"),
+            };
+            build_plugins_all(&root, debuginfo)?;
             build_release(&root, "plugin-host-cli")
         }
         Some("test") => {
             layers::check(&root, false)?;
-            build_plugins_all(&root)?;
+            build_plugins_all(&root, false)?;
             test(&root, &args[1..])
         }
         Some("demo") => {
-            build_plugins_all(&root)?;
+            build_plugins_all(&root, false)?;
             build_release(&root, "plugin-host-cli")?;
             demo(&root)
         }
         Some("bench") => {
-            build_plugins_all(&root)?;
+            build_plugins_all(&root, false)?;
             build_release(&root, "plugin-host-bench")?;
             run(Command::new(root.join("target/release/plugin-host-bench")).args(&args[1..]).current_dir(&root))
         }
         Some("layers") => layers::check(&root, true),
-        _ => bail!("usage: cargo xtask build | test [cargo test args] | demo | bench [args] | layers"),
+        _ => bail!(
+            "usage: cargo xtask build [--plugin-debuginfo] | test [cargo test args] | demo | bench [args] | layers"
+        ),
     }
 }
 
@@ -100,13 +107,17 @@ fn crates_in(dir: &Path) -> Result<Vec<String>> {
 }
 
 /// Builds the wasm crates in `source` and copies each module to `dest/<name>.wasm`.
-fn build_plugins(root: &Path, source: &str, dest: &str) -> Result<()> {
+fn build_plugins(root: &Path, source: &str, dest: &str, debuginfo: bool) -> Result<()> {
     let names = crates_in(&root.join(source))?;
     if names.is_empty() {
         return Ok(());
     }
     let mut command = cargo();
     command.current_dir(root).args(["build", "--release", "--target", WASM_TARGET]);
+    if debuginfo {
+        // Replaces .cargo/config.toml's flags for wasm32: the same, without strip=debuginfo.
+        command.env("CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_RUSTFLAGS", "-C target-feature=+simd128");
+    }
     for name in &names {
         command.args(["-p", name]);
     }
@@ -126,10 +137,10 @@ fn build_plugins(root: &Path, source: &str, dest: &str) -> Result<()> {
 
 /// The example plugins, the test plugins and the C plugins: what the tests, the demo and the
 /// benchmark load. The tests build the host themselves (cargo builds their binaries).
-fn build_plugins_all(root: &Path) -> Result<()> {
+fn build_plugins_all(root: &Path, debuginfo: bool) -> Result<()> {
     ensure_wasm_target()?;
-    build_plugins(root, "plugins", "target/plugins")?;
-    build_plugins(root, "tests/plugins", "target/test-plugins")?;
+    build_plugins(root, "plugins", "target/plugins", debuginfo)?;
+    build_plugins(root, "tests/plugins", "target/test-plugins", debuginfo)?;
     build_c_plugins(root)
 }
 

@@ -47,4 +47,7 @@ pub mod schema;
 pub mod sys;
 pub mod text;
 
-pub use process::{ErrorKind, Limits, PluginError, PluginProcess, PluginSpec, RunnerStats, Ticket};
+pub use process::{
+    ErrorKind, Limits, Misuse, NoAnswer, PluginError, PluginProcess, PluginSpec, RunnerStats, SandboxShortfall,
+    StartFailure, Ticket, Violation,
+};

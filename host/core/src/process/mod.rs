@@ -5,6 +5,8 @@
 //! use plugin_host::{PluginProcess, PluginSpec};
 //! use plugin_sdk::{OwnedFrame, PixelFormat};
 //!
+//! // This executable is the runner of its plugin processes (or set `PluginSpec::runner`).
+//! plugin_host::runner::run_if_requested();
 //! let mut plugin = PluginProcess::spawn(PluginSpec::new("neg", "target/plugins/invert.wasm", 1920 * 1080 * 4))?;
 //! let frame = OwnedFrame::new(1920, 1080, PixelFormat::Rgba8);
 //! let inverted = plugin.process(&frame)?;
