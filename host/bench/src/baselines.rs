@@ -26,12 +26,44 @@ pub(crate) fn pipe_round_trip(plan: &Plan) -> anyhow::Result<Latency> {
     result
 }
 
+/// `bytes` there and back between two threads over two plain pipes (1 MiB buffers, as the
+/// control pipes): written from one buffer, read into another, no framing. What the pipe
+/// transport's round trip of a frame that size is compared with.
+pub(crate) fn pipe_bytes_round_trip(plan: &Plan, bytes: usize) -> anyhow::Result<Latency> {
+    use std::os::fd::AsFd;
+    let (mut there_read, mut there_write) = std::io::pipe()?;
+    let (mut back_read, mut back_write) = std::io::pipe()?;
+    for pipe in [there_write.as_fd(), back_write.as_fd()] {
+        let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+    }
+    let echo = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut buffer = vec![0u8; bytes];
+        loop {
+            match there_read.read_exact(&mut buffer) {
+                Ok(()) => back_write.write_all(&buffer)?,
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+    });
+    let source = vec![7u8; bytes];
+    let mut back = vec![0u8; bytes];
+    let result = sample(plan, || {
+        there_write.write_all(black_box(&source))?;
+        back_read.read_exact(&mut back)?;
+        Ok(())
+    });
+    drop(there_write);
+    echo.join().map_err(|_| anyhow::anyhow!("the echo thread panicked"))??;
+    result
+}
+
 /// Plain futex wait/wake between two threads on one word, no spinning.
 pub(crate) fn futex_round_trip(plan: &Plan) -> Latency {
-    pub(crate) const IDLE: u32 = 0;
-    pub(crate) const REQUEST: u32 = 1;
-    pub(crate) const REPLY: u32 = 2;
-    pub(crate) const STOP: u32 = 3;
+    const IDLE: u32 = 0;
+    const REQUEST: u32 = 1;
+    const REPLY: u32 = 2;
+    const STOP: u32 = 3;
     let word = Arc::new(AtomicU32::new(IDLE));
     let peer = Arc::clone(&word);
     let echo = std::thread::spawn(move || {

@@ -94,8 +94,10 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
              shm-copying-api rows use submit(&Frame)/receive(&mut OwnedFrame), which copy the frame into the \
              slot and the result out (two memcpy per frame), for callers that hold their frames elsewhere."
                 .into(),
-            "pipe: each frame travels as one postcard message each way over the control pipes (encoded, written \
-             through a 1 MiB pipe buffer, read and decoded by the other side)."
+            "pipe: each frame travels over the control pipes as a small postcard header and its raw bytes, each way: \
+             written with writev from where the frame lies, read straight into the plugin's memory and back into \
+             the slot's buffer (1 MiB pipe buffers); the raw-pipe ratio compares it with plain pipes between two \
+             threads moving the same bytes."
                 .into(),
             "invert frames/s keeps every slot in flight (the host copies frame n+1 in while the plugin works on \
              frame n); native invert is the same byte loop compiled natively, one frame at a time, one thread."

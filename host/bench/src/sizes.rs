@@ -212,6 +212,7 @@ pub(crate) fn measure_size(
     }
     let pipe_fps = throughput(&mut plugin, &input, &mut output, plan, slots)?;
     plugin.shutdown()?;
+    let raw_pipe = pipe_bytes_round_trip(plan, bytes)?;
 
     Ok(SizeResult {
         width,
@@ -233,7 +234,7 @@ pub(crate) fn measure_size(
             invert_frames_per_s: shm_fps,
             invert_in_place_frames_per_s,
         },
-        pipe: PipeDetail { round_trip: pipe_trip, invert_frames_per_s: pipe_fps },
+        pipe: PipeDetail { round_trip: pipe_trip, raw_round_trip: raw_pipe, invert_frames_per_s: pipe_fps },
     })
 }
 

@@ -12,9 +12,10 @@ pub const MAGIC: [u8; 8] = *b"PLGHOST\x01";
 /// 2: frames by lane (`Load` names the chain stage); 3: the runner reports its sandbox
 /// ([`ToHost::Sandboxed`]) before it is sent the module; 4: `Stats` counts the runner's page
 /// faults; 5: untrusted modules are compiled in a sandboxed runner ([`ToRunner::Compile`]),
-/// never in the host.
-pub const PROTOCOL_VERSION: u32 = 5;
-pub const MIN_PROTOCOL_VERSION: u32 = 5;
+/// never in the host; 6: on the pipe transport a frame's bytes follow its message raw
+/// ([`write_message_with_bytes`]), written from and read into their buffers directly.
+pub const PROTOCOL_VERSION: u32 = 6;
+pub const MIN_PROTOCOL_VERSION: u32 = 6;
 
 /// The first argument that puts a binary in runner mode (see `runner::run_if_requested`); the
 /// runner then finds its channel and region on descriptors 3, 4 and 5 (`sys::process`).
@@ -74,13 +75,9 @@ pub enum ToRunner {
         #[serde(with = "serde_bytes")]
         module: Vec<u8>,
     },
-    /// Pipe transport: one frame; `desc` is a `FrameDesc` with `data` 0.
-    Frame {
-        frame: u64,
-        desc: [u8; FRAME_DESC_SIZE],
-        #[serde(with = "serde_bytes")]
-        pixels: Vec<u8>,
-    },
+    /// Pipe transport: one frame, in `slot`; `desc` is a `FrameDesc` with `data` 0. Its `len`
+    /// bytes follow the message on the pipe, raw.
+    Frame { frame: u64, slot: u32, desc: [u8; FRAME_DESC_SIZE], len: u64 },
     /// Create the plugin instance with ABI-encoded parameters; answered by [`ToHost::Ready`].
     Init { params: Vec<u8> },
     /// Report [`ToHost::Stats`].
@@ -96,13 +93,9 @@ pub enum ToHost {
     Loaded { description: String },
     /// The instance is created; frames may flow.
     Ready,
-    /// Pipe transport: the processed frame.
-    FrameDone {
-        frame: u64,
-        desc: [u8; FRAME_DESC_SIZE],
-        #[serde(with = "serde_bytes")]
-        pixels: Vec<u8>,
-    },
+    /// Pipe transport: the processed frame of `slot`; its `len` bytes follow the message on the
+    /// pipe, raw (the host reads them straight into the slot's output buffer).
+    FrameDone { frame: u64, slot: u32, desc: [u8; FRAME_DESC_SIZE], len: u64 },
     /// The answer to [`ToRunner::Compile`]: the compiled module. Native code made from an
     /// untrusted module by a sandboxed process: the host only stores it (authenticated) and
     /// hands it to runners with the same sandbox; it never loads it itself.
@@ -251,15 +244,41 @@ fn closed_or_io(err: io::Error) -> ProtocolError {
     }
 }
 
-/// Writes one framed message.
-pub fn write_message<T: Serialize>(writer: &mut impl Write, message: &T) -> Result<(), ProtocolError> {
+/// One message, encoded and framed (its length first), ready to write.
+pub fn framed<T: Serialize>(message: &T) -> Result<Vec<u8>, ProtocolError> {
     let payload = postcard::to_stdvec(message)?;
     let len = u32::try_from(payload.len())
         .map_err(|_| ProtocolError::TooLarge { len: payload.len(), max: u32::MAX as usize })?;
     let mut framed = Vec::with_capacity(payload.len() + 4);
     framed.extend_from_slice(&len.to_le_bytes());
     framed.extend_from_slice(&payload);
-    writer.write_all(&framed).map_err(closed_or_io)?;
+    Ok(framed)
+}
+
+/// Writes one framed message.
+pub fn write_message<T: Serialize>(writer: &mut impl Write, message: &T) -> Result<(), ProtocolError> {
+    writer.write_all(&framed(message)?).map_err(closed_or_io)?;
+    writer.flush().map_err(closed_or_io)
+}
+
+/// Writes one framed message followed by `bytes`, raw, gathered into as few `writev` calls as
+/// the pipe takes: the bytes are written from where they are, never copied into a message.
+pub fn write_message_with_bytes<T: Serialize>(
+    writer: &mut impl Write,
+    message: &T,
+    bytes: &[u8],
+) -> Result<(), ProtocolError> {
+    let header = framed(message)?;
+    let mut slices = [io::IoSlice::new(&header), io::IoSlice::new(bytes)];
+    let mut slices = &mut slices[..];
+    while !slices.is_empty() {
+        match writer.write_vectored(slices) {
+            Ok(0) => return Err(ProtocolError::Closed),
+            Ok(n) => io::IoSlice::advance_slices(&mut slices, n),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(closed_or_io(e)),
+        }
+    }
     writer.flush().map_err(closed_or_io)
 }
 
@@ -282,11 +301,13 @@ pub fn read_message<T: for<'de> Deserialize<'de>>(reader: &mut impl Read, max: u
 /// The host's reader of a runner's control channel: the 16-byte handshake, then messages, each
 /// handed to `on_message`, until the channel ends, breaks the protocol or `on_message` refuses
 /// one. Returns why it ended; the first violation ends it (the caller then closes the channel).
-pub fn read_control_channel(
-    reader: &mut impl Read,
+/// `on_message` gets the reader too, to take the raw bytes that follow a
+/// [`ToHost::FrameDone`].
+pub fn read_control_channel<R: Read>(
+    reader: &mut R,
     max_message: usize,
     mut on_hello: impl FnMut([u8; 16]),
-    mut on_message: impl FnMut(ToHost) -> Result<(), String>,
+    mut on_message: impl FnMut(ToHost, &mut R) -> Result<(), String>,
 ) -> String {
     let mut hello = [0u8; 16];
     if let Err(e) = reader.read_exact(&mut hello) {
@@ -296,7 +317,7 @@ pub fn read_control_channel(
     loop {
         match read_message::<ToHost>(reader, max_message) {
             Ok(message) => {
-                if let Err(why) = on_message(message) {
+                if let Err(why) = on_message(message, reader) {
                     return why;
                 }
             }

@@ -440,6 +440,80 @@ impl Region {
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
     }
 
+    /// Host, pipe transport: reads `len` bytes from the control pipe into the start of a slot's
+    /// buffer: first what `reader` has buffered, then straight from its descriptor into the
+    /// mapping, with no copy in between. Nothing outside the slot's buffer can be written: `len`
+    /// is checked against the slot's capacity first.
+    pub fn fill_from_pipe(
+        &self,
+        slot: u32,
+        which: Buffer,
+        len: usize,
+        reader: &mut std::io::BufReader<File>,
+    ) -> std::io::Result<()> {
+        use std::io::BufRead;
+        use std::os::fd::AsRawFd;
+        if slot >= self.shared.slot_count || len as u64 > self.shared.slot_capacity {
+            return Err(std::io::Error::other(format!("{len} bytes for slot {slot} do not fit it")));
+        }
+        let dst = self.buffer_ptr(slot, which, 0, len);
+        let buffered = reader.buffer();
+        let first = buffered.len().min(len);
+        // SAFETY: `dst` is valid for `len` bytes (buffer_ptr, checked above) and `first <= len`;
+        // the reader's buffer is our own memory, so the two do not overlap.
+        unsafe { std::ptr::copy_nonoverlapping(buffered.as_ptr(), dst, first) };
+        reader.consume(first);
+        let fd = reader.get_ref().as_raw_fd();
+        let mut done = first;
+        while done < len {
+            // SAFETY: the kernel writes at most `len - done` bytes at `dst + done`, which lies
+            // within the slot buffer; no Rust reference to the mapping exists meanwhile.
+            let n = unsafe { libc::read(fd, dst.add(done).cast(), len - done) };
+            match n {
+                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                n if n > 0 => done += n as usize,
+                _ => {
+                    let error = std::io::Error::last_os_error();
+                    if error.kind() != std::io::ErrorKind::Interrupted {
+                        return Err(error);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Host, pipe transport: one `writev` of what is left of `header` and of the first `len`
+    /// bytes of a lane's buffer, `sent` bytes of the two already written; returns how many it
+    /// wrote. The bytes go from the mapping to the pipe with no copy in user space.
+    pub fn write_lane_to_pipe(
+        &self,
+        lane: &Lane,
+        which: Buffer,
+        len: usize,
+        header: &[u8],
+        sent: usize,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        self.check_lane(lane);
+        let src = self.buffer_ptr(lane.slot, which, 0, len);
+        let from_header = sent.min(header.len());
+        let from_pixels = (sent - from_header).min(len);
+        let iov = [
+            libc::iovec {
+                iov_base: header[from_header..].as_ptr() as *mut libc::c_void,
+                iov_len: header.len() - from_header,
+            },
+            // SAFETY: `src` is valid for `len` bytes (buffer_ptr) and `from_pixels <= len`.
+            libc::iovec { iov_base: unsafe { src.add(from_pixels) }.cast(), iov_len: len - from_pixels },
+        ];
+        // SAFETY: both vectors describe readable memory for their lengths (our header, the slot
+        // buffer); the kernel only reads them.
+        let n = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), iov.len() as i32) };
+        if n < 0 { Err(std::io::Error::last_os_error()) } else { Ok(n as usize) }
+    }
+
     /// Host: copies a lane's input buffer into its output buffer (the failure path's one copy,
     /// when a frame passes a stage unchanged).
     pub fn copy_input_to_output(&self, lane: &mut Lane, len: usize) {

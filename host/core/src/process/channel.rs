@@ -6,7 +6,7 @@ use super::error::{ErrorKind, NoAnswer, Violation};
 use super::logs::LogLimiter;
 use crate::ipc::handoff::{self, Futex};
 use crate::ipc::protocol::{self, RUNNER_ARG, ToHost, ToRunner};
-use crate::ipc::region::Region;
+use crate::ipc::region::{Buffer, Lane, Region};
 use crate::sys::process::{SpawnRequest, spawn};
 use std::collections::VecDeque;
 use std::ffi::OsString;
@@ -264,6 +264,37 @@ impl Channel {
         }
     }
 
+    /// Pipe transport: a frame's message and then its bytes, raw, from where they are (the
+    /// caller's frame or a lane's buffer), never copied into a message.
+    pub(super) fn send_frame(
+        &mut self,
+        message: &ToRunner,
+        pixels: FrameBytes<'_>,
+        deadline: Instant,
+    ) -> Result<(), ErrorKind> {
+        let header = protocol::framed(message).map_err(Violation::Encode)?;
+        let total = header.len() + pixels.len();
+        let mut sent = 0;
+        while sent < total {
+            let written = match pixels {
+                FrameBytes::Slice(bytes) => {
+                    let from_header = sent.min(header.len());
+                    let from_bytes = sent - from_header;
+                    let slices = [io::IoSlice::new(&header[from_header..]), io::IoSlice::new(&bytes[from_bytes..])];
+                    self.control.write_vectored(&slices)
+                }
+                FrameBytes::Lane { region, lane, len } => {
+                    region.write_lane_to_pipe(lane, Buffer::Input, len, &header, sent, self.control.as_fd())
+                }
+            };
+            match written {
+                Ok(n) => sent += n,
+                Err(e) => self.wait_writable(e, deadline)?,
+            }
+        }
+        Ok(())
+    }
+
     pub(super) fn send_message(&mut self, message: &ToRunner, deadline: Instant) -> Result<(), ErrorKind> {
         let mut framed = Vec::new();
         protocol::write_message(&mut framed, message).map_err(Violation::Encode)?;
@@ -272,32 +303,60 @@ impl Channel {
 
     /// Writes to the control pipe without ever blocking past `deadline`.
     pub(super) fn send(&mut self, mut bytes: &[u8], deadline: Instant) -> Result<(), ErrorKind> {
-        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
         while !bytes.is_empty() {
             match self.control.write(bytes) {
                 Ok(n) => bytes = &bytes[n..],
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        self.kill();
-                        return Err(NoAnswer::StoppedReading.into());
-                    }
-                    let timeout = PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32)
-                        .unwrap_or(PollTimeout::MAX);
-                    let mut fds = [PollFd::new(self.control.as_fd(), PollFlags::POLLOUT)];
-                    let _ = poll(&mut fds, timeout);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Err(self.died(None)),
+                Err(e) => self.wait_writable(e, deadline)?,
             }
         }
         Ok(())
+    }
+
+    /// After a failed write to the control pipe: waits until it takes more (a full pipe), or
+    /// says why it never will (deadline passed: killed; pipe broken: the process died).
+    fn wait_writable(&mut self, error: io::Error, deadline: Instant) -> Result<(), ErrorKind> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        match error.kind() {
+            io::ErrorKind::WouldBlock => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    self.kill();
+                    return Err(NoAnswer::StoppedReading.into());
+                }
+                let timeout =
+                    PollTimeout::try_from(left.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
+                let mut fds = [PollFd::new(self.control.as_fd(), PollFlags::POLLOUT)];
+                let _ = poll(&mut fds, timeout);
+                Ok(())
+            }
+            io::ErrorKind::Interrupted => Ok(()),
+            _ => Err(self.died(None)),
+        }
     }
 }
 
 impl Drop for Channel {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// Where a frame's bytes are sent from, on the pipe transport.
+#[derive(Clone, Copy)]
+pub(super) enum FrameBytes<'a> {
+    /// The caller's own frame.
+    Slice(&'a [u8]),
+    /// The first `len` bytes of a lane's input buffer in the region (peer-writable memory: never
+    /// a Rust reference, the kernel reads it).
+    Lane { region: &'a Region, lane: &'a Lane, len: usize },
+}
+
+impl FrameBytes<'_> {
+    pub(super) fn len(&self) -> usize {
+        match self {
+            FrameBytes::Slice(bytes) => bytes.len(),
+            FrameBytes::Lane { len, .. } => *len,
+        }
     }
 }
 
@@ -335,10 +394,19 @@ fn start_reader(
             |hello| {
                 let _ = events.sender.send(Event::Hello(hello));
             },
-            |message| match message {
+            |message, reader| match message {
                 ToHost::Log { level, message } => {
                     logs.forward(&name, level, &message);
                     Ok(())
+                }
+                // Pipe transport: the frame's bytes follow, straight into the slot's output
+                // buffer (which this plugin may write anyway); the handle checks the rest.
+                ToHost::FrameDone { slot, len, .. } => {
+                    let len = usize::try_from(len).map_err(|_| format!("a frame of {len} bytes"))?;
+                    region
+                        .fill_from_pipe(slot, Buffer::Output, len, reader)
+                        .map_err(|e| format!("its frame's bytes could not be read: {e}"))?;
+                    events.queue(message)
                 }
                 message => events.queue(message),
             },
@@ -386,12 +454,11 @@ fn event_queue(budget: usize) -> (EventSender, EventQueue) {
 /// Bytes a queued message holds (its variable parts, and a little for the rest).
 fn weight(message: &ToHost) -> usize {
     64 + match message {
-        ToHost::FrameDone { pixels, .. } => pixels.len(),
         ToHost::Loaded { description } => description.len(),
         ToHost::Compiled { artifact } => artifact.len(),
         ToHost::Log { message, .. } => message.len(),
         ToHost::Failed { failure, .. } => failure.text_len(),
-        ToHost::Ready | ToHost::Stats { .. } | ToHost::Sandboxed { .. } => 0,
+        ToHost::Ready | ToHost::Stats { .. } | ToHost::Sandboxed { .. } | ToHost::FrameDone { .. } => 0,
     }
 }
 

@@ -3,7 +3,7 @@
 //! comes back. Shared memory and the pipe transport differ only here.
 
 use super::PluginProcess;
-use super::channel::message_kind;
+use super::channel::{FrameBytes, message_kind};
 use super::error::{ErrorKind, Misuse, PluginError, Violation};
 use super::spec::DEADLINE_GRACE;
 use crate::ipc::handoff::{self, Futex, Outcome, WaitError};
@@ -131,7 +131,7 @@ impl PluginProcess {
                 self.region.write_pixels(&mut lane, Buffer::Input, pixels);
                 self.hand_over(lane, frame, &desc, true, None)
             }
-            Transport::Pipe => self.hand_over(lane, frame, &desc, true, Some(pixels)),
+            Transport::Pipe => self.hand_over(lane, frame, &desc, true, Some(PipeSource::Caller(pixels))),
         };
         if result.is_ok() {
             self.slots.next_slot = (slot + 1) % self.slots.pool.len() as u32;
@@ -160,15 +160,11 @@ impl PluginProcess {
             Ok(bytes) => bytes as usize,
             Err(error) => return Err(Box::new((error, lane))),
         };
-        let pixels = match self.spec.transport {
+        let source = match self.spec.transport {
             Transport::SharedMemory => None,
-            Transport::Pipe => {
-                let mut pixels = Vec::new();
-                self.region.read_pixels(&lane, Buffer::Input, bytes, &mut pixels);
-                Some(pixels)
-            }
+            Transport::Pipe => Some(PipeSource::Lane(bytes)),
         };
-        self.hand_over(lane, frame, &desc, false, pixels.as_deref()).map_err(Box::new)
+        self.hand_over(lane, frame, &desc, false, source).map_err(Box::new)
     }
 
     /// Checks a frame against the plugin's formats and capacity; returns its length in bytes.
@@ -193,13 +189,13 @@ impl PluginProcess {
         frame: u64,
         desc: &FrameDesc,
         pooled: bool,
-        pipe_pixels: Option<&[u8]>,
+        pipe: Option<PipeSource<'_>>,
     ) -> Result<Ticket, (PluginError, Lane)> {
         let slot = lane.slot();
         if self.slots.in_flight[slot as usize] {
             return Err((self.error(Misuse::SlotInFlight(slot).into()), lane));
         }
-        match pipe_pixels {
+        match pipe {
             None => {
                 self.region.write_desc(slot, Buffer::Input, desc);
                 self.region.set_frame_number(slot, frame);
@@ -212,10 +208,14 @@ impl PluginProcess {
                     handoff::abandon(&Futex, self.region.state(slot));
                 }
             }
-            Some(pixels) => {
-                let message = ToRunner::Frame { frame, desc: desc.to_bytes(), pixels: pixels.to_vec() };
+            Some(source) => {
+                let bytes = match source {
+                    PipeSource::Caller(bytes) => FrameBytes::Slice(bytes),
+                    PipeSource::Lane(len) => FrameBytes::Lane { region: &self.region, lane: &lane, len },
+                };
+                let message = ToRunner::Frame { frame, slot, desc: desc.to_bytes(), len: bytes.len() as u64 };
                 let deadline = Instant::now() + self.spec.limits.deadline + DEADLINE_GRACE;
-                if let Err(kind) = self.current.channel.send_message(&message, deadline) {
+                if let Err(kind) = self.current.channel.send_frame(&message, bytes, deadline) {
                     return Err((self.error(kind), lane));
                 }
             }
@@ -231,9 +231,9 @@ impl PluginProcess {
         if !ticket.pooled {
             return Err(self.error(Misuse::LaneTicket.into()));
         }
-        let (lane, result) = self.wait(ticket, Some(output));
+        let (lane, result) = self.wait(ticket);
         self.count_snapshot(&result);
-        if let (Ok((desc, format)), Transport::SharedMemory) = (&result, self.spec.transport) {
+        if let Ok((desc, format)) = &result {
             self.region.read_pixels(&lane, Buffer::Output, desc.byte_len() as usize, &mut output.data);
             set_shape(output, desc, *format);
         }
@@ -246,7 +246,7 @@ impl PluginProcess {
     /// in the lane's output buffer (which is the next stage's input buffer), described by the
     /// returned, validated descriptor. The lane always comes back.
     pub fn receive_lane(&mut self, ticket: Ticket) -> (Lane, Result<FrameDesc, PluginError>) {
-        let (lane, result) = self.wait(ticket, None);
+        let (lane, result) = self.wait(ticket);
         self.count_snapshot(&result);
         (lane, result.map(|(desc, _)| desc))
     }
@@ -258,12 +258,8 @@ impl PluginProcess {
         }
     }
 
-    fn wait(
-        &mut self,
-        ticket: Ticket,
-        pipe_output: Option<&mut OwnedFrame>,
-    ) -> (Lane, Result<(FrameDesc, PixelFormat), PluginError>) {
-        let Ticket { owner, mut lane, frame, submitted, .. } = ticket;
+    fn wait(&mut self, ticket: Ticket) -> (Lane, Result<(FrameDesc, PixelFormat), PluginError>) {
+        let Ticket { owner, lane, frame, submitted, .. } = ticket;
         let slot = lane.slot();
         if owner != self.slots.serial || !self.slots.in_flight[slot as usize] {
             let kind = match self.current.channel.is_running() {
@@ -277,28 +273,8 @@ impl PluginProcess {
         let deadline = submitted.max(self.slots.last_done) + self.spec.limits.deadline + DEADLINE_GRACE;
         self.slots.in_flight[slot as usize] = false;
         let result = match self.spec.transport {
-            Transport::Pipe => self.receive_message(frame, deadline).and_then(|(desc, format, pixels)| {
-                match pipe_output {
-                    Some(output) => {
-                        output.data = pixels;
-                        set_shape(output, &desc, format);
-                    }
-                    None if pixels.len() as u64 > self.region.slot_capacity() => {
-                        return Err(ErrorKind::TooLarge {
-                            width: desc.width,
-                            height: desc.height,
-                            format: format.name(),
-                            bytes: pixels.len() as u64,
-                            capacity: self.region.slot_capacity(),
-                        });
-                    }
-                    None => {
-                        self.region.write_pixels(&mut lane, Buffer::Output, &pixels);
-                        self.copies += 1;
-                    }
-                }
-                Ok((desc, format))
-            }),
+            // The bytes are already in the slot's output buffer (the reader put them there).
+            Transport::Pipe => self.receive_message(frame, slot, deadline),
             Transport::SharedMemory => {
                 let result = match handoff::wait_outcome(&Futex, self.region.state(slot), deadline) {
                     Ok(Outcome::Done) => self.validate_output(slot).inspect_err(|_| self.kill()),
@@ -331,27 +307,28 @@ impl PluginProcess {
         Ok((FrameDesc { capacity: self.frame_capacity as u32, ..desc }, format))
     }
 
-    /// Pipe transport: waits for the frame's message.
+    /// Pipe transport: waits for the frame's message; its bytes are in the slot's output buffer.
     fn receive_message(
         &mut self,
         frame: u64,
+        slot: u32,
         deadline: Instant,
-    ) -> Result<(FrameDesc, PixelFormat, Vec<u8>), ErrorKind> {
+    ) -> Result<(FrameDesc, PixelFormat), ErrorKind> {
         let Some(message) = self.current.channel.frame_message(frame, deadline)? else {
             self.kill();
             return Err(ErrorKind::Deadline { frame, deadline: self.spec.limits.deadline });
         };
         match message {
-            ToHost::FrameDone { frame: done, desc, pixels } if done == frame => {
+            ToHost::FrameDone { frame: done, slot: done_slot, desc, len } if done == frame => {
                 let desc = FrameDesc::from_bytes(&desc);
                 let format = region::validate_output(&desc, self.frame_capacity)
                     .ok()
-                    .filter(|_| desc.data == 0 && pixels.len() as u64 == desc.byte_len())
+                    .filter(|_| desc.data == 0 && len == desc.byte_len() && done_slot == slot)
                     .ok_or_else(|| {
                         self.kill();
                         Violation::FrameMismatch { frame }
                     })?;
-                Ok((FrameDesc { capacity: self.frame_capacity as u32, ..desc }, format, pixels))
+                Ok((FrameDesc { capacity: self.frame_capacity as u32, ..desc }, format))
             }
             ToHost::Failed { frame: Some(f), failure } if f == frame => Err(ErrorKind::Frame { frame, failure }),
             other => {
@@ -379,6 +356,14 @@ impl PluginProcess {
 fn next_serial() -> u64 {
     static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Where a frame's bytes come from on the pipe transport.
+enum PipeSource<'a> {
+    /// The caller's frame ([`PluginProcess::submit`]).
+    Caller(&'a [u8]),
+    /// The first so many bytes of the lane's input buffer ([`PluginProcess::submit_lane`]).
+    Lane(usize),
 }
 
 /// Gives `output` the shape of a validated descriptor.

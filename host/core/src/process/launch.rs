@@ -41,7 +41,7 @@ impl Loaded {
     ) -> Result<Self, PluginError> {
         let err = |kind| PluginError { plugin: spec.name.clone(), kind };
         let frame_capacity = frame_capacity(spec).map_err(|e| err(e.into()))?;
-        if spec.transport == Transport::SharedMemory && region.slot_capacity() < frame_capacity {
+        if region.slot_capacity() < frame_capacity {
             return Err(err(RegionError::Capacity(spec.max_frame_bytes).into()));
         }
         region.restore_header();
@@ -52,12 +52,8 @@ impl Loaded {
             frame_capacity,
             spec.transport == Transport::Pipe,
         );
-        // Only the pipe transport carries frames in messages: in shared-memory mode a
-        // frame-sized message is a flood, not a frame.
-        let max_message = match spec.transport {
-            Transport::Pipe => MAX_TO_HOST_BYTES.max(frame_capacity as usize + 4096),
-            Transport::SharedMemory => MAX_TO_HOST_BYTES,
-        };
+        // A frame's bytes never travel inside a message: a frame-sized message is a flood.
+        let max_message = MAX_TO_HOST_BYTES;
         let program = spec.runner_path().map_err(|e| err(ErrorKind::Spawn(e)))?;
         let channel = Channel::open(Launch { name: &spec.name, program, args: policy.to_args(), region, max_message })
             .map_err(|e| err(ErrorKind::Spawn(e)))?;

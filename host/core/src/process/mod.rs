@@ -36,7 +36,7 @@ use crate::cache::Artifact;
 use crate::compile::{CompileError, CompileJob};
 use crate::ipc::handoff::{self, Futex};
 use crate::ipc::protocol::{ToHost, ToRunner, Transport};
-use crate::ipc::region::{self, Region};
+use crate::ipc::region::Region;
 use crate::schema::PluginDescription;
 use crate::sys::sandbox::Report as SandboxReport;
 use frames::Slots;
@@ -78,12 +78,8 @@ impl PluginProcess {
     /// [`PluginProcess::receive`], which copy them in and out.
     pub fn spawn(spec: PluginSpec) -> Result<Self, PluginError> {
         let err = |kind| PluginError { plugin: spec.name.clone(), kind };
-        // The pipe transport carries frames in messages: its region only needs its header.
-        let region_bytes = match spec.transport {
-            Transport::SharedMemory => spec.max_frame_bytes,
-            Transport::Pipe => region::PAGE_SIZE,
-        };
-        let region = Region::create(&format!("plugin-host:{}", spec.name), spec.slots, region_bytes);
+        // Either transport lands the result in the slot's output buffer.
+        let region = Region::create(&format!("plugin-host:{}", spec.name), spec.slots, spec.max_frame_bytes);
         let region = region.map_err(|e| err(e.into()))?;
         let lanes = region.take_lanes();
         let mut plugin = Self::spawn_stage(spec, &region)?;
@@ -210,8 +206,9 @@ impl PluginProcess {
         &self.current.sandbox
     }
 
-    /// Frames the host copied into a lane's output buffer for this plugin (the pipe transport's
-    /// results, and snapshots of inputs); 0 otherwise.
+    /// Frame copies made for this plugin beyond the hand-off: snapshots of inputs
+    /// (`snapshot_input`); 0 otherwise (the pipe transport's bytes go from buffer to buffer
+    /// through the kernel).
     pub fn copies(&self) -> u64 {
         self.copies
     }

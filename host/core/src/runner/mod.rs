@@ -169,21 +169,31 @@ fn serve() -> Result<(), RunnerError> {
     if transport == Transport::Pipe {
         loop {
             match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
-                ToRunner::Frame { frame, desc, pixels } => {
+                ToRunner::Frame { frame, slot, desc, len } => {
                     frames_served += 1;
                     let desc = plugin_sdk::abi::FrameDesc {
                         data: 0,
                         capacity,
                         ..plugin_sdk::abi::FrameDesc::from_bytes(&desc)
                     };
-                    if pixels.len() as u64 != desc.byte_len() {
-                        return Err(fail(Failure::Protocol("frame pixels do not match their descriptor".into())));
+                    if len != desc.byte_len() {
+                        return Err(fail(Failure::Protocol("frame bytes do not match their descriptor".into())));
                     }
-                    let mut out = Vec::new();
-                    let io = FrameIo::Copy { input: &pixels, output: &mut out };
-                    let result = watchdog.guard(deadline, || instance.process(&desc, 1, io));
+                    // Straight from the pipe into the plugin's input buffer, outside its deadline.
+                    instance
+                        .read_input(&desc, &mut input)
+                        .map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
+                    let result = watchdog.guard(deadline, || instance.process(&desc, 1, FrameIo::Heap));
                     match result {
-                        Ok(done) => send(&control, &ToHost::FrameDone { frame, desc: done.to_bytes(), pixels: out })?,
+                        Ok(done) => {
+                            let pixels = instance.heap_output(&done).ok_or_else(|| {
+                                fail(Failure::Protocol("the output lies outside the plugin's memory".into()))
+                            })?;
+                            let len = pixels.len() as u64;
+                            let done = ToHost::FrameDone { frame, slot, desc: done.to_bytes(), len };
+                            let mut out = control.lock().map_err(|_| protocol::ProtocolError::Closed)?;
+                            protocol::write_message_with_bytes(&mut *out, &done, pixels)?;
+                        }
                         Err(failure) => {
                             send(&control, &ToHost::Failed { frame: Some(frame), failure: failure.clone() })?;
                             recover(&mut instance, &failure)?;

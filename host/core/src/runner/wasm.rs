@@ -44,6 +44,17 @@ pub fn engine(window: Option<Arc<Window>>) -> wasmtime::Result<Engine> {
     Engine::new(&config)
 }
 
+/// Why a frame's bytes could not be read in (pipe transport); the channel is then unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("the instance has no buffers of its own")]
+    NotHeap,
+    #[error("the frame's descriptor does not fit the instance's input buffer")]
+    Descriptor,
+    #[error("reading the frame's bytes failed: {0}")]
+    Io(std::io::Error),
+}
+
 /// A compiled plugin module, checked to implement our ABI.
 pub struct PluginModule {
     engine: Engine,
@@ -69,11 +80,12 @@ enum Buffers {
 }
 
 /// How one frame reaches the plugin.
-pub enum FrameIo<'a> {
+pub enum FrameIo {
     /// In place: the input and output buffers at these offsets within the window.
     InPlace { input: u32, output: u32 },
-    /// By copy: the input pixels are copied in, the output pixels out into `output`.
-    Copy { input: &'a [u8], output: &'a mut Vec<u8> },
+    /// In the instance's own buffers: the input was read in with
+    /// [`PluginInstance::read_input`], the output is taken with [`PluginInstance::heap_output`].
+    Heap,
 }
 
 /// One instance with its frame buffers in linear memory.
@@ -365,14 +377,31 @@ impl PluginInstance {
         GuestMemory::of(self.exports.memory, &self.store)
     }
 
+    /// Pipe transport: reads the frame `input` describes (`data` 0) from `from` straight into the
+    /// instance's own input buffer. Its memory is this process's alone (no window is mapped in
+    /// pipe mode), so it is an ordinary slice.
+    pub fn read_input(&mut self, input: &FrameDesc, from: &mut impl std::io::Read) -> Result<(), ReadError> {
+        let len = input.byte_len();
+        let Buffers::Heap { input: at, .. } = self.buffers else { return Err(ReadError::NotHeap) };
+        if input.validate().is_err() || input.data != 0 || len > self.capacity as u64 {
+            return Err(ReadError::Descriptor);
+        }
+        let memory = self.exports.memory.data_mut(&mut self.store);
+        let buffer = memory.get_mut(at as usize..at as usize + len as usize).ok_or(ReadError::Descriptor)?;
+        from.read_exact(buffer).map_err(ReadError::Io)
+    }
+
+    /// Pipe transport: the bytes of the frame `output` describes (as [`PluginInstance::process`]
+    /// returned it), in place in the instance's own output buffer.
+    pub fn heap_output(&self, output: &FrameDesc) -> Option<&[u8]> {
+        let Buffers::Heap { output: at, .. } = self.buffers else { return None };
+        let len = output.byte_len() as usize;
+        self.exports.memory.data(&self.store).get(at as usize..(at as usize).checked_add(len)?)
+    }
+
     /// Processes one frame whose descriptor is `input` (`data` relative to its buffer) and
     /// returns the validated output descriptor (`data` relative to the output buffer).
-    pub fn process(
-        &mut self,
-        input: &FrameDesc,
-        deadline_ticks: u64,
-        mut io: FrameIo<'_>,
-    ) -> Result<FrameDesc, Failure> {
+    pub fn process(&mut self, input: &FrameDesc, deadline_ticks: u64, io: FrameIo) -> Result<FrameDesc, Failure> {
         let in_len = input.byte_len();
         if input.validate().is_err() || input.data as u64 + in_len > self.capacity as u64 {
             return Err(Failure::Protocol("the host sent an invalid input descriptor".into()));
@@ -384,7 +413,7 @@ impl PluginInstance {
                 }
                 (base + input, base + output)
             }
-            (Buffers::Heap { input, output }, FrameIo::Copy { .. }) => (*input, *output),
+            (Buffers::Heap { input, output }, FrameIo::Heap) => (*input, *output),
             _ => return Err(Failure::Protocol("frame transport does not match the instance's buffers".into())),
         };
         let mut in_desc = FrameDesc { data: in_buf + input.data, capacity: self.capacity - input.data, ..*input };
@@ -395,9 +424,6 @@ impl PluginInstance {
         if let Snapshot::At(private) = self.snapshot {
             memory.copy_within(in_desc.data as usize, private as usize, in_len as usize).ok_or_else(misplaced)?;
             in_desc = FrameDesc { data: private, capacity: self.capacity, ..in_desc };
-        }
-        if let FrameIo::Copy { input, .. } = &io {
-            memory.write(in_desc.data as usize, &input[..in_len as usize]).ok_or_else(misplaced)?;
         }
         memory.write(descs, &in_desc.to_bytes()).ok_or_else(misplaced)?;
         memory.write(descs + FRAME_DESC_SIZE, &out_desc.to_bytes()).ok_or_else(misplaced)?;
@@ -413,9 +439,6 @@ impl PluginInstance {
         }
         out.validate()
             .map_err(|why| Failure::Plugin(format!("the plugin's output descriptor is invalid: {why}").into()))?;
-        if let FrameIo::Copy { output, .. } = &mut io {
-            memory.read_into(out_buf as usize, out.byte_len() as usize, output).ok_or_else(misplaced)?;
-        }
         Ok(FrameDesc { data: 0, timestamp_us: input.timestamp_us, ..out })
     }
 }

@@ -73,6 +73,9 @@ macro_rules! paste_nr {
     (write) => {
         libc::SYS_write
     };
+    (writev) => {
+        libc::SYS_writev
+    };
     (close) => {
         libc::SYS_close
     };
@@ -205,6 +208,7 @@ const PRCTL_OPTIONS: &[u32] = &[libc::PR_SET_NAME as u32];
 syscalls! {
     read => Rule::Allow, "control messages from the host (fd 3)";
     write => Rule::Allow, "control messages to the host (fd 4); a panic's message to the closed stderr";
+    writev => Rule::Allow, "pipe transport: a frame's message and its bytes to the host (fd 4) in one call, from where they lie";
     close => Rule::Allow, "dropping descriptors (the region's second handle, a failed load)";
     poll => Rule::Allow, "checking the control pipe between frames without blocking";
     fcntl => Rule::IfOneOf { arg: 1, values: FCNTL_COMMANDS, else_errno: 0 },
