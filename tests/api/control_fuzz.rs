@@ -29,8 +29,8 @@ fn message() -> impl Strategy<Value = ToHost> {
         (any::<i32>(), ".{0,40}").prop_map(|(level, message)| ToHost::Log { level, message }),
         (any::<Option<u64>>(), ".{0,20}")
             .prop_map(|(frame, m)| ToHost::Failed { frame, failure: Failure::Plugin(m.into()) }),
-        (any::<u64>(), any::<[u8; 32]>())
-            .prop_map(|(frame, desc)| ToHost::Compiled { artifact: desc.repeat(frame as usize % 3) }),
+        (any::<u64>(), any::<u32>(), any::<[u8; 32]>(), 0u64..64)
+            .prop_map(|(frame, slot, desc, len)| ToHost::FrameDone { frame, slot, desc, len }),
     ]
 }
 
@@ -43,9 +43,14 @@ fn ending() -> impl Strategy<Value = Ending> {
     ]
 }
 
+/// A message as a runner writes it: a FrameDone is followed by its raw bytes.
 fn framed(message: &ToHost) -> Vec<u8> {
     let mut bytes = Vec::new();
-    protocol::write_message(&mut bytes, message).unwrap();
+    let pixels = match message {
+        ToHost::FrameDone { len, frame, .. } => vec![*frame as u8; *len as usize],
+        _ => Vec::new(),
+    };
+    protocol::write_message_with_bytes(&mut bytes, message, &pixels).unwrap();
     bytes
 }
 
@@ -109,7 +114,15 @@ proptest! {
         WRITER.with(|w| w.send((pipe, chunks)).unwrap());
         let mut delivered = Vec::new();
         let mut hellos = 0;
-        let why = protocol::read_control_channel(&mut reader, MAX_MESSAGE, |_| hellos += 1, |m, _| {
+        let why = protocol::read_control_channel(&mut reader, MAX_MESSAGE, |_| hellos += 1, |m, reader| {
+            // As the host's reader does: a FrameDone's bytes are taken before the next message.
+            if let ToHost::FrameDone { len, frame, .. } = &m {
+                let mut pixels = vec![0u8; *len as usize];
+                std::io::Read::read_exact(reader, &mut pixels).map_err(|e| e.to_string())?;
+                if pixels.iter().any(|&b| b != *frame as u8) {
+                    return Err("a FrameDone's bytes came back wrong".to_string());
+                }
+            }
             delivered.push(m);
             Ok(())
         });

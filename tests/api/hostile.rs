@@ -34,7 +34,11 @@ fn first_error(plugin: &mut PluginProcess) -> (plugin_host::PluginError, Duratio
 }
 
 fn assert_caught(mode: &str, expect: impl Fn(&ErrorKind) -> bool) {
-    let mut plugin = PluginProcess::spawn(hostile(mode)).unwrap();
+    assert_caught_with(hostile(mode), mode, expect);
+}
+
+fn assert_caught_with(spec: plugin_host::PluginSpec, mode: &str, expect: impl Fn(&ErrorKind) -> bool) {
+    let mut plugin = PluginProcess::spawn(spec).unwrap();
     let (err, took) = first_error(&mut plugin);
     println!("{mode}: {err} (after {took:?})");
     assert!(expect(&err.kind), "{mode}: unexpected error {err}");
@@ -45,6 +49,17 @@ fn assert_caught(mode: &str, expect: impl Fn(&ErrorKind) -> bool) {
 #[test]
 fn garbage_on_the_control_channel_ends_the_plugin() {
     assert_caught("garbage", |k| matches!(k, ErrorKind::Died { .. }));
+}
+
+#[test]
+fn pipe_bytes_for_a_frame_the_host_never_sent_end_the_channel_unwritten() {
+    let mut spec = hostile("stray-frame");
+    spec.transport = plugin_host::ipc::protocol::Transport::Pipe;
+    assert_caught_with(
+        spec,
+        "stray-frame",
+        |k| matches!(k, ErrorKind::Died { status, .. } if status.contains("which the host was not waiting for")),
+    );
 }
 
 #[test]

@@ -12,6 +12,8 @@
 //! - `never-wake`: takes each slot and never completes it;
 //! - `wake-storm`: takes each slot, never completes it, and wakes the host's futex constantly;
 //! - `oversized`: announces a message larger than the host's limit;
+//! - `stray-frame`: (pipe transport) sends a finished frame for a slot and frame the host never
+//!   sent, with its bytes, then lives on;
 //! - `random`: serves frames (identity), but on about one frame in ten lies at random: random
 //!   values written anywhere in the region's header and control blocks, state words and output
 //!   descriptors, a slot never completed, or a burst of wake-ups.
@@ -64,6 +66,11 @@ fn main() {
                 sleep_forever()
             }
         },
+        "stray-frame" => {
+            let stray = ToHost::FrameDone { frame: 999, slot: 1, desc: [0; plugin_sdk::abi::FRAME_DESC_SIZE], len: 64 };
+            let _ = protocol::write_message_with_bytes(&mut output, &stray, &[0xee; 64]);
+            sleep_forever()
+        }
         "oversized" => {
             let _ = output.write_all(&u32::MAX.to_le_bytes());
             sleep_forever()

@@ -21,6 +21,10 @@
 //! ```
 //!
 //! Descriptors are copied out with one volatile read and validated by the reader before use.
+//!
+//! One file, past 600 lines on purpose: the layout and every raw access to the mapping (views,
+//! copies in and out, the pipe transport's reads and writes) live together, so that all `unsafe`
+//! that touches shared memory can be reviewed in one place.
 
 use crate::sys::memfd;
 use memmap2::MmapMut;
@@ -456,6 +460,9 @@ impl Region {
         if slot >= self.shared.slot_count || len as u64 > self.shared.slot_capacity {
             return Err(std::io::Error::other(format!("{len} bytes for slot {slot} do not fit it")));
         }
+        if self.stage + which as u32 >= self.shared.stage_count {
+            return Err(std::io::Error::other("this view of the region has no such buffer"));
+        }
         let dst = self.buffer_ptr(slot, which, 0, len);
         let buffered = reader.buffer();
         let first = buffered.len().min(len);
@@ -559,6 +566,28 @@ mod tests {
         let map = crate::sys::memfd::map_shared(other.file()).unwrap();
         let at = other.buffer_offset(1, Buffer::Output) as usize;
         assert_eq!(&map[at..at + 3], b"abc", "the reopened region sees the same bytes");
+    }
+
+    #[test]
+    fn pipe_bytes_land_in_their_slot_and_nothing_past_it() {
+        use std::io::Write;
+        let region = Region::create("test", 2, 4096).unwrap();
+        let lanes = region.take_lanes();
+        let (reader, mut writer) = std::io::pipe().unwrap();
+        let mut reader = std::io::BufReader::new(File::from(std::os::fd::OwnedFd::from(reader)));
+        writer.write_all(&[9u8; 4096 + 10]).unwrap();
+        region.fill_from_pipe(1, Buffer::Output, 4096, &mut reader).unwrap();
+        let mut back = Vec::new();
+        region.read_pixels(&lanes[1], Buffer::Output, 4096, &mut back);
+        assert!(back.iter().all(|&b| b == 9));
+        region.read_pixels(&lanes[0], Buffer::Output, 16, &mut back);
+        assert!(back.iter().all(|&b| b == 0), "the other slot is untouched");
+        assert!(region.fill_from_pipe(1, Buffer::Output, 4097, &mut reader).is_err(), "past the slot");
+        assert!(region.fill_from_pipe(2, Buffer::Output, 1, &mut reader).is_err(), "no such slot");
+        let last = region.for_stage(1).unwrap();
+        assert!(last.fill_from_pipe(0, Buffer::Output, 1, &mut reader).is_err(), "the last view has no output");
+        drop(writer);
+        assert!(region.fill_from_pipe(0, Buffer::Output, 11, &mut reader).is_err(), "10 bytes left, then EOF");
     }
 
     #[test]

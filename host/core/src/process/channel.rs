@@ -42,6 +42,19 @@ pub(super) struct Channel {
     child: Option<Child>,
     control: File,
     events: EventQueue,
+    /// What the handle and the reader thread share.
+    shared: Shared,
+    reader: Option<JoinHandle<()>>,
+    /// Messages read while waiting for another one (a frame's result that arrived before the
+    /// answer to a Stats request), in order, for whoever waits for them next.
+    stash: VecDeque<ToHost>,
+    /// Loading or creating the instance: SIGINT/SIGTERM end the wait.
+    pub(super) starting: bool,
+}
+
+/// What the handle and its reader thread share.
+#[derive(Clone)]
+struct Shared {
     /// Set by the reader thread when the channel has ended.
     gone: Arc<AtomicBool>,
     /// Whether this process's in-flight slots are abandoned when its channel ends (a standby
@@ -49,12 +62,10 @@ pub(super) struct Channel {
     active: Arc<AtomicBool>,
     /// Why the control channel ended, once it has.
     closed_because: Arc<Mutex<Option<String>>>,
-    reader: Option<JoinHandle<()>>,
-    /// Messages read while waiting for another one (a frame's result that arrived before the
-    /// answer to a Stats request), in order, for whoever waits for them next.
-    stash: VecDeque<ToHost>,
-    /// Loading or creating the instance: SIGINT/SIGTERM end the wait.
-    pub(super) starting: bool,
+    /// Pipe transport: per slot, the frame whose bytes the host waits for. The reader writes a
+    /// FrameDone's bytes into its slot only when they match, so a process cannot touch a lane it
+    /// does not hold at that moment (one a later stage or the sink is reading).
+    awaited: Awaited,
 }
 
 /// How to start one runner.
@@ -82,30 +93,30 @@ impl Channel {
         args.extend(launch.args);
         let child =
             spawn(SpawnRequest { program: launch.program, args, fds: [to_runner_read, from_runner_write, region_fd] })?;
-        let gone = Arc::new(AtomicBool::new(false));
-        let active = Arc::new(AtomicBool::new(false));
         // What the host keeps of unread messages: a reply for every frame in flight, and a
         // couple more; past that, bytes, not only the count, say it is a flood.
         let budget = launch.max_message.saturating_mul(launch.region.slot_count() as usize + 2);
         let (tx, events) = event_queue(budget);
-        let closed_because = Arc::new(Mutex::new(None));
+        let shared = Shared {
+            gone: Arc::new(AtomicBool::new(false)),
+            active: Arc::new(AtomicBool::new(false)),
+            closed_because: Arc::new(Mutex::new(None)),
+            awaited: Arc::new(Mutex::new(vec![None; launch.region.slot_count() as usize])),
+        };
         let reader = start_reader(
             launch.name.to_string(),
             File::from(from_runner_read),
             launch.max_message,
             tx,
             launch.region.clone(),
-            [Arc::clone(&gone), Arc::clone(&active)],
-            Arc::clone(&closed_because),
+            shared.clone(),
         );
         let control = File::from(to_runner_write);
         Ok(Self {
             child: Some(child),
             control,
             events,
-            gone,
-            active,
-            closed_because,
+            shared,
             reader: Some(reader),
             stash: VecDeque::new(),
             starting: true,
@@ -122,12 +133,12 @@ impl Channel {
 
     /// Whether the channel has ended (the reader has seen EOF or a violation).
     pub(super) fn is_gone(&self) -> bool {
-        self.gone.load(Ordering::SeqCst)
+        self.shared.gone.load(Ordering::SeqCst)
     }
 
     /// Makes this process the one whose in-flight slots are abandoned when its channel ends.
     pub(super) fn set_active(&self) {
-        self.active.store(true, Ordering::SeqCst);
+        self.shared.active.store(true, Ordering::SeqCst);
     }
 
     /// Keeps a message for whoever waits for the next one.
@@ -139,8 +150,21 @@ impl Channel {
         self.stash.len()
     }
 
+    /// Pipe transport: the host now waits for `frame`'s bytes in `slot` (set before it is sent).
+    pub(super) fn await_frame(&self, slot: u32, frame: u64) {
+        if let Ok(mut awaited) = self.shared.awaited.lock()
+            && let Some(entry) = awaited.get_mut(slot as usize)
+        {
+            *entry = Some(frame);
+        }
+    }
+
     /// Kills the process at once and reaps it.
     pub(super) fn kill(&mut self) {
+        // Nothing the dead process left in the pipe may reach a slot.
+        if let Ok(mut awaited) = self.shared.awaited.lock() {
+            awaited.iter_mut().for_each(|entry| *entry = None);
+        }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
@@ -202,7 +226,7 @@ impl Channel {
         } else {
             status
         };
-        let status = match self.closed_because.lock().ok().and_then(|r| r.clone()) {
+        let status = match self.shared.closed_because.lock().ok().and_then(|r| r.clone()) {
             Some(reason) => format!("{status}; {reason}"),
             None => status,
         };
@@ -341,6 +365,9 @@ impl Drop for Channel {
     }
 }
 
+/// Per slot, the frame whose bytes the host awaits (pipe transport).
+type Awaited = Arc<Mutex<Vec<Option<u64>>>>;
+
 /// Where a frame's bytes are sent from, on the pipe transport.
 #[derive(Clone, Copy)]
 pub(super) enum FrameBytes<'a> {
@@ -382,8 +409,7 @@ fn start_reader(
     max_message: usize,
     events: EventSender,
     region: Region,
-    [gone, active]: [Arc<AtomicBool>; 2],
-    why: Arc<Mutex<Option<String>>>,
+    shared: Shared,
 ) -> JoinHandle<()> {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(pipe);
@@ -400,8 +426,16 @@ fn start_reader(
                     Ok(())
                 }
                 // Pipe transport: the frame's bytes follow, straight into the slot's output
-                // buffer (which this plugin may write anyway); the handle checks the rest.
-                ToHost::FrameDone { slot, len, .. } => {
+                // buffer, but only for the frame the host waits for in that slot (taken, so once);
+                // the handle checks the rest.
+                ToHost::FrameDone { frame, slot, len, .. } => {
+                    let expected =
+                        shared.awaited.lock().ok().and_then(|mut a| a.get_mut(slot as usize).and_then(Option::take));
+                    if expected != Some(frame) {
+                        return Err(format!(
+                            "it sent frame {frame} for slot {slot}, which the host was not waiting for"
+                        ));
+                    }
                     let len = usize::try_from(len).map_err(|_| format!("a frame of {len} bytes"))?;
                     region
                         .fill_from_pipe(slot, Buffer::Output, len, reader)
@@ -412,8 +446,8 @@ fn start_reader(
             },
         );
         logs.report_dropped(&name);
-        gone.store(true, Ordering::SeqCst);
-        for slot in (0..region.slot_count()).filter(|_| active.load(Ordering::SeqCst)) {
+        shared.gone.store(true, Ordering::SeqCst);
+        for slot in (0..region.slot_count()).filter(|_| shared.active.load(Ordering::SeqCst)) {
             let state = region.state(slot);
             for expected in [handoff::state::SUBMITTED, handoff::state::TAKEN] {
                 if state
@@ -424,7 +458,7 @@ fn start_reader(
                 }
             }
         }
-        if let Ok(mut reason) = why.lock() {
+        if let Ok(mut reason) = shared.closed_because.lock() {
             *reason = Some(closed);
         }
         // Never blocks: a full queue must not keep this thread (and so `died`) waiting.

@@ -192,6 +192,8 @@ impl PluginProcess {
         pipe: Option<PipeSource<'_>>,
     ) -> Result<Ticket, (PluginError, Lane)> {
         let slot = lane.slot();
+        // The frame's time starts here, before a pipe transport's send, which counts against it.
+        let submitted = Instant::now();
         if self.slots.in_flight[slot as usize] {
             return Err((self.error(Misuse::SlotInFlight(slot).into()), lane));
         }
@@ -214,7 +216,8 @@ impl PluginProcess {
                     PipeSource::Lane(len) => FrameBytes::Lane { region: &self.region, lane: &lane, len },
                 };
                 let message = ToRunner::Frame { frame, slot, desc: desc.to_bytes(), len: bytes.len() as u64 };
-                let deadline = Instant::now() + self.spec.limits.deadline + DEADLINE_GRACE;
+                let deadline = submitted + self.spec.limits.deadline + DEADLINE_GRACE;
+                self.current.channel.await_frame(slot, frame);
                 if let Err(kind) = self.current.channel.send_frame(&message, bytes, deadline) {
                     return Err((self.error(kind), lane));
                 }
@@ -222,7 +225,7 @@ impl PluginProcess {
         }
         self.slots.in_flight[slot as usize] = true;
         self.slots.next_frame = frame + 1;
-        Ok(Ticket { owner: self.slots.serial, lane, pooled, frame, submitted: Instant::now() })
+        Ok(Ticket { owner: self.slots.serial, lane, pooled, frame, submitted })
     }
 
     /// Waits for a frame submitted with [`PluginProcess::submit`] and copies the validated result

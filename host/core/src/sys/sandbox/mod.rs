@@ -71,8 +71,8 @@ const DATA_BASE: u64 = 128 << 20;
 impl Policy {
     /// The policy for one plugin process. `RLIMIT_DATA` covers two linear memories (a trapped
     /// instance is replaced while the old one still exists), the module twice (the message and
-    /// its loaded copy) and, for the pipe transport, three frames (the message, the copy into
-    /// the guest, the reply).
+    /// its loaded copy) and, for the pipe transport, three frames (the two frame buffers the
+    /// instance keeps in its own memory, and one of slack).
     pub fn for_plugin(level: Level, memory_bytes: u64, module_bytes: u64, frame_bytes: u64, pipe: bool) -> Policy {
         let frames = if pipe { 3 * frame_bytes } else { 0 };
         let limit = DATA_BASE
