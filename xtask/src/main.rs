@@ -1,7 +1,8 @@
-//! `cargo xtask build | test | demo | bench | layers`: the tasks that need the second target
+//! `cargo xtask build | test | demo | bench | bench-ffmpeg | layers`: the tasks that need the second target
 //! (wasm32), and the check that the host's modules only use those below them. Everything a fresh
 //! machine needs is installed from here.
 
+mod bench_ffmpeg;
 mod layers;
 
 use anyhow::{Context, Result, bail};
@@ -39,9 +40,19 @@ fn main() -> Result<()> {
             build_release(&root, "plugin-host-bench")?;
             run(Command::new(root.join("target/release/plugin-host-bench")).args(&args[1..]).current_dir(&root))
         }
+        Some("bench-ffmpeg") => {
+            build_plugins_all(&root, false)?;
+            build_release(&root, "plugin-host-cli")?;
+            let plugins = match (args.get(1).map(String::as_str), args.get(2)) {
+                (None, _) => root.join("target/plugins"),
+                (Some("--plugins"), Some(dir)) => PathBuf::from(dir),
+                _ => bail!("usage: cargo xtask bench-ffmpeg [--plugins DIR]"),
+            };
+            bench_ffmpeg::run(&root, &root.join("target/release/plugin-host"), &plugins)
+        }
         Some("layers") => layers::check(&root, true),
         _ => bail!(
-            "usage: cargo xtask build [--plugin-debuginfo] | test [cargo test args] | demo | bench [args] | layers"
+            "usage: cargo xtask build [--plugin-debuginfo] | test [cargo test args] | demo | bench [args] | bench-ffmpeg | layers"
         ),
     }
 }
