@@ -45,17 +45,23 @@ pub fn test_pattern(width: u32, height: u32, index: u64, frame: &mut OwnedFrame)
         (if (t / span).is_multiple_of(2) { p } else { span - p }) as usize
     };
     let (bx, by) = (bounce(index * 7, travel_x), bounce(index * 5, travel_y));
+    // Two rows are computed (the bars, the gradient) and copied down the frame, then the box is
+    // drawn over them: the source costs about a memcpy of the frame, so a pipeline's figures
+    // measure its plugins rather than the pattern.
+    let pixel = |rgb: [u8; 3]| [rgb[0], rgb[1], rgb[2], 255];
+    let bars: Vec<[u8; 4]> = (0..w).map(|x| pixel(BARS[x * 8 / w])).collect();
+    let gradient: Vec<[u8; 4]> = (0..w)
+        .map(|x| {
+            let v = ((x * 255 / w.max(1)) as u64 + index * 4) as u8;
+            pixel([v, v, v])
+        })
+        .collect();
+    let box_pixel = pixel([255, (index * 3) as u8, 0]);
     for (y, row) in frame.data.chunks_exact_mut(w * 4).enumerate() {
-        for (x, px) in row.chunks_exact_mut(4).enumerate() {
-            let rgb = if y < h * 2 / 3 {
-                BARS[x * 8 / w]
-            } else {
-                let v = ((x * 255 / w.max(1)) as u64 + index * 4) as u8;
-                [v, v, v]
-            };
-            let in_box = (bx..bx + box_size).contains(&x) && (by..by + box_size).contains(&y);
-            let rgb = if in_box { [255, (index * 3) as u8, 0] } else { rgb };
-            px.copy_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
+        let (pixels, _) = row.as_chunks_mut::<4>();
+        pixels.copy_from_slice(if y < h * 2 / 3 { &bars } else { &gradient });
+        if (by..by + box_size).contains(&y) {
+            pixels[bx..(bx + box_size).min(w)].fill(box_pixel);
         }
     }
 }
@@ -74,5 +80,48 @@ impl Source for TestSource {
         test_pattern(self.width, self.height, self.next, frame);
         self.next += 1;
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pattern's definition, pixel by pixel.
+    fn reference(width: u32, height: u32, index: u64) -> Vec<u8> {
+        let (w, h) = (width as usize, height as usize);
+        let box_size = (w.min(h) / 5).max(1);
+        let bounce = |t: u64, span: u64| -> usize {
+            let p = t % span;
+            (if (t / span).is_multiple_of(2) { p } else { span - p }) as usize
+        };
+        let (bx, by) =
+            (bounce(index * 7, (w - box_size).max(1) as u64), bounce(index * 5, (h - box_size).max(1) as u64));
+        let mut data = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let rgb = if y < h * 2 / 3 {
+                    BARS[x * 8 / w]
+                } else {
+                    let v = ((x * 255 / w) as u64 + index * 4) as u8;
+                    [v, v, v]
+                };
+                let in_box = (bx..bx + box_size).contains(&x) && (by..by + box_size).contains(&y);
+                let rgb = if in_box { [255, (index * 3) as u8, 0] } else { rgb };
+                data.extend_from_slice(&[rgb[0], rgb[1], rgb[2], 255]);
+            }
+        }
+        data
+    }
+
+    #[test]
+    fn the_pattern_is_its_definition_at_every_size() {
+        let mut frame = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
+        for (w, h) in [(1, 1), (2, 3), (5, 5), (17, 9), (64, 48), (320, 180)] {
+            for index in [0, 1, 7, 99, 1000] {
+                test_pattern(w, h, index, &mut frame);
+                assert!(frame.data == reference(w, h, index), "{w}x{h} frame {index}");
+            }
+        }
     }
 }
