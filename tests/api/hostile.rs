@@ -63,6 +63,21 @@ fn pipe_bytes_for_a_frame_the_host_never_sent_end_the_channel_unwritten() {
 }
 
 #[test]
+fn pipe_bytes_for_a_frame_that_already_failed_end_the_channel_unwritten() {
+    let mut spec = hostile("fail-then-frame");
+    spec.transport = plugin_host::ipc::protocol::Transport::Pipe;
+    let mut plugin = PluginProcess::spawn(spec).unwrap();
+    let input = noise_frame(16, 16, 0, PixelFormat::Rgba8, 1);
+    let first = plugin.process(&input).unwrap_err();
+    assert!(matches!(first.kind, ErrorKind::Frame { .. }), "{first}");
+    let second = plugin.process(&input).unwrap_err();
+    assert!(
+        matches!(&second.kind, ErrorKind::Died { status, .. } if status.contains("which the host was not waiting for")),
+        "{second}"
+    );
+}
+
+#[test]
 fn an_oversized_message_is_refused_before_allocation() {
     assert_caught("oversized", |k| matches!(k, ErrorKind::Died { status, .. } if status.contains("exceeds the limit")));
 }

@@ -14,6 +14,8 @@
 //! - `oversized`: announces a message larger than the host's limit;
 //! - `stray-frame`: (pipe transport) sends a finished frame for a slot and frame the host never
 //!   sent, with its bytes, then lives on;
+//! - `fail-then-frame`: (pipe transport) answers the first frame with `Failed`, then sends that
+//!   frame's result anyway, then lives on;
 //! - `random`: serves frames (identity), but on about one frame in ten lies at random: random
 //!   values written anywhere in the region's header and control blocks, state words and output
 //!   descriptors, a slot never completed, or a burst of wake-ups.
@@ -66,6 +68,19 @@ fn main() {
                 sleep_forever()
             }
         },
+        "fail-then-frame" => {
+            if let Ok(ToRunner::Frame { frame, slot, desc, len }) =
+                protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)
+            {
+                let mut bytes = vec![0u8; len as usize];
+                let _ = std::io::Read::read_exact(&mut input, &mut bytes);
+                let failure = protocol::Failure::Plugin("refused".into());
+                let _ = protocol::write_message(&mut output, &ToHost::Failed { frame: Some(frame), failure });
+                let late = ToHost::FrameDone { frame, slot, desc, len };
+                let _ = protocol::write_message_with_bytes(&mut output, &late, &bytes);
+            }
+            sleep_forever()
+        }
         "stray-frame" => {
             let stray = ToHost::FrameDone { frame: 999, slot: 1, desc: [0; plugin_sdk::abi::FRAME_DESC_SIZE], len: 64 };
             let _ = protocol::write_message_with_bytes(&mut output, &stray, &[0xee; 64]);

@@ -51,7 +51,6 @@ impl Plugin for Blur {
         }
         output.set_shape(input.width(), input.height(), input.format())?;
         let (radius, height) = (self.radius as usize, input.height() as usize);
-        let bpp = input.format().bytes_per_pixel() as usize;
         let row_bytes = input.row_bytes();
         let n = 2 * radius as u32 + 1;
         self.scratch.resize(row_bytes * height, 0);
@@ -59,9 +58,9 @@ impl Plugin for Blur {
 
         let mean = Mean::new(n);
         for (y, dst) in self.scratch.chunks_exact_mut(row_bytes).enumerate() {
-            match bpp {
-                4 => blur_row::<4>(input.row(y as u32), dst, radius, mean),
-                _ => blur_row::<1>(input.row(y as u32), dst, radius, mean),
+            match input.format() {
+                PixelFormat::Rgba8 => blur_row::<4>(input.row(y as u32), dst, radius, mean),
+                PixelFormat::Gray8 => blur_row::<1>(input.row(y as u32), dst, radius, mean),
             }
         }
 

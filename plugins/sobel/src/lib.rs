@@ -119,7 +119,7 @@ mod tests {
 
     #[test]
     fn matches_reference_on_several_shapes() {
-        let shapes = [(1, 1, 0), (2, 2, 0), (3, 5, 4), (7, 3, 12), (16, 9, 0), (33, 17, 20)];
+        let shapes = [(1, 1, 0), (1, 4, 0), (5, 1, 0), (2, 2, 0), (3, 5, 4), (7, 3, 12), (16, 9, 0), (33, 17, 20)];
         for (seed, &(width, height, pad)) in shapes.iter().enumerate() {
             let input = testing::noise(width, height, width * 4 + pad, PixelFormat::Rgba8, seed as u32);
             let output = testing::run::<Sobel>(&[], &input).unwrap();

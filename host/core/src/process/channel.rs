@@ -159,6 +159,15 @@ impl Channel {
         }
     }
 
+    /// Pipe transport: `slot`'s frame is no longer awaited (its send failed).
+    pub(super) fn forget_frame(&self, slot: u32) {
+        if let Ok(mut awaited) = self.shared.awaited.lock()
+            && let Some(entry) = awaited.get_mut(slot as usize)
+        {
+            *entry = None;
+        }
+    }
+
     /// Kills the process at once and reaps it.
     pub(super) fn kill(&mut self) {
         // Nothing the dead process left in the pipe may reach a slot.
@@ -428,6 +437,14 @@ fn start_reader(
                 // Pipe transport: the frame's bytes follow, straight into the slot's output
                 // buffer, but only for the frame the host waits for in that slot (taken, so once);
                 // the handle checks the rest.
+                // A frame that failed is no longer awaited: bytes sent for it afterwards would
+                // land in a buffer the host may already have handed on (a passed-through frame).
+                ToHost::Failed { frame: Some(failed), .. } => {
+                    if let Ok(mut awaited) = shared.awaited.lock() {
+                        awaited.iter_mut().filter(|entry| **entry == Some(failed)).for_each(|entry| *entry = None);
+                    }
+                    events.queue(message)
+                }
                 ToHost::FrameDone { frame, slot, len, .. } => {
                     let expected =
                         shared.awaited.lock().ok().and_then(|mut a| a.get_mut(slot as usize).and_then(Option::take));

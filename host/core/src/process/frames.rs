@@ -219,6 +219,7 @@ impl PluginProcess {
                 let deadline = submitted + self.spec.limits.deadline + DEADLINE_GRACE;
                 self.current.channel.await_frame(slot, frame);
                 if let Err(kind) = self.current.channel.send_frame(&message, bytes, deadline) {
+                    self.current.channel.forget_frame(slot);
                     return Err((self.error(kind), lane));
                 }
             }
