@@ -153,7 +153,6 @@ fn module_uses(src: &Path, known: &[&str]) -> Result<(Uses, CratesNamed)> {
             path.pop();
         }
         let module = path.first().cloned().unwrap_or_else(|| "lib".into());
-        let module = if module == "lib" || module == "main" { module } else { path[0].clone() };
         let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
         let code = code_only(&text);
         let entry = uses.entry(module.clone()).or_default();

@@ -7,9 +7,9 @@
 //! few milliseconds. Over a limit the compiler process dies or is killed; the host only ever
 //! holds the module and an artifact of bounded size.
 
-use crate::ipc::protocol::{self, Failure, Hello, MAX_TO_HOST_BYTES, ProtocolError, RUNNER_ARG, ToHost, ToRunner};
+use crate::ipc::protocol::{self, Failure, Hello, MAX_TO_HOST_BYTES, ProtocolError, ToHost, ToRunner};
 use crate::ipc::region::{self, Region};
-use crate::sys::process::{SpawnRequest, spawn};
+use crate::sys::process::spawn_runner;
 use crate::sys::sandbox::{Level, Policy};
 use std::fs::File;
 use std::io::BufReader;
@@ -61,24 +61,18 @@ const STOP_POLL: Duration = Duration::from_millis(50);
 /// Compiles `module` in a sandboxed compiler process and returns the artifact.
 pub fn compile_in_sandbox(job: &CompileJob, module: Vec<u8>) -> Result<Vec<u8>, CompileError> {
     let region = Region::create("plugin-host:compile", region::MIN_SLOTS, region::PAGE_SIZE)?;
-    let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| CompileError::Spawn(e.into()));
-    let (to_runner_read, to_runner_write) = pipe()?;
-    let (from_runner_read, from_runner_write) = pipe()?;
-    let region_fd = region.file().try_clone().map_err(CompileError::Spawn)?.into();
     let policy = Policy { level: job.sandbox, data_limit: Some(job.memory_limit), ..Policy::default() };
-    let mut args = vec![RUNNER_ARG.into()];
-    args.extend(policy.to_args());
-    let mut child =
-        spawn(SpawnRequest { program: job.runner.clone(), args, fds: [to_runner_read, from_runner_write, region_fd] })
-            .map_err(CompileError::Spawn)?;
+    let runner = spawn_runner(job.runner.clone(), protocol::runner_args(&policy), region.file(), false)
+        .map_err(CompileError::Spawn)?;
+    let (mut child, from_runner_read, to_runner_write) = (runner.child, runner.from_runner, runner.to_runner);
 
     // The exchange blocks on pipes, so it runs on a thread of its own; killing the child ends it.
     let (done_tx, done) = mpsc::channel();
     let max_artifact = usize::try_from(job.memory_limit).unwrap_or(usize::MAX);
     let level = job.sandbox;
     let exchange = std::thread::spawn(move || {
-        let mut input = BufReader::new(File::from(from_runner_read));
-        let mut output = File::from(to_runner_write);
+        let mut input = BufReader::new(from_runner_read);
+        let mut output = to_runner_write;
         let _ = done_tx.send(converse(&mut input, &mut output, level, module, max_artifact));
     });
     let outcome = loop {

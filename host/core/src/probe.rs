@@ -2,12 +2,10 @@
 //! let it apply the sandbox, and read its report. No module is sent; the runner exits when its
 //! control channel closes.
 
-use crate::ipc::protocol::RUNNER_ARG;
 use crate::ipc::protocol::{self, Hello, MAX_TO_HOST_BYTES, ProtocolError, ToHost};
 use crate::ipc::region::{self, Region};
-use crate::sys::process::{SpawnRequest, spawn};
+use crate::sys::process::spawn_runner;
 use crate::sys::sandbox::{Policy, Report};
-use std::fs::File;
 use std::io::BufReader;
 use std::path::Path;
 
@@ -28,21 +26,11 @@ pub enum ProbeError {
 /// Starts `runner` with `policy` and returns the sandbox report it sends.
 pub fn probe(runner: &Path, policy: &Policy) -> Result<Report, ProbeError> {
     let region = Region::create("plugin-host:sandbox-probe", region::MIN_SLOTS, region::PAGE_SIZE)?;
-    let (to_runner_read, to_runner_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ProbeError::Spawn(std::io::Error::from(e)))?;
-    let (from_runner_read, from_runner_write) =
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(|e| ProbeError::Spawn(std::io::Error::from(e)))?;
-    let region_fd = region.file().try_clone().map_err(ProbeError::Spawn)?.into();
-    let mut args = vec![RUNNER_ARG.into()];
-    args.extend(policy.to_args());
-    let mut child = spawn(SpawnRequest {
-        program: runner.to_path_buf(),
-        args,
-        fds: [to_runner_read, from_runner_write, region_fd],
-    })
-    .map_err(ProbeError::Spawn)?;
-    let mut input = BufReader::new(File::from(from_runner_read));
-    let mut output = File::from(to_runner_write);
+    let started = spawn_runner(runner.to_path_buf(), protocol::runner_args(policy), region.file(), false)
+        .map_err(ProbeError::Spawn)?;
+    let mut child = started.child;
+    let mut input = BufReader::new(started.from_runner);
+    let mut output = started.to_runner;
     let result = protocol::handshake(Hello::OURS, &mut input, &mut output).map_err(ProbeError::from).and_then(|_| {
         match protocol::read_message::<ToHost>(&mut input, MAX_TO_HOST_BYTES)? {
             ToHost::Sandboxed { report } => Ok(report),

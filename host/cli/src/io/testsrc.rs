@@ -45,24 +45,30 @@ pub fn test_pattern(width: u32, height: u32, index: u64, frame: &mut OwnedFrame)
         (if (t / span).is_multiple_of(2) { p } else { span - p }) as usize
     };
     let (bx, by) = (bounce(index * 7, travel_x), bounce(index * 5, travel_y));
-    // Two rows are computed (the bars, the gradient) and copied down the frame, then the box is
-    // drawn over them: the source costs about a memcpy of the frame, so a pipeline's figures
-    // measure its plugins rather than the pattern.
+    // The first row of each band (the bars, the gradient) is computed in place and copied down
+    // its band, then the box is drawn over them: no allocation, and the source costs about a
+    // memcpy of the frame, so a pipeline's figures measure its plugins rather than the pattern.
     let pixel = |rgb: [u8; 3]| [rgb[0], rgb[1], rgb[2], 255];
-    let bars: Vec<[u8; 4]> = (0..w).map(|x| pixel(BARS[x * 8 / w])).collect();
-    let gradient: Vec<[u8; 4]> = (0..w)
-        .map(|x| {
-            let v = ((x * 255 / w.max(1)) as u64 + index * 4) as u8;
-            pixel([v, v, v])
-        })
-        .collect();
-    let box_pixel = pixel([255, (index * 3) as u8, 0]);
-    for (y, row) in frame.data.chunks_exact_mut(w * 4).enumerate() {
-        let (pixels, _) = row.as_chunks_mut::<4>();
-        pixels.copy_from_slice(if y < h * 2 / 3 { &bars } else { &gradient });
-        if (by..by + box_size).contains(&y) {
-            pixels[bx..(bx + box_size).min(w)].fill(box_pixel);
+    let row_bytes = w * 4;
+    let split = h * 2 / 3;
+    for (first, end) in [(0, split), (split, h)].into_iter().filter(|(first, end)| first < end) {
+        let (row, _) = frame.data[first * row_bytes..(first + 1) * row_bytes].as_chunks_mut::<4>();
+        for (x, px) in row.iter_mut().enumerate() {
+            *px = if first < split {
+                pixel(BARS[x * 8 / w])
+            } else {
+                let v = ((x * 255 / w.max(1)) as u64 + index * 4) as u8;
+                pixel([v, v, v])
+            };
         }
+        for y in first + 1..end {
+            frame.data.copy_within(first * row_bytes..(first + 1) * row_bytes, y * row_bytes);
+        }
+    }
+    let box_pixel = pixel([255, (index * 3) as u8, 0]);
+    for row in frame.data.chunks_exact_mut(row_bytes).skip(by).take(box_size) {
+        let (pixels, _) = row.as_chunks_mut::<4>();
+        pixels[bx.min(w)..(bx + box_size).min(w)].fill(box_pixel);
     }
 }
 

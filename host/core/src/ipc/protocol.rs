@@ -21,6 +21,13 @@ pub const MIN_PROTOCOL_VERSION: u32 = 6;
 /// runner then finds its channel and region on descriptors 3, 4 and 5 (`sys::process`).
 pub const RUNNER_ARG: &str = "__plugin-host-runner";
 
+/// A runner's arguments: [`RUNNER_ARG`], then the sandbox policy it must apply.
+pub fn runner_args(policy: &crate::sys::sandbox::Policy) -> Vec<std::ffi::OsString> {
+    let mut args = vec![RUNNER_ARG.into()];
+    args.extend(policy.to_args());
+    args
+}
+
 /// Largest message the host accepts from a plugin process.
 pub const MAX_TO_HOST_BYTES: usize = 1 << 20;
 /// Largest message a runner accepts from the host (it carries the module).

@@ -5,14 +5,14 @@
 use super::error::{ErrorKind, NoAnswer, Violation};
 use super::logs::LogLimiter;
 use crate::ipc::handoff::{self, Futex};
-use crate::ipc::protocol::{self, RUNNER_ARG, ToHost, ToRunner};
+use crate::ipc::protocol::{self, ToHost, ToRunner};
 use crate::ipc::region::{Buffer, Lane, Region};
-use crate::sys::process::{SpawnRequest, spawn};
+use crate::sys::process::spawn_runner;
 use std::collections::VecDeque;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{self, BufReader, Write};
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::process::Child;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -72,7 +72,7 @@ struct Shared {
 pub(super) struct Launch<'a> {
     pub name: &'a str,
     pub program: PathBuf,
-    /// Arguments after [`RUNNER_ARG`]: the sandbox policy.
+    /// Its arguments ([`protocol::runner_args`]).
     pub args: Vec<OsString>,
     /// The region whose descriptor the runner gets, and whose slots are abandoned when the
     /// channel ends.
@@ -84,15 +84,7 @@ pub(super) struct Launch<'a> {
 impl Channel {
     /// Spawns the runner with its pipes and region and starts reading its messages.
     pub(super) fn open(launch: Launch<'_>) -> io::Result<Self> {
-        let (to_runner_read, to_runner_write) = pipe()?;
-        // Our end only, and before the spawn, so that no failure leaves a child behind.
-        set_nonblocking(&to_runner_write)?;
-        let (from_runner_read, from_runner_write) = pipe()?;
-        let region_fd: OwnedFd = launch.region.file().try_clone()?.into();
-        let mut args = vec![RUNNER_ARG.into()];
-        args.extend(launch.args);
-        let child =
-            spawn(SpawnRequest { program: launch.program, args, fds: [to_runner_read, from_runner_write, region_fd] })?;
+        let runner = spawn_runner(launch.program, launch.args, launch.region.file(), true)?;
         // What the host keeps of unread messages: a reply for every frame in flight, and a
         // couple more; past that, bytes, not only the count, say it is a flood.
         let budget = launch.max_message.saturating_mul(launch.region.slot_count() as usize + 2);
@@ -105,16 +97,15 @@ impl Channel {
         };
         let reader = start_reader(
             launch.name.to_string(),
-            File::from(from_runner_read),
+            runner.from_runner,
             launch.max_message,
             tx,
             launch.region.clone(),
             shared.clone(),
         );
-        let control = File::from(to_runner_write);
         Ok(Self {
-            child: Some(child),
-            control,
+            child: Some(runner.child),
+            control: runner.to_runner,
             events,
             shared,
             reader: Some(reader),
@@ -394,20 +385,6 @@ impl FrameBytes<'_> {
             FrameBytes::Lane { len, .. } => *len,
         }
     }
-}
-
-/// A pipe with a 1 MiB buffer where the system allows it (fewer wake-ups for large messages).
-fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let _ = nix::fcntl::fcntl(write.as_fd(), nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
-    Ok((read, write))
-}
-
-fn set_nonblocking(file: &impl AsFd) -> io::Result<()> {
-    use nix::fcntl::{FcntlArg, OFlag, fcntl};
-    let flags = OFlag::from_bits_truncate(fcntl(file.as_fd(), FcntlArg::F_GETFL)?);
-    fcntl(file.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
-    Ok(())
 }
 
 /// Reads the runner's messages: logs go to `tracing` under the plugin's name, the rest to the

@@ -6,7 +6,7 @@ use super::channel::{Channel, Event, Launch, message_kind};
 use super::error::{ErrorKind, PluginError, SandboxShortfall, Violation};
 use super::spec::PluginSpec;
 use crate::cache::Artifact;
-use crate::ipc::protocol::{Failure, Hello, MAX_TO_HOST_BYTES, RunnerLimits, ToHost, ToRunner, Transport};
+use crate::ipc::protocol::{self, Failure, Hello, MAX_TO_HOST_BYTES, RunnerLimits, ToHost, ToRunner, Transport};
 use crate::ipc::region::{self, Region, RegionError};
 use crate::schema::PluginDescription;
 use crate::sys::sandbox::{Level as SandboxLevel, Policy as SandboxPolicy, Report as SandboxReport};
@@ -55,8 +55,14 @@ impl Loaded {
         // A frame's bytes never travel inside a message: a frame-sized message is a flood.
         let max_message = MAX_TO_HOST_BYTES;
         let program = spec.runner_path().map_err(|e| err(ErrorKind::Spawn(e)))?;
-        let channel = Channel::open(Launch { name: &spec.name, program, args: policy.to_args(), region, max_message })
-            .map_err(|e| err(ErrorKind::Spawn(e)))?;
+        let channel = Channel::open(Launch {
+            name: &spec.name,
+            program,
+            args: protocol::runner_args(&policy),
+            region,
+            max_message,
+        })
+        .map_err(|e| err(ErrorKind::Spawn(e)))?;
         let load = ToRunner::Load {
             plugin: spec.name.clone(),
             module: artifact.to_vec(),

@@ -16,6 +16,43 @@ pub const RUNNER_CONTROL_IN_FD: RawFd = 3;
 pub const RUNNER_CONTROL_OUT_FD: RawFd = 4;
 pub const RUNNER_REGION_FD: RawFd = 5;
 
+/// A started runner: its process and the host's ends of its two control pipes.
+pub struct RunnerProcess {
+    pub child: Child,
+    /// The host writes here (the runner's descriptor 3).
+    pub to_runner: std::fs::File,
+    /// The host reads here (the runner's descriptor 4).
+    pub from_runner: std::fs::File,
+}
+
+/// Starts `program args…` as a runner: makes its two control pipes (1 MiB buffers where the
+/// system allows, fewer wake-ups for large messages) and hands it their ends and a handle of
+/// `region` as descriptors 3, 4 and 5. With `nonblocking_control` the host's writing end is made
+/// non-blocking before the spawn, so no failure after it leaves a child behind.
+pub fn spawn_runner(
+    program: PathBuf,
+    args: Vec<OsString>,
+    region: &std::fs::File,
+    nonblocking_control: bool,
+) -> io::Result<RunnerProcess> {
+    use nix::fcntl::{FcntlArg, OFlag, fcntl};
+    use std::os::fd::AsFd;
+    let pipe = || -> io::Result<(OwnedFd, OwnedFd)> {
+        let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
+        let _ = fcntl(write.as_fd(), FcntlArg::F_SETPIPE_SZ(1 << 20));
+        Ok((read, write))
+    };
+    let (to_runner_read, to_runner_write) = pipe()?;
+    if nonblocking_control {
+        let flags = OFlag::from_bits_truncate(fcntl(to_runner_write.as_fd(), FcntlArg::F_GETFL)?);
+        fcntl(to_runner_write.as_fd(), FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
+    }
+    let (from_runner_read, from_runner_write) = pipe()?;
+    let region_fd: OwnedFd = region.try_clone()?.into();
+    let child = spawn(SpawnRequest { program, args, fds: [to_runner_read, from_runner_write, region_fd] })?;
+    Ok(RunnerProcess { child, to_runner: to_runner_write.into(), from_runner: from_runner_read.into() })
+}
+
 /// What to start: `program args…` with `fds[i]` at descriptor `3 + i` and nothing else open
 /// beyond stdin/stdout/stderr, which are `/dev/null`.
 pub struct SpawnRequest {
