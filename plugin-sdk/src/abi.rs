@@ -16,6 +16,13 @@
 //! | [`EXPORT_PROCESS`] | `(input: i32, output: i32) -> i32` | process one frame: two [`FrameDesc`] pointers |
 //! | [`EXPORT_LAST_ERROR`] | `() -> i32` | pointer to a NUL-terminated message for the last non-zero status, or 0 |
 //!
+//! Optional exports ([`OPTIONAL_EXPORTS`]; a module without them gets whole frames, one process):
+//!
+//! | export | signature | meaning |
+//! |---|---|---|
+//! | [`EXPORT_BAND_CONTEXT`] | `() -> i32` | after init: rows of input above and below a band that a band's output reads, or [`WHOLE_FRAME`] |
+//! | [`EXPORT_PROCESS_ROWS`] | `(input: i32, output: i32, first_row: i32, rows: i32) -> i32` | like `plugin_process`, but write only output rows `first_row..first_row + rows` (see [`band_rows`]); the descriptors describe the whole frames |
+//!
 //! Imports the host provides, in module [`IMPORT_MODULE`]:
 //!
 //! | import | signature | meaning |
@@ -41,6 +48,24 @@ pub const EXPORT_LAST_ERROR: &str = "plugin_last_error";
 /// Every function a plugin exports (the memory aside): `export_plugin!` exports exactly these.
 pub const EXPORTS: [&str; 6] =
     [EXPORT_ABI_VERSION, EXPORT_DESCRIBE, EXPORT_ALLOC, EXPORT_INIT, EXPORT_PROCESS, EXPORT_LAST_ERROR];
+pub const EXPORT_BAND_CONTEXT: &str = "plugin_band_context";
+pub const EXPORT_PROCESS_ROWS: &str = "plugin_process_rows";
+/// Exports the host uses when present: a plugin with both can be run as several processes, each
+/// on a horizontal band of the same frame. `export_plugin!` exports these too.
+pub const OPTIONAL_EXPORTS: [&str; 2] = [EXPORT_BAND_CONTEXT, EXPORT_PROCESS_ROWS];
+/// `plugin_band_context`'s answer for a plugin that needs whole frames.
+pub const WHOLE_FRAME: i32 = -1;
+
+/// The output rows of band `index` of `count` in a frame `height` rows high: the one way host
+/// and SDK split a frame. Band edges fall on even rows (so that 4:2:0 chroma rows are never
+/// split) and the bands cover every row once; a band may be empty when the frame is short.
+pub fn band_rows(height: u32, index: u32, count: u32) -> std::ops::Range<u32> {
+    let edge = |i: u32| match i >= count {
+        true => height,
+        false => ((height as u64 * i as u64 / count.max(1) as u64) as u32) & !1,
+    };
+    edge(index)..edge(index + 1)
+}
 
 pub const IMPORT_MODULE: &str = "plugin_host";
 pub const IMPORT_LOG: &str = "log";
@@ -313,6 +338,22 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bands_cover_every_row_once_on_even_edges() {
+        for height in [0, 1, 2, 7, 480, 1080, 1081] {
+            for count in 1..=9 {
+                let bands: Vec<_> = (0..count).map(|i| band_rows(height, i, count)).collect();
+                assert_eq!(bands[0].start, 0);
+                assert_eq!(bands[count as usize - 1].end, height);
+                for pair in bands.windows(2) {
+                    assert_eq!(pair[0].end, pair[1].start, "{height} rows in {count} bands");
+                    assert!(pair[0].end % 2 == 0 && pair[0].start <= pair[0].end);
+                }
+            }
+        }
+        assert_eq!(band_rows(1080, 1, 2), 540..1080);
+    }
 
     #[test]
     fn params_round_trip() {

@@ -91,6 +91,33 @@ pub trait Plugin: Sized + 'static {
     /// Processes one frame. `output` starts with the input's size and format and a capacity of
     /// at least the input's size; call [`FrameMut::set_shape`] to produce another size or format.
     fn process(&mut self, input: &Frame<'_>, output: &mut FrameMut<'_>) -> Result<(), PluginError>;
+
+    /// Rows of input above and below a band that the band's output reads, once the instance
+    /// exists: `Some(0)` for a point filter, `Some(r)` for a neighbourhood of radius `r`. A plugin
+    /// that says so implements [`Plugin::process_rows`], and the host may then run it as several
+    /// processes on bands of the same frame (`workers` in a config). `None`, the default: it
+    /// needs whole frames and gets one process.
+    fn band_context(&self) -> Option<u32> {
+        None
+    }
+
+    /// Writes output rows `rows` only: `input` and `output` are the whole frames, and other
+    /// instances write the other rows at the same time. Give `output` the same shape in every
+    /// band (its height must stay the input's). A plugin that declares [`Plugin::band_context`]
+    /// implements this and makes `process` call it with `0..input.height()`; the default serves
+    /// whole frames only.
+    fn process_rows(
+        &mut self,
+        input: &Frame<'_>,
+        output: &mut FrameMut<'_>,
+        rows: std::ops::Range<u32>,
+    ) -> Result<(), PluginError> {
+        if rows.start == 0 && rows.end >= input.height() {
+            self.process(input, output)
+        } else {
+            Err(PluginError::new("this plugin processes whole frames only"))
+        }
+    }
 }
 
 /// BT.709 luma of an RGB pixel, with the coefficients (0.2126, 0.7152, 0.0722) in 16-bit fixed
@@ -145,13 +172,18 @@ macro_rules! export_plugin {
             #[cfg(target_arch = "wasm32")]
             static STATE: $crate::runtime::State<$plugin> = $crate::runtime::State::new();
 
-            // Natively too: the type is a Plugin, and every ABI export below is made (6 of them).
+            // Natively too: the type is a Plugin, and every ABI export below is made (6 of them,
+            // and the 2 optional ones).
             const _: fn() = || {
                 fn is_a_plugin<P: $crate::Plugin>() {}
                 is_a_plugin::<$plugin>();
             };
             const _: () =
                 assert!($crate::abi::EXPORTS.len() == 6, "export_plugin! must export every abi::EXPORTS entry");
+            const _: () = assert!(
+                $crate::abi::OPTIONAL_EXPORTS.len() == 2,
+                "export_plugin! must export every abi::OPTIONAL_EXPORTS entry"
+            );
 
             $crate::__export!(plugin_abi_version = EXPORT_ABI_VERSION, fn() -> i32 {
                 $crate::abi::ABI_VERSION as i32
@@ -182,6 +214,15 @@ macro_rules! export_plugin {
             $crate::__export!(plugin_last_error = EXPORT_LAST_ERROR, fn() -> i32 {
                 STATE.last_error()
             });
+
+            $crate::__export!(plugin_band_context = EXPORT_BAND_CONTEXT, fn() -> i32 {
+                STATE.band_context()
+            });
+
+            $crate::__export!(plugin_process_rows = EXPORT_PROCESS_ROWS, fn(input: i32, output: i32, first: i32, rows: i32) -> i32 {
+                // SAFETY: as for `plugin_process`; the rows are checked against the frame.
+                unsafe { STATE.process_rows(input, output, first, rows) }
+            });
         };
     };
 }
@@ -204,12 +245,20 @@ macro_rules! __export {
     };
 }
 
-/// Whether `name` is one of [`abi::EXPORTS`], in a `const` context (for [`export_plugin!`]).
+/// Whether `name` is one of [`abi::EXPORTS`] or [`abi::OPTIONAL_EXPORTS`], in a `const` context
+/// (for [`export_plugin!`]).
 #[doc(hidden)]
 pub const fn in_exports(name: &str) -> bool {
     let mut i = 0;
     while i < abi::EXPORTS.len() {
         if same_str(abi::EXPORTS[i], name) {
+            return true;
+        }
+        i += 1;
+    }
+    let mut i = 0;
+    while i < abi::OPTIONAL_EXPORTS.len() {
+        if same_str(abi::OPTIONAL_EXPORTS[i], name) {
             return true;
         }
         i += 1;

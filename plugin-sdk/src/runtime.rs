@@ -78,13 +78,37 @@ impl<P: Plugin> State<P> {
     /// valid for their `capacity` (the output one writable), and overlap neither each other nor
     /// the descriptors.
     pub unsafe fn process(&self, input: i32, output: i32) -> i32 {
+        // SAFETY: forwarded from this function's contract, which is `run_process`'s.
+        unsafe { self.process_band(input, output, None) }
+    }
+
+    /// `plugin_process_rows`: writes output rows `first..first + rows` of one frame.
+    ///
+    /// # Safety
+    /// As for [`State::process`].
+    pub unsafe fn process_rows(&self, input: i32, output: i32, first: i32, rows: i32) -> i32 {
+        let band = (first as u32)..(first as u32).saturating_add(rows as u32);
+        // SAFETY: forwarded from this function's contract.
+        unsafe { self.process_band(input, output, Some(band)) }
+    }
+
+    /// # Safety
+    /// As for [`State::process`].
+    unsafe fn process_band(&self, input: i32, output: i32, rows: Option<std::ops::Range<u32>>) -> i32 {
         let mut inner = self.inner.borrow_mut();
         // SAFETY: forwarded from this function's contract, which is `run_process`'s.
-        let result = unsafe { run_process(&mut inner.plugin, input, output) };
+        let result = unsafe { run_process(&mut inner.plugin, input, output, rows) };
         match result {
             Ok(()) => Status::Ok as i32,
             Err(err) => inner.fail(err),
         }
+    }
+
+    /// `plugin_band_context`: the instance's [`Plugin::band_context`], or [`abi::WHOLE_FRAME`].
+    pub fn band_context(&self) -> i32 {
+        let inner = self.inner.borrow();
+        let context = inner.plugin.as_ref().and_then(Plugin::band_context);
+        context.map_or(abi::WHOLE_FRAME, |rows| rows.min(i32::MAX as u32) as i32)
     }
 
     pub fn last_error(&self) -> i32 {
@@ -102,10 +126,17 @@ impl<P> Inner<P> {
     }
 }
 
+/// Runs the plugin on a frame, or on output rows `rows` of it.
+///
 /// # Safety
 /// `input` and `output` point to [`FrameDesc`]s in this module's memory whose buffers are valid
 /// and do not overlap each other or the descriptors.
-unsafe fn run_process<P: Plugin>(plugin: &mut Option<P>, input: i32, output: i32) -> Result<(), PluginError> {
+unsafe fn run_process<P: Plugin>(
+    plugin: &mut Option<P>,
+    input: i32,
+    output: i32,
+    rows: Option<std::ops::Range<u32>>,
+) -> Result<(), PluginError> {
     let plugin = plugin.as_mut().ok_or("process was called before a successful init")?;
     // SAFETY: per this function's contract both descriptors are readable.
     let (in_desc, out_ptr) = unsafe { (read_desc(input), output as usize as *mut [u8; FRAME_DESC_SIZE]) };
@@ -124,7 +155,18 @@ unsafe fn run_process<P: Plugin>(plugin: &mut Option<P>, input: i32, output: i32
     let frame = Frame::new(in_data, in_desc.width, in_desc.height, in_desc.stride, format, in_desc.timestamp_us)?;
     let mut out =
         FrameMut::new(out_data, out_desc.width, out_desc.height, out_desc.stride, out_format, in_desc.timestamp_us)?;
-    plugin.process(&frame, &mut out)?;
+    match rows {
+        None => plugin.process(&frame, &mut out)?,
+        Some(rows) => {
+            if rows.start > rows.end || rows.end > frame.height() {
+                return Err(PluginError::new("the host asked for rows outside the frame"));
+            }
+            plugin.process_rows(&frame, &mut out, rows)?;
+            if out.height() != frame.height() {
+                return Err(PluginError::new("a plugin working on bands must keep the frame's height"));
+            }
+        }
+    }
     out_desc.width = out.width();
     out_desc.height = out.height();
     out_desc.stride = out.stride();

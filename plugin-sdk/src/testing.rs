@@ -49,6 +49,60 @@ pub fn process<P: Plugin>(plugin: &mut P, input: &OwnedFrame) -> Result<OwnedFra
     Ok(OwnedFrame::from_view(&output))
 }
 
+/// Processes `input` as the host does with `bands` workers: one instance of `P` per band (each
+/// created with `params`), each writing its band's rows ([`crate::abi::band_rows`]) of one
+/// shared output. For a plugin that declares [`Plugin::band_context`], the result must equal
+/// [`run`]'s for every `bands`: test that it does.
+pub fn run_in_bands<P: Plugin>(
+    params: &[(&str, ParamValue)],
+    input: &OwnedFrame,
+    bands: u32,
+) -> Result<OwnedFrame, PluginError> {
+    crate::check_accepts::<P>(input.format)?;
+    let capacity = input.data.len().max(input.width as usize * input.height as usize * 4);
+    let mut buffer = vec![0u8; capacity];
+    let mut shape = None;
+    for band in 0..bands.max(1) {
+        let mut plugin = P::new(&params_for::<P>(params))?;
+        if plugin.band_context().is_none() {
+            return Err(PluginError::new("this plugin does not declare a band context"));
+        }
+        let rows = crate::abi::band_rows(input.height, band, bands.max(1));
+        let mut output = crate::FrameMut::new(
+            &mut buffer,
+            input.width,
+            input.height,
+            input.stride,
+            input.format,
+            input.timestamp_us,
+        )?;
+        plugin.process_rows(&input.view(), &mut output, rows)?;
+        let this = (output.width(), output.height(), output.stride(), output.format());
+        if shape.is_some_and(|s| s != this) || this.1 != input.height {
+            return Err(PluginError::new("the bands gave the output different shapes"));
+        }
+        shape = Some(this);
+    }
+    let (width, height, stride, format) = shape.expect("at least one band");
+    let output = crate::FrameMut::new(&mut buffer, width, height, stride, format, input.timestamp_us)?;
+    Ok(OwnedFrame::from_view(&output))
+}
+
+/// Asserts that `P` gives the same bytes on `input` in 2, 3, 4 and 7 bands as in one call.
+pub fn assert_bands_match<P: Plugin>(params: &[(&str, ParamValue)], input: &OwnedFrame) {
+    let whole = run::<P>(params, input).expect("the whole frame is processed");
+    for bands in [2, 3, 4, 7] {
+        let banded = run_in_bands::<P>(params, input, bands).expect("every band is processed");
+        assert!(
+            (banded.width, banded.height, banded.format) == (whole.width, whole.height, whole.format)
+                && banded.packed() == whole.packed(),
+            "{bands} bands of a {}x{} frame differ from the whole frame",
+            input.width,
+            input.height
+        );
+    }
+}
+
 /// A frame whose every byte, stride padding included, comes from a fixed pseudo-random sequence
 /// (xorshift from `seed`): input for tests that compare against a reference.
 pub fn noise(width: u32, height: u32, stride: u32, format: crate::PixelFormat, seed: u32) -> OwnedFrame {

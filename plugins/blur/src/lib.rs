@@ -12,6 +12,7 @@
 //! against 34.4 ms with a division per byte and a walk per channel.
 
 use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
+use std::ops::Range;
 
 /// The largest `radius` accepted.
 pub const MAX_RADIUS: u32 = 64;
@@ -45,37 +46,53 @@ impl Plugin for Blur {
         Ok(Blur { radius, scratch: Vec::new(), sums: Vec::new() })
     }
 
+    /// A band's output rows read the input rows up to `radius` above and below them.
+    fn band_context(&self) -> Option<u32> {
+        Some(self.radius)
+    }
+
     fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
-        if self.radius == 0 {
-            return output.copy_from(input);
-        }
+        self.process_rows(input, output, 0..input.height())
+    }
+
+    fn process_rows(&mut self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) -> Result<(), PluginError> {
         output.set_shape(input.width(), input.height(), input.format())?;
         let (radius, height) = (self.radius as usize, input.height() as usize);
+        let (first, end) = (rows.start as usize, rows.end as usize);
+        if radius == 0 || first >= end {
+            for y in rows {
+                output.row_mut(y).copy_from_slice(input.row(y));
+            }
+            return Ok(());
+        }
         let row_bytes = input.row_bytes();
         let n = 2 * radius as u32 + 1;
-        self.scratch.resize(row_bytes * height, 0);
+        // The horizontal pass covers the band and the rows of context the vertical pass reads.
+        let (lo, hi) = (first.saturating_sub(radius), (end + radius).min(height));
+        self.scratch.resize(row_bytes * (hi - lo), 0);
         self.sums.resize(row_bytes, 0);
 
         let mean = Mean::new(n);
-        for (y, dst) in self.scratch.chunks_exact_mut(row_bytes).enumerate() {
+        for (i, dst) in self.scratch.chunks_exact_mut(row_bytes).enumerate() {
+            let src = input.row((lo + i) as u32);
             match input.format() {
-                PixelFormat::Rgba8 => blur_row::<4>(input.row(y as u32), dst, radius, mean),
-                PixelFormat::Gray8 => blur_row::<1>(input.row(y as u32), dst, radius, mean),
+                PixelFormat::Rgba8 => blur_row::<4>(src, dst, radius, mean),
+                PixelFormat::Gray8 => blur_row::<1>(src, dst, radius, mean),
             }
         }
 
         // Vertical: `sums` holds, per byte of a row, the sum over rows y − r ..= y + r (clamped).
-        let row = |y: usize| &self.scratch[y * row_bytes..(y + 1) * row_bytes];
+        let row = |y: usize| &self.scratch[(y - lo) * row_bytes..(y - lo + 1) * row_bytes];
         self.sums.fill(0);
         for k in 0..n as usize {
-            let src = row(k.saturating_sub(radius).min(height - 1));
+            let src = row((first + k).saturating_sub(radius).min(height - 1));
             self.sums.iter_mut().zip(src).for_each(|(s, &v)| *s += v as u32);
         }
-        for y in 0..height {
+        for y in first..end {
             for (d, &s) in output.row_mut(y as u32).iter_mut().zip(&self.sums) {
                 *d = mean.of(s);
             }
-            if y + 1 < height {
+            if y + 1 < end {
                 let (enter, leave) = (row((y + 1 + radius).min(height - 1)), row(y.saturating_sub(radius)));
                 for ((s, &a), &b) in self.sums.iter_mut().zip(enter).zip(leave) {
                     *s = *s + a as u32 - b as u32;
@@ -250,5 +267,14 @@ mod tests {
         let input = OwnedFrame::new(2, 2, PixelFormat::Rgba8);
         assert!(testing::run::<Blur>(&radius(-1), &input).is_err());
         assert!(testing::run::<Blur>(&radius(65), &input).is_err());
+    }
+
+    #[test]
+    fn bands_give_the_whole_frame_result() {
+        let input = testing::noise(37, 23, 160, PixelFormat::Rgba8, 3);
+        for radius in [0, 1, 2, 5, 30] {
+            testing::assert_bands_match::<Blur>(&[("radius", ParamValue::Int(radius))], &input);
+        }
+        testing::assert_bands_match::<Blur>(&[], &testing::noise(19, 40, 19, PixelFormat::Gray8, 9));
     }
 }

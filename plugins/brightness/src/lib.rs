@@ -8,6 +8,7 @@
 //! lookup per byte: 2.7–3.0 ms a 1080p frame here against 3.7–4.0 ms; else the table.
 
 use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
+use std::ops::Range;
 
 pub struct Brightness {
     table: [u8; 256],
@@ -70,10 +71,18 @@ impl Plugin for Brightness {
         Ok(Brightness { linear: Linear::of(&table, brightness, contrast), table })
     }
 
+    fn band_context(&self) -> Option<u32> {
+        Some(0)
+    }
+
     fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
+        self.process_rows(input, output, 0..input.height())
+    }
+
+    fn process_rows(&mut self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) -> Result<(), PluginError> {
         output.set_shape(input.width(), input.height(), input.format())?;
         let table = &self.table;
-        for y in 0..input.height() {
+        for y in rows {
             let (src, dst) = (input.row(y), output.row_mut(y));
             if let Some(f) = self.linear {
                 match input.format() {
@@ -213,5 +222,14 @@ mod tests {
         let gray = testing::noise(5, 3, 7, PixelFormat::Gray8, 4);
         let output = testing::run::<Brightness>(&params(0, 0.0), &gray).unwrap();
         assert!(output.packed().iter().all(|&v| v == 128));
+    }
+
+    #[test]
+    fn bands_give_the_whole_frame_result() {
+        let input = testing::noise(37, 23, 160, PixelFormat::Rgba8, 3);
+        for contrast in [1.0, 1.7] {
+            let params = [("brightness", ParamValue::Int(20)), ("contrast", ParamValue::Float(contrast))];
+            testing::assert_bands_match::<Brightness>(&params, &input);
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! (top↔bottom).
 
 use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
+use std::ops::Range;
 
 pub struct Flip {
     horizontal: bool,
@@ -23,10 +24,19 @@ impl Plugin for Flip {
         Ok(Flip { horizontal: params.str("axis") == "horizontal" })
     }
 
+    fn band_context(&self) -> Option<u32> {
+        // Vertically, a band reads rows from the other end of the frame: whole frames only.
+        self.horizontal.then_some(0)
+    }
+
     fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
+        self.process_rows(input, output, 0..input.height())
+    }
+
+    fn process_rows(&mut self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) -> Result<(), PluginError> {
         output.set_shape(input.width(), input.height(), input.format())?;
         let format = input.format();
-        for y in 0..input.height() {
+        for y in rows {
             if self.horizontal {
                 match format {
                     PixelFormat::Rgba8 => mirror_pixels::<4>(output.row_mut(y), input.row(y)),
@@ -80,5 +90,13 @@ mod tests {
     fn keeps_rgba_pixels_whole() {
         let input = OwnedFrame::from_pixels(2, 1, PixelFormat::Rgba8, vec![1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
         assert_eq!(testing::run::<Flip>(&[], &input).unwrap().packed(), vec![5, 6, 7, 8, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn horizontal_bands_give_the_whole_frame_result_and_vertical_needs_whole_frames() {
+        testing::assert_bands_match::<Flip>(&[], &testing::noise(37, 23, 160, PixelFormat::Rgba8, 3));
+        let vertical = [("axis", ParamValue::Str("vertical".into()))];
+        let input = testing::noise(4, 4, 16, PixelFormat::Rgba8, 3);
+        assert!(testing::run_in_bands::<Flip>(&vertical, &input, 2).is_err());
     }
 }

@@ -1,6 +1,7 @@
 //! `grayscale`: each pixel's red, green and blue become its BT.709 luma; alpha kept.
 
 use plugin_sdk::{Frame, FrameMut, Params, Plugin, PluginError};
+use std::ops::Range;
 
 pub struct Grayscale;
 
@@ -9,9 +10,17 @@ impl Plugin for Grayscale {
         Ok(Grayscale)
     }
 
+    fn band_context(&self) -> Option<u32> {
+        Some(0)
+    }
+
     fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
+        self.process_rows(input, output, 0..input.height())
+    }
+
+    fn process_rows(&mut self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) -> Result<(), PluginError> {
         output.set_shape(input.width(), input.height(), input.format())?;
-        for y in 0..input.height() {
+        for y in rows {
             for (d, s) in output.row_mut(y).chunks_exact_mut(4).zip(input.row(y).chunks_exact(4)) {
                 let l = plugin_sdk::luma_bt709(s[0], s[1], s[2]);
                 d.copy_from_slice(&[l, l, l, s[3]]);
@@ -47,5 +56,10 @@ mod tests {
     fn refuses_gray_input() {
         let input = OwnedFrame::new(2, 2, PixelFormat::Gray8);
         assert!(testing::run::<Grayscale>(&[], &input).is_err());
+    }
+
+    #[test]
+    fn bands_give_the_whole_frame_result() {
+        testing::assert_bands_match::<Grayscale>(&[], &testing::noise(37, 23, 160, PixelFormat::Rgba8, 3));
     }
 }

@@ -1,6 +1,7 @@
 //! `invert`: 255 − value for red, green and blue (or luma); alpha kept.
 
 use plugin_sdk::{Frame, FrameMut, Params, PixelFormat, Plugin, PluginError};
+use std::ops::Range;
 
 pub struct Invert;
 
@@ -13,9 +14,17 @@ impl Plugin for Invert {
         Ok(Invert)
     }
 
+    fn band_context(&self) -> Option<u32> {
+        Some(0)
+    }
+
     fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
+        self.process_rows(input, output, 0..input.height())
+    }
+
+    fn process_rows(&mut self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) -> Result<(), PluginError> {
         output.set_shape(input.width(), input.height(), input.format())?;
-        for y in 0..input.height() {
+        for y in rows {
             let (src, dst) = (input.row(y), output.row_mut(y));
             match input.format() {
                 PixelFormat::Rgba8 => {
@@ -72,5 +81,11 @@ mod tests {
         input.data = vec![1, 2, 99, 99, 3, 4];
         let output = testing::run::<Invert>(&[], &input).unwrap();
         assert_eq!(output.packed(), vec![254, 253, 252, 251]);
+    }
+
+    #[test]
+    fn bands_give_the_whole_frame_result() {
+        testing::assert_bands_match::<Invert>(&[], &testing::noise(37, 23, 160, PixelFormat::Rgba8, 3));
+        testing::assert_bands_match::<Invert>(&[], &testing::noise(37, 23, 40, PixelFormat::Gray8, 4));
     }
 }

@@ -17,6 +17,7 @@
 //! with clamped indices for every pixel.
 
 use plugin_sdk::{Frame, FrameMut, Params, PixelFormat, Plugin, PluginError};
+use std::ops::Range;
 
 pub struct Sobel {
     /// Luma of the current frame, rows packed; resized when the frame size changes.
@@ -41,18 +42,33 @@ impl Plugin for Sobel {
         Ok(Sobel { luma: Vec::new() })
     }
 
+    /// A row's gradient reads the rows just above and below it.
+    fn band_context(&self) -> Option<u32> {
+        Some(1)
+    }
+
     fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
+        self.process_rows(input, output, 0..input.height())
+    }
+
+    fn process_rows(&mut self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) -> Result<(), PluginError> {
         output.set_shape(input.width(), input.height(), PixelFormat::Rgba8)?;
         let (width, height) = (input.width() as usize, input.height() as usize);
-        self.luma.resize(width * height, 0);
-        for (y, dst) in self.luma.chunks_exact_mut(width).enumerate() {
-            for (d, s) in dst.iter_mut().zip(input.row(y as u32).chunks_exact(4)) {
+        let (first, end) = (rows.start as usize, rows.end as usize);
+        if first >= end {
+            return Ok(());
+        }
+        // Luma of the band and of one row of context on each side.
+        let (lo, hi) = (first.saturating_sub(1), (end + 1).min(height));
+        self.luma.resize(width * (hi - lo), 0);
+        for (i, dst) in self.luma.chunks_exact_mut(width).enumerate() {
+            for (d, s) in dst.iter_mut().zip(input.row((lo + i) as u32).chunks_exact(4)) {
                 *d = plugin_sdk::luma_bt709(s[0], s[1], s[2]);
             }
         }
 
-        let row = |y: usize| &self.luma[y * width..(y + 1) * width];
-        for y in 0..height {
+        let row = |y: usize| &self.luma[(y - lo) * width..(y - lo + 1) * width];
+        for y in first..end {
             let (above, here, below) = (row(y.saturating_sub(1)), row(y), row((y + 1).min(height - 1)));
             let (out, _) = output.row_mut(y as u32).as_chunks_mut::<4>();
             // The two edge pixels repeat their neighbours; between them no index needs clamping,
@@ -165,5 +181,11 @@ mod tests {
     fn refuses_gray_input() {
         let input = OwnedFrame::new(2, 2, PixelFormat::Gray8);
         assert!(testing::run::<Sobel>(&[], &input).is_err());
+    }
+
+    #[test]
+    fn bands_give_the_whole_frame_result() {
+        testing::assert_bands_match::<Sobel>(&[], &testing::noise(37, 23, 160, PixelFormat::Rgba8, 3));
+        testing::assert_bands_match::<Sobel>(&[], &testing::noise(2, 9, 8, PixelFormat::Rgba8, 5));
     }
 }

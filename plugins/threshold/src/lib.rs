@@ -5,6 +5,7 @@
 //! Level 0 makes every pixel white.
 
 use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, Plugin, PluginError};
+use std::ops::Range;
 
 pub struct Threshold {
     level: u8,
@@ -21,9 +22,17 @@ impl Plugin for Threshold {
         Ok(Threshold { level })
     }
 
+    fn band_context(&self) -> Option<u32> {
+        Some(0)
+    }
+
     fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
+        self.process_rows(input, output, 0..input.height())
+    }
+
+    fn process_rows(&mut self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) -> Result<(), PluginError> {
         output.set_shape(input.width(), input.height(), input.format())?;
-        for y in 0..input.height() {
+        for y in rows {
             for (d, s) in output.row_mut(y).chunks_exact_mut(4).zip(input.row(y).chunks_exact(4)) {
                 let v = if plugin_sdk::luma_bt709(s[0], s[1], s[2]) >= self.level { 255 } else { 0 };
                 d.copy_from_slice(&[v, v, v, s[3]]);
@@ -110,5 +119,10 @@ mod tests {
         let input = OwnedFrame::new(2, 2, PixelFormat::Rgba8);
         assert!(testing::run::<Threshold>(&level(256), &input).is_err());
         assert!(testing::run::<Threshold>(&level(-1), &input).is_err());
+    }
+
+    #[test]
+    fn bands_give_the_whole_frame_result() {
+        testing::assert_bands_match::<Threshold>(&level(90), &testing::noise(37, 23, 160, PixelFormat::Rgba8, 3));
     }
 }
