@@ -24,7 +24,7 @@ enum Ending {
 fn message() -> impl Strategy<Value = ToHost> {
     prop_oneof![
         ".{0,40}".prop_map(|description| ToHost::Loaded { description }),
-        Just(ToHost::Ready),
+        proptest::option::of(any::<u32>()).prop_map(|band_context| ToHost::Ready { band_context }),
         (any::<u64>(), any::<u64>()).prop_map(|(frames, minor_faults)| ToHost::Stats { frames, minor_faults }),
         (any::<i32>(), ".{0,40}").prop_map(|(level, message)| ToHost::Log { level, message }),
         (any::<Option<u64>>(), ".{0,20}")

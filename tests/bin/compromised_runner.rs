@@ -62,7 +62,7 @@ fn main() {
                 r#"{"name":"idle","version":"1","description":"","formats":["rgba8","gray8"],"params":[]}"#;
             protocol::write_message(&mut output, &ToHost::Loaded { description: description.into() }).expect("loaded");
             let _init: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("init");
-            protocol::write_message(&mut output, &ToHost::Ready).expect("ready");
+            protocol::write_message(&mut output, &ToHost::Ready { band_context: None }).expect("ready");
             while let Ok(message) = protocol::read_message::<ToRunner>(&mut input, MAX_TO_RUNNER_BYTES) {
                 if message == ToRunner::Shutdown {
                     return;

@@ -50,7 +50,7 @@ fn main() {
     let description = r#"{"name":"hostile","version":"1","description":"","formats":["rgba8","gray8"],"params":[]}"#;
     protocol::write_message(&mut output, &ToHost::Loaded { description: description.into() }).expect("loaded");
     let _init: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("init");
-    protocol::write_message(&mut output, &ToHost::Ready).expect("ready");
+    protocol::write_message(&mut output, &ToHost::Ready { band_context: None }).expect("ready");
 
     match mode.as_str() {
         "garbage" => {

@@ -31,15 +31,17 @@ fn expected(width: u32, height: u32, number: u64) -> OwnedFrame {
     grayscale_reference(&flip_reference(&invert_reference(&input), true))
 }
 
-/// Runs `config` in `dir` with its stats in `stats.json`; it must succeed.
-fn run_quietly(dir: &Path, config: &str) {
+/// Runs `config` in `dir` with its stats in `stats.json`; it must succeed. Returns its stderr.
+fn run_quietly(dir: &Path, config: &str) -> String {
     std::fs::write(dir.join("chain.toml"), config).unwrap();
     let output = Command::new(host_bin())
         .current_dir(dir)
         .args(["run", "chain.toml", "-q", "--stats-json", "stats.json"])
         .output()
         .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    stderr
 }
 
 fn stats(path: &Path) -> serde_json::Value {
@@ -88,23 +90,29 @@ fn a_stage_killed_mid_run_never_corrupts_a_delivered_frame() {
 }
 
 #[test]
+fn a_worker_killed_mid_run_costs_at_most_its_frame() {
+    // Three stages of two workers each: a kill lands on one band of one frame.
+    kill_stages_at_random("killed-workers", "workers = 2\n");
+}
+
+#[test]
 fn a_pipe_transport_stage_killed_between_frames_is_restarted_too() {
     // Found by a user test: a pipe-transport stage killed while idle was never restarted, and
     // every later frame was skipped as a crash.
     kill_stages_at_random("killed-pipe", "transport = \"pipe\"\n");
 }
 
-/// Kills stage processes of a 3-stage chain throughout its run: every delivered frame is exact,
+/// Kills stage processes of a 3-stage chain (`extra` in each plugin's table) throughout its run: every delivered frame is exact,
 /// every frame is delivered or skipped, and a kill costs at most the one frame the process was
 /// working on. Driven by events, not by a timer: the test feeds the frames on stdin itself and
 /// kills a stage after every `EVERY` frames it has written, so the number of kills does not
 /// depend on how fast the machine is.
-fn kill_stages_at_random(name: &str, transport: &str) {
+fn kill_stages_at_random(name: &str, extra: &str) {
     const TOTAL: u64 = 800;
     const EVERY: u64 = 40;
     let dir = scratch(name);
     let (width, height) = (160, 120);
-    let extra = format!("on_error = \"skip\"\nmax_restarts = 1000\n{transport}");
+    let extra = format!("on_error = \"skip\"\nmax_restarts = 1000\n{extra}");
     let config = chain_config(width, height, TOTAL, &extra).replace(
         &format!("kind = \"testsrc\"\nwidth = {width}\nheight = {height}\nframes = {TOTAL}\n"),
         &format!("kind = \"raw\"\npath = \"-\"\nwidth = {width}\nheight = {height}\n"),
@@ -253,4 +261,83 @@ fn a_snapshot_stage_reads_a_private_copy_and_counts_it() {
     let stats = stats(&dir.join("stats.json"));
     assert_eq!(stats["plugins"][1]["copies"], 12, "one copy a frame for the snapshot stage: {stats}");
     assert_eq!(stats["plugins"][0]["copies"], 0, "{stats}");
+}
+
+/// blur (radius 3) → sobel → invert, each stage as `workers` processes, on a frame whose height
+/// the bands cannot share out evenly: each band reads rows of context across its edges.
+fn banded_chain(workers: u32, output: &str) -> String {
+    let plugins: String =
+        [("soft", "blur", "[plugin.params]\nradius = 3\n"), ("edges", "sobel", ""), ("neg", "invert", "")]
+            .iter()
+            .map(|(name, module, params)| {
+                format!(
+                    "[[plugin]]\nname = \"{name}\"\npath = \"{}\"\nworkers = {workers}\n{params}",
+                    plugin(module).display()
+                )
+            })
+            .collect();
+    format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 96\nheight = 61\nframes = 4\n{plugins}[output]\nkind = \"raw\"\npath = \"{output}\"\n"
+    )
+}
+
+#[test]
+fn every_worker_count_gives_the_same_bytes() {
+    let dir = scratch("workers");
+    // The plugins' own code, natively, on the same frames.
+    let mut reference = Vec::new();
+    let mut input = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
+    for number in 0..4 {
+        test_pattern(96, 61, number, &mut input);
+        let radius = [("radius", plugin_sdk::abi::ParamValue::Int(3))];
+        let soft = plugin_sdk::testing::run::<blur::Blur>(&radius, &input).unwrap();
+        let edges = plugin_sdk::testing::run::<sobel::Sobel>(&[], &soft).unwrap();
+        reference.extend(invert_reference(&edges).packed());
+    }
+    for workers in [1, 2, 3, 4] {
+        let output = format!("out-{workers}.rgba");
+        run_quietly(&dir, &banded_chain(workers, &output));
+        let stats = stats(&dir.join("stats.json"));
+        for p in stats["plugins"].as_array().unwrap() {
+            assert_eq!(p["workers"], workers, "{p}");
+            assert_eq!(p["frames"], 4, "{p}");
+        }
+        assert_eq!(stats["copies"], 0, "bands are written in place: {stats}");
+        let bytes = std::fs::read(dir.join(&output)).unwrap();
+        assert!(bytes == reference, "{workers} workers per stage give other bytes than the plugins' own code");
+    }
+}
+
+#[test]
+fn a_plugin_that_needs_whole_frames_gets_one_worker_and_says_so() {
+    let dir = scratch("whole-frames");
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 32\nheight = 16\nframes = 3\n[[plugin]]\nname = \"upside-down\"\npath = \"{}\"\nworkers = 3\n[plugin.params]\naxis = \"vertical\"\n[output]\nkind = \"png\"\npath = \"out\"\n",
+        plugin("flip").display()
+    );
+    let stderr = run_quietly(&dir, &config);
+    assert!(stderr.contains("works on whole frames only: 1 worker, not 3"), "{stderr}");
+    assert_eq!(stats(&dir.join("stats.json"))["plugins"][0]["workers"], 1);
+    let frames = written_frames(&dir.join("out"));
+    let mut input = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
+    test_pattern(32, 16, 2, &mut input);
+    assert!(frames[2].1.same_pixels(&flip_reference(&input, false)));
+}
+
+#[test]
+fn each_worker_writes_its_own_band_of_the_frame() {
+    let dir = scratch("bands");
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 8\nheight = 12\nframes = 2\n[[plugin]]\nname = \"rows\"\npath = \"{}\"\nworkers = 3\n[plugin.params]\nmode = \"bands\"\n[output]\nkind = \"png\"\npath = \"out\"\n",
+        test_plugin("misbehave").display()
+    );
+    run_quietly(&dir, &config);
+    for (_, frame) in written_frames(&dir.join("out")) {
+        for y in 0..12u32 {
+            let band = plugin_sdk::abi::band_rows(12, y * 3 / 12, 3);
+            let row = &frame.data[(y * frame.stride) as usize..][..4];
+            assert_eq!(row, [band.start as u8, band.end as u8, y as u8, 255], "row {y}");
+        }
+    }
+    assert_eq!(stats(&dir.join("stats.json"))["plugins"][0]["workers"], 3);
 }

@@ -36,6 +36,7 @@ pub(crate) fn chain(invert: &Path, options: &BenchOptions) -> anyhow::Result<Cha
             transport: Transport::SharedMemory,
             sandbox: plugin_host::sys::sandbox::Level::Standard,
             snapshot_input: false,
+            workers: Some(1),
             params: Vec::new(),
         };
         let config = Config {

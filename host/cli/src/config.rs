@@ -151,6 +151,7 @@ struct RawPlugin {
     #[serde(default)]
     input: InputMode,
     sandbox: Option<SandboxName>,
+    workers: Option<u32>,
     #[serde(default)]
     params: toml::Table,
 }
@@ -197,6 +198,10 @@ pub struct PluginConfig {
     pub sandbox: SandboxLevel,
     /// `input = "snapshot"`: copy each input frame before the plugin reads it.
     pub snapshot_input: bool,
+    /// Processes that each write a band of every frame; `None`: as many as the machine's cores
+    /// and the chain's length make sensible ([`default_workers`]). A plugin that needs whole
+    /// frames gets one.
+    pub workers: Option<u32>,
     pub params: Vec<(String, ParamValue)>,
 }
 
@@ -212,6 +217,15 @@ pub struct Config {
 }
 
 pub const DEFAULT_RING: u32 = 2;
+/// Most workers a stage may have.
+pub const MAX_WORKERS: u32 = 64;
+
+/// Workers for a stage that does not say: the cores shared out among the chain's stages (which
+/// run at the same time, each on its own frame), at least one each.
+pub fn default_workers(stages: usize) -> u32 {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores / stages.max(1)).clamp(1, MAX_WORKERS as usize) as u32
+}
 pub const MAX_RING: u32 = 16;
 pub const DEFAULT_MAX_RESTARTS: u32 = 5;
 pub const DEFAULT_RESTART_WINDOW_S: u64 = 60;
@@ -267,6 +281,21 @@ impl Config {
                 },
                 ..limits
             };
+            let transport = match p.transport {
+                TransportName::Shm => Transport::SharedMemory,
+                TransportName::Pipe => Transport::Pipe,
+            };
+            let workers = match p.workers {
+                Some(n @ 2..) if transport == Transport::Pipe => {
+                    return Err(error(format!(
+                        "{at}: workers = {n} needs transport = \"shm\" (bands of one frame share its buffers)"
+                    )));
+                }
+                Some(n @ 1..=MAX_WORKERS) => Some(n),
+                Some(n) => return Err(error(format!("{at}: workers = {n} is outside 1..={MAX_WORKERS}"))),
+                None if transport == Transport::Pipe => Some(1),
+                None => None,
+            };
             let mut params = Vec::new();
             for (key, value) in p.params {
                 let value = param_value(&key, value).map_err(|why| error(format!("plugin \"{}\": {why}", p.name)))?;
@@ -284,12 +313,10 @@ impl Config {
                     DEFAULT_RESTART_WINDOW_S,
                     86_400,
                 )?),
-                transport: match p.transport {
-                    TransportName::Shm => Transport::SharedMemory,
-                    TransportName::Pipe => Transport::Pipe,
-                },
+                transport,
                 sandbox: p.sandbox.or(raw.sandbox).map_or(SandboxLevel::Standard, SandboxName::level),
                 snapshot_input: matches!(p.input, InputMode::Snapshot),
+                workers,
                 params,
             });
         }

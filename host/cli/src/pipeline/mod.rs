@@ -103,16 +103,26 @@ impl Prepared {
         let source = io::open_source(&config.input).map_err(|e| config.error(format!("input: {e}")))?;
         let (width, height, format) = source.shape();
         let frame_bytes = width as u64 * height as u64 * 4;
-        // One control block per plugin, and one for the sink's view of the last buffer.
-        let stage_count = (config.plugins.len() as u32 + 1).max(2);
+        // A control block per worker (each stage's first is its own), and one for the sink's
+        // view of the last buffer; a boundary per plugin and one more.
+        let default_workers = crate::config::default_workers(config.plugins.len());
+        let workers: Vec<u32> = config.plugins.iter().map(|p| p.workers.unwrap_or(default_workers)).collect();
+        let boundaries = (config.plugins.len() as u32 + 1).max(2);
+        let control_blocks = (workers.iter().sum::<u32>() + 1).max(boundaries);
         let lanes = config.plugins.len() as u32 + config.ring;
-        let region = Region::create_chain("plugin-host:chain", stage_count, lanes.max(2), frame_bytes)
-            .map_err(|e| RunError::Plugin(PluginError { plugin: "pipeline".into(), kind: e.into() }))?;
+        let region =
+            Region::create_with_workers("plugin-host:chain", control_blocks, boundaries, lanes.max(2), frame_bytes)
+                .map_err(|e| RunError::Plugin(PluginError { plugin: "pipeline".into(), kind: e.into() }))?;
         let mut stages = Vec::new();
+        let mut next_block = 0u32;
         for (k, plugin) in config.plugins.iter().enumerate() {
-            let view = region.for_stage(k as u32).map_err(|e| config.error(e.to_string()))?;
+            let views = (next_block..next_block + workers[k])
+                .map(|block| region.for_worker(block, k as u32))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| config.error(e.to_string()))?;
+            next_block += workers[k];
             // Before any frame: a plugin that cannot start is bad input, like a bad config.
-            stages.push(Stage::start(plugin, frame_bytes, &view, &options).map_err(
+            stages.push(Stage::start(plugin, frame_bytes, &views, &options).map_err(
                 |e| match e.kind.start_failure() {
                     StartFailure::Interrupted => RunError::Interrupted,
                     StartFailure::BadPlugin | StartFailure::Init => RunError::Config(config.error(e.to_string())),
@@ -121,7 +131,7 @@ impl Prepared {
             )?);
         }
         if let Some(first) = stages.first()
-            && let Some(process) = &first.process
+            && let Some(process) = first.processes().next()
             && !process.description().accepts(format)
         {
             return Err(config
@@ -140,7 +150,7 @@ impl Prepared {
     /// One line on the plugins' sandboxes, for the run's summary.
     pub fn sandbox_summary(&self) -> String {
         plugin_host::sys::sandbox::Report::run_summary(
-            self.stages.iter().filter_map(|s| s.process.as_ref()).map(|p| (p.name(), p.sandbox())),
+            self.stages.iter().filter_map(|s| s.processes().next()).map(|p| (p.name(), p.sandbox())),
         )
     }
 
@@ -226,7 +236,9 @@ impl Prepared {
             stage_threads.push(std::thread::spawn(move || stage.run(input, tx, free)));
         }
 
-        let sink_view = region.for_stage(stage_count).expect("the region has a block for the sink");
+        let sink_view = region
+            .for_worker(region.stage_count() - 1, stage_count)
+            .expect("the region has a block and a boundary for the sink");
         let mut frames_out = 0u64;
         let mut host_warm = None;
         let mut sink_result = Ok(());

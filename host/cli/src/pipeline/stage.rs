@@ -1,37 +1,64 @@
-//! One stage of a chain: its plugin process, the thread loop that feeds it lanes and collects
-//! them, the `on_error` policy for frames it fails, and restarts with back-off.
+//! One stage of a chain: its plugin's processes (one, or several workers that each write a band
+//! of the same frame), the thread loop that feeds them lanes and collects them, the `on_error`
+//! policy for frames they fail, and restarts with back-off, per worker.
+//!
+//! A frame counts once whatever the number of workers: it is done when every band is, and it
+//! fails (and goes to the policy) when any band fails. A worker that dies is restarted and given
+//! its bands of the frames still in flight again; the other workers' bands stand. A worker that
+//! stays down is left out, and the bands are cut among those that run.
 
 use super::stats::PluginStats;
 use super::{Carried, Reading, RunOptions, WARM_UP_FRAMES};
 use crate::config::{OnError, PluginConfig};
 use plugin_host::ipc::region::{Lane, Region};
-use plugin_host::process::{ErrorKind, PluginError, PluginProcess, PluginSpec, Ticket};
-use plugin_sdk::abi::FrameDesc;
+use plugin_host::process::{BandTicket, ErrorKind, PluginError, PluginProcess, PluginSpec, RunnerStats, Violation};
+use plugin_sdk::abi::{FrameDesc, band_rows};
 use std::collections::VecDeque;
+use std::ops::Range;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError, channel};
 use std::time::{Duration, Instant};
 
 /// One plugin of the chain and what happened to it.
 pub(super) struct Stage {
     pub(super) config: PluginConfig,
-    pub(super) process: Option<PluginProcess>,
+    workers: Vec<Worker>,
     /// This stage's view of the chain's region (for the failure path's copy).
-    pub(super) region: Region,
+    region: Region,
     pub(super) stats: PluginStats,
-    /// The plugin process's counters after warm-up.
-    pub(super) warm: Option<plugin_host::process::RunnerStats>,
-    /// Failures since the last frame that went well, for the restart back-off.
-    pub(super) failures_in_a_row: u32,
-    /// When the recent restarts happened (those within the config's window).
-    pub(super) recent_restarts: VecDeque<Instant>,
 }
 
-/// A frame the plugin is working on.
+/// One process of a stage, and its own restart history.
+struct Worker {
+    /// `None` once disabled (or for a stage that could not keep it running).
+    process: Option<PluginProcess>,
+    /// Its counters after warm-up.
+    warm: Option<RunnerStats>,
+    /// Failures since the last frame that went well, for the restart back-off.
+    failures_in_a_row: u32,
+    /// When its recent restarts happened (those within the config's window).
+    recent_restarts: VecDeque<Instant>,
+    /// Whether its death has been counted already (by the frame that found it).
+    death_counted: bool,
+}
+
+/// A frame the workers are working on.
 struct Pending {
-    ticket: Ticket,
     frame: u64,
+    lane: Lane,
     input: FrameDesc,
     reading: Option<Reading>,
+    bands: Vec<Band>,
+    /// The first failure among its bands: the frame goes to the policy once all are back.
+    error: Option<PluginError>,
+    submitted: Instant,
+}
+
+/// One worker's share of a frame.
+struct Band {
+    worker: usize,
+    rows: Range<u32>,
+    /// `None` once collected (or when it could not be handed over).
+    ticket: Option<BandTicket>,
 }
 
 /// Back-off before restart number `n` (1-based) of a run of failures: none for the first, then
@@ -43,11 +70,30 @@ fn restart_backoff(failures_in_a_row: u32) -> Duration {
     }
 }
 
+impl Worker {
+    fn new(process: PluginProcess) -> Self {
+        Worker {
+            process: Some(process),
+            warm: None,
+            failures_in_a_row: 0,
+            recent_restarts: VecDeque::new(),
+            death_counted: false,
+        }
+    }
+
+    /// Whether it has a process and that process has died (a disabled worker has none).
+    fn is_dead(&self) -> bool {
+        self.process.as_ref().is_some_and(|p| p.pid().is_none())
+    }
+}
+
 impl Stage {
+    /// Starts the plugin on `views[0]`, and when it works on bands, up to `views.len()` workers
+    /// in all (one per view, each its own control block on the same boundaries).
     pub(super) fn start(
         config: &PluginConfig,
         frame_bytes: u64,
-        region: &Region,
+        views: &[Region],
         options: &RunOptions,
     ) -> Result<Self, PluginError> {
         let mut spec = PluginSpec::new(&config.name, &config.path, frame_bytes);
@@ -56,19 +102,39 @@ impl Stage {
         spec.transport = config.transport;
         spec.runner = options.runner.clone();
         spec.sandbox = config.sandbox;
-        spec.slots = region.slot_count();
+        spec.slots = views[0].slot_count();
         spec.standby = config.max_restarts > 0;
         spec.snapshot_input = config.snapshot_input;
-        let process = PluginProcess::spawn_stage(spec, region)?;
-        Ok(Self {
-            config: config.clone(),
-            process: Some(process),
-            region: region.clone(),
-            stats: PluginStats::new(&config.name),
-            warm: None,
-            failures_in_a_row: 0,
-            recent_restarts: VecDeque::new(),
-        })
+        let first = PluginProcess::spawn_stage(spec, &views[0])?;
+        let wanted = views.len();
+        let mut workers = vec![];
+        if wanted > 1 && first.band_context().is_none() {
+            if config.workers.is_some() {
+                tracing::warn!("plugin \"{}\" works on whole frames only: 1 worker, not {wanted}", config.name);
+            }
+        } else if wanted > 1 {
+            // The others start together: each is a process start and an instance, nothing to compile.
+            let starter = first.worker_starter();
+            let started: Vec<Result<PluginProcess, PluginError>> = std::thread::scope(|scope| {
+                let starter = &starter;
+                let handles: Vec<_> = views[1..].iter().map(|view| scope.spawn(move || starter.spawn(view))).collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().unwrap_or_else(|_| Err(first_error(&first, "a worker's start panicked"))))
+                    .collect()
+            });
+            for worker in started {
+                workers.push(Worker::new(worker?));
+            }
+        }
+        workers.insert(0, Worker::new(first));
+        let stats = PluginStats { workers: workers.len() as u32, ..PluginStats::new(&config.name) };
+        Ok(Self { config: config.clone(), workers, region: views[0].clone(), stats })
+    }
+
+    /// The running processes (for descriptions and sandbox reports).
+    pub(super) fn processes(&self) -> impl Iterator<Item = &PluginProcess> {
+        self.workers.iter().filter_map(|w| w.process.as_ref())
     }
 
     /// Serves frames from `input` to `output` until the input ends or the stage fails.
@@ -79,18 +145,21 @@ impl Stage {
         free: Sender<Lane>,
     ) -> (PluginStats, Result<(), PluginError>) {
         let result = self.serve(&input, &output, &free);
-        if let Some(process) = self.process.as_mut() {
-            if let Some(warm) = self.warm
-                && let Ok(now) = process.runner_stats()
-                && now.frames > warm.frames
-            {
-                self.stats.plugin_faults_per_frame =
-                    now.minor_faults.saturating_sub(warm.minor_faults) as f64 / (now.frames - warm.frames) as f64;
+        for worker in &mut self.workers {
+            if let Some(process) = worker.process.as_mut() {
+                if let Some(warm) = worker.warm
+                    && let Ok(now) = process.runner_stats()
+                    && now.frames > warm.frames
+                {
+                    // Every worker serves every frame (its band of it): their faults add up.
+                    self.stats.plugin_faults_per_frame +=
+                        now.minor_faults.saturating_sub(warm.minor_faults) as f64 / (now.frames - warm.frames) as f64;
+                }
+                self.stats.copies += process.copies();
             }
-            self.stats.copies += process.copies();
-        }
-        if let Some(process) = self.process.take() {
-            let _ = process.shutdown();
+            if let Some(process) = worker.process.take() {
+                let _ = process.shutdown();
+            }
         }
         (self.stats, result)
     }
@@ -104,18 +173,10 @@ impl Stage {
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut ended = false;
         let mut last_done = Instant::now();
-        // Whether the current process's death has been counted (by the submit that found it).
-        let mut death_counted = false;
         loop {
-            // A death noticed outside a frame (a submit, or asking for its counters) is
-            // recovered from here.
-            if self.is_dead() {
-                if !death_counted {
-                    self.stats.count_failure(&ErrorKind::NotRunning);
-                }
-                self.recover(&mut pending, output, free)?;
-                death_counted = false;
-            }
+            // A death noticed outside a frame (a submit, or asking for counters) is recovered
+            // from here, as is one a frame found.
+            self.recover(&mut pending);
             // Hand over every frame that has arrived: the plugin works while we wait.
             while !ended {
                 let next = if pending.is_empty() {
@@ -129,9 +190,8 @@ impl Stage {
                         if let Some(entry) = self.submit(carried, output, free, busy)? {
                             pending.push_back(entry);
                         }
-                        if self.is_dead() {
-                            // The submit found it dead and counted that: restart before the next frame.
-                            death_counted = true;
+                        if self.any_dead() {
+                            // Restart before the next frame.
                             break;
                         }
                     }
@@ -139,42 +199,33 @@ impl Stage {
                     Err(TryRecvError::Disconnected) => ended = true,
                 }
             }
-            if self.is_dead() {
+            if self.any_dead() {
                 continue;
             }
-            let Some(Pending { ticket, frame, input: input_desc, reading }) = pending.pop_front() else {
+            let Some(entry) = pending.pop_front() else {
                 return Ok(());
             };
             // Service time: from when the plugin could start on this frame to when it was done.
-            let started = ticket.submitted().max(last_done);
-            let (lane, result) = match self.process.as_mut() {
-                Some(process) => process.receive_lane(ticket),
-                None => unreachable!("a ticket outlived its plugin"),
-            };
+            let started = entry.submitted.max(last_done);
+            let (carried, result) = self.collect(entry);
             last_done = Instant::now();
-            // The plugin is done reading its input buffer, whatever the outcome.
-            drop(reading);
             let passes_through = result.is_err() && self.config.on_error == OnError::Passthrough;
-            if passes_through && !pending.is_empty() && !self.is_dead() {
+            if passes_through && !pending.is_empty() {
                 // The frame's copy will go where this plugin can write while it runs: let it
                 // finish what it holds first, and keep the results for after this frame.
                 let mut held = Vec::new();
-                while !self.is_dead() {
-                    let Some(Pending { ticket, frame, input, reading }) = pending.pop_front() else { break };
-                    let started = ticket.submitted().max(last_done);
-                    let (lane, result) = self.process.as_mut().expect("a process holds them").receive_lane(ticket);
+                while !self.any_dead() {
+                    let Some(entry) = pending.pop_front() else { break };
+                    let started = entry.submitted.max(last_done);
+                    let (carried, result) = self.collect(entry);
                     last_done = Instant::now();
-                    drop(reading);
-                    held.push((Carried { frame, lane, desc: input, reading: None }, result, last_done - started));
+                    held.push((carried, result, last_done - started));
                 }
-                let finished = self.finish(
-                    Carried { frame, lane, desc: input_desc, reading: None },
-                    result,
-                    last_done - started,
-                    output,
-                    free,
-                )?;
-                if !finished {
+                // A worker died meanwhile: the others must not run either while the copy is read.
+                if !pending.is_empty() {
+                    self.kill_all();
+                }
+                if !self.finish(carried, result, last_done - started, output, free)? {
                     return Ok(());
                 }
                 for (carried, result, took) in held {
@@ -182,19 +233,70 @@ impl Stage {
                         return Ok(());
                     }
                 }
-            } else if !self.finish(
-                Carried { frame, lane, desc: input_desc, reading: None },
-                result,
-                last_done - started,
-                output,
-                free,
-            )? {
+            } else if !self.finish(carried, result, last_done - started, output, free)? {
                 return Ok(());
             }
-            if self.is_dead() {
-                self.recover(&mut pending, output, free)?;
+        }
+    }
+
+    fn any_dead(&self) -> bool {
+        self.workers.iter().any(Worker::is_dead)
+    }
+
+    /// Kills every worker (the host's own doing: their restarts need no back-off, though
+    /// `max_restarts` still counts them).
+    fn kill_all(&mut self) {
+        for worker in &mut self.workers {
+            if let Some(process) = worker.process.as_mut() {
+                process.kill();
+                worker.failures_in_a_row = 0;
+                // Not the plugin's failure: nothing to count.
+                worker.death_counted = true;
             }
         }
+    }
+
+    /// Waits for every band of a frame. The result is the frame's output descriptor, or the
+    /// first failure (the frame then carries its input descriptor to the policy).
+    fn collect(&mut self, entry: Pending) -> (Carried, Result<FrameDesc, PluginError>) {
+        let Pending { frame, lane, input, reading, bands, mut error, .. } = entry;
+        let mut done: Option<FrameDesc> = None;
+        for band in bands {
+            let Some(ticket) = band.ticket else { continue };
+            let worker = &mut self.workers[band.worker];
+            let result = match worker.process.as_mut() {
+                Some(process) => process.receive_band(ticket),
+                None => Err(PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning }),
+            };
+            match result {
+                Ok(desc) => match done {
+                    None => done = Some(desc),
+                    // Bands of one frame must describe one output.
+                    Some(first) if first != desc && error.is_none() => {
+                        if let Some(process) = worker.process.as_mut() {
+                            process.kill();
+                        }
+                        let why = "its workers gave the frame different shapes";
+                        let kind = ErrorKind::Protocol(Violation::OutputDescriptor(why));
+                        error = Some(PluginError { plugin: self.config.name.clone(), kind });
+                    }
+                    Some(_) => {}
+                },
+                Err(failure) => {
+                    // This frame's failure is the death's count.
+                    worker.death_counted |= worker.is_dead();
+                    error.get_or_insert(failure);
+                }
+            }
+        }
+        // The plugin is done reading its input buffer, whatever the outcome.
+        drop(reading);
+        let result = match (error, done) {
+            (Some(error), _) => Err(error),
+            (None, Some(desc)) => Ok(desc),
+            (None, None) => Err(PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning }),
+        };
+        (Carried { frame, lane, desc: input, reading: None }, result)
     }
 
     /// Delivers a frame the plugin finished (`result` is its output descriptor), or applies the
@@ -211,17 +313,21 @@ impl Stage {
         match result {
             Ok(desc) => {
                 self.stats.frames += 1;
-                self.failures_in_a_row = 0;
-                if self.stats.frames == WARM_UP_FRAMES
-                    && let Some(process) = self.process.as_mut()
-                {
-                    self.warm = process.runner_stats().ok();
+                for worker in &mut self.workers {
+                    worker.failures_in_a_row = 0;
+                    if self.stats.frames == WARM_UP_FRAMES
+                        && let Some(process) = worker.process.as_mut()
+                    {
+                        worker.warm = process.runner_stats().ok();
+                    }
                 }
                 self.stats.samples_us.push(took.as_micros() as u64);
                 Ok(output.send(Carried { desc, ..carried }).is_ok())
             }
             Err(error) => {
-                self.stats.count_failure(&error.kind);
+                if !self.disabled() {
+                    self.stats.count_failure(&error.kind);
+                }
                 if self.config.on_error == OnError::Fail {
                     return Err(error);
                 }
@@ -232,37 +338,53 @@ impl Stage {
         }
     }
 
-    /// Whether the stage has a process and it has died (a disabled stage has none).
-    fn is_dead(&self) -> bool {
-        self.process.as_ref().is_some_and(|p| p.pid().is_none())
+    /// Whether every worker is disabled: the policy then handles every frame, reported once.
+    fn disabled(&self) -> bool {
+        self.workers.iter().all(|w| w.process.is_none())
     }
 
-    /// After the process died: takes back the lanes of the frames it still held (their inputs
-    /// are intact: a plugin only writes its output buffer), restarts it and hands them over again.
-    fn recover(
-        &mut self,
-        pending: &mut VecDeque<Pending>,
-        output: &SyncSender<Carried>,
-        free: &Sender<Lane>,
-    ) -> Result<(), PluginError> {
-        let mut requeue = Vec::new();
-        for Pending { ticket, frame, input, reading } in pending.drain(..) {
-            let process = self.process.as_mut().expect("pending frames have a process");
-            let (lane, _) = process.receive_lane(ticket);
-            requeue.push(Carried { frame, lane, desc: input, reading });
-        }
-        self.restart();
-        for carried in requeue {
-            let busy = !pending.is_empty();
-            if let Some(entry) = self.submit(carried, output, free, busy)? {
-                pending.push_back(entry);
+    /// Restarts each worker that died, takes back its bands of the frames in flight (their
+    /// inputs are intact: a plugin only writes its output buffer) and hands them to the new
+    /// process. A band that cannot be handed over fails its frame.
+    fn recover(&mut self, pending: &mut VecDeque<Pending>) {
+        for index in 0..self.workers.len() {
+            if !self.workers[index].is_dead() {
+                continue;
+            }
+            let worker = &mut self.workers[index];
+            if !std::mem::take(&mut worker.death_counted) {
+                self.stats.count_failure(&ErrorKind::NotRunning);
+            }
+            let process = worker.process.as_mut().expect("a dead worker has a process");
+            for entry in pending.iter_mut() {
+                for band in entry.bands.iter_mut().filter(|b| b.worker == index) {
+                    if let Some(ticket) = band.ticket.take() {
+                        // Void: the process is gone.
+                        let _ = process.receive_band(ticket);
+                    }
+                }
+            }
+            self.restart(index);
+            for entry in pending.iter_mut() {
+                for band in entry.bands.iter_mut().filter(|b| b.worker == index) {
+                    let worker = &mut self.workers[index];
+                    let handed = match worker.process.as_mut() {
+                        Some(process) => process.submit_band(&entry.lane, entry.frame, &entry.input, band.rows.clone()),
+                        None => Err(PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning }),
+                    };
+                    match handed {
+                        Ok(ticket) => band.ticket = Some(ticket),
+                        Err(error) => {
+                            entry.error.get_or_insert(error);
+                        }
+                    }
+                }
             }
         }
-        Ok(())
     }
 
-    /// Submits a frame, or applies the policy when the plugin is disabled or refuses it.
-    /// Returns the entry to wait for, if the frame went to the plugin.
+    /// Submits a frame to every running worker, a band each, or applies the policy when none
+    /// can take it. Returns the entry to wait for, if any band went to a worker.
     fn submit(
         &mut self,
         carried: Carried,
@@ -271,17 +393,34 @@ impl Stage {
         busy: bool,
     ) -> Result<Option<Pending>, PluginError> {
         let Carried { frame, lane, desc, reading } = carried;
-        let (error, lane) = match self.process.as_mut() {
-            Some(process) => match process.submit_lane(lane, frame, &desc) {
-                Ok(ticket) => return Ok(Some(Pending { ticket, frame, input: desc, reading })),
+        let running: Vec<usize> = (0..self.workers.len()).filter(|&i| self.workers[i].process.is_some()).collect();
+        let mut bands = Vec::with_capacity(running.len());
+        let mut error = None;
+        for (k, &index) in running.iter().enumerate() {
+            let rows = band_rows(desc.height, k as u32, running.len() as u32);
+            // An empty band is no work (a short frame); the first always goes, to answer for it.
+            if rows.is_empty() && k > 0 {
+                continue;
+            }
+            let worker = &mut self.workers[index];
+            let process = worker.process.as_mut().expect("running workers have a process");
+            match process.submit_band(&lane, frame, &desc, rows.clone()) {
+                Ok(ticket) => bands.push(Band { worker: index, rows, ticket: Some(ticket) }),
                 Err(refused) => {
-                    let (error, lane) = *refused;
-                    self.stats.count_failure(&error.kind);
-                    (error, lane)
+                    worker.death_counted |= worker.is_dead();
+                    error.get_or_insert(refused);
                 }
-            },
-            None => (PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning }, lane),
-        };
+            }
+        }
+        let submitted = Instant::now();
+        if !bands.is_empty() {
+            return Ok(Some(Pending { frame, lane, input: desc, reading, bands, error, submitted }));
+        }
+        let error =
+            error.unwrap_or_else(|| PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning });
+        if !self.disabled() {
+            self.stats.count_failure(&error.kind);
+        }
         if self.config.on_error == OnError::Fail {
             return Err(error);
         }
@@ -301,7 +440,7 @@ impl Stage {
     ) {
         let Carried { frame, mut lane, desc, reading } = carried;
         // A disabled plugin was reported once, when it was disabled.
-        let report = self.process.is_some() || !matches!(error.kind, ErrorKind::NotRunning);
+        let report = !self.disabled() || !matches!(error.kind, ErrorKind::NotRunning);
         match self.config.on_error {
             OnError::Fail | OnError::Skip => {
                 if report {
@@ -318,12 +457,10 @@ impl Stage {
                 self.stats.passed_through += 1;
                 // The copy goes into this stage's output boundary, which its plugin can write
                 // whenever it runs: while the next reader reads it, no code of this plugin may
-                // run. A plugin busy with other frames is killed first (they are handed to its
-                // replacement); then this stage waits until the reader is done.
-                if busy && let Some(process) = self.process.as_mut() {
-                    process.kill();
-                    // The host's own doing: its restart needs no back-off (max_restarts still counts it).
-                    self.failures_in_a_row = 0;
+                // run. Workers busy with other frames are killed first (those frames are handed
+                // to their replacements); then this stage waits until the reader is done.
+                if busy {
+                    self.kill_all();
                 }
                 // The next stage reads the lane's next boundary: the one copy of the failure path.
                 self.region.copy_input_to_output(&mut lane, desc.byte_len() as usize);
@@ -338,37 +475,40 @@ impl Stage {
         }
     }
 
-    /// Starts a fresh process after the old one died (after a back-off when failures repeat);
-    /// after `max_restarts`, or when it cannot start, the plugin stays disabled and its policy
-    /// handles every further frame.
-    fn restart(&mut self) {
+    /// Starts a fresh process for a worker that died (after a back-off when failures repeat);
+    /// after `max_restarts` within the window, or when it cannot start, the worker stays
+    /// disabled. With every worker disabled the policy handles every further frame.
+    fn restart(&mut self, index: usize) {
         let mut failed_starts = 0u32;
         loop {
+            let (config, worker) = (&self.config, &mut self.workers[index]);
             let now = Instant::now();
-            let window = self.config.restart_window;
-            self.recent_restarts.retain(|&at| now.duration_since(at) < window);
-            if self.recent_restarts.len() >= self.config.max_restarts as usize
-                || failed_starts >= self.config.max_restarts.max(1)
-            {
-                if let Some(process) = self.process.take() {
+            let window = config.restart_window;
+            worker.recent_restarts.retain(|&at| now.duration_since(at) < window);
+            let restarts = worker.recent_restarts.len();
+            if restarts >= config.max_restarts as usize || failed_starts >= config.max_restarts.max(1) {
+                if let Some(process) = worker.process.take() {
                     self.stats.copies += process.copies();
                 }
+                let what = match (self.disabled(), self.config.on_error) {
+                    (false, _) => "its other workers take its bands",
+                    (true, OnError::Passthrough) => "passing through every further frame",
+                    (true, OnError::Skip | OnError::Fail) => "skipping every further frame",
+                };
+                let which = match self.workers.len() {
+                    1 => String::new(),
+                    _ => format!(" (worker {})", index + 1),
+                };
+                let name = &self.config.name;
                 tracing::error!(
-                    "plugin \"{}\": disabled after {} restarts within {:?}; {} every further frame",
-                    self.config.name,
-                    self.recent_restarts.len(),
-                    window,
-                    match self.config.on_error {
-                        OnError::Passthrough => "passing through",
-                        OnError::Skip | OnError::Fail => "skipping",
-                    }
+                    "plugin \"{name}\"{which}: disabled after {restarts} restarts within {window:?}; {what}"
                 );
                 return;
             }
-            let Some(process) = self.process.as_mut() else { return };
-            self.recent_restarts.push_back(now);
-            self.failures_in_a_row += 1;
-            std::thread::sleep(restart_backoff(self.failures_in_a_row));
+            let Some(process) = worker.process.as_mut() else { return };
+            worker.recent_restarts.push_back(now);
+            worker.failures_in_a_row += 1;
+            std::thread::sleep(restart_backoff(worker.failures_in_a_row));
             self.stats.restarts += 1;
             let started = Instant::now();
             match process.restart() {
@@ -384,6 +524,11 @@ impl Stage {
             }
         }
     }
+}
+
+/// An error in the name of `process`'s plugin.
+fn first_error(process: &PluginProcess, why: &str) -> PluginError {
+    PluginError { plugin: process.name().to_string(), kind: ErrorKind::Spawn(std::io::Error::other(why.to_string())) }
 }
 
 #[cfg(test)]

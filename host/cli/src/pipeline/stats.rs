@@ -9,6 +9,8 @@ use std::io::Write;
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct PluginStats {
     pub name: String,
+    /// Processes the stage ran as, each on a band of every frame.
+    pub workers: u32,
     /// Frames the plugin processed successfully.
     pub frames: u64,
     /// Frames it failed on (any reason): the sum of the next six.
@@ -113,8 +115,9 @@ impl RunStats {
         let width = self.plugins.iter().map(|p| p.name.len()).max().unwrap_or(6).max(6);
         writeln!(
             out,
-            "{:<width$}  {:>8}  {:>9}  {:>9}  {:>9}  {:>6}  {:>5}  {:>8}  {:>7}  {:>8}  {:>7}  {:>11}  {:>6}",
+            "{:<width$}  {:>7}  {:>8}  {:>9}  {:>9}  {:>9}  {:>6}  {:>5}  {:>8}  {:>7}  {:>8}  {:>7}  {:>11}  {:>6}",
             "plugin",
+            "workers",
             "frames",
             "p50 ms",
             "p99 ms",
@@ -132,8 +135,9 @@ impl RunStats {
             let ms = |us: u64| format!("{:.2}", us as f64 / 1000.0);
             writeln!(
                 out,
-                "{:<width$}  {:>8}  {:>9}  {:>9}  {:>9}  {:>6}  {:>5}  {:>8}  {:>7}  {:>8}  {:>7}  {:>11}  {:>6}",
+                "{:<width$}  {:>7}  {:>8}  {:>9}  {:>9}  {:>9}  {:>6}  {:>5}  {:>8}  {:>7}  {:>8}  {:>7}  {:>11}  {:>6}",
                 p.name,
+                p.workers,
                 p.frames,
                 ms(p.p50_us),
                 ms(p.p99_us),

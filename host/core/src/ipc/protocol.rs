@@ -13,9 +13,11 @@ pub const MAGIC: [u8; 8] = *b"PLGHOST\x01";
 /// ([`ToHost::Sandboxed`]) before it is sent the module; 4: `Stats` counts the runner's page
 /// faults; 5: untrusted modules are compiled in a sandboxed runner ([`ToRunner::Compile`]),
 /// never in the host; 6: on the pipe transport a frame's bytes follow its message raw
-/// ([`write_message_with_bytes`]), written from and read into their buffers directly.
-pub const PROTOCOL_VERSION: u32 = 6;
-pub const MIN_PROTOCOL_VERSION: u32 = 6;
+/// ([`write_message_with_bytes`]), written from and read into their buffers directly; 7: a stage
+/// may run as several workers (`Load` names the input boundary apart from the control block,
+/// `Ready` says whether the plugin works on bands).
+pub const PROTOCOL_VERSION: u32 = 7;
+pub const MIN_PROTOCOL_VERSION: u32 = 7;
 
 /// The first argument that puts a binary in runner mode (see `runner::run_if_requested`); the
 /// runner then finds its channel and region on descriptors 3, 4 and 5 (`sys::process`).
@@ -71,9 +73,10 @@ pub enum ToRunner {
         transport: Transport,
         /// Largest frame in bytes (for the pipe transport; the region says it for shared memory).
         frame_capacity: u64,
-        /// Which stage of the region's chain this plugin is: its control block, and which of each
-        /// slot's buffers it reads.
+        /// The runner's control block in the region.
         stage: u32,
+        /// Which of each slot's buffers it reads (it writes the next boundary's).
+        boundary: u32,
     },
     /// Compile the module (wasm bytes) for the runners' engine; answered by
     /// [`ToHost::Compiled`], after which the runner exits. The host never parses or compiles an
@@ -98,8 +101,9 @@ pub enum ToRunner {
 pub enum ToHost {
     /// The module loaded; its ABI description JSON.
     Loaded { description: String },
-    /// The instance is created; frames may flow.
-    Ready,
+    /// The instance is created; frames may flow. `band_context`: the rows of context a band
+    /// reads, when the plugin can work on bands of a frame (`None`: whole frames only).
+    Ready { band_context: Option<u32> },
     /// Pipe transport: the processed frame of `slot`; its `len` bytes follow the message on the
     /// pipe, raw (the host reads them straight into the slot's output buffer).
     FrameDone { frame: u64, slot: u32, desc: [u8; FRAME_DESC_SIZE], len: u64 },

@@ -11,13 +11,18 @@
 //! its plugin's memory, and nothing of any other boundary. A plugin that writes its input or
 //! another stage's buffers traps; it can never change a frame it does not produce.
 //!
+//! Control blocks and boundaries are counted apart: a stage run as several workers (processes
+//! that each write one band of the same output, [`plugin_sdk::abi::band_rows`]) has a control
+//! block per worker, all on the same pair of boundaries. A view names both.
+//!
 //! ```text
 //! 0        RegionHeader (64 B): magic, layout version, slot count, slot capacity, stage count
-//! 64       per stage: StageControl (64 B: doorbell) then SlotControl × slot_count (128 B each:
-//!          state word, frame number, input/output FrameDesc)
+//! 64       per control block (a stage, or one worker of a stage): StageControl (64 B: doorbell)
+//!          then SlotControl × slot_count (128 B each: state word, frame number, input/output
+//!          FrameDesc, the band of output rows to write)
 //! page     buffers, by boundary: boundary 0 of slot 0, of slot 1, …, boundary 1 of slot 0, …
-//!          each `slot_capacity` bytes; as many boundaries as stages (the last stage's control
-//!          block belongs to the consumer of the last boundary)
+//!          each `slot_capacity` bytes, `boundary_count` boundaries (the last control block
+//!          belongs to the consumer of the last boundary)
 //! ```
 //!
 //! Descriptors are copied out with one volatile read and validated by the reader before use.
@@ -36,12 +41,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"PHREGION");
-/// 3: one buffer per chain boundary and lane (was: two per lane, shared by every stage).
-pub const LAYOUT_VERSION: u32 = 3;
+/// 4: control blocks counted apart from boundaries (workers), and a band per slot.
+pub const LAYOUT_VERSION: u32 = 4;
 pub const PAGE_SIZE: u64 = 4096;
 pub const MIN_SLOTS: u32 = 2;
 pub const MAX_SLOTS: u32 = 64;
 pub const MAX_STAGES: u32 = 64;
+/// Most control blocks a region has: stages times their workers, and the consumer.
+pub const MAX_CONTROL_BLOCKS: u32 = 1024;
 /// Largest buffer a slot may have: a 8K RGBA frame.
 pub const MAX_SLOT_CAPACITY: u64 = 8192 * 8192 * 4;
 
@@ -54,10 +61,12 @@ pub struct RegionHeader {
     pub slot_capacity: u64,
     /// Offset of slot 0's buffer A, page-aligned.
     pub buffers_offset: u64,
-    /// Control blocks: the chain's plugins and the consumer of the last boundary; also the
-    /// number of boundaries.
+    /// Control blocks: the chain's plugins (or their workers) and the consumer of the last
+    /// boundary.
     pub stage_count: u32,
-    _reserved: [u32; 7],
+    /// Boundaries: one more than the chain has stages.
+    pub boundary_count: u32,
+    _reserved: [u32; 6],
 }
 
 #[repr(C)]
@@ -76,7 +85,11 @@ pub struct SlotControl {
     pub frame_number: AtomicU64,
     pub input: [u8; FRAME_DESC_SIZE],
     pub output: [u8; FRAME_DESC_SIZE],
-    _reserved: [u8; 48],
+    /// The output rows to write, `band_first..band_first + band_rows` (set by the host; 0 rows:
+    /// the whole frame).
+    pub band_first: AtomicU32,
+    pub band_rows: AtomicU32,
+    _reserved: [u8; 40],
 }
 
 const _: () = assert!(size_of::<RegionHeader>() == 64);
@@ -86,6 +99,8 @@ const _: () = assert!(size_of::<SlotControl>() == 128);
 const _: () = assert!(offset_of!(SlotControl, frame_number) == 8);
 const _: () = assert!(offset_of!(SlotControl, input) == 16);
 const _: () = assert!(offset_of!(SlotControl, output) == 48);
+const _: () = assert!(offset_of!(SlotControl, band_first) == 80);
+const _: () = assert!(offset_of!(RegionHeader, boundary_count) == 36);
 
 /// Which of a slot's buffers, as the stage of a view sees them: its input boundary or its output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,6 +119,8 @@ pub enum RegionError {
     SlotCount(u32),
     #[error("stage {0} is outside the region's stages (at most {MAX_STAGES})")]
     Stage(u32),
+    #[error("control block {0} is outside the region's (at most {MAX_CONTROL_BLOCKS})")]
+    ControlBlock(u32),
     #[error("a slot of {0} bytes exceeds the limit of {MAX_SLOT_CAPACITY} bytes")]
     Capacity(u64),
     #[error("the shared region is not valid: {0}")]
@@ -116,6 +133,7 @@ struct Mapping {
     file: File,
     slot_count: u32,
     stage_count: u32,
+    boundary_count: u32,
     slot_capacity: u64,
     buffers_offset: u64,
     /// Whether the lane tokens have been handed out (they exist once per mapping).
@@ -127,7 +145,10 @@ struct Mapping {
 #[derive(Clone)]
 pub struct Region {
     shared: Arc<Mapping>,
+    /// Its control block.
     stage: u32,
+    /// Its input boundary (its output is the next).
+    boundary: u32,
 }
 
 /// The right to use one slot's buffers in the host. There is one token per slot, handed out once
@@ -169,21 +190,36 @@ impl Region {
     /// plugins and the consumer of their output, with `slot_count` lanes whose buffers hold at
     /// least `frame_bytes` each. Returns the view of stage 0; [`Region::for_stage`] gives the others.
     pub fn create_chain(name: &str, stage_count: u32, slot_count: u32, frame_bytes: u64) -> Result<Self, RegionError> {
+        Self::create_with_workers(name, stage_count, stage_count, slot_count, frame_bytes)
+    }
+
+    /// Host: like [`Region::create_chain`] with `boundary_count` boundaries and `stage_count`
+    /// control blocks, for stages run as several workers ([`Region::for_worker`]).
+    pub fn create_with_workers(
+        name: &str,
+        stage_count: u32,
+        boundary_count: u32,
+        slot_count: u32,
+        frame_bytes: u64,
+    ) -> Result<Self, RegionError> {
         if !(MIN_SLOTS..=MAX_SLOTS).contains(&slot_count) {
             return Err(RegionError::SlotCount(slot_count));
         }
-        if !(2..=MAX_STAGES).contains(&stage_count) {
-            return Err(RegionError::Stage(stage_count));
+        if !(2..=MAX_STAGES).contains(&boundary_count) {
+            return Err(RegionError::Stage(boundary_count));
+        }
+        if !(boundary_count..=MAX_CONTROL_BLOCKS).contains(&stage_count) {
+            return Err(RegionError::ControlBlock(stage_count));
         }
         let slot_capacity = page_align(frame_bytes.max(1));
         if slot_capacity > MAX_SLOT_CAPACITY {
             return Err(RegionError::Capacity(frame_bytes));
         }
         let offset = buffers_offset(slot_count, stage_count);
-        let size = offset + stage_count as u64 * slot_count as u64 * slot_capacity;
+        let size = offset + boundary_count as u64 * slot_count as u64 * slot_capacity;
         let file = memfd::create_sealed(name, size).map_err(RegionError::Create)?;
         let map = memfd::map_shared(&file).map_err(RegionError::Map)?;
-        let region = Region::stage_zero(map, file, [slot_count, stage_count], slot_capacity, offset);
+        let region = Region::stage_zero(map, file, [slot_count, stage_count, boundary_count], slot_capacity, offset);
         region.restore_header();
         Ok(region)
     }
@@ -204,6 +240,7 @@ impl Region {
             addr_of_mut!((*header).slot_capacity).write_volatile(m.slot_capacity);
             addr_of_mut!((*header).buffers_offset).write_volatile(m.buffers_offset);
             addr_of_mut!((*header).stage_count).write_volatile(m.stage_count);
+            addr_of_mut!((*header).boundary_count).write_volatile(m.boundary_count);
         }
     }
 
@@ -220,7 +257,7 @@ impl Region {
         let header = map.as_ptr() as *const RegionHeader;
         // SAFETY: the mapping holds a whole header (checked above) and is page-aligned; the
         // fields are plain integers, read once each.
-        let (magic, version, slot_count, slot_capacity, offset, stage_count) = unsafe {
+        let (magic, version, slot_count, slot_capacity, offset, stage_count, boundary_count) = unsafe {
             (
                 (*header).magic,
                 (*header).layout_version,
@@ -228,6 +265,7 @@ impl Region {
                 (*header).slot_capacity,
                 (*header).buffers_offset,
                 (*header).stage_count,
+                (*header).boundary_count,
             )
         };
         if magic != REGION_MAGIC {
@@ -239,38 +277,51 @@ impl Region {
         if !(MIN_SLOTS..=MAX_SLOTS).contains(&slot_count) {
             return Err(RegionError::SlotCount(slot_count));
         }
-        if !(2..=MAX_STAGES).contains(&stage_count) {
-            return Err(RegionError::Stage(stage_count));
+        if !(2..=MAX_STAGES).contains(&boundary_count) {
+            return Err(RegionError::Stage(boundary_count));
+        }
+        if !(boundary_count..=MAX_CONTROL_BLOCKS).contains(&stage_count) {
+            return Err(RegionError::ControlBlock(stage_count));
         }
         if slot_capacity == 0 || slot_capacity % PAGE_SIZE != 0 || slot_capacity > MAX_SLOT_CAPACITY {
             return Err(RegionError::Capacity(slot_capacity));
         }
         if offset != buffers_offset(slot_count, stage_count)
-            || offset + stage_count as u64 * slot_count as u64 * slot_capacity != map.len() as u64
+            || offset + boundary_count as u64 * slot_count as u64 * slot_capacity != map.len() as u64
         {
             return Err(RegionError::Invalid("its size does not match its header"));
         }
-        Ok(Region::stage_zero(map, file, [slot_count, stage_count], slot_capacity, offset))
+        Ok(Region::stage_zero(map, file, [slot_count, stage_count, boundary_count], slot_capacity, offset))
     }
 
     fn stage_zero(
         map: MmapMut,
         file: File,
-        [slot_count, stage_count]: [u32; 2],
+        [slot_count, stage_count, boundary_count]: [u32; 3],
         slot_capacity: u64,
         buffers_offset: u64,
     ) -> Self {
         let lanes_taken = AtomicBool::new(false);
-        let mapping = Mapping { map, file, slot_count, stage_count, slot_capacity, buffers_offset, lanes_taken };
-        Region { shared: Arc::new(mapping), stage: 0 }
+        let mapping =
+            Mapping { map, file, slot_count, stage_count, boundary_count, slot_capacity, buffers_offset, lanes_taken };
+        Region { shared: Arc::new(mapping), stage: 0, boundary: 0 }
     }
 
-    /// The view of another stage of the same mapping.
+    /// The view of another stage of the same mapping: its control block and input boundary `stage`.
     pub fn for_stage(&self, stage: u32) -> Result<Self, RegionError> {
+        self.for_worker(stage, stage)
+    }
+
+    /// The view of control block `stage` whose input is `boundary`: one worker of the stage
+    /// between `boundary` and the next, or (for the last boundary) its consumer.
+    pub fn for_worker(&self, stage: u32, boundary: u32) -> Result<Self, RegionError> {
         if stage >= self.shared.stage_count {
-            return Err(RegionError::Stage(stage));
+            return Err(RegionError::ControlBlock(stage));
         }
-        Ok(Region { shared: Arc::clone(&self.shared), stage })
+        if boundary >= self.shared.boundary_count {
+            return Err(RegionError::Stage(boundary));
+        }
+        Ok(Region { shared: Arc::clone(&self.shared), stage, boundary })
     }
 
     /// Host: the lane tokens, one per slot; only the first call gets them.
@@ -290,6 +341,10 @@ impl Region {
     }
     pub fn stage(&self) -> u32 {
         self.stage
+    }
+    /// The input boundary of this view.
+    pub fn boundary(&self) -> u32 {
+        self.boundary
     }
     pub fn stage_count(&self) -> u32 {
         self.shared.stage_count
@@ -348,6 +403,24 @@ impl Region {
         unsafe { &*addr_of_mut!((*self.slot_ptr(slot)).frame_number) }.store(frame, Ordering::Release);
     }
 
+    /// The output rows the slot's frame asks for, `(first, rows)`; 0 rows: the whole frame.
+    /// Written by the host, so the runner takes it as it is (its plugin checks it against the frame).
+    pub fn band(&self, slot: u32) -> (u32, u32) {
+        let slot = self.slot_ptr(slot);
+        // SAFETY: as for `doorbell`.
+        let (first, rows) = unsafe { (&*addr_of_mut!((*slot).band_first), &*addr_of_mut!((*slot).band_rows)) };
+        (first.load(Ordering::Acquire), rows.load(Ordering::Acquire))
+    }
+
+    /// Host: sets the rows the slot's next frame asks for (see [`Region::band`]).
+    pub fn set_band(&self, slot: u32, first: u32, rows: u32) {
+        let slot = self.slot_ptr(slot);
+        // SAFETY: as for `doorbell`.
+        let (at, count) = unsafe { (&*addr_of_mut!((*slot).band_first), &*addr_of_mut!((*slot).band_rows)) };
+        at.store(first, Ordering::Release);
+        count.store(rows, Ordering::Release);
+    }
+
     /// Copies a descriptor out of the region. The result is untrusted until validated.
     pub fn read_desc(&self, slot: u32, which: Buffer) -> FrameDesc {
         let slot = self.slot_ptr(slot);
@@ -382,7 +455,7 @@ impl Region {
     /// Offset of the first buffer of `boundary` from the start of the region; the boundary's
     /// buffers, one per slot, follow it contiguously.
     fn boundary_offset(&self, boundary: u32) -> u64 {
-        assert!(boundary < self.shared.stage_count, "boundary {boundary} out of range");
+        assert!(boundary < self.shared.boundary_count, "boundary {boundary} out of range");
         self.shared.buffers_offset + boundary as u64 * self.boundary_len()
     }
 
@@ -395,14 +468,15 @@ impl Region {
     /// its input boundary (to map read-only) directly followed by its output boundary (writable),
     /// each [`Region::boundary_len`] bytes. `None` for a view with no output boundary.
     pub fn stage_window(&self) -> Option<(u64, u64)> {
-        (self.stage + 1 < self.shared.stage_count).then(|| (self.boundary_offset(self.stage), 2 * self.boundary_len()))
+        (self.boundary + 1 < self.shared.boundary_count)
+            .then(|| (self.boundary_offset(self.boundary), 2 * self.boundary_len()))
     }
 
     /// Offset of a slot buffer from the start of the region: this stage's input boundary or its
     /// output boundary.
     pub fn buffer_offset(&self, slot: u32, which: Buffer) -> u64 {
         assert!(slot < self.shared.slot_count, "slot {slot} out of range");
-        self.boundary_offset(self.stage + which as u32) + slot as u64 * self.shared.slot_capacity
+        self.boundary_offset(self.boundary + which as u32) + slot as u64 * self.shared.slot_capacity
     }
 
     fn buffer_ptr(&self, slot: u32, which: Buffer, offset: usize, len: usize) -> *mut u8 {
@@ -460,7 +534,7 @@ impl Region {
         if slot >= self.shared.slot_count || len as u64 > self.shared.slot_capacity {
             return Err(std::io::Error::other(format!("{len} bytes for slot {slot} do not fit it")));
         }
-        if self.stage + which as u32 >= self.shared.stage_count {
+        if self.boundary + which as u32 >= self.shared.boundary_count {
             return Err(std::io::Error::other("this view of the region has no such buffer"));
         }
         let dst = self.buffer_ptr(slot, which, 0, len);

@@ -486,7 +486,7 @@ fn weight(message: &ToHost) -> usize {
         ToHost::Compiled { artifact } => artifact.len(),
         ToHost::Log { message, .. } => message.len(),
         ToHost::Failed { failure, .. } => failure.text_len(),
-        ToHost::Ready | ToHost::Stats { .. } | ToHost::Sandboxed { .. } | ToHost::FrameDone { .. } => 0,
+        ToHost::Ready { .. } | ToHost::Stats { .. } | ToHost::Sandboxed { .. } | ToHost::FrameDone { .. } => 0,
     }
 }
 
@@ -522,7 +522,7 @@ impl EventQueue {
 pub(super) fn message_kind(message: &ToHost) -> &'static str {
     match message {
         ToHost::Loaded { .. } => "Loaded",
-        ToHost::Ready => "Ready",
+        ToHost::Ready { .. } => "Ready",
         ToHost::Stats { .. } => "Stats",
         ToHost::FrameDone { .. } => "FrameDone for another frame",
         ToHost::Log { .. } => "Log",

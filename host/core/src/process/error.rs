@@ -108,6 +108,10 @@ pub enum Misuse {
     LaneTicket,
     #[error("the ticket is from a process that has been replaced, or from another plugin")]
     ForeignTicket,
+    #[error("a band of a frame goes over shared memory only")]
+    BandOnPipe,
+    #[error("the plugin works on whole frames only")]
+    WholeFramesOnly,
 }
 
 /// A plugin process that stopped answering; it has been killed.

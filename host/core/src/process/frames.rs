@@ -18,22 +18,41 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 #[must_use]
 pub struct Ticket {
-    /// Which process of which `PluginProcess` issued it.
-    owner: u64,
+    handed: BandTicket,
     lane: Lane,
     /// The lane belongs to the handle's own pool (frames submitted by copy).
     pooled: bool,
-    frame: u64,
-    submitted: Instant,
 }
 
 impl Ticket {
     /// Time since the frame was submitted.
     pub fn age(&self) -> Duration {
-        self.submitted.elapsed()
+        self.handed.submitted.elapsed()
     }
 
     /// The frame's number in the stream (see [`PluginProcess::submit_numbered`]).
+    pub fn frame(&self) -> u64 {
+        self.handed.frame
+    }
+
+    pub fn submitted(&self) -> Instant {
+        self.handed.submitted
+    }
+}
+
+/// A frame (or a band of it) handed over from a lane the caller keeps
+/// ([`PluginProcess::submit_band`]); collect it with [`PluginProcess::receive_band`].
+#[derive(Debug)]
+#[must_use]
+pub struct BandTicket {
+    /// Which process of which `PluginProcess` issued it.
+    owner: u64,
+    slot: u32,
+    frame: u64,
+    submitted: Instant,
+}
+
+impl BandTicket {
     pub fn frame(&self) -> u64 {
         self.frame
     }
@@ -129,18 +148,20 @@ impl PluginProcess {
         let result = match self.spec.transport {
             Transport::SharedMemory => {
                 self.region.write_pixels(&mut lane, Buffer::Input, pixels);
-                self.hand_over(lane, frame, &desc, true, None)
+                self.hand_over(&lane, frame, &desc, None, None)
             }
-            Transport::Pipe => self.hand_over(lane, frame, &desc, true, Some(PipeSource::Caller(pixels))),
+            Transport::Pipe => self.hand_over(&lane, frame, &desc, None, Some(PipeSource::Caller(pixels))),
         };
-        if result.is_ok() {
-            self.slots.next_slot = (slot + 1) % self.slots.pool.len() as u32;
+        match result {
+            Ok(handed) => {
+                self.slots.next_slot = (slot + 1) % self.slots.pool.len() as u32;
+                Ok(Ticket { handed, lane, pooled: true })
+            }
+            Err(error) => {
+                self.slots.pool[slot as usize] = Some(lane);
+                Err(error)
+            }
         }
-        result.map_err(|(error, lane)| {
-            let slot = lane.slot() as usize;
-            self.slots.pool[slot] = Some(lane);
-            error
-        })
     }
 
     /// Hands over a frame that is already in `lane`'s input buffer (written there by the caller
@@ -164,7 +185,36 @@ impl PluginProcess {
             Transport::SharedMemory => None,
             Transport::Pipe => Some(PipeSource::Lane(bytes)),
         };
-        self.hand_over(lane, frame, &desc, false, source).map_err(Box::new)
+        match self.hand_over(&lane, frame, &desc, None, source) {
+            Ok(handed) => Ok(Ticket { handed, lane, pooled: false }),
+            Err(error) => Err(Box::new((error, lane))),
+        }
+    }
+
+    /// Hands over output rows `rows` of a frame already in `lane`'s input buffer, which the
+    /// caller keeps: one worker's band when a stage runs as several processes on one frame
+    /// ([`PluginProcess::spawn_worker`]); all rows make it a whole frame, on either transport. A
+    /// band needs shared memory and a plugin that works on bands ([`PluginProcess::band_context`]).
+    pub fn submit_band(
+        &mut self,
+        lane: &Lane,
+        frame: u64,
+        input: &FrameDesc,
+        rows: std::ops::Range<u32>,
+    ) -> Result<BandTicket, PluginError> {
+        self.check_running()?;
+        let desc = FrameDesc { data: 0, capacity: self.frame_capacity as u32, ..*input };
+        let bytes = self.check_input(&desc)? as usize;
+        let band = match (rows.start == 0 && rows.end >= desc.height, self.spec.transport) {
+            (true, Transport::SharedMemory) => None,
+            (true, Transport::Pipe) => return self.hand_over(lane, frame, &desc, None, Some(PipeSource::Lane(bytes))),
+            (false, Transport::Pipe) => return Err(self.error(Misuse::BandOnPipe.into())),
+            (false, Transport::SharedMemory) if self.band_context().is_none() => {
+                return Err(self.error(Misuse::WholeFramesOnly.into()));
+            }
+            (false, Transport::SharedMemory) => Some((rows.start, rows.end.saturating_sub(rows.start))),
+        };
+        self.hand_over(lane, frame, &desc, band, None)
     }
 
     /// Checks a frame against the plugin's formats and capacity; returns its length in bytes.
@@ -182,24 +232,26 @@ impl PluginProcess {
         Ok(bytes)
     }
 
-    #[allow(clippy::result_large_err, reason = "the lane must come back with the error; failures are rare")]
+    /// Hands the frame in `lane` over; `band` (first row, rows) asks for part of its output.
     fn hand_over(
         &mut self,
-        lane: Lane,
+        lane: &Lane,
         frame: u64,
         desc: &FrameDesc,
-        pooled: bool,
+        band: Option<(u32, u32)>,
         pipe: Option<PipeSource<'_>>,
-    ) -> Result<Ticket, (PluginError, Lane)> {
+    ) -> Result<BandTicket, PluginError> {
         let slot = lane.slot();
         // The frame's time starts here, before a pipe transport's send, which counts against it.
         let submitted = Instant::now();
         if self.slots.in_flight[slot as usize] {
-            return Err((self.error(Misuse::SlotInFlight(slot).into()), lane));
+            return Err(self.error(Misuse::SlotInFlight(slot).into()));
         }
         match pipe {
             None => {
                 self.region.write_desc(slot, Buffer::Input, desc);
+                let (first, rows) = band.unwrap_or((0, 0));
+                self.region.set_band(slot, first, rows);
                 self.region.set_frame_number(slot, frame);
                 handoff::submit(&Futex, self.region.state(slot), self.region.doorbell());
                 // Pairs with the reader's store of `gone` before it scans the slots: one of the
@@ -213,20 +265,20 @@ impl PluginProcess {
             Some(source) => {
                 let bytes = match source {
                     PipeSource::Caller(bytes) => FrameBytes::Slice(bytes),
-                    PipeSource::Lane(len) => FrameBytes::Lane { region: &self.region, lane: &lane, len },
+                    PipeSource::Lane(len) => FrameBytes::Lane { region: &self.region, lane, len },
                 };
                 let message = ToRunner::Frame { frame, slot, desc: desc.to_bytes(), len: bytes.len() as u64 };
                 let deadline = submitted + self.spec.limits.deadline + DEADLINE_GRACE;
                 self.current.channel.await_frame(slot, frame);
                 if let Err(kind) = self.current.channel.send_frame(&message, bytes, deadline) {
                     self.current.channel.forget_frame(slot);
-                    return Err((self.error(kind), lane));
+                    return Err(self.error(kind));
                 }
             }
         }
         self.slots.in_flight[slot as usize] = true;
         self.slots.next_frame = frame + 1;
-        Ok(Ticket { owner: self.slots.serial, lane, pooled, frame, submitted })
+        Ok(BandTicket { owner: self.slots.serial, slot, frame, submitted })
     }
 
     /// Waits for a frame submitted with [`PluginProcess::submit`] and copies the validated result
@@ -235,7 +287,8 @@ impl PluginProcess {
         if !ticket.pooled {
             return Err(self.error(Misuse::LaneTicket.into()));
         }
-        let (lane, result) = self.wait(ticket);
+        let Ticket { handed, lane, .. } = ticket;
+        let result = self.wait(handed);
         self.count_snapshot(&result);
         if let Ok((desc, format)) = &result {
             self.region.read_pixels(&lane, Buffer::Output, desc.byte_len() as usize, &mut output.data);
@@ -250,9 +303,16 @@ impl PluginProcess {
     /// in the lane's output buffer (which is the next stage's input buffer), described by the
     /// returned, validated descriptor. The lane always comes back.
     pub fn receive_lane(&mut self, ticket: Ticket) -> (Lane, Result<FrameDesc, PluginError>) {
-        let (lane, result) = self.wait(ticket);
+        let Ticket { handed, lane, .. } = ticket;
+        (lane, self.receive_band(handed))
+    }
+
+    /// Waits for a frame or band submitted with [`PluginProcess::submit_band`]; on success its
+    /// rows are in the lane's output buffer, whose validated descriptor this returns.
+    pub fn receive_band(&mut self, ticket: BandTicket) -> Result<FrameDesc, PluginError> {
+        let result = self.wait(ticket);
         self.count_snapshot(&result);
-        (lane, result.map(|(desc, _)| desc))
+        result.map(|(desc, _)| desc)
     }
 
     /// A frame processed from a snapshot of its input cost the runner one copy.
@@ -262,15 +322,14 @@ impl PluginProcess {
         }
     }
 
-    fn wait(&mut self, ticket: Ticket) -> (Lane, Result<(FrameDesc, PixelFormat), PluginError>) {
-        let Ticket { owner, lane, frame, submitted, .. } = ticket;
-        let slot = lane.slot();
-        if owner != self.slots.serial || !self.slots.in_flight[slot as usize] {
+    fn wait(&mut self, ticket: BandTicket) -> Result<(FrameDesc, PixelFormat), PluginError> {
+        let BandTicket { owner, slot, frame, submitted } = ticket;
+        if owner != self.slots.serial || !self.slots.in_flight.get(slot as usize).is_some_and(|&f| f) {
             let kind = match self.current.channel.is_running() {
                 false => ErrorKind::NotRunning,
                 true => Misuse::ForeignTicket.into(),
             };
-            return (lane, Err(self.error(kind)));
+            return Err(self.error(kind));
         }
         // The runner takes frames in order: this one could start no earlier than the previous
         // one was seen done, so time queued behind it does not count against the plugin.
@@ -298,7 +357,7 @@ impl PluginProcess {
             }
         };
         self.slots.last_done = Instant::now();
-        (lane, result.map_err(|kind| self.error(kind)))
+        result.map_err(|kind| self.error(kind))
     }
 
     /// The output descriptor, copied out once and checked: the frame must start at the buffer's

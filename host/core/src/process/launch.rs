@@ -19,6 +19,9 @@ pub(super) struct Loaded {
     pub description: PluginDescription,
     /// The sandbox layers the process reported before it was sent the module.
     pub sandbox: SandboxReport,
+    /// Rows of context a band of the plugin's output reads, once it is ready; `None`: it needs
+    /// whole frames (or is not ready yet).
+    pub band_context: Option<u32>,
 }
 
 /// Largest frame in bytes a spec's plugin handles: its slot capacity, or for the pipe transport
@@ -76,6 +79,7 @@ impl Loaded {
             transport: spec.transport,
             frame_capacity,
             stage: region.stage(),
+            boundary: region.boundary(),
         };
         load_module(channel, spec, &load, deadline).map_err(|kind| err(kind.out_of_time(spec)))
     }
@@ -115,7 +119,7 @@ fn load_module(
         other => return Err(Violation::Unexpected { expected: "Loaded", got: message_kind(&other) }.into()),
     };
     let description = PluginDescription::parse(&description).map_err(|e| not_a_plugin(e.into()))?;
-    Ok(Loaded { channel, description, sandbox })
+    Ok(Loaded { channel, description, sandbox, band_context: None })
 }
 
 impl ErrorKind {

@@ -29,7 +29,7 @@ mod logs;
 pub mod spec;
 
 pub use error::{ErrorKind, Misuse, NoAnswer, PluginError, SandboxShortfall, StartFailure, Violation};
-pub use frames::Ticket;
+pub use frames::{BandTicket, Ticket};
 pub use spec::{DEADLINE_GRACE, DEFAULT_MODULE_MAX_BYTES, Limits, PluginSpec, default_runner};
 
 use crate::cache::Artifact;
@@ -140,13 +140,13 @@ impl PluginProcess {
         let encoded = abi::encode_params(params.iter().map(|(n, v)| (n.as_str(), v)));
         let ready = channel.send_message(&ToRunner::Init { params: encoded }, deadline).and_then(|()| {
             match channel.next_message(deadline)? {
-                ToHost::Ready => Ok(()),
+                ToHost::Ready { band_context } => Ok(band_context),
                 ToHost::Failed { failure, .. } => Err(ErrorKind::Init(failure)),
                 other => Err(Violation::Unexpected { expected: "Ready", got: channel::message_kind(&other) }.into()),
             }
         });
         channel.starting = false;
-        ready.map_err(|kind| kind.out_of_time(&self.spec))?;
+        self.current.band_context = ready.map_err(|kind| kind.out_of_time(&self.spec))?;
         tracing::debug!("plugin \"{}\" ready; sandbox {}", self.spec.name, self.current.sandbox.summary());
         if self.spec.standby && self.standby.is_none() {
             let (spec, region, artifact) = (self.spec.clone(), self.region.clone(), Artifact::clone(&self.artifact));
@@ -180,6 +180,18 @@ impl PluginProcess {
 
     pub fn name(&self) -> &str {
         &self.spec.name
+    }
+
+    /// Rows of context a band of the plugin's output reads, as the ready instance reported it
+    /// (untrusted: it decides only whether the plugin gets bands); `None`: whole frames only.
+    pub fn band_context(&self) -> Option<u32> {
+        self.current.band_context
+    }
+
+    /// What starts more processes of this plugin, from the same compiled module and parameters:
+    /// more workers for bands of the same frames (see [`WorkerStarter::spawn`]).
+    pub fn worker_starter(&self) -> WorkerStarter {
+        WorkerStarter { spec: self.spec.clone(), artifact: Artifact::clone(&self.artifact) }
     }
 
     /// What the plugin says about itself: metadata, formats and parameter schema.
@@ -268,6 +280,36 @@ impl PluginProcess {
 
     fn error(&self, kind: ErrorKind) -> PluginError {
         PluginError { plugin: self.spec.name.clone(), kind }
+    }
+}
+
+/// Starts processes of one plugin whose module is compiled already (from
+/// [`PluginProcess::worker_starter`]); it can be sent to other threads to start several at once.
+#[derive(Clone)]
+pub struct WorkerStarter {
+    spec: PluginSpec,
+    artifact: Artifact,
+}
+
+impl WorkerStarter {
+    /// Starts a process on `region`, a view of another control block on the same boundaries
+    /// ([`Region::for_worker`]): one more worker, ready for bands of the same frames.
+    pub fn spawn(&self, region: &Region) -> Result<PluginProcess, PluginError> {
+        let deadline = Instant::now() + self.spec.limits.startup;
+        let err = |kind| PluginError { plugin: self.spec.name.clone(), kind };
+        let current = Loaded::launch(&self.spec, region, &self.artifact, deadline)?;
+        let mut worker = PluginProcess {
+            frame_capacity: launch::frame_capacity(&self.spec).map_err(|e| err(e.into()))?,
+            spec: self.spec.clone(),
+            artifact: Artifact::clone(&self.artifact),
+            region: region.clone(),
+            current,
+            slots: Slots::new(region.slot_count() as usize),
+            standby: None,
+            copies: 0,
+        };
+        worker.activate(deadline).map_err(|kind| worker.error(kind))?;
+        Ok(worker)
     }
 }
 

@@ -105,10 +105,10 @@ fn serve() -> Result<(), RunnerError> {
         false => Ok(()),
     };
 
-    let (module_bytes, precompiled, limits, transport, pipe_capacity, stage) =
+    let (module_bytes, precompiled, limits, transport, pipe_capacity, [stage, boundary]) =
         match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
-            ToRunner::Load { module, precompiled, limits, transport, frame_capacity, stage, .. } => {
-                (module, precompiled, limits, transport, frame_capacity, stage)
+            ToRunner::Load { module, precompiled, limits, transport, frame_capacity, stage, boundary, .. } => {
+                (module, precompiled, limits, transport, frame_capacity, [stage, boundary])
             }
             ToRunner::Compile { module } => {
                 forbid_threads()?;
@@ -117,7 +117,7 @@ fn serve() -> Result<(), RunnerError> {
             other => return Err(fail(Failure::Protocol(format!("expected Load, got {other:?}").into()))),
         };
     let region = Region::open(File::from(region_fd)).map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
-    let region = region.for_stage(stage).map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
+    let region = region.for_worker(stage, boundary).map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
     let (capacity, window) = match transport {
         Transport::SharedMemory => {
             let (offset, len) = region
@@ -154,7 +154,7 @@ fn serve() -> Result<(), RunnerError> {
     };
     let startup = Duration::from_millis(limits.startup_ms.max(1));
     watchdog.guard(startup, || instance.init(&params, 1)).map_err(fail)?;
-    send(&control, &ToHost::Ready)?;
+    send(&control, &ToHost::Ready { band_context: instance.band_context().map_err(fail)? })?;
 
     let deadline = Duration::from_millis(limits.deadline_ms.max(1));
     let recover = |instance: &mut wasm::PluginInstance, failure: &Failure| -> Result<(), RunnerError> {
@@ -183,7 +183,7 @@ fn serve() -> Result<(), RunnerError> {
                     instance
                         .read_input(&desc, &mut input)
                         .map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
-                    let result = watchdog.guard(deadline, || instance.process(&desc, 1, FrameIo::Heap));
+                    let result = watchdog.guard(deadline, || instance.process(&desc, 1, FrameIo::Heap, None));
                     match result {
                         Ok(done) => {
                             let pixels = instance.heap_output(&done).ok_or_else(|| {
@@ -218,7 +218,11 @@ fn serve() -> Result<(), RunnerError> {
                 input: (region.buffer_offset(slot, Buffer::Input) - window_start) as u32,
                 output: (region.buffer_offset(slot, Buffer::Output) - window_start) as u32,
             };
-            let result = watchdog.guard(deadline, || instance.process(&input_desc, 1, io));
+            let band = match region.band(slot) {
+                (_, 0) => None,
+                band => Some(band),
+            };
+            let result = watchdog.guard(deadline, || instance.process(&input_desc, 1, io, band));
             frames_served += 1;
             match result {
                 Ok(output) => {

@@ -69,7 +69,12 @@ struct Exports {
     process: TypedFunc<(i32, i32), i32>,
     last_error: TypedFunc<(), i32>,
     describe: TypedFunc<(), i32>,
+    /// The optional band exports (`abi::OPTIONAL_EXPORTS`), present together or not used.
+    bands: Option<(TypedFunc<(), i32>, ProcessRows)>,
 }
+
+/// `plugin_process_rows(input, output, first_row, rows)`.
+type ProcessRows = TypedFunc<(i32, i32, i32, i32), i32>;
 
 /// Where an instance's frames live in its linear memory.
 enum Buffers {
@@ -173,6 +178,16 @@ impl PluginModule {
             process: func(&instance, &mut store, abi::EXPORT_PROCESS)?,
             last_error: func(&instance, &mut store, abi::EXPORT_LAST_ERROR)?,
             describe: func(&instance, &mut store, abi::EXPORT_DESCRIBE)?,
+            bands: match (
+                instance.get_export(&mut store, abi::EXPORT_BAND_CONTEXT).is_some(),
+                instance.get_export(&mut store, abi::EXPORT_PROCESS_ROWS).is_some(),
+            ) {
+                (true, true) => Some((
+                    func(&instance, &mut store, abi::EXPORT_BAND_CONTEXT)?,
+                    func(&instance, &mut store, abi::EXPORT_PROCESS_ROWS)?,
+                )),
+                _ => None,
+            },
         };
         let buffers = Buffers::Heap { input: 0, output: 0 };
         let snapshot = if limits.snapshot_input && window.is_some() { Snapshot::Wanted } else { Snapshot::Off };
@@ -399,9 +414,25 @@ impl PluginInstance {
         self.exports.memory.data(&self.store).get(at as usize..(at as usize).checked_add(len)?)
     }
 
-    /// Processes one frame whose descriptor is `input` (`data` relative to its buffer) and
-    /// returns the validated output descriptor (`data` relative to the output buffer).
-    pub fn process(&mut self, input: &FrameDesc, deadline_ticks: u64, io: FrameIo) -> Result<FrameDesc, Failure> {
+    /// Rows of context a band reads, from `plugin_band_context` after init; `None` when the
+    /// plugin needs whole frames (it says so, or lacks the band exports).
+    pub fn band_context(&mut self) -> Result<Option<u32>, Failure> {
+        let Some((band_context, _)) = &self.exports.bands else { return Ok(None) };
+        self.store.set_epoch_deadline(1);
+        let rows = band_context.call(&mut self.store, ()).map_err(|e| classify(&self.store, e))?;
+        Ok(u32::try_from(rows).ok())
+    }
+
+    /// Processes one frame whose descriptor is `input` (`data` relative to its buffer), or only
+    /// output rows `band` = (first, count) of it, and returns the validated output descriptor
+    /// (`data` relative to the output buffer).
+    pub fn process(
+        &mut self,
+        input: &FrameDesc,
+        deadline_ticks: u64,
+        io: FrameIo,
+        band: Option<(u32, u32)>,
+    ) -> Result<FrameDesc, Failure> {
         let in_len = input.byte_len();
         if input.validate().is_err() || input.data as u64 + in_len > self.capacity as u64 {
             return Err(Failure::Protocol("the host sent an invalid input descriptor".into()));
@@ -428,7 +459,17 @@ impl PluginInstance {
         memory.write(descs, &in_desc.to_bytes()).ok_or_else(misplaced)?;
         memory.write(descs + FRAME_DESC_SIZE, &out_desc.to_bytes()).ok_or_else(misplaced)?;
         self.store.set_epoch_deadline(deadline_ticks);
-        let status = self.exports.process.call(&mut self.store, (descs as i32, (descs + FRAME_DESC_SIZE) as i32));
+        let (in_ptr, out_ptr) = (descs as i32, (descs + FRAME_DESC_SIZE) as i32);
+        let status = match (band, &self.exports.bands) {
+            (None, _) => self.exports.process.call(&mut self.store, (in_ptr, out_ptr)),
+            (Some((first, rows)), Some((_, process_rows))) => {
+                let (first, rows) = (first.min(i32::MAX as u32) as i32, rows.min(i32::MAX as u32) as i32);
+                process_rows.call(&mut self.store, (in_ptr, out_ptr, first, rows))
+            }
+            (Some(_), None) => {
+                return Err(Failure::Protocol("the host asked for a band of a whole-frame plugin".into()));
+            }
+        };
         self.check_status(status)?;
         // The call may have grown the memory: look again.
         let memory = self.memory();

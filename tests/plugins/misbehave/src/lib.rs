@@ -3,7 +3,9 @@
 //! `recurse` (stack overflow), `out-of-bounds`, `loop` (forever), `alloc` (without end),
 //! `error` (returns an error), `log` (logs a line per frame), `flood` (logs 1,000 lines per frame),
 //! `slow` (spins `spin` million iterations, then inverts: over a short deadline, within a long
-//! one). `init-error` fails in `new`.
+//! one). `init-error` fails in `new`. `bands` works on bands of a frame and writes each row of
+//! its band as pixels `[first row, end row, row, 255]` of the band (so a test sees how the host cut
+//! the frame).
 
 use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
 
@@ -29,6 +31,7 @@ const MODES: &[&str] = &[
     "flood",
     "slow",
     "init-error",
+    "bands",
 ];
 
 /// Recursion that keeps everything in wasm locals, so it exhausts the wasm call stack rather
@@ -62,7 +65,32 @@ impl Plugin for Misbehave {
         Ok(Self { mode, frame: params.int("frame"), spin: params.int("spin"), seen: 0, hoard: Vec::new() })
     }
 
+    fn band_context(&self) -> Option<u32> {
+        (self.mode == "bands").then_some(0)
+    }
+
+    fn process_rows(
+        &mut self,
+        input: &Frame,
+        output: &mut FrameMut,
+        rows: std::ops::Range<u32>,
+    ) -> Result<(), PluginError> {
+        if self.mode != "bands" {
+            return self.process(input, output);
+        }
+        output.set_shape(input.width(), input.height(), PixelFormat::Rgba8)?;
+        for y in rows.clone() {
+            for pixel in output.row_mut(y).chunks_exact_mut(4) {
+                pixel.copy_from_slice(&[rows.start as u8, rows.end as u8, y as u8, 255]);
+            }
+        }
+        Ok(())
+    }
+
     fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
+        if self.mode == "bands" {
+            return self.process_rows(input, output, 0..input.height());
+        }
         self.seen += 1;
         let now = self.seen;
         if self.mode == "log" {
