@@ -68,7 +68,10 @@ fn new_crate_builds_for_wasm_and_its_tests_pass_natively_and_in_the_host() {
     let test = cargo().args(["test", "--quiet"]).current_dir(&krate).output().unwrap();
     let report = text(&test.stdout);
     assert!(test.status.success(), "cargo test: {report}{}", text(&test.stderr));
-    assert!(report.contains("2 passed"), "the unit and the golden tests ran: {report}");
+    assert!(
+        report.contains("3 passed") && report.contains("2 passed"),
+        "the 3 unit tests (bands included) and the 2 golden tests ran: {report}"
+    );
 
     let module = root().join("target/authors-new/wasm32-unknown-unknown/release/warm_glow.wasm");
     let golden = host(&["test", path(&module), "tests/golden"], &krate);

@@ -25,7 +25,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
         );
     }
     let startup = startup(options, &invert, options.spawns()).context("measuring start-up")?;
-    let chain = chain(&invert, options).context("measuring a chain")?;
+    let chain = chain(&options.plugin_dir, options).context("measuring the pipeline")?;
 
     let mut rows = Vec::new();
     for r in &results {
@@ -108,9 +108,11 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
                 plan.budget, plan.min_samples, plan.samples
             ),
             format!(
-                "Chain: `plugin-host run`'s pipeline on the test pattern to a null output, {} frames, 1 and then 4 \
-                 invert stages; each stage is a process and a host thread, so 4 stages need 4+ cores to overlap \
-                 fully (this machine has {cores}).",
+                "Pipeline: `plugin-host run`'s on the test pattern (a ring of pre-made frames, copied into each lane) \
+                 to a null output, {} frames: one stage as 1, 2 and 4 workers (each a process writing its band of \
+                 every frame in place), then 4 invert stages of one worker. Each worker and stage needs a core to \
+                 overlap fully, and the source's copy into the lane takes one too: on this machine's {cores} cores \
+                 the ratios are bounded by {cores}; a machine with more cores shows its own.",
                 chain.frames
             ),
         ],

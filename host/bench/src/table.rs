@@ -194,10 +194,25 @@ pub fn print_table(report: &Report, out: &mut impl Write) -> std::io::Result<()>
     let c = &report.chain;
     writeln!(
         out,
-        "Pipeline, invert at {}x{}, {} frames, test pattern → null: 1 stage {:.1} frames/s, 4 stages {:.1} frames/s \
-         ({} frames copied between stages)",
-        c.width, c.height, c.frames, c.one_stage_frames_per_s, c.four_stages_frames_per_s, c.four_stages_copies
+        "Pipeline at {}x{}, {} frames, test pattern → null, {} cores (ratios are against 1 worker, same run):",
+        c.width, c.height, c.frames, c.cores
     )?;
+    for r in c.workers.iter().chain([&c.four_stages]) {
+        writeln!(
+            out,
+            "  {:<8} {} stage{} × {} worker{}  {:>7.1} frames/s  {:>5.2}x   page faults per frame: host {:.2}, plugins {:.2}",
+            r.plugin,
+            r.stages,
+            if r.stages == 1 { " " } else { "s" },
+            r.workers,
+            if r.workers == 1 { " " } else { "s" },
+            r.frames_per_s,
+            r.ratio_to_one_worker,
+            r.host_faults_per_frame,
+            r.plugin_faults_per_frame
+        )?;
+    }
+    writeln!(out, "  ({} frames copied between stages in the 4-stage run)", c.four_stages_copies)?;
     writeln!(out)?;
     writeln!(out, "Goals and ratios ({} cores):", report.cores)?;
     for r in &report.ratios {

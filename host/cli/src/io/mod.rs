@@ -42,6 +42,38 @@ pub trait Source: Send {
     fn shape(&self) -> (u32, u32, plugin_sdk::PixelFormat);
     /// Fills `frame` with the next frame; false at the end.
     fn next_into(&mut self, frame: &mut OwnedFrame) -> Result<bool, MediaError>;
+    /// For a source that reads frames as they are from a descriptor: reads the next one with
+    /// `read` (given the descriptor and the frame's byte count, it reads straight into the frame's
+    /// lane and returns the bytes read) and returns its shape, or `None` at the end. `None` from
+    /// this method itself: the source cannot, use [`Source::next_into`].
+    fn next_direct(&mut self, _read: &mut DirectRead<'_>) -> Option<Result<Option<FrameShape>, MediaError>> {
+        None
+    }
+}
+
+/// Reads `len` bytes from a descriptor to where a frame goes; returns how many it read.
+pub type DirectRead<'a> = dyn FnMut(std::os::fd::BorrowedFd<'_>, usize) -> std::io::Result<usize> + 'a;
+
+/// A frame's shape and time, without its pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameShape {
+    pub width: u32,
+    pub height: u32,
+    pub stride: u32,
+    pub format: plugin_sdk::PixelFormat,
+    pub timestamp_us: i64,
+}
+
+impl FrameShape {
+    pub fn of(frame: &OwnedFrame) -> Self {
+        FrameShape {
+            width: frame.width,
+            height: frame.height,
+            stride: frame.stride,
+            format: frame.format,
+            timestamp_us: frame.timestamp_us,
+        }
+    }
 }
 
 /// Consumes frames in order.
@@ -57,6 +89,10 @@ pub trait Sink {
     }
     /// Whether the sink writes to stdout (so nothing else may).
     fn uses_stdout(&self) -> bool {
+        false
+    }
+    /// Whether the sink throws frames away unread (then the pipeline does not copy them out).
+    fn discards(&self) -> bool {
         false
     }
 }
@@ -87,6 +123,9 @@ struct NullSink;
 impl Sink for NullSink {
     fn write(&mut self, _index: u64, _frame: &Frame<'_>) -> Result<(), MediaError> {
         Ok(())
+    }
+    fn discards(&self) -> bool {
+        true
     }
     fn finish(self: Box<Self>) -> Result<(), MediaError> {
         Ok(())

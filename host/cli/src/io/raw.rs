@@ -1,14 +1,17 @@
 //! Raw video, as `ffmpeg -f rawvideo -pix_fmt rgba|gray` reads and writes it: frames of
 //! width × height pixels back to back, no header.
 
-use super::{MediaError, Sink, Source, partial_path};
+use super::{DirectRead, FrameShape, MediaError, Sink, Source, partial_path};
 use plugin_sdk::{Frame, OwnedFrame, PixelFormat};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
+use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
+/// Frames read with plain `read(2)` calls of a frame's size, unbuffered (stdin through a
+/// duplicate of its descriptor), so that the pipeline can read them straight into its lanes.
 pub struct RawSource {
-    reader: Box<dyn Read + Send>,
+    reader: File,
     name: String,
     width: u32,
     height: u32,
@@ -18,8 +21,10 @@ pub struct RawSource {
 
 impl RawSource {
     pub fn open(path: &Path, width: u32, height: u32, format: PixelFormat) -> Result<Self, MediaError> {
-        let (reader, name): (Box<dyn Read + Send>, String) = if path == Path::new("-") {
-            (Box::new(std::io::stdin()), "stdin".into())
+        let (reader, name) = if path == Path::new("-") {
+            let stdin = std::io::stdin().as_fd().try_clone_to_owned();
+            let stdin = stdin.map_err(|source| MediaError::Read { path: PathBuf::from("stdin"), source })?;
+            (File::from(stdin), "stdin".into())
         } else {
             if path.is_dir() {
                 return Err(MediaError::Output {
@@ -47,7 +52,7 @@ impl RawSource {
                 };
                 return Err(MediaError::Output { path: path.to_path_buf(), reason });
             }
-            (Box::new(std::io::BufReader::with_capacity(1 << 20, file)), path.display().to_string())
+            (file, path.display().to_string())
         };
         Ok(Self { reader, name, width, height, format, next: 0 })
     }
@@ -61,7 +66,7 @@ impl Source for RawSource {
         (self.width, self.height, self.format)
     }
     fn next_into(&mut self, frame: &mut OwnedFrame) -> Result<bool, MediaError> {
-        let need = (self.width * self.height * self.format.bytes_per_pixel()) as usize;
+        let need = self.frame_bytes();
         frame.data.resize(need, 0);
         let mut got = 0;
         while got < need {
@@ -72,19 +77,46 @@ impl Source for RawSource {
                 Err(source) => return Err(MediaError::Read { path: PathBuf::from(&self.name), source }),
             }
         }
+        let Some(shape) = self.frame_read(got)? else { return Ok(false) };
+        (frame.width, frame.height, frame.stride, frame.format) =
+            (shape.width, shape.height, shape.stride, shape.format);
+        frame.timestamp_us = shape.timestamp_us;
+        Ok(true)
+    }
+
+    fn next_direct(&mut self, read: &mut DirectRead<'_>) -> Option<Result<Option<FrameShape>, MediaError>> {
+        let got = read(self.reader.as_fd(), self.frame_bytes());
+        Some(
+            got.map_err(|source| MediaError::Read { path: PathBuf::from(&self.name), source })
+                .and_then(|got| self.frame_read(got)),
+        )
+    }
+}
+
+impl RawSource {
+    fn frame_bytes(&self) -> usize {
+        (self.width * self.height * self.format.bytes_per_pixel()) as usize
+    }
+
+    /// After reading `got` bytes of the next frame: its shape, `None` at the end, or an error
+    /// for a frame cut short.
+    fn frame_read(&mut self, got: usize) -> Result<Option<FrameShape>, MediaError> {
+        let need = self.frame_bytes();
         if got == 0 {
-            return Ok(false);
+            return Ok(None);
         }
         if got < need {
             return Err(MediaError::Truncated { source_name: self.name.clone(), frame: self.next + 1, got, need });
         }
-        frame.width = self.width;
-        frame.height = self.height;
-        frame.stride = self.width * self.format.bytes_per_pixel();
-        frame.format = self.format;
-        frame.timestamp_us = (self.next * 1_000_000 / 30) as i64;
+        let shape = FrameShape {
+            width: self.width,
+            height: self.height,
+            stride: self.width * self.format.bytes_per_pixel(),
+            format: self.format,
+            timestamp_us: (self.next * 1_000_000 / 30) as i64,
+        };
         self.next += 1;
-        Ok(true)
+        Ok(Some(shape))
     }
 }
 

@@ -13,7 +13,7 @@ mod stage;
 pub mod stats;
 
 use crate::config::{Config, ConfigError};
-use crate::io::{self, MediaError, Sink, Source};
+use crate::io::{self, FrameShape, MediaError, Sink, Source};
 use plugin_host::ipc::region::{Buffer, Lane, Region};
 use plugin_host::process::{PluginError, StartFailure};
 use plugin_sdk::abi::FrameDesc;
@@ -109,6 +109,12 @@ impl Prepared {
         let workers: Vec<u32> = config.plugins.iter().map(|p| p.workers.unwrap_or(default_workers)).collect();
         let boundaries = (config.plugins.len() as u32 + 1).max(2);
         let control_blocks = (workers.iter().sum::<u32>() + 1).max(boundaries);
+        if control_blocks > plugin_host::ipc::region::MAX_CONTROL_BLOCKS {
+            let most = plugin_host::ipc::region::MAX_CONTROL_BLOCKS - 1;
+            return Err(config
+                .error(format!("the plugins' workers add up to {} processes; at most {most}", control_blocks - 1))
+                .into());
+        }
         let lanes = config.plugins.len() as u32 + config.ring;
         let region =
             Region::create_with_workers("plugin-host:chain", control_blocks, boundaries, lanes.max(2), frame_bytes)
@@ -194,28 +200,32 @@ impl Prepared {
                 if plugin_host::sys::signals::stop_requested() {
                     return Err(RunError::Interrupted);
                 }
-                if !source.next_into(&mut decoded)? {
-                    break;
-                }
-                let mut lane = loop {
+                let lane = loop {
                     match free_rx.recv_timeout(std::time::Duration::from_millis(50)) {
                         Ok(lane) => break Some(lane),
                         Err(RecvTimeoutError::Timeout) if !source_stop.load(Ordering::Acquire) => {}
                         Err(_) => break None,
                     }
                 };
-                let Some(mut lane) = lane.take() else { break };
-                let desc = FrameDesc {
-                    data: 0,
-                    capacity: first_view.slot_capacity() as u32,
-                    width: decoded.width,
-                    height: decoded.height,
-                    stride: decoded.stride,
-                    format: decoded.format as u32,
-                    timestamp_us: decoded.timestamp_us,
+                let Some(mut lane) = lane else { break };
+                // Raw video is read straight into the lane; other sources decode into our frame,
+                // which is then copied in.
+                let mut read_into_lane =
+                    |fd: std::os::fd::BorrowedFd<'_>, len| first_view.fill_from_fd(&mut lane, Buffer::Input, len, fd);
+                let shape = match source.next_direct(&mut read_into_lane) {
+                    Some(read) => read?,
+                    None => match source.next_into(&mut decoded)? {
+                        true => {
+                            let shape = FrameShape::of(&decoded);
+                            let bytes = lane_desc(shape, 0).byte_len() as usize;
+                            first_view.write_pixels(&mut lane, Buffer::Input, &decoded.data[..bytes]);
+                            Some(shape)
+                        }
+                        false => None,
+                    },
                 };
-                let bytes = desc.byte_len() as usize;
-                first_view.write_pixels(&mut lane, Buffer::Input, &decoded.data[..bytes]);
+                let Some(shape) = shape else { break };
+                let desc = lane_desc(shape, first_view.slot_capacity() as u32);
                 n += 1;
                 if let Ok(mut c) = counted.lock() {
                     *c = n;
@@ -244,19 +254,25 @@ impl Prepared {
         let mut sink_result = Ok(());
         // The last stage's process can still write the buffer: the sink encodes its own copy.
         let mut pixels = Vec::new();
+        let discards = sink.discards();
         for Carried { frame, lane, desc, reading } in upstream.iter() {
-            sink_view.read_pixels(&lane, Buffer::Input, desc.byte_len() as usize, &mut pixels);
+            let written = if discards {
+                // Like ffmpeg's null muxer: the frame is done with, unread.
+                Ok(())
+            } else {
+                sink_view.read_pixels(&lane, Buffer::Input, desc.byte_len() as usize, &mut pixels);
+                Frame::new(
+                    &pixels,
+                    desc.width,
+                    desc.height,
+                    desc.stride,
+                    plugin_sdk::PixelFormat::from_u32(desc.format).unwrap_or(plugin_sdk::PixelFormat::Rgba8),
+                    desc.timestamp_us,
+                )
+                .map_err(|e| MediaError::Frame { frame, reason: e.0 })
+                .and_then(|view| sink.write(frame - 1, &view))
+            };
             drop(reading);
-            let written = Frame::new(
-                &pixels,
-                desc.width,
-                desc.height,
-                desc.stride,
-                plugin_sdk::PixelFormat::from_u32(desc.format).unwrap_or(plugin_sdk::PixelFormat::Rgba8),
-                desc.timestamp_us,
-            )
-            .map_err(|e| MediaError::Frame { frame, reason: e.0 })
-            .and_then(|view| sink.write(frame - 1, &view));
             let _ = free_tx.send(lane);
             if let Err(e) = written {
                 sink_result = Err(RunError::from(e));
@@ -319,6 +335,12 @@ impl Prepared {
             RunStats { frames_in, frames_out, wall_s, host_faults_per_frame, copies, plugins, output_kept_aside };
         (stats, first_error.map_or(Ok(()), Err))
     }
+}
+
+/// The descriptor of a frame of `shape` at the start of a lane's buffer of `capacity` bytes.
+fn lane_desc(shape: FrameShape, capacity: u32) -> FrameDesc {
+    let FrameShape { width, height, stride, format, timestamp_us } = shape;
+    FrameDesc { data: 0, capacity, width, height, stride, format: format as u32, timestamp_us }
 }
 
 fn join(handle: std::thread::JoinHandle<Result<(), RunError>>) -> Result<(), RunError> {

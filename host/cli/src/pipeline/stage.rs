@@ -25,6 +25,8 @@ pub(super) struct Stage {
     /// This stage's view of the chain's region (for the failure path's copy).
     region: Region,
     pub(super) stats: PluginStats,
+    /// Band lists of collected frames, for the next ones: no allocation per frame.
+    spare_bands: Vec<Vec<Band>>,
 }
 
 /// One process of a stage, and its own restart history.
@@ -129,7 +131,7 @@ impl Stage {
         }
         workers.insert(0, Worker::new(first));
         let stats = PluginStats { workers: workers.len() as u32, ..PluginStats::new(&config.name) };
-        Ok(Self { config: config.clone(), workers, region: views[0].clone(), stats })
+        Ok(Self { config: config.clone(), workers, region: views[0].clone(), stats, spare_bands: Vec::new() })
     }
 
     /// The running processes (for descriptions and sandbox reports).
@@ -261,7 +263,8 @@ impl Stage {
     fn collect(&mut self, entry: Pending) -> (Carried, Result<FrameDesc, PluginError>) {
         let Pending { frame, lane, input, reading, bands, mut error, .. } = entry;
         let mut done: Option<FrameDesc> = None;
-        for band in bands {
+        let mut bands = bands;
+        for band in bands.drain(..) {
             let Some(ticket) = band.ticket else { continue };
             let worker = &mut self.workers[band.worker];
             let result = match worker.process.as_mut() {
@@ -289,6 +292,7 @@ impl Stage {
                 }
             }
         }
+        self.spare_bands.push(bands);
         // The plugin is done reading its input buffer, whatever the outcome.
         drop(reading);
         let result = match (error, done) {
@@ -393,13 +397,18 @@ impl Stage {
         busy: bool,
     ) -> Result<Option<Pending>, PluginError> {
         let Carried { frame, lane, desc, reading } = carried;
-        let running: Vec<usize> = (0..self.workers.len()).filter(|&i| self.workers[i].process.is_some()).collect();
-        let mut bands = Vec::with_capacity(running.len());
+        let running = self.workers.iter().filter(|w| w.process.is_some()).count() as u32;
+        let mut bands = self.spare_bands.pop().unwrap_or_default();
         let mut error = None;
-        for (k, &index) in running.iter().enumerate() {
-            let rows = band_rows(desc.height, k as u32, running.len() as u32);
+        let mut k = 0;
+        for index in 0..self.workers.len() {
+            if self.workers[index].process.is_none() {
+                continue;
+            }
+            let rows = band_rows(desc.height, k, running);
+            k += 1;
             // An empty band is no work (a short frame); the first always goes, to answer for it.
-            if rows.is_empty() && k > 0 {
+            if rows.is_empty() && k > 1 {
                 continue;
             }
             let worker = &mut self.workers[index];
@@ -416,6 +425,7 @@ impl Stage {
         if !bands.is_empty() {
             return Ok(Some(Pending { frame, lane, input: desc, reading, bands, error, submitted }));
         }
+        self.spare_bands.push(bands);
         let error =
             error.unwrap_or_else(|| PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning });
         if !self.disabled() {

@@ -518,6 +518,26 @@ impl Region {
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst, src.len()) }
     }
 
+    /// Host: reads up to `len` bytes from `fd` straight into the start of a lane's buffer (a raw
+    /// video source's frame, with no copy in between), until `len` or the end of the input;
+    /// returns how many it read.
+    pub fn fill_from_fd(
+        &self,
+        lane: &mut Lane,
+        which: Buffer,
+        len: usize,
+        fd: std::os::fd::BorrowedFd<'_>,
+    ) -> std::io::Result<usize> {
+        use std::os::fd::AsRawFd;
+        self.check_lane(lane);
+        if self.boundary + which as u32 >= self.shared.boundary_count {
+            return Err(std::io::Error::other("this view of the region has no such buffer"));
+        }
+        let dst = self.buffer_ptr(lane.slot, which, 0, len);
+        // SAFETY: `dst` is valid for `len` bytes (buffer_ptr asserts it lies in the slot buffer).
+        unsafe { read_fd(fd.as_raw_fd(), dst, len) }
+    }
+
     /// Host, pipe transport: reads `len` bytes from the control pipe into the start of a slot's
     /// buffer: first what `reader` has buffered, then straight from its descriptor into the
     /// mapping, with no copy in between. Nothing outside the slot's buffer can be written: `len`
@@ -545,21 +565,10 @@ impl Region {
         unsafe { std::ptr::copy_nonoverlapping(buffered.as_ptr(), dst, first) };
         reader.consume(first);
         let fd = reader.get_ref().as_raw_fd();
-        let mut done = first;
-        while done < len {
-            // SAFETY: the kernel writes at most `len - done` bytes at `dst + done`, which lies
-            // within the slot buffer; no Rust reference to the mapping exists meanwhile.
-            let n = unsafe { libc::read(fd, dst.add(done).cast(), len - done) };
-            match n {
-                0 => return Err(std::io::ErrorKind::UnexpectedEof.into()),
-                n if n > 0 => done += n as usize,
-                _ => {
-                    let error = std::io::Error::last_os_error();
-                    if error.kind() != std::io::ErrorKind::Interrupted {
-                        return Err(error);
-                    }
-                }
-            }
+        // SAFETY: `dst + first` is valid for `len - first` bytes (buffer_ptr, checked above).
+        let done = first + unsafe { read_fd(fd, dst.add(first), len - first) }?;
+        if done < len {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
         Ok(())
     }
@@ -605,6 +614,30 @@ impl Region {
         // boundaries, so they do not overlap; the token is held mutably (see `read_pixels`).
         unsafe { std::ptr::copy_nonoverlapping(src, dst, len) }
     }
+}
+
+/// Reads from `fd` into `dst` until `len` bytes or the end of the input; returns the count.
+///
+/// # Safety
+/// `dst` is valid for writes of `len` bytes, and no Rust reference to them exists meanwhile.
+unsafe fn read_fd(fd: std::os::fd::RawFd, dst: *mut u8, len: usize) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < len {
+        // SAFETY: the kernel writes at most `len - done` bytes at `dst + done`, within the range
+        // this function's contract makes valid.
+        let n = unsafe { libc::read(fd, dst.add(done).cast(), len - done) };
+        match n {
+            0 => break,
+            n if n > 0 => done += n as usize,
+            _ => {
+                let error = std::io::Error::last_os_error();
+                if error.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(error);
+                }
+            }
+        }
+    }
+    Ok(done)
 }
 
 /// Checks an output descriptor the runner wrote: a known format, a non-empty frame, and all of
