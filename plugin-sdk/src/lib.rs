@@ -122,6 +122,7 @@ pub trait Plugin: Sized + 'static {
 
 /// BT.709 luma of an RGB pixel, with the coefficients (0.2126, 0.7152, 0.0722) in 16-bit fixed
 /// point, rounded: the one definition the example plugins share.
+#[inline]
 pub fn luma_bt709(r: u8, g: u8, b: u8) -> u8 {
     ((13933 * r as u32 + 46871 * g as u32 + 4732 * b as u32 + 32768) >> 16) as u8
 }

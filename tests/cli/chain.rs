@@ -44,6 +44,20 @@ fn run_quietly(dir: &Path, config: &str) -> String {
     stderr
 }
 
+/// Starts `config` in `dir` reading raw frames from a pipe the caller writes; stats in
+/// `stats.json`, stderr in `stderr.txt`.
+fn spawn_on_stdin(dir: &Path, config: &str) -> std::process::Child {
+    std::fs::write(dir.join("chain.toml"), config).unwrap();
+    Command::new(host_bin())
+        .current_dir(dir)
+        .args(["run", "chain.toml", "-q", "--stats-json", "stats.json"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap())
+        .spawn()
+        .unwrap()
+}
+
 fn stats(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
@@ -117,15 +131,7 @@ fn kill_stages_at_random(name: &str, extra: &str) {
         &format!("kind = \"testsrc\"\nwidth = {width}\nheight = {height}\nframes = {TOTAL}\n"),
         &format!("kind = \"raw\"\npath = \"-\"\nwidth = {width}\nheight = {height}\n"),
     );
-    std::fs::write(dir.join("chain.toml"), config).unwrap();
-    let mut child = Command::new(host_bin())
-        .current_dir(&dir)
-        .args(["run", "chain.toml", "-q", "--stats-json", "stats.json"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.join("stderr.txt")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_on_stdin(&dir, &config);
     let host = child.id();
     let mut stdin = child.stdin.take().unwrap();
     let mut kills = 0u64;
@@ -324,20 +330,90 @@ fn a_plugin_that_needs_whole_frames_gets_one_worker_and_says_so() {
     assert!(frames[2].1.same_pixels(&flip_reference(&input, false)));
 }
 
+/// testsrc of `height` rows (`frames` of them) through misbehave in `mode` as `workers` workers,
+/// with `extra` in its table.
+fn misbehave_bands(height: u32, frames: u32, workers: u32, mode: &str, extra: &str) -> String {
+    format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 8\nheight = {height}\nframes = {frames}\n[[plugin]]\nname = \"rows\"\npath = \"{}\"\nworkers = {workers}\n{extra}[plugin.params]\nmode = \"{mode}\"\n[output]\nkind = \"png\"\npath = \"out\"\n",
+        test_plugin("misbehave").display()
+    )
+}
+
 #[test]
 fn each_worker_writes_its_own_band_of_the_frame() {
-    let dir = scratch("bands");
+    // 12 rows in 3 bands of 4; 3 rows for 4 workers: two bands are empty, and nobody gets the
+    // whole frame for one (found by a review: an empty band once meant "all rows").
+    for (height, workers, frames) in [(12u32, 3u32, 2u32), (3, 4, 30)] {
+        let dir = scratch(&format!("bands-{height}-{workers}"));
+        run_quietly(&dir, &misbehave_bands(height, frames, workers, "bands", ""));
+        let bands: Vec<_> = (0..workers).map(|k| plugin_sdk::abi::band_rows(height, k, workers)).collect();
+        for (number, frame) in written_frames(&dir.join("out")) {
+            for y in 0..height {
+                let band = bands.iter().find(|b| b.contains(&y)).unwrap();
+                let row = &frame.data[(y * frame.stride) as usize..][..4];
+                assert_eq!(row, [band.start as u8, band.end as u8, y as u8, 255], "frame {number} row {y}");
+            }
+        }
+        assert_eq!(stats(&dir.join("stats.json"))["plugins"][0]["workers"], workers);
+    }
+}
+
+#[test]
+fn a_worker_that_lies_about_the_shape_is_the_one_killed_and_the_others_take_its_rows() {
+    let dir = scratch("band-liar");
+    let extra = "on_error = \"skip\"\nmax_restarts = 2\n";
+    let stderr = run_quietly(&dir, &misbehave_bands(12, 20, 3, "band-shape", extra));
+    let stats = stats(&dir.join("stats.json"));
+    let p = &stats["plugins"][0];
+    // Its first frame and two restarts' first frames; then it is disabled and the two honest
+    // workers share every frame.
+    assert_eq!(p["skipped"], 3, "{p}\n{stderr}");
+    assert_eq!(p["protocol_violations"], 3, "{p}");
+    assert_eq!(p["crashes"], 0, "a killed liar is its frame's violation, not a crash too: {p}");
+    assert_eq!(p["frames"], 17, "{p}");
+    assert!(stderr.contains("(worker 1): disabled"), "{stderr}");
+    assert!(!stderr.contains("(worker 2)") && !stderr.contains("(worker 3)"), "the honest workers stay: {stderr}");
+    for (number, frame) in written_frames(&dir.join("out")) {
+        assert_eq!(frame.width, 8, "frame {number} has the agreed shape");
+    }
+}
+
+#[test]
+fn a_killed_worker_under_passthrough_leaves_the_others_running() {
+    // Found by a review: the host's own kills (to pass a frame through safely) counted against
+    // every worker's max_restarts, so one death disabled all three.
+    const TOTAL: u64 = 60;
+    let dir = scratch("passthrough-workers");
+    let (width, height) = (32, 24);
     let config = format!(
-        "[input]\nkind = \"testsrc\"\nwidth = 8\nheight = 12\nframes = 2\n[[plugin]]\nname = \"rows\"\npath = \"{}\"\nworkers = 3\n[plugin.params]\nmode = \"bands\"\n[output]\nkind = \"png\"\npath = \"out\"\n",
-        test_plugin("misbehave").display()
+        "[input]\nkind = \"raw\"\npath = \"-\"\nwidth = {width}\nheight = {height}\n[[plugin]]\nname = \"neg\"\npath = \"{}\"\nworkers = 3\non_error = \"passthrough\"\nmax_restarts = 0\n[output]\nkind = \"png\"\npath = \"out\"\n",
+        plugin("invert").display()
     );
-    run_quietly(&dir, &config);
-    for (_, frame) in written_frames(&dir.join("out")) {
-        for y in 0..12u32 {
-            let band = plugin_sdk::abi::band_rows(12, y * 3 / 12, 3);
-            let row = &frame.data[(y * frame.stride) as usize..][..4];
-            assert_eq!(row, [band.start as u8, band.end as u8, y as u8, 255], "row {y}");
+    let mut child = spawn_on_stdin(&dir, &config);
+    let mut stdin = child.stdin.take().unwrap();
+    let mut frame = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
+    for number in 0..TOTAL {
+        test_pattern(width, height, number, &mut frame);
+        std::io::Write::write_all(&mut stdin, &frame.data).unwrap();
+        if number == TOTAL / 2 {
+            let pids = runner_pids(child.id());
+            assert_eq!(pids.len(), 3, "three workers and no standby (max_restarts = 0)");
+            // SAFETY: kill(2) on a child of the host we started.
+            assert_eq!(unsafe { libc::kill(pids[1], libc::SIGKILL) }, 0);
         }
     }
-    assert_eq!(stats(&dir.join("stats.json"))["plugins"][0]["workers"], 3);
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
+    let stderr = std::fs::read_to_string(dir.join("stderr.txt")).unwrap();
+    let stats = stats(&dir.join("stats.json"));
+    let p = &stats["plugins"][0];
+    assert_eq!(stderr.matches("disabled").count(), 1, "only the killed worker: {stderr}");
+    assert!(stderr.contains("its other workers take its bands"), "{stderr}");
+    let passed = p["passed_through"].as_u64().unwrap();
+    assert!(passed <= 2, "at most the frames it held: {p}");
+    assert_eq!(p["frames"].as_u64().unwrap() + passed, TOTAL, "{p}");
+    for (number, got) in written_frames(&dir.join("out")) {
+        test_pattern(width, height, number - 1, &mut frame);
+        assert!(got.same_pixels(&invert_reference(&frame)) || got.same_pixels(&frame), "frame {number}");
+    }
 }

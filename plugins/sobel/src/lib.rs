@@ -12,8 +12,8 @@
 //! 4. Output pixel `(m, m, m, 255)`; input alpha is ignored.
 //!
 //! The luma plane lives in the plugin and is reused across frames. Only the first and last
-//! pixel of a row clamp their neighbours; the rest is three straight walks over `windows(3)` of
-//! the rows above, at and below: a 1080p frame takes 10.2–11.2 ms here, against 16.6–17.1 ms
+//! pixel of a row clamp their neighbours; the rest is one walk over nine equal-length slices of
+//! the rows above, at and below (shifted by 0, 1 and 2): a 1080p frame takes 10.2–11.2 ms here, against 16.6–17.1 ms
 //! with clamped indices for every pixel.
 
 use plugin_sdk::{Frame, FrameMut, Params, PixelFormat, Plugin, PluginError};
@@ -62,7 +62,8 @@ impl Plugin for Sobel {
         let (lo, hi) = (first.saturating_sub(1), (end + 1).min(height));
         self.luma.resize(width * (hi - lo), 0);
         for (i, dst) in self.luma.chunks_exact_mut(width).enumerate() {
-            for (d, s) in dst.iter_mut().zip(input.row((lo + i) as u32).chunks_exact(4)) {
+            let (src, _) = input.row((lo + i) as u32).as_chunks::<4>();
+            for (d, s) in dst.iter_mut().zip(src) {
                 *d = plugin_sdk::luma_bt709(s[0], s[1], s[2]);
             }
         }
@@ -82,14 +83,20 @@ impl Plugin for Sobel {
                 out[x] = gray(magnitude(gx, gy));
             }
             if width > 2 {
-                let windows = above.windows(3).zip(here.windows(3)).zip(below.windows(3));
-                for (d, ((a, h), b)) in out[1..width - 1].iter_mut().zip(windows) {
-                    let [a0, a1, a2] = [a[0] as i32, a[1] as i32, a[2] as i32];
-                    let [h0, h2] = [h[0] as i32, h[2] as i32];
-                    let [b0, b1, b2] = [b[0] as i32, b[1] as i32, b[2] as i32];
-                    let gx = a2 + 2 * h2 + b2 - a0 - 2 * h0 - b0;
-                    let gy = b0 + 2 * b1 + b2 - a0 - 2 * a1 - a2;
-                    *d = gray(magnitude(gx, gy));
+                // Nine slices of one length, indexed together: no bounds checks stay in the loop,
+                // so it vectorises (the square root too, four lanes of f32 at a time).
+                let n = width - 2;
+                fn shifted(row: &[u8], n: usize) -> [&[u8]; 3] {
+                    [&row[..n], &row[1..n + 1], &row[2..n + 2]]
+                }
+                let ([a0, a1, a2], [h0, _, h2], [b0, b1, b2]) =
+                    (shifted(above, n), shifted(here, n), shifted(below, n));
+                let out = &mut out[1..n + 1];
+                for x in 0..n {
+                    let at = |row: &[u8]| row[x] as i32;
+                    let gx = at(a2) + 2 * at(h2) + at(b2) - at(a0) - 2 * at(h0) - at(b0);
+                    let gy = at(b0) + 2 * at(b1) + at(b2) - at(a0) - 2 * at(a1) - at(a2);
+                    out[x] = gray(magnitude(gx, gy));
                 }
             }
         }

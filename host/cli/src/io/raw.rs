@@ -147,6 +147,13 @@ impl RawSink {
         let buffered = |writer: Box<dyn Write>| BufWriter::with_capacity(1 << 20, writer);
         let sink = |writer, destination, file| Self { writer, destination, file, complete: 0, failed: false };
         if path == Path::new("-") {
+            // Frames are bytes a plugin chose: on a terminal they would be escape sequences.
+            if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+                return Err(MediaError::Output {
+                    path: PathBuf::from("stdout"),
+                    reason: "is a terminal; raw frames go to a file or a program (`| ffmpeg -f rawvideo …`)".into(),
+                });
+            }
             return Ok(sink(buffered(Box::new(std::io::stdout())), Destination::Stdout, None));
         }
         let write_err = |source| MediaError::Write { path: path.to_path_buf(), source };

@@ -213,7 +213,10 @@ impl Prepared {
                 let mut read_into_lane =
                     |fd: std::os::fd::BorrowedFd<'_>, len| first_view.fill_from_fd(&mut lane, Buffer::Input, len, fd);
                 let shape = match source.next_direct(&mut read_into_lane) {
-                    Some(read) => read?,
+                    Some(read) => read.map_err(|e| match plugin_host::sys::signals::stop_requested() {
+                        true => RunError::Interrupted,
+                        false => e.into(),
+                    })?,
                     None => match source.next_into(&mut decoded)? {
                         true => {
                             let shape = FrameShape::of(&decoded);

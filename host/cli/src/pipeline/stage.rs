@@ -27,6 +27,8 @@ pub(super) struct Stage {
     pub(super) stats: PluginStats,
     /// Band lists of collected frames, for the next ones: no allocation per frame.
     spare_bands: Vec<Vec<Band>>,
+    /// The output descriptors of a frame's bands as they come back (reused likewise).
+    band_outputs: Vec<(usize, FrameDesc)>,
 }
 
 /// One process of a stage, and its own restart history.
@@ -41,6 +43,8 @@ struct Worker {
     recent_restarts: VecDeque<Instant>,
     /// Whether its death has been counted already (by the frame that found it).
     death_counted: bool,
+    /// Killed by the host for its own reasons: the restart does not count against `max_restarts`.
+    killed_by_host: bool,
 }
 
 /// A frame the workers are working on.
@@ -61,6 +65,8 @@ struct Band {
     rows: Range<u32>,
     /// `None` once collected (or when it could not be handed over).
     ticket: Option<BandTicket>,
+    /// Its worker was disabled while the frame was in flight: another worker takes the rows.
+    orphan: bool,
 }
 
 /// Back-off before restart number `n` (1-based) of a run of failures: none for the first, then
@@ -80,6 +86,7 @@ impl Worker {
             failures_in_a_row: 0,
             recent_restarts: VecDeque::new(),
             death_counted: false,
+            killed_by_host: false,
         }
     }
 
@@ -131,7 +138,8 @@ impl Stage {
         }
         workers.insert(0, Worker::new(first));
         let stats = PluginStats { workers: workers.len() as u32, ..PluginStats::new(&config.name) };
-        Ok(Self { config: config.clone(), workers, region: views[0].clone(), stats, spare_bands: Vec::new() })
+        let (spare_bands, band_outputs) = (Vec::new(), Vec::new());
+        Ok(Self { config: config.clone(), workers, region: views[0].clone(), stats, spare_bands, band_outputs })
     }
 
     /// The running processes (for descriptions and sandbox reports).
@@ -245,15 +253,19 @@ impl Stage {
         self.workers.iter().any(Worker::is_dead)
     }
 
-    /// Kills every worker (the host's own doing: their restarts need no back-off, though
+    /// Kills every running worker (the host's own doing: their restarts need no back-off, though
     /// `max_restarts` still counts them).
     fn kill_all(&mut self) {
         for worker in &mut self.workers {
-            if let Some(process) = worker.process.as_mut() {
+            // One that died by itself keeps its count and back-off.
+            if let Some(process) = worker.process.as_mut()
+                && process.pid().is_some()
+            {
                 process.kill();
                 worker.failures_in_a_row = 0;
-                // Not the plugin's failure: nothing to count.
+                // Not the plugin's failure: nothing to count, and no restart to charge it.
                 worker.death_counted = true;
+                worker.killed_by_host = true;
             }
         }
     }
@@ -261,46 +273,90 @@ impl Stage {
     /// Waits for every band of a frame. The result is the frame's output descriptor, or the
     /// first failure (the frame then carries its input descriptor to the policy).
     fn collect(&mut self, entry: Pending) -> (Carried, Result<FrameDesc, PluginError>) {
-        let Pending { frame, lane, input, reading, bands, mut error, .. } = entry;
-        let mut done: Option<FrameDesc> = None;
-        let mut bands = bands;
-        for band in bands.drain(..) {
-            let Some(ticket) = band.ticket else { continue };
-            let worker = &mut self.workers[band.worker];
-            let result = match worker.process.as_mut() {
-                Some(process) => process.receive_band(ticket),
-                None => Err(PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning }),
-            };
-            match result {
-                Ok(desc) => match done {
-                    None => done = Some(desc),
-                    // Bands of one frame must describe one output.
-                    Some(first) if first != desc && error.is_none() => {
-                        if let Some(process) = worker.process.as_mut() {
-                            process.kill();
-                        }
-                        let why = "its workers gave the frame different shapes";
-                        let kind = ErrorKind::Protocol(Violation::OutputDescriptor(why));
-                        error = Some(PluginError { plugin: self.config.name.clone(), kind });
+        let Pending { frame, lane, input, reading, mut bands, mut error, .. } = entry;
+        let mut outputs = std::mem::take(&mut self.band_outputs);
+        outputs.clear();
+        for band in &mut bands {
+            if let Some(ticket) = band.ticket.take() {
+                match self.receive(band.worker, ticket) {
+                    Ok(desc) => outputs.push((band.worker, desc)),
+                    Err(failure) => {
+                        error.get_or_insert(failure);
                     }
-                    Some(_) => {}
-                },
-                Err(failure) => {
-                    // This frame's failure is the death's count.
-                    worker.death_counted |= worker.is_dead();
-                    error.get_or_insert(failure);
                 }
             }
         }
+        // Rows whose worker was disabled while the frame was in flight: a running worker takes
+        // them now (its own band of this frame is back, so the frame's slot is free in it).
+        for band in bands.iter().filter(|b| b.orphan) {
+            if error.is_some() {
+                break;
+            }
+            let running = self.workers.iter().position(|w| w.process.as_ref().is_some_and(|p| p.pid().is_some()));
+            let Some(index) = running else {
+                error = Some(self.not_running());
+                break;
+            };
+            let process = self.workers[index].process.as_mut().expect("a running worker has a process");
+            let done = process.submit_band(&lane, frame, &input, band.rows.clone());
+            match done.and_then(|ticket| self.receive(index, ticket)) {
+                Ok(desc) => outputs.push((index, desc)),
+                Err(failure) => error = Some(failure),
+            }
+        }
+        if error.is_none() && outputs.len() > 1 {
+            error = self.check_shapes(&input, &outputs);
+        }
+        let done = outputs.first().map(|&(_, desc)| desc);
+        bands.clear();
         self.spare_bands.push(bands);
+        self.band_outputs = outputs;
         // The plugin is done reading its input buffer, whatever the outcome.
         drop(reading);
         let result = match (error, done) {
             (Some(error), _) => Err(error),
             (None, Some(desc)) => Ok(desc),
-            (None, None) => Err(PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning }),
+            (None, None) => Err(self.not_running()),
         };
         (Carried { frame, lane, desc: input, reading: None }, result)
+    }
+
+    /// Waits for one worker's band.
+    fn receive(&mut self, index: usize, ticket: BandTicket) -> Result<FrameDesc, PluginError> {
+        let plugin = &self.config.name;
+        let worker = &mut self.workers[index];
+        let result = match worker.process.as_mut() {
+            Some(process) => process.receive_band(ticket),
+            None => Err(PluginError { plugin: plugin.clone(), kind: ErrorKind::NotRunning }),
+        };
+        // This frame's failure is the death's count.
+        worker.death_counted |= result.is_err() && worker.is_dead();
+        result
+    }
+
+    /// Bands of one frame must describe one output, as high as the input: a worker that says
+    /// otherwise than the rest (the majority, among those of the right height) is killed.
+    fn check_shapes(&mut self, input: &FrameDesc, outputs: &[(usize, FrameDesc)]) -> Option<PluginError> {
+        let votes = |desc: &FrameDesc| outputs.iter().filter(|(_, other)| other == desc).count();
+        let agreed = outputs.iter().map(|(_, desc)| desc).filter(|d| d.height == input.height).max_by_key(|d| votes(d));
+        let mut lied = false;
+        for (index, desc) in outputs {
+            if Some(desc) != agreed {
+                let worker = &mut self.workers[*index];
+                if let Some(process) = worker.process.as_mut() {
+                    process.kill();
+                }
+                // Counted as this frame's violation, not again as a death.
+                worker.death_counted = true;
+                lied = true;
+            }
+        }
+        let why = "its workers gave the frame's bands different shapes";
+        lied.then(|| PluginError { plugin: self.config.name.clone(), kind: Violation::OutputDescriptor(why).into() })
+    }
+
+    fn not_running(&self) -> PluginError {
+        PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning }
     }
 
     /// Delivers a frame the plugin finished (`result` is its output descriptor), or applies the
@@ -371,12 +427,12 @@ impl Stage {
             self.restart(index);
             for entry in pending.iter_mut() {
                 for band in entry.bands.iter_mut().filter(|b| b.worker == index) {
-                    let worker = &mut self.workers[index];
-                    let handed = match worker.process.as_mut() {
-                        Some(process) => process.submit_band(&entry.lane, entry.frame, &entry.input, band.rows.clone()),
-                        None => Err(PluginError { plugin: self.config.name.clone(), kind: ErrorKind::NotRunning }),
+                    let Some(process) = self.workers[index].process.as_mut() else {
+                        // Disabled: the rows go to another worker when the frame is collected.
+                        band.orphan = true;
+                        continue;
                     };
-                    match handed {
+                    match process.submit_band(&entry.lane, entry.frame, &entry.input, band.rows.clone()) {
                         Ok(ticket) => band.ticket = Some(ticket),
                         Err(error) => {
                             entry.error.get_or_insert(error);
@@ -407,14 +463,14 @@ impl Stage {
             }
             let rows = band_rows(desc.height, k, running);
             k += 1;
-            // An empty band is no work (a short frame); the first always goes, to answer for it.
-            if rows.is_empty() && k > 1 {
+            // An empty band is no work (a frame shorter than twice the workers).
+            if rows.is_empty() {
                 continue;
             }
             let worker = &mut self.workers[index];
             let process = worker.process.as_mut().expect("running workers have a process");
             match process.submit_band(&lane, frame, &desc, rows.clone()) {
-                Ok(ticket) => bands.push(Band { worker: index, rows, ticket: Some(ticket) }),
+                Ok(ticket) => bands.push(Band { worker: index, rows, ticket: Some(ticket), orphan: false }),
                 Err(refused) => {
                     worker.death_counted |= worker.is_dead();
                     error.get_or_insert(refused);
@@ -490,13 +546,15 @@ impl Stage {
     /// disabled. With every worker disabled the policy handles every further frame.
     fn restart(&mut self, index: usize) {
         let mut failed_starts = 0u32;
+        let charged = !std::mem::take(&mut self.workers[index].killed_by_host);
         loop {
             let (config, worker) = (&self.config, &mut self.workers[index]);
             let now = Instant::now();
             let window = config.restart_window;
             worker.recent_restarts.retain(|&at| now.duration_since(at) < window);
             let restarts = worker.recent_restarts.len();
-            if restarts >= config.max_restarts as usize || failed_starts >= config.max_restarts.max(1) {
+            let over = charged && restarts >= config.max_restarts as usize;
+            if over || failed_starts >= config.max_restarts.max(1) {
                 if let Some(process) = worker.process.take() {
                     self.stats.copies += process.copies();
                 }
@@ -516,8 +574,10 @@ impl Stage {
                 return;
             }
             let Some(process) = worker.process.as_mut() else { return };
-            worker.recent_restarts.push_back(now);
-            worker.failures_in_a_row += 1;
+            if charged {
+                worker.recent_restarts.push_back(now);
+                worker.failures_in_a_row += 1;
+            }
             std::thread::sleep(restart_backoff(worker.failures_in_a_row));
             self.stats.restarts += 1;
             let started = Instant::now();

@@ -535,7 +535,7 @@ impl Region {
         }
         let dst = self.buffer_ptr(lane.slot, which, 0, len);
         // SAFETY: `dst` is valid for `len` bytes (buffer_ptr asserts it lies in the slot buffer).
-        unsafe { read_fd(fd.as_raw_fd(), dst, len) }
+        unsafe { read_fd(fd.as_raw_fd(), dst, len, Some(crate::sys::signals::stop_requested)) }
     }
 
     /// Host, pipe transport: reads `len` bytes from the control pipe into the start of a slot's
@@ -566,7 +566,7 @@ impl Region {
         reader.consume(first);
         let fd = reader.get_ref().as_raw_fd();
         // SAFETY: `dst + first` is valid for `len - first` bytes (buffer_ptr, checked above).
-        let done = first + unsafe { read_fd(fd, dst.add(first), len - first) }?;
+        let done = first + unsafe { read_fd(fd, dst.add(first), len - first, None) }?;
         if done < len {
             return Err(std::io::ErrorKind::UnexpectedEof.into());
         }
@@ -617,12 +617,35 @@ impl Region {
 }
 
 /// Reads from `fd` into `dst` until `len` bytes or the end of the input; returns the count.
+/// With `stop`, it waits for input in short polls and gives up (`Interrupted`) once `stop` says
+/// so, whichever thread the signal reached: an idle stdin cannot hold a Ctrl-C up.
 ///
 /// # Safety
 /// `dst` is valid for writes of `len` bytes, and no Rust reference to them exists meanwhile.
-unsafe fn read_fd(fd: std::os::fd::RawFd, dst: *mut u8, len: usize) -> std::io::Result<usize> {
+unsafe fn read_fd(
+    fd: std::os::fd::RawFd,
+    dst: *mut u8,
+    len: usize,
+    stop: Option<fn() -> bool>,
+) -> std::io::Result<usize> {
+    let interrupted = || std::io::Error::from(std::io::ErrorKind::Interrupted);
     let mut done = 0;
     while done < len {
+        if let Some(stop) = stop {
+            loop {
+                if stop() {
+                    return Err(interrupted());
+                }
+                // SAFETY: `fd` is open for the duration of this call (the caller's borrow).
+                let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+                let mut fds = [nix::poll::PollFd::new(borrowed, nix::poll::PollFlags::POLLIN)];
+                match nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(100u16)) {
+                    Ok(0) | Err(nix::errno::Errno::EINTR) => {}
+                    Ok(_) => break,
+                    Err(errno) => return Err(errno.into()),
+                }
+            }
+        }
         // SAFETY: the kernel writes at most `len - done` bytes at `dst + done`, within the range
         // this function's contract makes valid.
         let n = unsafe { libc::read(fd, dst.add(done).cast(), len - done) };

@@ -112,6 +112,8 @@ pub enum Misuse {
     BandOnPipe,
     #[error("the plugin works on whole frames only")]
     WholeFramesOnly,
+    #[error("rows {0:?} are no band of the frame")]
+    BadBand(std::ops::Range<u32>),
 }
 
 /// A plugin process that stopped answering; it has been killed.

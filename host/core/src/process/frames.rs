@@ -212,7 +212,10 @@ impl PluginProcess {
             (false, Transport::SharedMemory) if self.band_context().is_none() => {
                 return Err(self.error(Misuse::WholeFramesOnly.into()));
             }
-            (false, Transport::SharedMemory) => Some((rows.start, rows.end.saturating_sub(rows.start))),
+            (false, Transport::SharedMemory) if rows.start >= rows.end || rows.end > desc.height => {
+                return Err(self.error(Misuse::BadBand(rows).into()));
+            }
+            (false, Transport::SharedMemory) => Some((rows.start, rows.end - rows.start)),
         };
         self.hand_over(lane, frame, &desc, band, None)
     }

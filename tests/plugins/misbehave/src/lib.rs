@@ -5,7 +5,9 @@
 //! `slow` (spins `spin` million iterations, then inverts: over a short deadline, within a long
 //! one). `init-error` fails in `new`. `bands` works on bands of a frame and writes each row of
 //! its band as pixels `[first row, end row, row, 255]` of the band (so a test sees how the host cut
-//! the frame).
+//! the frame). `band-shape` does the same, except that an instance whose only bands so far start
+//! at row 0 and end above the middle gives its output half the width: a worker that lies about
+//! the frame's shape while the others agree.
 
 use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
 
@@ -15,6 +17,8 @@ pub struct Misbehave {
     spin: i64,
     seen: i64,
     hoard: Vec<Vec<u8>>,
+    /// Whether this instance has written a band that does not start at row 0.
+    other_bands: bool,
 }
 
 const MODES: &[&str] = &[
@@ -32,6 +36,7 @@ const MODES: &[&str] = &[
     "slow",
     "init-error",
     "bands",
+    "band-shape",
 ];
 
 /// Recursion that keeps everything in wasm locals, so it exhausts the wasm call stack rather
@@ -62,11 +67,18 @@ impl Plugin for Misbehave {
         if mode == "init-error" {
             return Err(PluginError::new("init refused on purpose"));
         }
-        Ok(Self { mode, frame: params.int("frame"), spin: params.int("spin"), seen: 0, hoard: Vec::new() })
+        Ok(Self {
+            mode,
+            frame: params.int("frame"),
+            spin: params.int("spin"),
+            seen: 0,
+            hoard: Vec::new(),
+            other_bands: false,
+        })
     }
 
     fn band_context(&self) -> Option<u32> {
-        (self.mode == "bands").then_some(0)
+        matches!(self.mode.as_str(), "bands" | "band-shape").then_some(0)
     }
 
     fn process_rows(
@@ -75,10 +87,13 @@ impl Plugin for Misbehave {
         output: &mut FrameMut,
         rows: std::ops::Range<u32>,
     ) -> Result<(), PluginError> {
-        if self.mode != "bands" {
+        if !matches!(self.mode.as_str(), "bands" | "band-shape") {
             return self.process(input, output);
         }
-        output.set_shape(input.width(), input.height(), PixelFormat::Rgba8)?;
+        self.other_bands |= rows.start > 0;
+        let lie = self.mode == "band-shape" && !self.other_bands && rows.end < input.height() / 2;
+        let width = if lie { (input.width() / 2).max(1) } else { input.width() };
+        output.set_shape(width, input.height(), PixelFormat::Rgba8)?;
         for y in rows.clone() {
             for pixel in output.row_mut(y).chunks_exact_mut(4) {
                 pixel.copy_from_slice(&[rows.start as u8, rows.end as u8, y as u8, 255]);
@@ -88,7 +103,7 @@ impl Plugin for Misbehave {
     }
 
     fn process(&mut self, input: &Frame, output: &mut FrameMut) -> Result<(), PluginError> {
-        if self.mode == "bands" {
+        if matches!(self.mode.as_str(), "bands" | "band-shape") {
             return self.process_rows(input, output, 0..input.height());
         }
         self.seen += 1;
