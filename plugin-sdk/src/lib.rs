@@ -93,7 +93,8 @@ pub trait Plugin: Sized + 'static {
     fn process(&mut self, input: &Frame<'_>, output: &mut FrameMut<'_>) -> Result<(), PluginError>;
 
     /// Rows of input above and below a band that the band's output reads, once the instance
-    /// exists: `Some(0)` for a point filter, `Some(r)` for a neighbourhood of radius `r`. A plugin
+    /// exists: `Some(0)` for a point filter, `Some(r)` for a neighbourhood of radius `r`,
+    /// `Some(u32::MAX)` for rows from anywhere in the frame (a vertical flip). A plugin
     /// that says so implements [`Plugin::process_rows`], and the host may then run it as several
     /// processes on bands of the same frame (`workers` in a config). `None`, the default: it
     /// needs whole frames and gets one process.

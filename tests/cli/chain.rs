@@ -265,7 +265,12 @@ fn a_snapshot_stage_reads_a_private_copy_and_counts_it() {
         assert!(got.same_pixels(&expected(64, 48, *number)), "frame {number} differs");
     }
     let stats = stats(&dir.join("stats.json"));
-    assert_eq!(stats["plugins"][1]["copies"], 12, "one copy a frame for the snapshot stage: {stats}");
+    let workers = stats["plugins"][1]["workers"].as_u64().unwrap();
+    assert_eq!(
+        stats["plugins"][1]["copies"],
+        12 * workers,
+        "one copy a frame per worker of the snapshot stage: {stats}"
+    );
     assert_eq!(stats["plugins"][0]["copies"], 0, "{stats}");
 }
 
@@ -317,9 +322,10 @@ fn every_worker_count_gives_the_same_bytes() {
 #[test]
 fn a_plugin_that_needs_whole_frames_gets_one_worker_and_says_so() {
     let dir = scratch("whole-frames");
+    // misbehave in its plain mode inverts whole frames and declares no band context.
     let config = format!(
-        "[input]\nkind = \"testsrc\"\nwidth = 32\nheight = 16\nframes = 3\n[[plugin]]\nname = \"upside-down\"\npath = \"{}\"\nworkers = 3\n[plugin.params]\naxis = \"vertical\"\n[output]\nkind = \"png\"\npath = \"out\"\n",
-        plugin("flip").display()
+        "[input]\nkind = \"testsrc\"\nwidth = 32\nheight = 16\nframes = 3\n[[plugin]]\nname = \"whole\"\npath = \"{}\"\nworkers = 3\n[output]\nkind = \"png\"\npath = \"out\"\n",
+        test_plugin("misbehave").display()
     );
     let stderr = run_quietly(&dir, &config);
     assert!(stderr.contains("works on whole frames only: 1 worker, not 3"), "{stderr}");
@@ -327,7 +333,7 @@ fn a_plugin_that_needs_whole_frames_gets_one_worker_and_says_so() {
     let frames = written_frames(&dir.join("out"));
     let mut input = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
     test_pattern(32, 16, 2, &mut input);
-    assert!(frames[2].1.same_pixels(&flip_reference(&input, false)));
+    assert!(frames[2].1.same_pixels(&invert_reference(&input)));
 }
 
 /// testsrc of `height` rows (`frames` of them) through misbehave in `mode` as `workers` workers,

@@ -135,18 +135,44 @@ impl Mean {
 fn blur_row<const BPP: usize>(src: &[u8], dst: &mut [u8], radius: usize, mean: Mean) {
     let (pixels, _) = src.as_chunks::<BPP>();
     let (out, _) = dst.as_chunks_mut::<BPP>();
-    let last = pixels.len() - 1;
+    let n = pixels.len();
+    let last = n - 1;
     // Window for pixel 0: indices −r ..= r, the negative ones clamped to 0.
     let mut sum = [0u32; BPP];
     for (c, s) in sum.iter_mut().enumerate() {
         *s = radius as u32 * pixels[0][c] as u32 + (0..=radius).map(|x| pixels[x.min(last)][c] as u32).sum::<u32>();
     }
-    for (x, d) in out.iter_mut().enumerate() {
-        let (enter, leave) = (&pixels[(x + radius + 1).min(last)], &pixels[x.saturating_sub(radius)]);
+    #[inline(always)]
+    fn step<const BPP: usize>(
+        d: &mut [u8; BPP],
+        enter: &[u8; BPP],
+        leave: &[u8; BPP],
+        sum: &mut [u32; BPP],
+        mean: Mean,
+    ) {
         for c in 0..BPP {
             d[c] = mean.of(sum[c]);
             sum[c] = sum[c] + enter[c] as u32 - leave[c] as u32;
         }
+    }
+    let clamped = |x: usize| (&pixels[(x + radius + 1).min(last)], &pixels[x.saturating_sub(radius)]);
+    // Only pixels whose window reaches past an edge clamp; between them the pixels entering and
+    // leaving the window are two straight walks, with no index to check.
+    let head = radius.min(n);
+    let tail = n.saturating_sub(radius + 1).max(head);
+    for (x, d) in out[..head].iter_mut().enumerate() {
+        let (enter, leave) = clamped(x);
+        step(d, enter, leave, &mut sum, mean);
+    }
+    if tail > head {
+        let walk = pixels[head + radius + 1..tail + radius + 1].iter().zip(&pixels[head - radius..tail - radius]);
+        for (d, (enter, leave)) in out[head..tail].iter_mut().zip(walk) {
+            step(d, enter, leave, &mut sum, mean);
+        }
+    }
+    for (x, d) in out.iter_mut().enumerate().skip(tail) {
+        let (enter, leave) = clamped(x);
+        step(d, enter, leave, &mut sum, mean);
     }
 }
 

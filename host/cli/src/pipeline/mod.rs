@@ -105,7 +105,7 @@ impl Prepared {
         let frame_bytes = width as u64 * height as u64 * 4;
         // A control block per worker (each stage's first is its own), and one for the sink's
         // view of the last buffer; a boundary per plugin and one more.
-        let default_workers = crate::config::default_workers(config.plugins.len());
+        let default_workers = crate::config::default_workers();
         let workers: Vec<u32> = config.plugins.iter().map(|p| p.workers.unwrap_or(default_workers)).collect();
         let boundaries = (config.plugins.len() as u32 + 1).max(2);
         let control_blocks = (workers.iter().sum::<u32>() + 1).max(boundaries);
