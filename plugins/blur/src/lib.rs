@@ -7,9 +7,11 @@
 //!
 //! Both passes keep running sums, so a frame costs the same at every radius. The intermediate
 //! frame and the vertical pass's column sums live in the plugin and are reused across frames.
-//! The horizontal pass walks whole pixels (all channels' sums together) and every mean is a
-//! multiply and a shift, not a division: a 1080p RGBA frame at radius 5 takes 15.3–16.3 ms here,
-//! against 34.4 ms with a division per byte and a walk per channel.
+//! The horizontal pass walks whole pixels (all channels' sums together), clamping indices only
+//! at a row's ends, and every mean is a multiply and a shift, not a division. The vertical pass
+//! keeps its column sums in 16 bits and reads and writes them once a row. Measured as one worker
+//! of `plugin-host run` at 1080p, radius 5: 12–14.5 ms a frame, against 17.8–21.3 ms with 32-bit
+//! sums in two walks a row and clamped indices everywhere (the two passes took about half each).
 
 use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
 use std::ops::Range;
@@ -22,7 +24,7 @@ pub struct Blur {
     /// The horizontal pass's output, rows packed; resized when the frame size changes.
     scratch: Vec<u8>,
     /// Per byte of a row: the vertical pass's running sum over the window of rows.
-    sums: Vec<u32>,
+    sums: Vec<u16>,
 }
 
 impl Plugin for Blur {
@@ -82,20 +84,25 @@ impl Plugin for Blur {
         }
 
         // Vertical: `sums` holds, per byte of a row, the sum over rows y − r ..= y + r (clamped).
+        // At most 255 × 129 = 32895, so 16 bits hold it: the sums are the pass's main memory
+        // traffic, and each row reads and writes them once, means and window step together.
         let row = |y: usize| &self.scratch[(y - lo) * row_bytes..(y - lo + 1) * row_bytes];
         self.sums.fill(0);
         for k in 0..n as usize {
             let src = row((first + k).saturating_sub(radius).min(height - 1));
-            self.sums.iter_mut().zip(src).for_each(|(s, &v)| *s += v as u32);
+            self.sums.iter_mut().zip(src).for_each(|(s, &v)| *s += v as u16);
         }
         for y in first..end {
-            for (d, &s) in output.row_mut(y as u32).iter_mut().zip(&self.sums) {
-                *d = mean.of(s);
-            }
+            let out = output.row_mut(y as u32);
             if y + 1 < end {
                 let (enter, leave) = (row((y + 1 + radius).min(height - 1)), row(y.saturating_sub(radius)));
-                for ((s, &a), &b) in self.sums.iter_mut().zip(enter).zip(leave) {
-                    *s = *s + a as u32 - b as u32;
+                for (((d, s), &a), &b) in out.iter_mut().zip(self.sums.iter_mut()).zip(enter).zip(leave) {
+                    *d = mean.of(*s as u32);
+                    *s = *s + a as u16 - b as u16;
+                }
+            } else {
+                for (d, &s) in out.iter_mut().zip(&self.sums) {
+                    *d = mean.of(s as u32);
                 }
             }
         }
