@@ -95,24 +95,49 @@ fn new_crate_builds_for_wasm_and_its_tests_pass_natively_and_in_the_host() {
 }
 
 #[test]
-fn new_outside_the_repository_uses_a_version_and_refuses_bad_names_and_existing_folders() {
+fn new_outside_the_repository_carries_its_sdk_builds_offline_and_refuses_bad_names() {
+    // Outside any plugin-host tree, with a data folder of its own: the crate depends on the SDK
+    // this binary carries, written under the data folder, never on a registry name.
     let dir = scratch("new-outside");
-    let output = host(&["new", "dim"], &dir);
+    let data = dir.join("data");
+    let new = |args: &[&str]| {
+        Command::new(host_bin()).args(args).current_dir(&dir).env("XDG_DATA_HOME", &data).output().unwrap()
+    };
+    let output = new(&["new", "dim", "--dir", "not/yet"]);
     assert!(output.status.success(), "{}", text(&output.stderr));
-    let manifest = std::fs::read_to_string(dir.join("dim/Cargo.toml")).unwrap();
-    assert!(manifest.contains("plugin-sdk = \"0.1\""), "{manifest}");
+    let krate = dir.join("not/yet/dim");
+    let manifest = std::fs::read_to_string(krate.join("Cargo.toml")).unwrap();
+    let sdk = std::fs::read_dir(data.join("plugin-host/sdk")).unwrap().next().unwrap().unwrap().path();
+    assert!(sdk.file_name().unwrap().to_string_lossy().starts_with("plugin-sdk-0.1.0-"), "{}", sdk.display());
+    assert!(manifest.contains(&format!("plugin-sdk = {{ path = \"{}\" }}", sdk.display())), "{manifest}");
+    assert!(text(&output.stdout).contains(&sdk.display().to_string()), "says where the SDK is");
+
+    // It builds for wasm and passes its tests with no network.
+    let build = cargo()
+        .args(["build", "--offline", "--quiet", "--target", "wasm32-unknown-unknown", "--release"])
+        .current_dir(&krate)
+        .output()
+        .unwrap();
+    assert!(build.status.success(), "cargo build --offline: {}", text(&build.stderr));
+    let test = cargo().args(["test", "--offline", "--quiet"]).current_dir(&krate).output().unwrap();
+    assert!(test.status.success(), "cargo test --offline: {}{}", text(&test.stdout), text(&test.stderr));
+
+    // A second crate reuses the same SDK folder.
+    assert!(new(&["new", "dimmer"]).status.success());
+    assert_eq!(std::fs::read_dir(data.join("plugin-host/sdk")).unwrap().count(), 1);
     for (args, culprit) in [
-        (vec!["new", "dim"], "dim already exists"),
+        (vec!["new", "dimmer"], "dimmer already exists"),
         (vec!["new", "Dim"], "\"Dim\" is not a usable plugin name"),
-        (vec!["new", "x", "--dir", "nowhere"], "the folder nowhere does not exist"),
+        (vec!["new", "x", "--dir", "dimmer/Cargo.toml"], "is a file, not a folder"),
     ] {
-        let output = host(&args, &dir);
+        let output = new(&args);
         let message = text(&output.stderr);
         assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
         assert!(message.starts_with("error: ") && message.contains(culprit), "{args:?}: {message}");
     }
-    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(left, vec!["dim"], "nothing else written");
+    let mut left: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+    left.sort();
+    assert_eq!(left, vec!["data", "dimmer", "not"], "nothing else written");
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -5,6 +5,7 @@
 pub mod golden;
 pub mod inspect;
 pub mod scaffold;
+mod vendored_sdk;
 
 pub use golden::TestArgs;
 pub use scaffold::NewArgs;

@@ -4,8 +4,9 @@
 //! as generated.
 //!
 //! `plugin-sdk` is a path dependency when the crate is made inside a plugin-host source tree
-//! (found by walking up from the target folder, then from the current folder), else a version
-//! dependency. Inside the tree's `plugins/` folder the crate becomes a workspace member; anywhere
+//! (found by walking up from the target folder, then from the current folder), else a path
+//! dependency on the SDK this binary carries, written once to a versioned folder
+//! ([`super::vendored_sdk`]): no registry, no network. Inside the tree's `plugins/` folder the crate becomes a workspace member; anywhere
 //! else it is its own workspace (an empty `[workspace]` table), so no enclosing workspace
 //! swallows it.
 
@@ -19,7 +20,8 @@ use std::process::ExitCode;
 pub struct NewArgs {
     /// The plugin's crate name: lowercase letters, digits, `-` and `_`, starting with a letter.
     pub name: String,
-    /// Folder to create the crate in (default: the current folder); the crate is DIR/NAME.
+    /// Folder to create the crate in (default: the current folder; made if missing); the crate
+    /// is DIR/NAME.
     #[arg(long, value_name = "PATH")]
     pub dir: Option<PathBuf>,
 }
@@ -37,14 +39,14 @@ pub enum ScaffoldError {
     LongName(String),
     #[error("{} already exists; choose another name or --dir", .0.display())]
     Exists(PathBuf),
-    #[error("the folder {} does not exist", .0.display())]
-    NoFolder(PathBuf),
     #[error("{} is a file, not a folder", .0.display())]
     NotAFolder(PathBuf),
     #[error("cannot write {}: {source}", path.display())]
     Write { path: PathBuf, source: std::io::Error },
     #[error("cannot write the golden images: {0}")]
     Golden(#[from] testing::ImageError),
+    #[error("no folder for the plugin SDK: set HOME or XDG_DATA_HOME")]
+    NoSdkFolder,
 }
 
 /// Where `plugin-sdk` comes from in the generated crate.
@@ -54,8 +56,8 @@ pub enum SdkSource {
     WorkspaceMember,
     /// A path dependency on this `plugin-sdk` folder (as written in Cargo.toml).
     Path(String),
-    /// A version dependency from the registry.
-    Version(String),
+    /// The SDK this binary carries, written to this folder.
+    Carried(PathBuf),
 }
 
 const CARGO_TOML: &str = include_str!("../../templates/plugin/Cargo.toml.in");
@@ -82,7 +84,7 @@ pub fn command(args: &NewArgs) -> ExitCode {
             let sdk = match sdk {
                 SdkSource::WorkspaceMember => "plugin-sdk from the enclosing workspace".to_string(),
                 SdkSource::Path(p) => format!("plugin-sdk from {p}"),
-                SdkSource::Version(v) => format!("plugin-sdk {v} from crates.io"),
+                SdkSource::Carried(p) => format!("plugin-sdk {} from {}", env!("CARGO_PKG_VERSION"), p.display()),
             };
             println!("created plugin \"{}\" in {} ({sdk})", args.name, path.display());
             if member {
@@ -115,16 +117,32 @@ pub fn create(name: &str, parent: &Path) -> Result<(PathBuf, SdkSource), Scaffol
     if parent.exists() && !parent.is_dir() {
         return Err(ScaffoldError::NotAFolder(parent.to_path_buf()));
     }
-    if !parent.is_dir() {
-        return Err(ScaffoldError::NoFolder(parent.to_path_buf()));
+    // A folder that does not exist yet is made (and removed again if the crate cannot be).
+    let made_parent = !parent.exists();
+    if made_parent {
+        std::fs::create_dir_all(parent).map_err(|source| write_err(parent, source))?;
     }
+    let result = create_in(name, parent);
+    if result.is_err() && made_parent {
+        let _ = std::fs::remove_dir(parent);
+    }
+    result
+}
+
+/// [`create`] in an existing folder.
+fn create_in(name: &str, parent: &Path) -> Result<(PathBuf, SdkSource), ScaffoldError> {
     let target = parent.join(name);
     if target.symlink_metadata().is_ok() {
         return Err(ScaffoldError::Exists(target));
     }
     let parent_abs = std::fs::canonicalize(parent).map_err(|source| write_err(parent, source))?;
     let cwd = std::env::current_dir().ok();
-    let sdk = sdk_source(&parent_abs, cwd.as_deref());
+    let sdk = match sdk_source(&parent_abs, cwd.as_deref()) {
+        Some(sdk) => sdk,
+        None => SdkSource::Carried(super::vendored_sdk::install(
+            &super::vendored_sdk::default_base().ok_or(ScaffoldError::NoSdkFolder)?,
+        )?),
+    };
     let partial = parent.join(format!(".{name}.partial-{}", std::process::id()));
     let result = write_crate(&partial, name, &sdk)
         .and_then(|()| std::fs::rename(&partial, &target).map_err(|source| write_err(&target, source)));
@@ -192,24 +210,21 @@ pub fn find_source_tree(dir: &Path) -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-/// Where the generated crate (in `parent`, absolute) gets `plugin-sdk` from.
-pub fn sdk_source(parent: &Path, cwd: Option<&Path>) -> SdkSource {
+/// Where the generated crate (in `parent`, absolute) gets `plugin-sdk` from, inside a source
+/// tree; `None` outside one (the SDK this binary carries).
+pub fn sdk_source(parent: &Path, cwd: Option<&Path>) -> Option<SdkSource> {
     if let Some(root) = find_source_tree(parent) {
         if parent == root.join("plugins") {
-            return SdkSource::WorkspaceMember;
+            return Some(SdkSource::WorkspaceMember);
         }
         // Inside the tree: a relative path, so the tree can move.
         let depth = parent
             .strip_prefix(&root)
             .map_or(0, |rel| rel.components().filter(|c| matches!(c, Component::Normal(_))).count());
-        return SdkSource::Path(format!("{}plugin-sdk", "../".repeat(depth + 1)));
+        return Some(SdkSource::Path(format!("{}plugin-sdk", "../".repeat(depth + 1))));
     }
-    if let Some(root) = cwd.and_then(find_source_tree) {
-        return SdkSource::Path(root.join("plugin-sdk").display().to_string());
-    }
-    let version = env!("CARGO_PKG_VERSION");
-    let major_minor = version.rsplit_once('.').map_or(version, |(head, _)| head);
-    SdkSource::Version(major_minor.to_string())
+    let root = cwd.and_then(find_source_tree)?;
+    Some(SdkSource::Path(root.join("plugin-sdk").display().to_string()))
 }
 
 fn render(template: &str, pairs: &[(&str, &str)]) -> String {
@@ -230,9 +245,9 @@ fn write_crate(dir: &Path, name: &str, sdk: &SdkSource) -> Result<(), ScaffoldEr
             format!("plugin-sdk = {{ path = {} }}", toml::Value::String(path.to_string())),
             "\n# Its own workspace, so that no enclosing one claims it.\n[workspace]\n".to_string(),
         ),
-        SdkSource::Version(version) => (
+        SdkSource::Carried(path) => (
             "version = \"0.1.0\"\nedition = \"2024\"".to_string(),
-            format!("plugin-sdk = \"{version}\""),
+            format!("plugin-sdk = {{ path = {} }}", toml::Value::String(path.display().to_string())),
             "\n# Its own workspace, so that no enclosing one claims it.\n[workspace]\n".to_string(),
         ),
     };
@@ -298,15 +313,15 @@ mod tests {
     #[test]
     fn sdk_dependency_follows_the_location() {
         let root = std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
-        assert_eq!(sdk_source(&root.join("plugins"), None), SdkSource::WorkspaceMember);
-        assert_eq!(sdk_source(&root.join("examples"), None), SdkSource::Path("../../plugin-sdk".into()));
-        assert_eq!(sdk_source(&root, None), SdkSource::Path("../plugin-sdk".into()));
+        assert_eq!(sdk_source(&root.join("plugins"), None), Some(SdkSource::WorkspaceMember));
+        assert_eq!(sdk_source(&root.join("examples"), None), Some(SdkSource::Path("../../plugin-sdk".into())));
+        assert_eq!(sdk_source(&root, None), Some(SdkSource::Path("../plugin-sdk".into())));
         let outside = Path::new("/");
         assert_eq!(
             sdk_source(outside, Some(&root.join("host"))),
-            SdkSource::Path(root.join("plugin-sdk").display().to_string())
+            Some(SdkSource::Path(root.join("plugin-sdk").display().to_string()))
         );
-        assert!(matches!(sdk_source(outside, Some(outside)), SdkSource::Version(v) if v == "0.1"));
+        assert_eq!(sdk_source(outside, Some(outside)), None, "outside a tree: the carried SDK");
     }
 
     #[test]
@@ -323,7 +338,9 @@ mod tests {
         assert!(matches!(create("x", &dir.join("a-file")), Err(ScaffoldError::NotAFolder(_))));
         std::fs::remove_file(dir.join("a-file")).unwrap();
         assert!(matches!(create(&"a".repeat(65), &dir), Err(ScaffoldError::LongName(_))));
-        assert!(matches!(create("x", &dir.join("missing")), Err(ScaffoldError::NoFolder(_))));
+        let (made, _) = create("x", &dir.join("missing")).unwrap();
+        assert!(made.join("Cargo.toml").is_file(), "a missing --dir is made");
+        std::fs::remove_dir_all(dir.join("missing")).unwrap();
         let (path, _) = create("fresh", &dir).unwrap();
         assert!(path.join("tests/golden/gradient.expected.png").is_file());
         let names: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
