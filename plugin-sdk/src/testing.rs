@@ -439,6 +439,93 @@ pub fn check_png(
     })
 }
 
+/// One case of a folder of golden images, as `plugin-host test FOLDER` reads the same folder:
+/// `NAME.in.png`, `NAME.expected.png` and the parameters in `NAME.params.toml`, if any.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GoldenCase {
+    pub name: String,
+    pub input: PathBuf,
+    pub expected: PathBuf,
+    pub params: Vec<(String, ParamValue)>,
+}
+
+impl GoldenCase {
+    /// The parameters as [`run`] takes them.
+    pub fn params(&self) -> Vec<(&str, ParamValue)> {
+        self.params.iter().map(|(name, value)| (name.as_str(), value.clone())).collect()
+    }
+}
+
+/// Every case in `folder` (files named `NAME.in.png`), by name. A parameter file holds
+/// `key = value` lines: an integer, a float, `true`/`false` or a `"string"`; `#` starts a comment.
+pub fn golden_cases(folder: &Path) -> Result<Vec<GoldenCase>, String> {
+    let entries = std::fs::read_dir(folder).map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
+    let mut names: Vec<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".in.png")).map(str::to_string))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let params_file = folder.join(format!("{name}.params.toml"));
+            let params = match params_file.exists() {
+                true => read_params(&params_file)?,
+                false => Vec::new(),
+            };
+            let (input, expected) =
+                (folder.join(format!("{name}.in.png")), folder.join(format!("{name}.expected.png")));
+            Ok(GoldenCase { name, input, expected, params })
+        })
+        .collect()
+}
+
+/// The `key = value` lines of a case's parameter file (see [`golden_cases`]).
+fn read_params(path: &Path) -> Result<Vec<(String, ParamValue)>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut params = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let bad = || {
+            format!(
+                "{}:{}: `{line}` is not `key = value` with an integer, a float, true/false or a \"string\"",
+                path.display(),
+                number + 1
+            )
+        };
+        let (key, value) = line.split_once('=').ok_or_else(bad)?;
+        let (key, value) = (key.trim(), value.trim());
+        let value = match value.strip_prefix('"') {
+            Some(rest) => {
+                let (string, after) = rest.split_once('"').ok_or_else(bad)?;
+                if !(after.trim().is_empty() || after.trim().starts_with('#')) || string.contains('\\') {
+                    return Err(bad());
+                }
+                ParamValue::Str(string.to_string())
+            }
+            None => {
+                let value = value.split('#').next().unwrap_or("").trim();
+                match value {
+                    "true" => ParamValue::Bool(true),
+                    "false" => ParamValue::Bool(false),
+                    _ => match value.replace('_', "").parse::<i64>() {
+                        Ok(int) => ParamValue::Int(int),
+                        Err(_) => ParamValue::Float(value.parse::<f64>().map_err(|_| bad())?),
+                    },
+                }
+            }
+        };
+        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            return Err(bad());
+        }
+        params.push((key.to_string(), value));
+    }
+    Ok(params)
+}
+
 /// [`check_png`] for tests: panics with the report on a mismatch. With the environment variable
 /// `UPDATE_GOLDEN=1` it (re)writes the expected file instead, to bless a new output.
 #[track_caller]
@@ -448,6 +535,13 @@ pub fn assert_png(actual: &OwnedFrame, expected: &Path, tolerance: u8) {
             panic!("{err}");
         }
         return;
+    }
+    if !expected.exists() {
+        panic!(
+            "{} does not exist yet: `UPDATE_GOLDEN=1 cargo test` writes it from the current output \
+             (look at the picture before you commit it)",
+            expected.display()
+        );
     }
     if let Err(err) = check_png(actual, expected, tolerance, None) {
         panic!("{err}");
@@ -464,6 +558,31 @@ pub fn assert_frames_match(expected: &OwnedFrame, actual: &OwnedFrame, tolerance
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn golden_cases_read_their_parameter_files() {
+        let dir = std::env::temp_dir().join(format!("golden-cases-unit-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        for name in ["b.in.png", "a.in.png", "a.expected.png"] {
+            std::fs::write(dir.join(name), "").unwrap();
+        }
+        std::fs::write(dir.join("b.params.toml"), "# cool\namount = -60\nmode = \"fast\" # c\nk = 0.5\non = true\n")
+            .unwrap();
+        let cases = golden_cases(&dir).unwrap();
+        assert_eq!(cases.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        assert!(cases[0].params.is_empty());
+        let expected = [
+            ("amount", ParamValue::Int(-60)),
+            ("mode", ParamValue::Str("fast".into())),
+            ("k", ParamValue::Float(0.5)),
+            ("on", ParamValue::Bool(true)),
+        ];
+        assert_eq!(cases[1].params(), expected);
+        std::fs::write(dir.join("b.params.toml"), "amount = [1, 2]\n").unwrap();
+        let err = golden_cases(&dir).unwrap_err();
+        assert!(err.contains("b.params.toml:1: `amount = [1, 2]` is not"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn identical_frames_match_with_infinite_psnr() {

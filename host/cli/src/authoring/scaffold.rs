@@ -68,7 +68,7 @@ const GITIGNORE: &str = include_str!("../../templates/plugin/gitignore.in");
 /// For a crate with its own workspace; members of ours get the same from the repository's.
 const CARGO_CONFIG: &str = include_str!("../../templates/plugin/cargo-config.toml.in");
 
-/// The template filter's amount in the `cool` golden case (also in `golden.rs.in`).
+/// The template filter's amount in the `cool` golden case (its `cool.params.toml`).
 const COOL_AMOUNT: i16 = -60;
 /// The template filter's default amount (also in `lib.rs.in`).
 const DEFAULT_AMOUNT: i16 = 24;
