@@ -241,6 +241,9 @@ impl Config {
         let file = path.display().to_string();
         let error = |message: String| ConfigError { file: file.clone(), message };
         let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read the config: {e}")))?;
+        if let Some(message) = table_before_its_plugin(&text) {
+            return Err(error(message));
+        }
         let raw: RawConfig = toml::from_str(&text).map_err(|e| error(describe_toml_error(&text, &e)))?;
         let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let resolve = |p: &Path| if p == Path::new("-") || p.is_absolute() { p.to_path_buf() } else { base.join(p) };
@@ -476,6 +479,13 @@ fn check_output(raw: RawOutput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Ou
             if path == Path::new("-") {
                 return Err("output.path: a png output is a folder, not stdout".into());
             }
+            if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+                return Err(format!(
+                    "output.path {}: a png output is a folder of frame-000001.png, frame-000002.png …; name \
+                     a folder (for example \"out\")",
+                    path.display()
+                ));
+            }
             OutputConfig::Png { path: resolve(&path) }
         }
         OutputKind::Raw => OutputConfig::Raw { path: resolve(&required_path("output", "raw", raw.path)?) },
@@ -513,6 +523,24 @@ fn article(noun: &str) -> String {
 }
 
 /// `line L, column C: message`, from toml's error and the source text.
+/// A `[plugin.params]` (or any `[plugin.…]`) table before the first `[[plugin]]`, in plain words:
+/// TOML itself only says "duplicate key" further down.
+fn table_before_its_plugin(text: &str) -> Option<String> {
+    for (number, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.starts_with("[[plugin]]") {
+            return None;
+        }
+        if let Some(table) = line.strip_prefix("[plugin.").and_then(|rest| rest.strip_suffix(']')) {
+            return Some(format!(
+                "line {}: [plugin.{table}] comes before any [[plugin]]; put it after the [[plugin]] it belongs to",
+                number + 1
+            ));
+        }
+    }
+    None
+}
+
 fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
     let mut message = err.message().trim_end_matches('\n').replace('\n', "; ");
     if message.contains("as i128") {
@@ -535,6 +563,19 @@ fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_plugin_table_before_its_plugin_and_a_png_file_as_output_say_so() {
+        let err = load("[input]\nkind = \"testsrc\"\nwidth = 8\nheight = 8\n[plugin.params]\nradius = 2\n[[plugin]]\nname = \"x\"\npath = \"x.wasm\"\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert_eq!(
+            err,
+            "line 5: [plugin.params] comes before any [[plugin]]; put it after the [[plugin]] it belongs to"
+        );
+        let err =
+            load("[input]\nkind = \"testsrc\"\nwidth = 8\nheight = 8\n[output]\nkind = \"png\"\npath = \"out.png\"\n")
+                .unwrap_err();
+        assert!(err.starts_with("output.path out.png: a png output is a folder"), "{err}");
+    }
 
     fn load(text: &str) -> Result<Config, String> {
         let dir = std::env::temp_dir().join(format!("plugin-host-config-{}-{}", std::process::id(), text.len()));

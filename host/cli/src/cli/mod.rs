@@ -187,7 +187,10 @@ fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, qui
                     kept.display()
                 ),
             }
-            Ok(ExitCode::from(err.exit_code()))
+            // Ctrl-C on a shell pipeline stops its neighbours too, so the error may be theirs (a
+            // closed pipe): the run was still interrupted.
+            let interrupted = plugin_host::sys::signals::stop_requested();
+            Ok(ExitCode::from(if interrupted { RunError::Interrupted.exit_code() } else { err.exit_code() }))
         }
     }
 }
