@@ -590,3 +590,16 @@ fn c_invert_handles_a_frame_that_fills_its_slot_exactly() {
     assert!(process.process(&input).unwrap().same_pixels(&invert_reference(&input)));
     process.shutdown().unwrap();
 }
+
+#[test]
+fn test_shows_the_plugins_own_info_lines_only_with_verbose() {
+    let (dir, _) = invert_case("test-quiet");
+    let misbehave = test_plugin("misbehave");
+    let args = ["test", path(&misbehave), "--input", "in.png", "--output", "out.png", "--param", "mode=log"];
+    let quiet = host(&args, &dir);
+    assert!(quiet.status.success(), "{}", text(&quiet.stderr));
+    assert!(!text(&quiet.stderr).contains("frame 1 of 24x16"), "{}", text(&quiet.stderr));
+    let verbose = host(&[&args[..], &["-v"]].concat(), &dir);
+    assert!(text(&verbose.stderr).contains("frame 1 of 24x16"), "{}", text(&verbose.stderr));
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -43,6 +43,9 @@ pub struct TestArgs {
     /// the expected files.
     #[arg(long, value_name = "DIR")]
     pub report: Option<PathBuf>,
+    /// Show the plugin's own log lines (info and debug); without it only its warnings and errors.
+    #[arg(short, long)]
+    pub verbose: bool,
 }
 
 /// Why `plugin-host test` stopped or a case failed.

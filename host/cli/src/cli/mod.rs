@@ -56,6 +56,9 @@ enum Command {
         /// Print JSON for tools.
         #[arg(long)]
         json: bool,
+        /// Show the plugin's own log lines (info and debug); without it only its warnings and errors.
+        #[arg(short, long)]
+        verbose: bool,
     },
     /// Create a plugin crate: an example filter with a parameter, unit and golden-image tests.
     New(crate::authoring::NewArgs),
@@ -73,6 +76,10 @@ pub fn main() -> ExitCode {
     let level = match &cli.command {
         Command::Run { verbose: true, .. } => "debug",
         Command::Run { quiet: true, .. } => "warn",
+        // A plugin's chatter is not what inspect and test are asked for.
+        Command::Inspect { verbose: false, .. } => "warn",
+        Command::Test(args) if !args.verbose => "warn",
+        Command::Inspect { verbose: true, .. } | Command::Test(_) => "debug",
         _ => "info",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PLUGIN_HOST_LOG").unwrap_or_else(|_| level.into());
@@ -97,7 +104,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox { syscalls } => Ok(sandbox::print(syscalls, &mut std::io::stdout())?),
         Command::New(args) => Ok(crate::authoring::scaffold::command(&args)),
         Command::Test(args) => Ok(crate::authoring::golden::command(&args)),
-        Command::Inspect { plugin, json } => match crate::authoring::inspect::render(&plugin, json) {
+        Command::Inspect { plugin, json, .. } => match crate::authoring::inspect::render(&plugin, json) {
             Ok(text) => {
                 print!("{text}");
                 Ok(ExitCode::SUCCESS)
