@@ -206,13 +206,30 @@ fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, qui
 struct ProgressReport {
     quiet: bool,
     bar: Option<ProgressBar>,
+    total: Option<u64>,
     started: Instant,
     last_line: Instant,
 }
 
 impl ProgressReport {
     fn new(quiet: bool) -> Self {
-        Self { quiet, bar: None, started: Instant::now(), last_line: Instant::now() }
+        Self { quiet, bar: None, total: None, started: Instant::now(), last_line: Instant::now() }
+    }
+}
+
+/// The status line printed when stderr is no terminal: frames, rate, and with a known total the
+/// share done and the time left.
+fn status_line(frames_out: u64, elapsed: Duration, total: Option<u64>) -> String {
+    let fps = frames_out as f64 / elapsed.as_secs_f64().max(1e-9);
+    match total {
+        Some(total) if total > 0 => {
+            let left = total.saturating_sub(frames_out) as f64 / fps.max(1e-9);
+            let percent = 100.0 * frames_out as f64 / total as f64;
+            format!(
+                "plugin-host: {frames_out} of {total} frames ({percent:.0}%), {fps:.1} frames/s, about {left:.0} s left"
+            )
+        }
+        _ => format!("plugin-host: {frames_out} frames, {fps:.1} frames/s"),
     }
 }
 
@@ -220,9 +237,11 @@ impl Progress for ProgressReport {
     fn start(&mut self, total: Option<u64>) {
         self.started = Instant::now();
         self.last_line = Instant::now();
+        self.total = total;
         if let (false, true, Some(total)) = (self.quiet, std::io::stderr().is_terminal(), total) {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
-            if let Ok(style) = ProgressStyle::with_template("{bar:40} {pos}/{len} frames, {per_sec}, eta {eta}") {
+            let template = "{bar:40} {pos}/{len} frames ({percent}%), {per_sec}, eta {eta}";
+            if let Ok(style) = ProgressStyle::with_template(template) {
                 bar.set_style(style);
             }
             self.bar = Some(bar);
@@ -233,8 +252,7 @@ impl Progress for ProgressReport {
             Some(bar) => bar.set_position(frames_out),
             None if !self.quiet && self.last_line.elapsed() >= Duration::from_secs(2) => {
                 self.last_line = Instant::now();
-                let fps = frames_out as f64 / self.started.elapsed().as_secs_f64();
-                eprintln!("plugin-host: {frames_out} frames, {fps:.1} frames/s");
+                eprintln!("{}", status_line(frames_out, self.started.elapsed(), self.total));
             }
             None => {}
         }
@@ -243,5 +261,17 @@ impl Progress for ProgressReport {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_line_gives_share_and_time_left_when_the_total_is_known() {
+        let line = status_line(250, Duration::from_secs(5), Some(1000));
+        assert_eq!(line, "plugin-host: 250 of 1000 frames (25%), 50.0 frames/s, about 15 s left");
+        assert_eq!(status_line(10, Duration::from_secs(2), None), "plugin-host: 10 frames, 5.0 frames/s");
     }
 }
