@@ -500,3 +500,26 @@ fn a_full_disk_keeps_exactly_the_frames_it_says_whole() {
         assert!(frame.1.same_pixels(&expected(frame.0)), "frame {} is not whole", frame.0 + 1);
     }
 }
+
+#[test]
+fn what_a_killed_run_left_is_named_with_how_to_remove_it() {
+    let dir = scratch("leftover");
+    // Above the kernel's largest pid (2^22): no process has it.
+    std::fs::create_dir_all(dir.join("out.partial-4194305")).unwrap();
+    std::fs::create_dir_all(dir.join("out.partial-notapid")).unwrap();
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 8\nheight = 8\nframes = 1\n{}[output]\nkind = \"png\"\npath = \"out\"\n",
+        plugin_line("neg", "invert")
+    );
+    let output = run_config(&dir, &config, &["-q"], None);
+    let message = stderr(&output);
+    assert!(output.status.success(), "{message}");
+    let leftover = dir.join("out.partial-4194305");
+    assert!(
+        message.contains(&format!("{} was left by an earlier run", leftover.display()))
+            && message.contains(&format!("remove it with: rm -r {}", leftover.display())),
+        "{message}"
+    );
+    assert!(!message.contains("notapid"), "only what a run of ours leaves: {message}");
+    assert!(leftover.is_dir(), "named, not removed: it may hold frames someone wants");
+}

@@ -134,7 +134,37 @@ impl Sink for NullSink {
 
 /// A sibling path for work in progress: `<name>.partial-<pid>`.
 fn partial_path(path: &std::path::Path) -> PathBuf {
+    for leftover in leftover_partials(path) {
+        let remove = if leftover.is_dir() { "rm -r" } else { "rm" };
+        tracing::warn!(
+            "{} was left by an earlier run that did not finish (its process is gone); remove it with: {remove} {}",
+            leftover.display(),
+            leftover.display()
+        );
+    }
     let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(format!(".partial-{}", std::process::id()));
     path.with_file_name(name)
+}
+
+/// `<path>.partial-PID` files or folders beside `path` whose process no longer runs.
+fn leftover_partials(path: &std::path::Path) -> Vec<PathBuf> {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else { return Vec::new() };
+    let folder = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let prefix = format!("{name}.partial-");
+    let Ok(entries) = std::fs::read_dir(folder) else { return Vec::new() };
+    let mut found: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let file = entry.file_name().into_string().ok()?;
+            let pid: u32 = file.strip_prefix(&prefix)?.parse().ok()?;
+            let gone = pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists();
+            gone.then(|| path.with_file_name(file))
+        })
+        .collect();
+    found.sort();
+    found
 }
