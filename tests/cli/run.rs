@@ -523,3 +523,81 @@ fn what_a_killed_run_left_is_named_with_how_to_remove_it() {
     assert!(!message.contains("notapid"), "only what a run of ours leaves: {message}");
     assert!(leftover.is_dir(), "named, not removed: it may hold frames someone wants");
 }
+
+/// `plugin-host` with `args` in `dir`, `env` set, stdin closed.
+fn host_in(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
+    let mut command = Command::new(host_bin());
+    command.args(args).current_dir(dir).stdin(Stdio::null());
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    command.output().unwrap()
+}
+
+#[test]
+fn a_chain_on_the_command_line_runs_like_its_config() {
+    let dir = scratch("one-line");
+    let plugins = root().join("target/plugins");
+    let chain = "blur radius=3 ! flip axis=vertical ! invert";
+    let args = ["run", "-i", "testsrc:64x48:4", "-o", "frames", chain, "-q", "--plugin-path"];
+    let output = host_in(&dir, &[&args[..], &[plugins.to_str().unwrap()]].concat(), &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let frames = png_frames(&dir.join("frames"));
+    assert_eq!(frames.len(), 4);
+    let mut input = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
+    for (n, got) in frames.iter().enumerate() {
+        test_pattern(64, 48, n as u64, &mut input);
+        let soft = plugin_sdk::testing::run::<blur::Blur>(&[("radius", plugin_sdk::abi::ParamValue::Int(3))], &input);
+        let expected = invert_reference(&flip_reference(&soft.unwrap(), false));
+        assert!(got.same_pixels(&expected), "frame {}", n + 1);
+    }
+    // Found by name through $PLUGIN_HOST_PATH too; bad parts named in one sentence, exit 2.
+    let own = dir.join("own");
+    std::fs::create_dir_all(&own).unwrap();
+    std::fs::copy(plugins.join("invert.wasm"), own.join("neg.wasm")).unwrap();
+    let neg = host_in(&dir, &["run", "-i", "testsrc:8x8:1", "-o", "null", "neg", "-q"], &[("PLUGIN_HOST_PATH", &own)]);
+    assert!(neg.status.success(), "{}", stderr(&neg));
+    for (args, culprit) in [
+        (vec!["-i", "testsrc:8x8:1", "-o", "null", "nosuch"], "no plugin \"nosuch\" on the search path"),
+        (vec!["-i", "testsrc:8x8:1", "-o", "null", "blur radius=300"], "\"radius\" = 300 is out of range 0..=64"),
+        (vec!["-i", "testsrc:8x8:1", "-o", "null", "blur ! ! invert"], "element 2 is empty"),
+        (vec!["-i", "testsrc:8x8:1", "-o", "one.png", "invert"], "a png output is a folder"),
+        (vec!["-i", "clip.mov", "-o", "null", "invert"], "-i clip.mov: cannot tell what it is"),
+        (vec!["-i", "frames", "-o", "frames", "invert"], "-o frames is the input"),
+    ] {
+        let output = host_in(&dir, &[&["run"][..], &args].concat(), &[]);
+        let message = stderr(&output);
+        assert_eq!(output.status.code(), Some(2), "{args:?}: {message}");
+        assert!(message.starts_with("error: the command line: ") && message.contains(culprit), "{args:?}: {message}");
+    }
+}
+
+#[test]
+fn set_overrides_a_parameter_of_a_config_and_list_shows_the_search_path() {
+    let dir = scratch("set-and-list");
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 16\nheight = 8\nframes = 1\n{}[plugin.params]\naxis = \"vertical\"\n[output]\nkind = \"png\"\npath = \"out\"\n",
+        plugin_line("mirror", "flip")
+    );
+    std::fs::write(dir.join("c.toml"), config).unwrap();
+    let set = host_in(&dir, &["run", "c.toml", "-q", "--set", "mirror.axis=horizontal"], &[]);
+    assert!(set.status.success(), "{}", stderr(&set));
+    let mut input = OwnedFrame::new(1, 1, PixelFormat::Rgba8);
+    test_pattern(16, 8, 0, &mut input);
+    assert!(png_frames(&dir.join("out"))[0].same_pixels(&flip_reference(&input, true)), "the override won");
+    let wrong = host_in(&dir, &["run", "c.toml", "--set", "mirrors.axis=horizontal"], &[]);
+    assert_eq!(wrong.status.code(), Some(2));
+    assert!(stderr(&wrong).contains("--set mirrors.axis=horizontal: no plugin named \"mirrors\" (there are: mirror)"));
+
+    let plugins = root().join("target/plugins");
+    let list = host_in(&dir, &["list", "--json", "--plugin-path", plugins.to_str().unwrap()], &[]);
+    assert!(list.status.success(), "{}", stderr(&list));
+    let listed: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
+    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|p| p["name"].as_str().unwrap()).collect();
+    for name in ["blur", "brightness", "flip", "grayscale", "invert", "sobel", "threshold"] {
+        assert!(names.contains(&name), "{name} in {names:?}");
+    }
+    let text = host_in(&dir, &["list", "--plugin-path", plugins.to_str().unwrap()], &[]);
+    let line = String::from_utf8_lossy(&text.stdout).lines().find(|l| l.starts_with("sobel ")).unwrap().to_string();
+    assert!(line.contains("rgba8") && line.contains("Sobel edge magnitude"), "{line}");
+}

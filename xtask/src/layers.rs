@@ -46,9 +46,10 @@ const CRATES: &[Crate] = &[
         modules: &[
             ("config", &[]),
             ("io", &["config"]),
+            ("oneline", &["config"]),
             ("pipeline", &["config", "io"]),
             ("authoring", &["config", "io"]),
-            ("cli", &["authoring", "config", "io", "pipeline"]),
+            ("cli", &["authoring", "config", "io", "oneline", "pipeline"]),
             ("lib", &["*"]),
             ("main", &[]),
         ],

@@ -346,6 +346,12 @@ impl Config {
         overwritten_by(path, &self.file, &self.input, &self.plugins, Some(&self.output))
     }
 
+    /// What of the run's own files (config, input, plugins) its output would overwrite, if any.
+    pub fn output_overwrites(&self) -> Option<(PathBuf, String)> {
+        let (OutputConfig::Png { path } | OutputConfig::Raw { path }) = &self.output else { return None };
+        overwritten_by(path, &self.file, &self.input, &self.plugins, None).map(|what| (path.clone(), what))
+    }
+
     pub fn error(&self, message: impl Into<String>) -> ConfigError {
         ConfigError { file: self.file.display().to_string(), message: message.into() }
     }
@@ -479,13 +485,7 @@ fn check_output(raw: RawOutput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Ou
             if path == Path::new("-") {
                 return Err("output.path: a png output is a folder, not stdout".into());
             }
-            if path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
-                return Err(format!(
-                    "output.path {}: a png output is a folder of frame-000001.png, frame-000002.png …; name \
-                     a folder (for example \"out\")",
-                    path.display()
-                ));
-            }
+            check_png_folder("output.path", &path)?;
             OutputConfig::Png { path: resolve(&path) }
         }
         OutputKind::Raw => OutputConfig::Raw { path: resolve(&required_path("output", "raw", raw.path)?) },
@@ -496,7 +496,7 @@ fn check_output(raw: RawOutput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Ou
     })
 }
 
-fn check_size(key: &str, width: u32, height: u32) -> Result<(), String> {
+pub fn check_size(key: &str, width: u32, height: u32) -> Result<(), String> {
     if width == 0 || height == 0 || width > MAX_SIDE || height > MAX_SIDE {
         return Err(format!("{key}: {width}x{height} is not a frame size (each side 1..={MAX_SIDE})"));
     }
@@ -523,6 +523,18 @@ fn article(noun: &str) -> String {
 }
 
 /// `line L, column C: message`, from toml's error and the source text.
+/// A PNG output is a folder: a path named `.png` is refused, with a hint (`what` names the key).
+pub fn check_png_folder(what: &str, path: &Path) -> Result<(), String> {
+    match path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
+        true => Err(format!(
+            "{what} {}: a png output is a folder of frame-000001.png, frame-000002.png …; name a folder \
+             (for example \"out\")",
+            path.display()
+        )),
+        false => Ok(()),
+    }
+}
+
 /// A `[plugin.params]` (or any `[plugin.…]`) table before the first `[[plugin]]`, in plain words:
 /// TOML itself only says "duplicate key" further down.
 fn table_before_its_plugin(text: &str) -> Option<String> {

@@ -10,7 +10,8 @@
 //! ```text
 //! cli                  argument parsing, progress and summaries, exit codes
 //! pipeline, authoring  running a chain; `new`, `test`, `inspect`
-//! io                   sources and sinks: raw video, PNG, the test pattern
+//! io, oneline          sources and sinks: raw video, PNG, the test pattern; the one-off
+//!                      command line's chain and the plugin search path
 //! config               the TOML pipeline config
 //! ```
 
@@ -18,4 +19,5 @@ pub mod authoring;
 pub mod cli;
 pub mod config;
 pub mod io;
+pub mod oneline;
 pub mod pipeline;

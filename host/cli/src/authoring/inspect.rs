@@ -10,10 +10,24 @@ use std::path::Path;
 /// Loads the plugin in its process and describes it: text, or JSON (the description plus
 /// `abi_version`) with `json`.
 pub fn render(plugin: &Path, json: bool) -> Result<String, PluginError> {
+    let description = describe(plugin)?;
+    Ok(if json { to_json(&description) } else { to_text(&description) })
+}
+
+/// What the plugin in `plugin` says about itself, read from its real process.
+pub fn describe(plugin: &Path) -> Result<PluginDescription, PluginError> {
     let process = PluginProcess::spawn(PluginSpec::new(plugin_name(plugin), plugin, 4096))?;
     let description = process.description().clone();
     process.shutdown()?;
-    Ok(if json { to_json(&description) } else { to_text(&description) })
+    Ok(description)
+}
+
+/// One line for `plugin-host list`: name, version, formats and the description's first line,
+/// each escaped for a terminal.
+pub fn list_line(d: &PluginDescription) -> String {
+    let first = d.description.lines().next().unwrap_or("");
+    let head = format!("{} {}", terminal_safe(&d.name), terminal_safe(&d.version));
+    format!("{head:<24} {:<12} {}", d.formats.join(","), terminal_safe(first))
 }
 
 /// The JSON form: `{"abi_version": 1, "name", "version", "description", "formats", "params"}`,

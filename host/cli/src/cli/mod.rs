@@ -2,8 +2,9 @@
 
 mod sandbox;
 
-use crate::config::{Config, OutputConfig};
+use crate::config::{Config, OutputConfig, RawFormat};
 use crate::io::MediaError;
+use crate::oneline::OneLine;
 use crate::pipeline::{Prepared, Progress, RunError, RunOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -28,9 +29,40 @@ enum Command {
     /// Exit status: 0 done, 1 a failure while running (the message says what, and where the
     /// frames completed so far are), 2 a bad config or bad input found before any frame ran,
     /// 130 interrupted (SIGINT/SIGTERM).
+    #[command(after_help = "\
+A chain without a config file (plugins found by name on the search path: --plugin-path,
+$PLUGIN_HOST_PATH, then the plugins installed beside plugin-host):
+
+  plugin-host run -i testsrc:1280x720:60 -o frames 'blur radius=5 ! flip axis=horizontal ! invert'
+  ffmpeg -i in.mp4 -f rawvideo -pix_fmt rgba - | \\
+    plugin-host run -i - --size 1280x720 -o - 'invert' | ffplay -f rawvideo -pixel_format rgba -video_size 1280x720 -
+
+INPUT: testsrc[:WxH[:N]], a .png file, a folder of PNG files, a .rgba/.gray raw file, or -
+(raw frames on stdin); raw frames need --size WxH. OUTPUT: a folder (PNG frames), a .rgba/.gray
+raw file, - (raw frames on stdout) or null. Each plugin's key=value parameters are checked
+against its schema, as in a config file.")]
     Run {
-        /// The pipeline config (TOML); paths in it are relative to its folder.
-        config: PathBuf,
+        /// The pipeline config (TOML; paths in it are relative to its folder), or with -i and -o
+        /// the chain: 'NAME key=value … ! NAME …'.
+        config: String,
+        /// The chain's input (see below); with -o, the positional argument is the chain.
+        #[arg(short, long, value_name = "INPUT", requires = "output")]
+        input: Option<String>,
+        /// The chain's output (see below).
+        #[arg(short, long, value_name = "OUTPUT", requires = "input")]
+        output: Option<String>,
+        /// Raw frames' pixel format (for - and raw files).
+        #[arg(long, value_enum, value_name = "rgba|gray")]
+        format: Option<RawFormatArg>,
+        /// Raw frames' size, WxH.
+        #[arg(long, value_name = "WxH")]
+        size: Option<String>,
+        /// A folder searched for plugins by name, before $PLUGIN_HOST_PATH (may be repeated).
+        #[arg(long, value_name = "DIR")]
+        plugin_path: Vec<PathBuf>,
+        /// With a config file: set a plugin's parameter, NAME.KEY=VALUE (may be repeated).
+        #[arg(long, value_name = "NAME.KEY=VALUE", conflicts_with = "input")]
+        set: Vec<String>,
         /// Stop after this many input frames.
         #[arg(long)]
         frames: Option<u64>,
@@ -59,6 +91,16 @@ enum Command {
         /// Show the plugin's own log lines (info and debug); without it only its warnings and errors.
         #[arg(short, long)]
         verbose: bool,
+    },
+    /// List the plugins on the search path (--plugin-path, $PLUGIN_HOST_PATH, then those
+    /// installed beside plugin-host): name, version, formats, description.
+    List {
+        /// A folder searched first (may be repeated).
+        #[arg(long, value_name = "DIR")]
+        plugin_path: Vec<PathBuf>,
+        /// Print JSON for tools: one object per plugin, as `inspect --json`, with its `path`.
+        #[arg(long)]
+        json: bool,
     },
     /// Create a plugin crate: an example filter with a parameter, unit and golden-image tests.
     New(crate::authoring::NewArgs),
@@ -100,9 +142,29 @@ pub fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { config, frames, stats_json, quiet, .. } => run_config(&config, frames, stats_json, quiet),
+        Command::Run { config, input, output, format, size, plugin_path, set, frames, stats_json, quiet, .. } => {
+            let loaded = match (input, output) {
+                (Some(input), Some(output)) => {
+                    let format = format.map(RawFormatArg::format);
+                    crate::oneline::config(&OneLine { input, output, chain: config, format, size, plugin_path })
+                }
+                _ => Config::load(Path::new(&config)).and_then(|mut config| {
+                    crate::oneline::apply_sets(&mut config, &set)?;
+                    Ok(config)
+                }),
+            };
+            match loaded {
+                Ok(config) => run_config(config, frames, stats_json, quiet),
+                Err(err) => {
+                    let err = RunError::from(err);
+                    eprintln!("error: {err}");
+                    Ok(ExitCode::from(err.exit_code()))
+                }
+            }
+        }
         Command::Sandbox { syscalls } => Ok(sandbox::print(syscalls, &mut std::io::stdout())?),
         Command::New(args) => Ok(crate::authoring::scaffold::command(&args)),
+        Command::List { plugin_path, json } => Ok(list(&plugin_path, json)),
         Command::Test(args) => Ok(crate::authoring::golden::command(&args)),
         Command::Inspect { plugin, json, .. } => match crate::authoring::inspect::render(&plugin, json) {
             Ok(text) => {
@@ -120,14 +182,76 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_config(path: &Path, frames: Option<u64>, stats_json: Option<PathBuf>, quiet: bool) -> anyhow::Result<ExitCode> {
+/// `plugin-host list`: each `NAME.wasm` on the search path, the first of a name only (as a
+/// shell's PATH), loaded in its process to read what it says about itself.
+fn list(flags: &[PathBuf], json: bool) -> ExitCode {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut found = Vec::new();
+    for dir in crate::oneline::search_path(flags) {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        let mut modules: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|e| e == "wasm") && p.is_file())
+            .collect();
+        modules.sort();
+        for module in modules {
+            let name = module.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            if seen.insert(name) {
+                found.push(module);
+            }
+        }
+    }
+    let mut failed = false;
+    let mut objects = Vec::new();
+    for module in &found {
+        match crate::authoring::inspect::describe(module) {
+            Ok(description) if json => {
+                let mut object: serde_json::Value =
+                    serde_json::from_str(&crate::authoring::inspect::to_json(&description)).unwrap_or_default();
+                object["path"] = module.display().to_string().into();
+                objects.push(object);
+            }
+            Ok(description) => println!("{}  {}", crate::authoring::inspect::list_line(&description), module.display()),
+            Err(err) => {
+                failed = true;
+                eprintln!("error: {}: {err}", module.display());
+            }
+        }
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&objects).unwrap_or_default());
+    } else if found.is_empty() {
+        eprintln!("no plugins on the search path; add a folder with --plugin-path or $PLUGIN_HOST_PATH");
+    }
+    ExitCode::from(u8::from(failed))
+}
+
+/// `--format` on the command line.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum RawFormatArg {
+    Rgba,
+    Gray,
+}
+
+impl RawFormatArg {
+    fn format(self) -> RawFormat {
+        match self {
+            RawFormatArg::Rgba => RawFormat::Rgba,
+            RawFormatArg::Gray => RawFormat::Gray,
+        }
+    }
+}
+
+fn run_config(
+    config: Config,
+    frames: Option<u64>,
+    stats_json: Option<PathBuf>,
+    quiet: bool,
+) -> anyhow::Result<ExitCode> {
     let fail = |err: RunError| {
         eprintln!("error: {err}");
         Ok(ExitCode::from(err.exit_code()))
-    };
-    let config = match Config::load(path) {
-        Ok(config) => config,
-        Err(err) => return fail(err.into()),
     };
     if let Some(json) = &stats_json {
         let problem = if json.is_dir() {

@@ -1,0 +1,260 @@
+//! The command line's one-off form, `plugin-host run -i INPUT -o OUTPUT 'blur radius=5 ! flip'`,
+//! turned into the same [`Config`] a TOML file gives (so every check applies); the plugin search
+//! path that finds plugins by name; and `--set NAME.KEY=VALUE` overrides for a TOML config.
+
+use crate::config::{
+    Config, ConfigError, DEFAULT_MAX_RESTARTS, DEFAULT_RESTART_WINDOW_S, InputConfig, OnError, OutputConfig,
+    PluginConfig, RawFormat, check_size, param_value,
+};
+use plugin_host::ipc::protocol::Transport;
+use plugin_host::process::Limits;
+use plugin_host::sys::sandbox::Level as SandboxLevel;
+use plugin_sdk::abi::ParamValue;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// What names a config made from the command line in messages.
+const ORIGIN: &str = "the command line";
+
+/// The one-off form's arguments.
+#[derive(Debug, Clone, Default)]
+pub struct OneLine {
+    pub input: String,
+    pub output: String,
+    /// `NAME key=value … ! NAME …`
+    pub chain: String,
+    /// Raw frames' pixel format, for `-` and raw files.
+    pub format: Option<RawFormat>,
+    /// Raw frames' size, `WxH`.
+    pub size: Option<String>,
+    /// Folders searched for `NAME.wasm` first.
+    pub plugin_path: Vec<PathBuf>,
+}
+
+/// Where plugins are found by name, in order: the `--plugin-path` folders, `$PLUGIN_HOST_PATH`
+/// (folders separated by `:`), then the plugins installed beside this binary
+/// (`../share/plugin-host/plugins`, and `../plugins` as in cargo's `target/`).
+pub fn search_path(flags: &[PathBuf]) -> Vec<PathBuf> {
+    let mut path: Vec<PathBuf> = flags.to_vec();
+    if let Some(env) = std::env::var_os("PLUGIN_HOST_PATH") {
+        path.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
+    }
+    if let Some(bin) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
+        for beside in [bin.join("../share/plugin-host/plugins"), bin.join("../plugins")] {
+            path.push(std::fs::canonicalize(&beside).unwrap_or(beside));
+        }
+    }
+    path
+}
+
+/// The first `NAME.wasm` on `path`.
+pub fn find_plugin(name: &str, path: &[PathBuf]) -> Result<PathBuf, String> {
+    if name.contains('/') || name.ends_with(".wasm") {
+        return Ok(PathBuf::from(name));
+    }
+    path.iter().map(|dir| dir.join(format!("{name}.wasm"))).find(|p| p.is_file()).ok_or_else(|| {
+        let searched: Vec<String> = path.iter().map(|p| p.display().to_string()).collect();
+        format!(
+            "no plugin \"{name}\" on the search path ({}); add a folder with --plugin-path or $PLUGIN_HOST_PATH",
+            searched.join(", ")
+        )
+    })
+}
+
+/// One element of a chain as typed: the plugin's name and its `key=value`s.
+pub type ChainElement = (String, Vec<(String, String)>);
+
+/// `blur radius=5 ! flip axis=horizontal ! invert` → each plugin's name and its `key=value`s.
+pub fn parse_chain(text: &str) -> Result<Vec<ChainElement>, String> {
+    let mut chain = Vec::new();
+    for (index, element) in text.split('!').enumerate() {
+        let mut words = element.split_whitespace();
+        let Some(name) = words.next() else {
+            return Err(format!("the chain's element {} is empty (two `!` in a row, or one at an end)", index + 1));
+        };
+        let mut params = Vec::new();
+        for word in words {
+            let (key, value) = word
+                .split_once('=')
+                .filter(|(key, _)| !key.is_empty())
+                .ok_or_else(|| format!("\"{word}\" after \"{name}\" is not key=value"))?;
+            params.push((key.to_string(), value.to_string()));
+        }
+        chain.push((name.to_string(), params));
+    }
+    Ok(chain)
+}
+
+/// A parameter's value as typed: an integer, a float, `true`/`false`, or else a string.
+pub fn typed_value(key: &str, text: &str) -> Result<ParamValue, String> {
+    match format!("value = {text}").parse::<toml::Table>().ok().and_then(|mut t| t.remove("value")) {
+        Some(value) => param_value(key, value),
+        None => Ok(ParamValue::Str(text.to_string())),
+    }
+}
+
+/// `WxH`.
+fn parse_size(what: &str, text: &str) -> Result<(u32, u32), String> {
+    let size = text.split_once('x').and_then(|(w, h)| Some((w.parse().ok()?, h.parse().ok()?)));
+    let (width, height) = size.ok_or_else(|| format!("{what} \"{text}\" is not a size like 1280x720"))?;
+    check_size(what, width, height)?;
+    Ok((width, height))
+}
+
+fn input(line: &OneLine) -> Result<InputConfig, String> {
+    let text = line.input.as_str();
+    if let Some(rest) = text.strip_prefix("testsrc").filter(|r| r.is_empty() || r.starts_with(':')) {
+        let mut parts = rest.split(':').skip(1);
+        let (width, height) = match parts.next() {
+            Some(size) => parse_size("-i testsrc", size)?,
+            None => (1280, 720),
+        };
+        let frames = match parts.next() {
+            Some(n) => n.parse().map_err(|_| format!("-i {text}: \"{n}\" is not a frame count"))?,
+            None => 120,
+        };
+        return Ok(InputConfig::Testsrc { width, height, frames });
+    }
+    let path = PathBuf::from(text);
+    if let Some(format) = raw_format(&path, line.format) {
+        let size = line.size.as_deref().ok_or_else(|| format!("-i {text}: raw frames need --size WxH"))?;
+        let (width, height) = parse_size("--size", size)?;
+        return Ok(InputConfig::Raw { path, width, height, format });
+    }
+    if path.is_dir() || has_extension(&path, "png") {
+        return Ok(InputConfig::Png { path });
+    }
+    Err(format!(
+        "-i {text}: cannot tell what it is from its name; give testsrc[:WxH[:N]], a .png file, a folder of PNG \
+         files, a .rgba or .gray raw file, or - with --format rgba|gray (raw frames also need --size WxH)"
+    ))
+}
+
+fn output(line: &OneLine) -> Result<OutputConfig, String> {
+    let path = PathBuf::from(&line.output);
+    Ok(match line.output.as_str() {
+        "null" => OutputConfig::Null,
+        _ if raw_format(&path, line.format).is_some() => OutputConfig::Raw { path },
+        _ => {
+            crate::config::check_png_folder("-o", &path)?;
+            OutputConfig::Png { path }
+        }
+    })
+}
+
+/// `-`, or a file named `.rgba`/`.gray`: raw frames, in the format `--format` or the name says.
+fn raw_format(path: &Path, flag: Option<RawFormat>) -> Option<RawFormat> {
+    match path.to_str() {
+        Some("-") => Some(flag.unwrap_or_default()),
+        _ if has_extension(path, "rgba") => Some(RawFormat::Rgba),
+        _ if has_extension(path, "gray") => Some(RawFormat::Gray),
+        _ => None,
+    }
+}
+
+fn has_extension(path: &Path, extension: &str) -> bool {
+    path.extension().is_some_and(|e| e.eq_ignore_ascii_case(extension))
+}
+
+/// The config the one-off form describes. Its plugins are named after their modules (`invert`,
+/// a second one `invert-2`), with the defaults a TOML `[[plugin]]` table gets.
+pub fn config(line: &OneLine) -> Result<Config, ConfigError> {
+    let error = |message: String| ConfigError { file: ORIGIN.into(), message };
+    let input = input(line).map_err(error)?;
+    let output = output(line).map_err(error)?;
+    let search = search_path(&line.plugin_path);
+    let mut plugins: Vec<PluginConfig> = Vec::new();
+    for (name, params) in parse_chain(&line.chain).map_err(error)? {
+        let path = find_plugin(&name, &search).map_err(error)?;
+        let base = path.file_stem().map_or(name.clone(), |s| s.to_string_lossy().into_owned());
+        let taken = plugins.iter().filter(|p| p.name == base || p.name.starts_with(&format!("{base}-"))).count();
+        let params = params
+            .iter()
+            .map(|(key, value)| typed_value(key, value).map(|v| (key.clone(), v)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|why| error(format!("plugin \"{base}\": {why}")))?;
+        plugins.push(PluginConfig {
+            name: if taken == 0 { base } else { format!("{base}-{}", taken + 1) },
+            path,
+            limits: Limits::default(),
+            on_error: OnError::Fail,
+            max_restarts: DEFAULT_MAX_RESTARTS,
+            restart_window: Duration::from_secs(DEFAULT_RESTART_WINDOW_S),
+            transport: Transport::SharedMemory,
+            sandbox: SandboxLevel::Standard,
+            snapshot_input: false,
+            workers: None,
+            params,
+        });
+    }
+    let config = Config { file: PathBuf::from(ORIGIN), input, plugins, output, ring: crate::config::DEFAULT_RING };
+    if let Some((out, what)) = config.output_overwrites() {
+        return Err(error(format!("-o {} is {what}; the run would overwrite it", out.display())));
+    }
+    Ok(config)
+}
+
+/// `--set NAME.KEY=VALUE`: sets a parameter of the plugin named NAME (checked against its schema
+/// when the plugin starts, as the config's own are).
+pub fn apply_sets(config: &mut Config, sets: &[String]) -> Result<(), ConfigError> {
+    for set in sets {
+        let parsed = set.split_once('=').and_then(|(target, value)| Some((target.split_once('.')?, value)));
+        let Some(((name, key), value)) = parsed.filter(|((n, k), _)| !n.is_empty() && !k.is_empty()) else {
+            return Err(config.error(format!("--set {set}: write NAME.KEY=VALUE")));
+        };
+        let value = typed_value(key, value).map_err(|why| config.error(format!("--set {set}: {why}")))?;
+        let Some(plugin) = config.plugins.iter_mut().find(|p| p.name == name) else {
+            let names: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
+            return Err(
+                config.error(format!("--set {set}: no plugin named \"{name}\" (there are: {})", names.join(", ")))
+            );
+        };
+        plugin.params.retain(|(k, _)| k != key);
+        plugin.params.push((key.to_string(), value));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chains_and_values_parse_as_typed() {
+        let chain = parse_chain("blur radius=5 ! flip axis=horizontal !invert").unwrap();
+        assert_eq!(chain[0], ("blur".into(), vec![("radius".into(), "5".into())]));
+        assert_eq!(chain[2], ("invert".into(), vec![]));
+        assert!(parse_chain("blur ! ! invert").unwrap_err().contains("element 2 is empty"));
+        assert!(parse_chain("blur radius").unwrap_err().contains("\"radius\" after \"blur\" is not key=value"));
+        assert_eq!(typed_value("r", "5").unwrap(), ParamValue::Int(5));
+        assert_eq!(typed_value("c", "1.5").unwrap(), ParamValue::Float(1.5));
+        assert_eq!(typed_value("b", "true").unwrap(), ParamValue::Bool(true));
+        assert_eq!(typed_value("a", "horizontal").unwrap(), ParamValue::Str("horizontal".into()));
+    }
+
+    #[test]
+    fn inputs_and_outputs_by_their_names() {
+        let line =
+            |input: &str, output: &str| OneLine { input: input.into(), output: output.into(), ..OneLine::default() };
+        assert_eq!(
+            input(&line("testsrc:64x48:7", "")).unwrap(),
+            InputConfig::Testsrc { width: 64, height: 48, frames: 7 }
+        );
+        assert_eq!(
+            input(&line("testsrc", "")).unwrap(),
+            InputConfig::Testsrc { width: 1280, height: 720, frames: 120 }
+        );
+        assert!(input(&line("testsrc:0x4", "")).unwrap_err().contains("is not a frame size"));
+        assert!(input(&line("-", "")).unwrap_err().contains("need --size WxH"));
+        let raw = OneLine { size: Some("8x6".into()), format: Some(RawFormat::Gray), ..line("-", "") };
+        assert_eq!(
+            input(&raw).unwrap(),
+            InputConfig::Raw { path: "-".into(), width: 8, height: 6, format: RawFormat::Gray }
+        );
+        assert!(input(&line("clip.mov", "")).unwrap_err().contains("cannot tell what it is"));
+        assert_eq!(output(&line("", "null")).unwrap(), OutputConfig::Null);
+        assert_eq!(output(&line("", "-")).unwrap(), OutputConfig::Raw { path: "-".into() });
+        assert_eq!(output(&line("", "frames")).unwrap(), OutputConfig::Png { path: "frames".into() });
+        assert!(output(&line("", "a.png")).unwrap_err().contains("a png output is a folder of frame-000001.png"));
+    }
+}
