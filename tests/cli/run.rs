@@ -601,3 +601,27 @@ fn set_overrides_a_parameter_of_a_config_and_list_shows_the_search_path() {
     let line = String::from_utf8_lossy(&text.stdout).lines().find(|l| l.starts_with("sobel ")).unwrap().to_string();
     assert!(line.contains("rgba8") && line.contains("Sobel edge magnitude"), "{line}");
 }
+
+#[test]
+fn completions_and_man_page_come_from_the_arguments_and_a_closed_reader_is_no_panic() {
+    let dir = scratch("completions");
+    let bash = host_in(&dir, &["completions", "bash"], &[]);
+    let script = String::from_utf8_lossy(&bash.stdout);
+    assert!(bash.status.success() && script.contains("plugin-host") && script.contains("--plugin-path"), "{script}");
+    let man = host_in(&dir, &["man"], &[]);
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(man.status.success() && page.contains(".TH plugin-host 1") && page.contains("completions"), "{page}");
+    // `list | head -c 1`: the reader goes after one byte.
+    let plugins = root().join("target/plugins");
+    let mut child = Command::new(host_bin())
+        .args(["list", "--plugin-path", plugins.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    std::io::Read::read_exact(child.stdout.as_mut().unwrap(), &mut first).unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}

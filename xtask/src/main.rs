@@ -1,8 +1,9 @@
-//! `cargo xtask build | test | demo | bench | bench-ffmpeg | layers`: the tasks that need the second target
+//! `cargo xtask build | test | demo | bench | bench-ffmpeg | layers | install`: the tasks that need the second target
 //! (wasm32), and the check that the host's modules only use those below them. Everything a fresh
 //! machine needs is installed from here.
 
 mod bench_ffmpeg;
+mod install;
 mod layers;
 
 use anyhow::{Context, Result, bail};
@@ -51,8 +52,13 @@ fn main() -> Result<()> {
             bench_ffmpeg::run(&root, &root.join("target/release/plugin-host"), &plugins)
         }
         Some("layers") => layers::check(&root, true),
+        Some("install") => {
+            build_plugins_all(&root, false)?;
+            build_release(&root, "plugin-host-cli")?;
+            install::run(&root, &args[1..])
+        }
         _ => bail!(
-            "usage: cargo xtask build [--plugin-debuginfo] | test [cargo test args] | demo | bench [args] | bench-ffmpeg | layers"
+            "usage: cargo xtask build [--plugin-debuginfo] | test [cargo test args] | demo | bench [args] | bench-ffmpeg | layers | install [--prefix DIR]"
         ),
     }
 }

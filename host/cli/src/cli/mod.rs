@@ -102,6 +102,14 @@ against its schema, as in a config file.")]
         #[arg(long)]
         json: bool,
     },
+    /// Print a shell completion script (cargo xtask install writes them where shells look).
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), made from these arguments' own descriptions.
+    #[command(hide = true)]
+    Man,
     /// Create a plugin crate: an example filter with a parameter, unit and golden-image tests.
     New(crate::authoring::NewArgs),
     /// Run a plugin alone in its real process on a PNG and compare with an expected PNG (exit 0
@@ -131,6 +139,10 @@ pub fn main() -> ExitCode {
         .with_target(false)
         .with_env_filter(filter)
         .init();
+    if !matches!(cli.command, Command::Run { .. }) {
+        // A reader that goes away (`| head`) ends these commands quietly.
+        let _ = plugin_host::sys::signals::default_sigpipe();
+    }
     match dispatch(cli) {
         Ok(code) => code,
         Err(err) => {
@@ -165,10 +177,22 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Sandbox { syscalls } => Ok(sandbox::print(syscalls, &mut std::io::stdout())?),
         Command::New(args) => Ok(crate::authoring::scaffold::command(&args)),
         Command::List { plugin_path, json } => Ok(list(&plugin_path, json)),
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut <Cli as clap::CommandFactory>::command(), "plugin-host", &mut script);
+            emit(&script);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
+            emit(&page);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Test(args) => Ok(crate::authoring::golden::command(&args)),
         Command::Inspect { plugin, json, .. } => match crate::authoring::inspect::render(&plugin, json) {
             Ok(text) => {
-                print!("{text}");
+                emit(text.as_bytes());
                 Ok(ExitCode::SUCCESS)
             }
             Err(err) => {
@@ -180,6 +204,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
     }
+}
+
+/// Writes to stdout; a reader that has gone (`plugin-host list | head`) ends the output quietly
+/// instead of panicking as `print!` would.
+fn emit(bytes: &[u8]) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(bytes).and_then(|()| out.flush());
 }
 
 /// `plugin-host list`: each `NAME.wasm` on the search path, the first of a name only (as a
@@ -212,7 +243,9 @@ fn list(flags: &[PathBuf], json: bool) -> ExitCode {
                 object["path"] = module.display().to_string().into();
                 objects.push(object);
             }
-            Ok(description) => println!("{}  {}", crate::authoring::inspect::list_line(&description), module.display()),
+            Ok(description) => emit(
+                format!("{}  {}\n", crate::authoring::inspect::list_line(&description), module.display()).as_bytes(),
+            ),
             Err(err) => {
                 failed = true;
                 eprintln!("error: {}: {err}", module.display());
@@ -220,7 +253,7 @@ fn list(flags: &[PathBuf], json: bool) -> ExitCode {
         }
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&objects).unwrap_or_default());
+        emit(format!("{}\n", serde_json::to_string_pretty(&objects).unwrap_or_default()).as_bytes());
     } else if found.is_empty() {
         eprintln!("no plugins on the search path; add a folder with --plugin-path or $PLUGIN_HOST_PATH");
     }

@@ -24,3 +24,13 @@ pub fn install_stop_handlers() -> std::io::Result<()> {
 pub fn stop_requested() -> bool {
     STOP.load(Ordering::SeqCst)
 }
+
+/// Gives SIGPIPE its default action back, so that a command whose reader goes away
+/// (`plugin-host list | head -1`) ends quietly as Unix tools do, instead of failing a write (and
+/// `print!` panicking). Rust's runtime ignores SIGPIPE; `plugin-host run` keeps that, because it
+/// reports a closed output itself and keeps the frames it completed.
+pub fn default_sigpipe() -> std::io::Result<()> {
+    use nix::sys::signal::{SigHandler, Signal, signal};
+    // SAFETY: installs no handler, only the default action.
+    unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) }.map(|_| ()).map_err(std::io::Error::from)
+}
