@@ -564,6 +564,9 @@ fn a_chain_on_the_command_line_runs_like_its_config() {
         (vec!["-i", "testsrc:8x8:1", "-o", "one.png", "invert"], "a png output is a folder"),
         (vec!["-i", "clip.mov", "-o", "null", "invert"], "-i clip.mov: cannot tell what it is"),
         (vec!["-i", "frames", "-o", "frames", "invert"], "-o frames is the input"),
+        (vec!["-i", "testsrc:8x8:1", "-o", "null", "blurr"], "(did you mean \"blur\"?)"),
+        (vec!["-i", "testsrc:8x8:1", "-o", "null", "blur radius=1 radius=2"], "\"radius\" is given twice"),
+        (vec!["-i", "testsrc:8x8:1", "--size", "8x8", "-o", "null", "invert"], "--size and --format are for raw"),
     ] {
         let output = host_in(&dir, &[&["run"][..], &args].concat(), &[]);
         let message = stderr(&output);
@@ -611,6 +614,8 @@ fn completions_and_man_page_come_from_the_arguments_and_a_closed_reader_is_no_pa
     let man = host_in(&dir, &["man"], &[]);
     let page = String::from_utf8_lossy(&man.stdout);
     assert!(man.status.success() && page.contains(".TH plugin-host 1") && page.contains("completions"), "{page}");
+    let run_page = host_in(&dir, &["man", "run"], &[]);
+    assert!(String::from_utf8_lossy(&run_page.stdout).contains(".TH plugin-host-run 1"), "the run page it refers to");
     // `list | head -c 1`: the reader goes after one byte.
     let plugins = root().join("target/plugins");
     let mut child = Command::new(host_bin())
@@ -624,4 +629,20 @@ fn completions_and_man_page_come_from_the_arguments_and_a_closed_reader_is_no_pa
     drop(child.stdout.take());
     let output = child.wait_with_output().unwrap();
     assert!(!stderr(&output).contains("panicked"), "{}", stderr(&output));
+}
+
+#[test]
+fn a_raw_output_named_gray_takes_gray_frames_only() {
+    let dir = scratch("gray-name");
+    let args = ["run", "-i", "testsrc:8x8:2", "-o", "out.gray", "invert", "-q"];
+    let output = host_in(&dir, &args, &[]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        stderr(&output).contains("its name promises gray8 frames, but the chain gives rgba8 frames"),
+        "{}",
+        stderr(&output)
+    );
+    let rgba = host_in(&dir, &["run", "-i", "testsrc:8x8:2", "-o", "out.rgba", "invert", "-q"], &[]);
+    assert!(rgba.status.success(), "{}", stderr(&rgba));
+    assert_eq!(std::fs::metadata(dir.join("out.rgba")).unwrap().len(), 2 * 8 * 8 * 4);
 }

@@ -6,6 +6,9 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Every subcommand with a man page of its own (install fails on a name plugin-host lacks).
+const SUBCOMMANDS: [&str; 7] = ["run", "list", "inspect", "new", "test", "sandbox", "completions"];
+
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     let prefix = match args {
         [] => PathBuf::from(std::env::var_os("HOME").context("HOME is not set; give --prefix DIR")?).join(".local"),
@@ -24,12 +27,19 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         }
     }
     names.sort();
-    let generated = [
-        (vec!["completions", "bash"], "share/bash-completion/completions/plugin-host"),
-        (vec!["completions", "zsh"], "share/zsh/site-functions/_plugin-host"),
-        (vec!["completions", "fish"], "share/fish/vendor_completions.d/plugin-host.fish"),
-        (vec!["man"], "share/man/man1/plugin-host.1"),
-    ];
+    let mut generated: Vec<(Vec<String>, String)> = [
+        ("completions bash", "share/bash-completion/completions/plugin-host"),
+        ("completions zsh", "share/zsh/site-functions/_plugin-host"),
+        ("completions fish", "share/fish/vendor_completions.d/plugin-host.fish"),
+        ("man", "share/man/man1/plugin-host.1"),
+    ]
+    .iter()
+    .map(|(args, file)| (args.split(' ').map(String::from).collect(), file.to_string()))
+    .collect();
+    // The main page refers to one page per subcommand.
+    for sub in SUBCOMMANDS {
+        generated.push((vec!["man".into(), sub.to_string()], format!("share/man/man1/plugin-host-{sub}.1")));
+    }
     for (args, file) in &generated {
         let output = Command::new(&bin).args(args).output().with_context(|| format!("running {}", bin.display()))?;
         if !output.status.success() {

@@ -54,11 +54,28 @@ pub fn find_plugin(name: &str, path: &[PathBuf]) -> Result<PathBuf, String> {
     }
     path.iter().map(|dir| dir.join(format!("{name}.wasm"))).find(|p| p.is_file()).ok_or_else(|| {
         let searched: Vec<String> = path.iter().map(|p| p.display().to_string()).collect();
+        let suggestion = plugin_host::schema::closest(&name.to_lowercase(), &names_on(path))
+            .map(|s| format!(" (did you mean \"{s}\"?)"))
+            .unwrap_or_default();
         format!(
-            "no plugin \"{name}\" on the search path ({}); add a folder with --plugin-path or $PLUGIN_HOST_PATH",
+            "no plugin \"{name}\" on the search path{suggestion} ({}); add a folder with --plugin-path or \
+             $PLUGIN_HOST_PATH, or see plugin-host list",
             searched.join(", ")
         )
     })
+}
+
+/// The names plugins on `path` are found by (their file names without `.wasm`).
+pub fn names_on(path: &[PathBuf]) -> Vec<String> {
+    let mut names: Vec<String> = path
+        .iter()
+        .filter_map(|dir| std::fs::read_dir(dir).ok())
+        .flat_map(|entries| entries.filter_map(Result::ok))
+        .filter_map(|e| e.file_name().to_str().and_then(|n| n.strip_suffix(".wasm")).map(str::to_string))
+        .collect();
+    names.sort();
+    names.dedup();
+    names
 }
 
 /// One element of a chain as typed: the plugin's name and its `key=value`s.
@@ -66,6 +83,9 @@ pub type ChainElement = (String, Vec<(String, String)>);
 
 /// `blur radius=5 ! flip axis=horizontal ! invert` → each plugin's name and its `key=value`s.
 pub fn parse_chain(text: &str) -> Result<Vec<ChainElement>, String> {
+    if text.trim().is_empty() {
+        return Err("the chain is empty: name at least one plugin, for example 'invert'".into());
+    }
     let mut chain = Vec::new();
     for (index, element) in text.split('!').enumerate() {
         let mut words = element.split_whitespace();
@@ -78,6 +98,9 @@ pub fn parse_chain(text: &str) -> Result<Vec<ChainElement>, String> {
                 .split_once('=')
                 .filter(|(key, _)| !key.is_empty())
                 .ok_or_else(|| format!("\"{word}\" after \"{name}\" is not key=value"))?;
+            if params.iter().any(|(k, _)| k == key) {
+                return Err(format!("\"{key}\" is given twice for \"{name}\""));
+            }
             params.push((key.to_string(), value.to_string()));
         }
         chain.push((name.to_string(), params));
@@ -103,6 +126,15 @@ fn parse_size(what: &str, text: &str) -> Result<(u32, u32), String> {
 
 fn input(line: &OneLine) -> Result<InputConfig, String> {
     let text = line.input.as_str();
+    let raw = raw_format(Path::new(text), None).is_some();
+    if !raw && (line.size.is_some() || line.format.is_some()) {
+        return Err(format!("-i {text}: --size and --format are for raw frames (- or a .rgba/.gray file)"));
+    }
+    if let (Some(flag), Some(named)) = (line.format, raw_format(Path::new(text), None).filter(|_| text != "-"))
+        && flag != named
+    {
+        return Err(format!("-i {text}: --format disagrees with the file's name; drop one of them"));
+    }
     if let Some(rest) = text.strip_prefix("testsrc").filter(|r| r.is_empty() || r.starts_with(':')) {
         let mut parts = rest.split(':').skip(1);
         let (width, height) = match parts.next() {
@@ -132,9 +164,11 @@ fn input(line: &OneLine) -> Result<InputConfig, String> {
 
 fn output(line: &OneLine) -> Result<OutputConfig, String> {
     let path = PathBuf::from(&line.output);
+    // A device or a FIFO (`/dev/null`, `mkfifo`) takes raw frames, written in place.
+    let stream = std::fs::metadata(&path).is_ok_and(|m| !m.is_dir() && !m.is_file());
     Ok(match line.output.as_str() {
         "null" => OutputConfig::Null,
-        _ if raw_format(&path, line.format).is_some() => OutputConfig::Raw { path },
+        _ if stream || raw_format(&path, line.format).is_some() => OutputConfig::Raw { path },
         _ => {
             crate::config::check_png_folder("-o", &path)?;
             OutputConfig::Png { path }
@@ -226,6 +260,8 @@ mod tests {
         assert_eq!(chain[2], ("invert".into(), vec![]));
         assert!(parse_chain("blur ! ! invert").unwrap_err().contains("element 2 is empty"));
         assert!(parse_chain("blur radius").unwrap_err().contains("\"radius\" after \"blur\" is not key=value"));
+        assert!(parse_chain("blur radius=5 radius=9").unwrap_err().contains("\"radius\" is given twice"));
+        assert!(parse_chain("  ").unwrap_err().contains("the chain is empty"));
         assert_eq!(typed_value("r", "5").unwrap(), ParamValue::Int(5));
         assert_eq!(typed_value("c", "1.5").unwrap(), ParamValue::Float(1.5));
         assert_eq!(typed_value("b", "true").unwrap(), ParamValue::Bool(true));
@@ -252,6 +288,11 @@ mod tests {
             InputConfig::Raw { path: "-".into(), width: 8, height: 6, format: RawFormat::Gray }
         );
         assert!(input(&line("clip.mov", "")).unwrap_err().contains("cannot tell what it is"));
+        let sized = OneLine { size: Some("8x6".into()), ..line("testsrc", "") };
+        assert!(input(&sized).unwrap_err().contains("--size and --format are for raw frames"));
+        let clash = OneLine { size: Some("8x6".into()), format: Some(RawFormat::Gray), ..line("a.rgba", "") };
+        assert!(input(&clash).unwrap_err().contains("--format disagrees with the file's name"));
+        assert_eq!(output(&line("", "/dev/null")).unwrap(), OutputConfig::Raw { path: "/dev/null".into() });
         assert_eq!(output(&line("", "null")).unwrap(), OutputConfig::Null);
         assert_eq!(output(&line("", "-")).unwrap(), OutputConfig::Raw { path: "-".into() });
         assert_eq!(output(&line("", "frames")).unwrap(), OutputConfig::Png { path: "frames".into() });

@@ -22,11 +22,20 @@ pub fn describe(plugin: &Path) -> Result<PluginDescription, PluginError> {
     Ok(description)
 }
 
-/// One line for `plugin-host list`: name, version, formats and the description's first line,
-/// each escaped for a terminal.
-pub fn list_line(d: &PluginDescription) -> String {
+/// One line for `plugin-host list`: the name a chain finds it by, version, formats and the
+/// description's first line, each escaped for a terminal.
+pub fn list_line(found_as: &str, d: &PluginDescription) -> String {
     let first = d.description.lines().next().unwrap_or("");
-    let head = format!("{} {}", terminal_safe(&d.name), terminal_safe(&d.version));
+    // A chain names a plugin by its file; say so when the plugin calls itself otherwise.
+    let head = match found_as == d.name {
+        true => format!("{} {}", terminal_safe(found_as), terminal_safe(&d.version)),
+        false => format!(
+            "{} {} (calls itself {})",
+            terminal_safe(found_as),
+            terminal_safe(&d.version),
+            terminal_safe(&d.name)
+        ),
+    };
     format!("{head:<24} {:<12} {}", d.formats.join(","), terminal_safe(first))
 }
 

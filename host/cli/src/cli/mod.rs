@@ -107,9 +107,10 @@ against its schema, as in a config file.")]
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff), made from these arguments' own descriptions.
+    /// Print the man page (roff), made from these arguments' own descriptions: plugin-host(1),
+    /// or with a subcommand's name its own page, plugin-host-NAME(1).
     #[command(hide = true)]
-    Man,
+    Man { subcommand: Option<String> },
     /// Create a plugin crate: an example filter with a parameter, unit and golden-image tests.
     New(crate::authoring::NewArgs),
     /// Run a plugin alone in its real process on a PNG and compare with an expected PNG (exit 0
@@ -183,9 +184,17 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             emit(&script);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Man => {
+        Command::Man { subcommand } => {
+            let command = <Cli as clap::CommandFactory>::command();
+            let man = match &subcommand {
+                None => clap_mangen::Man::new(command),
+                Some(name) => match command.find_subcommand(name) {
+                    Some(sub) => clap_mangen::Man::new(sub.clone()).title(format!("plugin-host-{name}")),
+                    None => anyhow::bail!("no subcommand \"{name}\""),
+                },
+            };
             let mut page = Vec::new();
-            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut page)?;
+            man.render(&mut page)?;
             emit(&page);
             Ok(ExitCode::SUCCESS)
         }
@@ -243,9 +252,11 @@ fn list(flags: &[PathBuf], json: bool) -> ExitCode {
                 object["path"] = module.display().to_string().into();
                 objects.push(object);
             }
-            Ok(description) => emit(
-                format!("{}  {}\n", crate::authoring::inspect::list_line(&description), module.display()).as_bytes(),
-            ),
+            Ok(description) => {
+                let found_as = module.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+                let line = crate::authoring::inspect::list_line(&found_as, &description);
+                emit(format!("{line}  {}\n", module.display()).as_bytes())
+            }
             Err(err) => {
                 failed = true;
                 eprintln!("error: {}: {err}", module.display());
@@ -341,11 +352,12 @@ fn run_config(
                 }
                 _ => eprintln!("error: {err}"),
             }
+            let ending = if plugin_host::sys::signals::stop_requested() { "interrupt" } else { "failure" };
             match &stats.output_kept_aside {
                 None if !output_holds_frames => {}
-                None => eprintln!("the output holds the {} frame(s) completed before the failure", stats.frames_out),
+                None => eprintln!("the output holds the {} frame(s) completed before the {ending}", stats.frames_out),
                 Some(kept) => eprintln!(
-                    "the output that was already there is untouched; the {} frame(s) completed before the failure \
+                    "the output that was already there is untouched; the {} frame(s) completed before the {ending} \
                      are in {}",
                     stats.frames_out,
                     kept.display()

@@ -26,7 +26,9 @@ pub enum MediaError {
     SizeChanged { path: PathBuf, width: u32, height: u32, first_width: u32, first_height: u32 },
     #[error("{}: no PNG files in the folder", path.display())]
     EmptyFolder { path: PathBuf },
-    #[error("raw input {source_name} ends inside frame {frame}: {got} of {need} bytes")]
+    #[error(
+        "raw input {source_name} ends inside frame {frame}: {got} of {need} bytes (are the size and format those of the frames?)"
+    )]
     Truncated { source_name: String, frame: u64, got: usize, need: usize },
     #[error("{}: {reason}", path.display())]
     Output { path: PathBuf, reason: String },

@@ -132,6 +132,8 @@ pub struct RawSink {
     complete: u64,
     /// A write failed: the file may end in part of a frame, and the buffer hold another part.
     failed: bool,
+    /// The format a file named `.rgba` or `.gray` promises its reader.
+    promised: Option<PixelFormat>,
 }
 
 enum Destination {
@@ -145,7 +147,12 @@ enum Destination {
 impl RawSink {
     pub fn create(path: &Path) -> Result<Self, MediaError> {
         let buffered = |writer: Box<dyn Write>| BufWriter::with_capacity(1 << 20, writer);
-        let sink = |writer, destination, file| Self { writer, destination, file, complete: 0, failed: false };
+        let promised = match path.extension().and_then(|e| e.to_str()) {
+            Some("rgba") => Some(PixelFormat::Rgba8),
+            Some("gray") => Some(PixelFormat::Gray8),
+            _ => None,
+        };
+        let sink = |writer, destination, file| Self { writer, destination, file, complete: 0, failed: false, promised };
         if path == Path::new("-") {
             // Frames are bytes a plugin chose: on a terminal they would be escape sequences.
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -198,6 +205,15 @@ impl RawSink {
 
 impl Sink for RawSink {
     fn write(&mut self, _index: u64, frame: &Frame<'_>) -> Result<(), MediaError> {
+        if let Some(promised) = self.promised.filter(|&f| f != frame.format()) {
+            let (got, name) = (frame.format().name(), self.name());
+            let reason = format!(
+                "its name promises {} frames, but the chain gives {got} frames; name it .{}",
+                promised.name(),
+                if frame.format() == PixelFormat::Gray8 { "gray" } else { "rgba" }
+            );
+            return Err(MediaError::Output { path: name, reason });
+        }
         let packed = frame.packed();
         // Flushed frame by frame, so that a frame counts only once it is in the file whole.
         let result = self.writer.write_all(&packed).and_then(|()| self.writer.flush());
