@@ -381,7 +381,7 @@ impl Stage {
                         worker.warm = process.runner_stats().ok();
                     }
                 }
-                self.stats.samples_us.push(took.as_micros() as u64);
+                self.stats.latency_us.record(took.as_micros() as u64);
                 Ok(output.send(Carried { desc, ..carried }).is_ok())
             }
             Err(error) => {
@@ -583,7 +583,7 @@ impl Stage {
             let started = Instant::now();
             match process.restart() {
                 Ok(()) => {
-                    self.stats.restart_us.push(started.elapsed().as_micros() as u64);
+                    self.stats.restart_us.record(started.elapsed().as_micros() as u64);
                     return;
                 }
                 // A process that dies while it starts is one more failed restart.
