@@ -39,6 +39,10 @@ pub fn search_path(flags: &[PathBuf]) -> Vec<PathBuf> {
     if let Some(env) = std::env::var_os("PLUGIN_HOST_PATH") {
         path.extend(std::env::split_paths(&env).filter(|p| !p.as_os_str().is_empty()));
     }
+    // A folder the user named that is not there is most likely a typo: say so.
+    for dir in path.iter().filter(|dir| !dir.is_dir()) {
+        tracing::warn!("plugin search path: {} is not a folder", dir.display());
+    }
     if let Some(bin) = std::env::current_exe().ok().and_then(|exe| exe.parent().map(Path::to_path_buf)) {
         for beside in [bin.join("../share/plugin-host/plugins"), bin.join("../plugins")] {
             path.push(std::fs::canonicalize(&beside).unwrap_or(beside));

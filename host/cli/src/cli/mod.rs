@@ -58,7 +58,7 @@ against its schema, as in a config file.")]
         #[arg(long, value_name = "WxH")]
         size: Option<String>,
         /// A folder searched for plugins by name, before $PLUGIN_HOST_PATH (may be repeated).
-        #[arg(long, value_name = "DIR")]
+        #[arg(long, value_name = "DIR", requires = "input")]
         plugin_path: Vec<PathBuf>,
         /// With a config file: set a plugin's parameter, NAME.KEY=VALUE (may be repeated).
         #[arg(long, value_name = "NAME.KEY=VALUE", conflicts_with = "input")]
