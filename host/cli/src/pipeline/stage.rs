@@ -337,6 +337,11 @@ impl Stage {
     /// Bands of one frame must describe one output, as high as the input: a worker that says
     /// otherwise than the rest (the majority, among those of the right height) is killed.
     fn check_shapes(&mut self, input: &FrameDesc, outputs: &[(usize, FrameDesc)]) -> Option<PluginError> {
+        // Every frame, as a rule: all agree, one pass; the vote below only runs on a lie.
+        let first = outputs.first()?.1;
+        if first.height == input.height && outputs.iter().all(|(_, desc)| *desc == first) {
+            return None;
+        }
         let votes = |desc: &FrameDesc| outputs.iter().filter(|(_, other)| other == desc).count();
         let agreed = outputs.iter().map(|(_, desc)| desc).filter(|d| d.height == input.height).max_by_key(|d| votes(d));
         let mut lied = false;
