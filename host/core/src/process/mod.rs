@@ -111,9 +111,22 @@ impl PluginProcess {
                 source => ErrorKind::Compile { path: spec.module.clone(), source },
             })
         })?;
+        Self::start_compiled(spec, artifact, region, deadline)
+    }
+
+    /// Launches a process of a compiled module on `region` and activates it: the part of a
+    /// start that a stage's first process and its further workers share.
+    fn start_compiled(
+        spec: PluginSpec,
+        artifact: Artifact,
+        region: &Region,
+        deadline: Instant,
+    ) -> Result<Self, PluginError> {
+        let frame_capacity =
+            launch::frame_capacity(&spec).map_err(|e| PluginError { plugin: spec.name.clone(), kind: e.into() })?;
         let current = Loaded::launch(&spec, region, &artifact, deadline)?;
         let mut plugin = PluginProcess {
-            frame_capacity: launch::frame_capacity(&spec).map_err(|e| err(e.into()))?,
+            frame_capacity,
             slots: Slots::new(region.slot_count() as usize),
             spec,
             artifact,
@@ -296,20 +309,7 @@ impl WorkerStarter {
     /// ([`Region::for_worker`]): one more worker, ready for bands of the same frames.
     pub fn spawn(&self, region: &Region) -> Result<PluginProcess, PluginError> {
         let deadline = Instant::now() + self.spec.limits.startup;
-        let err = |kind| PluginError { plugin: self.spec.name.clone(), kind };
-        let current = Loaded::launch(&self.spec, region, &self.artifact, deadline)?;
-        let mut worker = PluginProcess {
-            frame_capacity: launch::frame_capacity(&self.spec).map_err(|e| err(e.into()))?,
-            spec: self.spec.clone(),
-            artifact: Artifact::clone(&self.artifact),
-            region: region.clone(),
-            current,
-            slots: Slots::new(region.slot_count() as usize),
-            standby: None,
-            copies: 0,
-        };
-        worker.activate(deadline).map_err(|kind| worker.error(kind))?;
-        Ok(worker)
+        PluginProcess::start_compiled(self.spec.clone(), Artifact::clone(&self.artifact), region, deadline)
     }
 }
 
