@@ -456,8 +456,8 @@ impl GoldenCase {
     }
 }
 
-/// Every case in `folder` (files named `NAME.in.png`), by name. A parameter file holds
-/// `key = value` lines: an integer, a float, `true`/`false` or a `"string"`; `#` starts a comment.
+/// Every case in `folder` (files named `NAME.in.png`), by name, with the parameters of its
+/// `NAME.params.toml` (numbers, booleans and strings).
 pub fn golden_cases(folder: &Path) -> Result<Vec<GoldenCase>, String> {
     let entries = std::fs::read_dir(folder).map_err(|e| format!("cannot read {}: {e}", folder.display()))?;
     let mut names: Vec<String> = entries
@@ -480,50 +480,30 @@ pub fn golden_cases(folder: &Path) -> Result<Vec<GoldenCase>, String> {
         .collect()
 }
 
-/// The `key = value` lines of a case's parameter file (see [`golden_cases`]).
+/// A case's parameter file (see [`golden_cases`]): a TOML table of numbers, booleans and strings.
 fn read_params(path: &Path) -> Result<Vec<(String, ParamValue)>, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let mut params = Vec::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let bad = || {
-            format!(
-                "{}:{}: `{line}` is not `key = value` with an integer, a float, true/false or a \"string\"",
-                path.display(),
-                number + 1
-            )
-        };
-        let (key, value) = line.split_once('=').ok_or_else(bad)?;
-        let (key, value) = (key.trim(), value.trim());
-        let value = match value.strip_prefix('"') {
-            Some(rest) => {
-                let (string, after) = rest.split_once('"').ok_or_else(bad)?;
-                if !(after.trim().is_empty() || after.trim().starts_with('#')) || string.contains('\\') {
-                    return Err(bad());
+    let table: toml::Table =
+        text.parse().map_err(|e: toml::de::Error| format!("{}: {}", path.display(), e.message()))?;
+    table
+        .into_iter()
+        .map(|(key, value)| {
+            let value = match value {
+                toml::Value::Integer(v) => ParamValue::Int(v),
+                toml::Value::Float(v) => ParamValue::Float(v),
+                toml::Value::Boolean(v) => ParamValue::Bool(v),
+                toml::Value::String(v) => ParamValue::Str(v),
+                other => {
+                    let kind = other.type_str();
+                    let path = path.display();
+                    return Err(format!(
+                        "{path}: {key} is of type {kind}; parameters are numbers, booleans or strings"
+                    ));
                 }
-                ParamValue::Str(string.to_string())
-            }
-            None => {
-                let value = value.split('#').next().unwrap_or("").trim();
-                match value {
-                    "true" => ParamValue::Bool(true),
-                    "false" => ParamValue::Bool(false),
-                    _ => match value.replace('_', "").parse::<i64>() {
-                        Ok(int) => ParamValue::Int(int),
-                        Err(_) => ParamValue::Float(value.parse::<f64>().map_err(|_| bad())?),
-                    },
-                }
-            }
-        };
-        if key.is_empty() || !key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-            return Err(bad());
-        }
-        params.push((key.to_string(), value));
-    }
-    Ok(params)
+            };
+            Ok((key, value))
+        })
+        .collect()
 }
 
 /// [`check_png`] for tests: panics with the report on a mismatch. With the environment variable
@@ -571,16 +551,18 @@ mod tests {
         let cases = golden_cases(&dir).unwrap();
         assert_eq!(cases.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         assert!(cases[0].params.is_empty());
+        let mut params = cases[1].params();
+        params.sort_by(|a, b| a.0.cmp(b.0));
         let expected = [
             ("amount", ParamValue::Int(-60)),
-            ("mode", ParamValue::Str("fast".into())),
             ("k", ParamValue::Float(0.5)),
+            ("mode", ParamValue::Str("fast".into())),
             ("on", ParamValue::Bool(true)),
         ];
-        assert_eq!(cases[1].params(), expected);
+        assert_eq!(params, expected);
         std::fs::write(dir.join("b.params.toml"), "amount = [1, 2]\n").unwrap();
         let err = golden_cases(&dir).unwrap_err();
-        assert!(err.contains("b.params.toml:1: `amount = [1, 2]` is not"), "{err}");
+        assert!(err.contains("b.params.toml: amount is of type array; parameters are numbers"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

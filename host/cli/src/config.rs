@@ -522,7 +522,6 @@ fn article(noun: &str) -> String {
     if noun.starts_with(['a', 'e', 'i', 'o', 'u']) { format!("an {noun}") } else { format!("a {noun}") }
 }
 
-/// `line L, column C: message`, from toml's error and the source text.
 /// A PNG output is a folder: a path named `.png` is refused, with a hint (`what` names the key).
 pub fn check_png_folder(what: &str, path: &Path) -> Result<(), String> {
     match path.extension().is_some_and(|e| e.eq_ignore_ascii_case("png")) {
@@ -553,6 +552,7 @@ fn table_before_its_plugin(text: &str) -> Option<String> {
     None
 }
 
+/// `line L, column C: message`, from toml's error and the source text.
 fn describe_toml_error(text: &str, err: &toml::de::Error) -> String {
     let mut message = err.message().trim_end_matches('\n').replace('\n', "; ");
     if message.contains("as i128") {
