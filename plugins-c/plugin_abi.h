@@ -24,6 +24,9 @@
 /* Pixel formats (plugin_frame_desc.format). */
 #define PLUGIN_FORMAT_RGBA8 1 /* 4 bytes per pixel: red, green, blue, alpha */
 #define PLUGIN_FORMAT_GRAY8 2 /* 1 byte per pixel: luma */
+#define PLUGIN_FORMAT_YUV420P 3 /* planar 4:2:0: Y, then Cb, then Cr (chroma stride = ceil(stride / 2)) */
+#define PLUGIN_FORMAT_NV12 4 /* 4:2:0: Y, then interleaved Cb, Cr (chroma stride = 2 ceil(stride / 2)) */
+#define PLUGIN_FORMAT_YUV420P10 5 /* as YUV420P, each sample a little-endian u16 of 0..1023 */
 
 /* Log levels for plugin_host_log. */
 #define PLUGIN_LOG_ERROR 1

@@ -113,6 +113,10 @@ impl LogLevel {
 }
 
 /// Pixel formats, as stored in [`FrameDesc::format`].
+///
+/// Packed formats have one plane. Planar formats keep their planes one after another in the
+/// frame's buffer, luma first; [`PixelFormat::planes`] is the one definition of where each lies.
+/// Chroma of the 4:2:0 formats covers 2×2 luma samples: `ceil(width / 2)` × `ceil(height / 2)`.
 #[repr(u32)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum PixelFormat {
@@ -120,23 +124,91 @@ pub enum PixelFormat {
     Rgba8 = 1,
     /// 1 byte per pixel: luma.
     Gray8 = 2,
+    /// 8-bit planar Y'CbCr 4:2:0: a Y plane, then Cb, then Cr (ffmpeg's `yuv420p`).
+    Yuv420p = 3,
+    /// 8-bit Y'CbCr 4:2:0: a Y plane, then one plane of interleaved Cb, Cr pairs.
+    Nv12 = 4,
+    /// 10-bit planar Y'CbCr 4:2:0: like [`PixelFormat::Yuv420p`], each sample a little-endian
+    /// `u16` holding 0..=1023 (ffmpeg's `yuv420p10le`).
+    Yuv420p10 = 5,
 }
 
-impl PixelFormat {
-    pub const ALL: [PixelFormat; 2] = [PixelFormat::Rgba8, PixelFormat::Gray8];
+/// Where one plane of a frame lies in the frame's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Plane {
+    /// Byte offset of the plane's first row from the frame's first byte.
+    pub offset: u64,
+    /// Bytes from one row to the next.
+    pub stride: u32,
+    /// Bytes of one row's samples (without padding).
+    pub row_bytes: u32,
+    /// Rows in the plane.
+    pub rows: u32,
+    /// Samples across one row (pixels for luma; chroma positions for chroma).
+    pub width: u32,
+}
 
-    pub fn from_u32(value: u32) -> Option<Self> {
-        match value {
-            1 => Some(Self::Rgba8),
-            2 => Some(Self::Gray8),
-            _ => None,
+impl Plane {
+    /// Bytes from the plane's first byte to the end of its last row.
+    pub fn len(&self) -> u64 {
+        match self.rows {
+            0 => 0,
+            rows => self.stride as u64 * (rows as u64 - 1) + self.row_bytes as u64,
         }
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.rows == 0 || self.row_bytes == 0
+    }
+
+    /// The byte range of row `y` within the frame.
+    pub fn row_range(&self, y: u32) -> std::ops::Range<usize> {
+        let start = (self.offset + y as u64 * self.stride as u64) as usize;
+        start..start + self.row_bytes as usize
+    }
+}
+
+/// The planes of a frame: up to three, in order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planes {
+    planes: [Plane; 3],
+    count: usize,
+}
+
+impl std::ops::Deref for Planes {
+    type Target = [Plane];
+    fn deref(&self) -> &[Plane] {
+        &self.planes[..self.count]
+    }
+}
+
+impl PixelFormat {
+    pub const ALL: [PixelFormat; 5] =
+        [PixelFormat::Rgba8, PixelFormat::Gray8, PixelFormat::Yuv420p, PixelFormat::Nv12, PixelFormat::Yuv420p10];
+
+    pub fn from_u32(value: u32) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| *f as u32 == value)
+    }
+
+    /// Bytes of one luma (or packed) sample: 4 for `rgba8`, 2 for `yuv420p10`, else 1.
     pub fn bytes_per_pixel(self) -> u32 {
         match self {
             Self::Rgba8 => 4,
-            Self::Gray8 => 1,
+            Self::Gray8 | Self::Yuv420p | Self::Nv12 => 1,
+            Self::Yuv420p10 => 2,
+        }
+    }
+
+    /// Whether the format is Y'CbCr with subsampled chroma (several planes).
+    pub fn is_yuv(self) -> bool {
+        matches!(self, Self::Yuv420p | Self::Nv12 | Self::Yuv420p10)
+    }
+
+    /// Bits per sample: 10 for `yuv420p10`, else 8.
+    pub fn bit_depth(self) -> u32 {
+        match self {
+            Self::Yuv420p10 => 10,
+            _ => 8,
         }
     }
 
@@ -145,12 +217,69 @@ impl PixelFormat {
         match self {
             Self::Rgba8 => "rgba8",
             Self::Gray8 => "gray8",
+            Self::Yuv420p => "yuv420p",
+            Self::Nv12 => "nv12",
+            Self::Yuv420p10 => "yuv420p10",
         }
     }
 
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|f| f.name() == name)
     }
+
+    /// Bytes of one row of luma (or packed pixels) `width` pixels wide: the least stride.
+    pub fn row_bytes(self, width: u32) -> u64 {
+        width as u64 * self.bytes_per_pixel() as u64
+    }
+
+    /// Bytes of a frame with packed rows (stride = [`PixelFormat::row_bytes`]).
+    pub fn packed_len(self, width: u32, height: u32) -> u64 {
+        let stride = self.row_bytes(width).min(u32::MAX as u64) as u32;
+        self.planes(width, height, stride).map_or(u64::MAX, |p| frame_len(&p))
+    }
+
+    /// The planes of a `width`×`height` frame whose luma rows are `stride` bytes apart, or
+    /// why that shape is impossible. Chroma rows are `ceil(stride / 2)` bytes apart for
+    /// `yuv420p` (in whole samples for `yuv420p10`), and twice that for `nv12`'s pairs.
+    pub fn planes(self, width: u32, height: u32, stride: u32) -> Result<Planes, &'static str> {
+        if width == 0 || height == 0 {
+            return Err("zero width or height");
+        }
+        let sample = self.bytes_per_pixel();
+        let row_bytes = width as u64 * sample as u64;
+        if (stride as u64) < row_bytes {
+            return Err("stride smaller than a row");
+        }
+        if stride % sample != 0 {
+            return Err("stride not a whole number of samples");
+        }
+        let luma = Plane { offset: 0, stride, row_bytes: row_bytes as u32, rows: height, width };
+        let mut planes = Planes { planes: [luma, Plane::default(), Plane::default()], count: 1 };
+        if self.is_yuv() {
+            let (chroma_width, rows) = (width.div_ceil(2), height.div_ceil(2));
+            let pairs = if self == Self::Nv12 { 2 } else { 1 };
+            let chroma_stride = (stride / sample).div_ceil(2) * sample * pairs;
+            let chroma_row = chroma_width * sample * pairs;
+            let first = stride as u64 * height as u64;
+            let size = chroma_stride as u64 * rows as u64;
+            let chroma =
+                |offset| Plane { offset, stride: chroma_stride, row_bytes: chroma_row, rows, width: chroma_width };
+            planes.planes[1] = chroma(first);
+            planes.planes[2] = chroma(first + size);
+            planes.count = if self == Self::Nv12 { 2 } else { 3 };
+        }
+        Ok(planes)
+    }
+}
+
+/// Bytes a frame with these planes covers: up to the end of its last plane's last row.
+pub fn frame_len(planes: &[Plane]) -> u64 {
+    planes.last().map_or(0, |p| p.offset + p.len())
+}
+
+/// The chroma rows of a 4:2:0 frame that luma rows `rows` cover (bands start on even rows).
+pub fn chroma_rows(rows: std::ops::Range<u32>) -> std::ops::Range<u32> {
+    rows.start / 2..rows.end.div_ceil(2)
 }
 
 /// A frame in linear memory, as passed to `plugin_process` (32 bytes, little-endian).
@@ -167,7 +296,8 @@ pub struct FrameDesc {
     pub capacity: u32,
     pub width: u32,
     pub height: u32,
-    /// Bytes from one row to the next; at least `width * bytes_per_pixel`.
+    /// Bytes from one luma (or packed) row to the next; at least `width * bytes_per_pixel`
+    /// (see [`PixelFormat::planes`] for the chroma planes).
     pub stride: u32,
     /// A [`PixelFormat`] value.
     pub format: u32,
@@ -208,26 +338,21 @@ impl FrameDesc {
     /// Checks that the descriptor describes a frame that lies within its buffer.
     pub fn validate(&self) -> Result<PixelFormat, &'static str> {
         let format = PixelFormat::from_u32(self.format).ok_or("unknown pixel format")?;
-        if self.width == 0 || self.height == 0 {
-            return Err("zero width or height");
-        }
-        let row = (self.width as u64) * format.bytes_per_pixel() as u64;
-        if (self.stride as u64) < row {
-            return Err("stride smaller than a row");
-        }
-        if self.byte_len() > self.capacity as u64 {
+        let planes = format.planes(self.width, self.height, self.stride)?;
+        if frame_len(&planes) > self.capacity as u64 {
             return Err("frame larger than its buffer");
         }
         Ok(format)
     }
 
-    /// Bytes the frame covers: `stride * (height - 1) + row bytes`.
+    /// The frame's planes, if its format and shape are valid.
+    pub fn planes(&self) -> Option<Planes> {
+        PixelFormat::from_u32(self.format)?.planes(self.width, self.height, self.stride).ok()
+    }
+
+    /// Bytes the frame covers: up to the end of its last plane's last row (0 if invalid).
     pub fn byte_len(&self) -> u64 {
-        let bpp = PixelFormat::from_u32(self.format).map_or(4, |f| f.bytes_per_pixel()) as u64;
-        if self.height == 0 {
-            return 0;
-        }
-        self.stride as u64 * (self.height as u64 - 1) + self.width as u64 * bpp
+        self.planes().map_or(0, |p| frame_len(&p))
     }
 }
 

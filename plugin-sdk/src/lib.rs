@@ -28,6 +28,7 @@
 //! `cargo test` with [`testing`]. The guest ABI the macro implements is in [`abi`].
 
 pub mod abi;
+pub mod convert;
 mod describe;
 mod frame;
 mod params;
@@ -37,7 +38,7 @@ pub mod runtime;
 pub mod testing;
 
 pub use abi::PixelFormat;
-pub use frame::{Frame, FrameMut, OwnedFrame};
+pub use frame::{Frame, FrameMut, OwnedFrame, PlaneMut, PlaneRef};
 pub use params::{ParamKind, ParamSpec, Params};
 
 use std::fmt;

@@ -120,18 +120,28 @@ pub fn noise(width: u32, height: u32, stride: u32, format: crate::PixelFormat, s
 /// Largest PNG side [`read_png`] decodes; bigger images are refused before allocating.
 pub const MAX_PNG_SIDE: u32 = 16384;
 
-/// A frame of one colour: `pixel` is RGBA (for [`PixelFormat::Gray8`] its first byte is used).
+/// A frame of one colour: `pixel` is RGBA (for [`PixelFormat::Gray8`] its first byte is used;
+/// for the Y'CbCr formats it is converted, BT.709 limited range).
 pub fn solid(width: u32, height: u32, format: PixelFormat, pixel: [u8; 4]) -> OwnedFrame {
-    let bpp = format.bytes_per_pixel() as usize;
-    let data = pixel[..bpp].repeat(width as usize * height as usize);
-    OwnedFrame { data, ..OwnedFrame::new(width, height, format) }
+    match format {
+        PixelFormat::Rgba8 | PixelFormat::Gray8 => {
+            let bpp = format.bytes_per_pixel() as usize;
+            let data = pixel[..bpp].repeat(width as usize * height as usize);
+            OwnedFrame { data, ..OwnedFrame::new(width, height, format) }
+        }
+        _ => to_format(&solid(width, height, PixelFormat::Rgba8, pixel), format),
+    }
 }
 
 /// A smooth test picture: red grows left to right, green top to bottom, blue along the diagonal,
-/// alpha opaque; in gray, the mean of red and green. Every value is exact integer arithmetic, so
-/// the same call makes the same frame everywhere.
+/// alpha opaque; in gray, the mean of red and green; in Y'CbCr, the RGBA picture converted
+/// (BT.709 limited range). Every value is exact integer arithmetic, so the same call makes the
+/// same frame everywhere.
 pub fn gradient(width: u32, height: u32, format: PixelFormat) -> OwnedFrame {
     let ramp = |v: u32, n: u32| if n <= 1 { 0 } else { (v * 255 / (n - 1)) as u8 };
+    if format.is_yuv() {
+        return to_format(&gradient(width, height, PixelFormat::Rgba8), format);
+    }
     let mut frame = OwnedFrame::new(width, height, format);
     let bpp = format.bytes_per_pixel() as usize;
     for y in 0..height {
@@ -139,21 +149,26 @@ pub fn gradient(width: u32, height: u32, format: PixelFormat) -> OwnedFrame {
             let (r, g, b) = (ramp(x, width), ramp(y, height), ramp(x + y, width + height - 1));
             let at = (y as usize * width as usize + x as usize) * bpp;
             match format {
-                PixelFormat::Rgba8 => frame.data[at..at + 4].copy_from_slice(&[r, g, b, 255]),
                 PixelFormat::Gray8 => frame.data[at] = ((r as u16 + g as u16) / 2) as u8,
+                _ => frame.data[at..at + 4].copy_from_slice(&[r, g, b, 255]),
             }
         }
     }
     frame
 }
 
-/// The frame as RGBA (gray `v` becomes `v, v, v, 255`), rows packed.
+/// The frame in `format` by [`crate::convert`] (BT.709 limited range for Y'CbCr), rows packed.
+pub fn to_format(frame: &OwnedFrame, format: PixelFormat) -> OwnedFrame {
+    let mut out = OwnedFrame::new(frame.width, frame.height, format);
+    out.timestamp_us = frame.timestamp_us;
+    crate::convert::convert(&frame.view(), &mut out.view_mut(), format, Default::default())
+        .expect("a packed frame of the input's size holds the converted frame");
+    out
+}
+
+/// The frame as RGBA (gray `v` becomes `v, v, v, 255`; Y'CbCr as [`to_format`]), rows packed.
 pub fn to_rgba(frame: &OwnedFrame) -> OwnedFrame {
-    let pixels = match frame.format {
-        PixelFormat::Rgba8 => frame.packed(),
-        PixelFormat::Gray8 => frame.packed().iter().flat_map(|&v| [v, v, v, 255]).collect(),
-    };
-    OwnedFrame { timestamp_us: frame.timestamp_us, ..rgba_frame(frame.width, frame.height, pixels) }
+    to_format(frame, PixelFormat::Rgba8)
 }
 
 fn rgba_frame(width: u32, height: u32, pixels: Vec<u8>) -> OwnedFrame {
@@ -224,17 +239,23 @@ pub fn write_png(path: &Path, frame: &OwnedFrame) -> Result<(), ImageError> {
     result.map_err(write_err)
 }
 
-/// Encodes `frame` as a PNG (RGBA or gray) at `path`, written in place (see [`write_png`] for a
+/// Encodes `frame` as a PNG (RGBA or gray; Y'CbCr as RGBA, BT.709 limited range) at `path`, written in place (see [`write_png`] for a
 /// file that appears whole or not at all).
 pub fn encode_png(path: &Path, frame: &crate::Frame<'_>) -> std::io::Result<()> {
+    if frame.format().is_yuv() {
+        let mut rgba = OwnedFrame::new(frame.width(), frame.height(), PixelFormat::Rgba8);
+        crate::convert::convert(frame, &mut rgba.view_mut(), PixelFormat::Rgba8, Default::default())
+            .map_err(|e| std::io::Error::other(e.0))?;
+        return encode_png(path, &rgba.view());
+    }
     let to_io = |e: png::EncodingError| std::io::Error::other(e.to_string());
     // Encoded in memory, then written with one call that reports every error: a buffered
     // writer dropped at the end would swallow the last one (a full disk), leaving a cut file.
     let mut encoded = Vec::new();
     let mut encoder = png::Encoder::new(&mut encoded, frame.width(), frame.height());
     encoder.set_color(match frame.format() {
-        PixelFormat::Rgba8 => png::ColorType::Rgba,
         PixelFormat::Gray8 => png::ColorType::Grayscale,
+        _ => png::ColorType::Rgba,
     });
     encoder.set_depth(png::BitDepth::Eight);
     encoder.set_compression(png::Compression::Fast);
@@ -255,7 +276,9 @@ pub struct PixelDiff {
 }
 
 /// How an actual frame compares to an expected one. Frames of different formats are compared
-/// as RGBA; frames of different sizes are not compared pixel by pixel.
+/// as RGBA; frames of different sizes are not compared pixel by pixel. In a Y'CbCr frame a
+/// "pixel" is a position in one plane (luma positions first, then chroma), and `first_difference`
+/// gives its place in that plane.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Comparison {
     /// Largest per-channel difference allowed.
@@ -320,31 +343,68 @@ pub fn compare(expected: &OwnedFrame, actual: &OwnedFrame, tolerance: u8) -> Com
         return result;
     }
     let (e, a) = comparable(expected, actual);
-    let bpp = e.format.bytes_per_pixel() as usize;
-    let (e_pixels, a_pixels) = (e.packed(), a.packed());
+    let peak = ((1u32 << e.format.bit_depth()) - 1) as f64;
     let mut squared_error = 0u64;
-    for (i, (pe, pa)) in e_pixels.chunks_exact(bpp).zip(a_pixels.chunks_exact(bpp)).enumerate() {
-        let diff = pe.iter().zip(pa).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0);
-        squared_error += pe.iter().zip(pa).map(|(x, y)| (x.abs_diff(*y) as u64).pow(2)).sum::<u64>();
-        result.max_difference = result.max_difference.max(diff);
-        if diff > tolerance {
-            result.differing_pixels += 1;
-            if result.first_difference.is_none() {
-                let width = e.width as usize;
-                result.first_difference = Some(PixelDiff {
-                    x: (i % width) as u32,
-                    y: (i / width) as u32,
-                    expected: pe.to_vec(),
-                    actual: pa.to_vec(),
-                });
+    let mut samples = 0u64;
+    result.total_pixels = 0;
+    for ((e_plane, a_plane), (width, per_pixel)) in
+        samples_by_plane(&e).into_iter().zip(samples_by_plane(&a)).zip(plane_shapes(&e))
+    {
+        result.total_pixels += (e_plane.len() / per_pixel) as u64;
+        samples += e_plane.len() as u64;
+        for (i, (pe, pa)) in e_plane.chunks_exact(per_pixel).zip(a_plane.chunks_exact(per_pixel)).enumerate() {
+            let diff = pe.iter().zip(pa).map(|(x, y)| x.abs_diff(*y)).max().unwrap_or(0);
+            squared_error += pe.iter().zip(pa).map(|(x, y)| (x.abs_diff(*y) as u64).pow(2)).sum::<u64>();
+            result.max_difference = result.max_difference.max(diff.min(255) as u8);
+            if diff > tolerance as u16 {
+                result.differing_pixels += 1;
+                if result.first_difference.is_none() {
+                    let width = width as usize;
+                    result.first_difference = Some(PixelDiff {
+                        x: (i % width) as u32,
+                        y: (i / width) as u32,
+                        expected: pe.iter().map(|v| *v as u8).collect(),
+                        actual: pa.iter().map(|v| *v as u8).collect(),
+                    });
+                }
             }
         }
     }
     if squared_error > 0 {
-        let mse = squared_error as f64 / e_pixels.len() as f64;
-        result.psnr_db = 10.0 * (255.0f64 * 255.0 / mse).log10();
+        let mse = squared_error as f64 / samples as f64;
+        result.psnr_db = 10.0 * (peak * peak / mse).log10();
     }
     result
+}
+
+/// Each plane's samples in order (10-bit samples as their values).
+fn samples_by_plane(frame: &OwnedFrame) -> Vec<Vec<u16>> {
+    let view = frame.view();
+    (0..view.plane_count())
+        .map(|i| {
+            let plane = view.plane(i);
+            let mut out = Vec::with_capacity(plane.row_bytes() * plane.rows() as usize);
+            for y in 0..plane.rows() {
+                match frame.format.bit_depth() {
+                    8 => out.extend(plane.row(y).iter().map(|v| *v as u16)),
+                    _ => out.extend(plane.row(y).chunks_exact(2).map(|v| u16::from_le_bytes([v[0], v[1]]))),
+                }
+            }
+            out
+        })
+        .collect()
+}
+
+/// Each plane's width in positions and samples per position.
+fn plane_shapes(frame: &OwnedFrame) -> Vec<(u32, usize)> {
+    let view = frame.view();
+    (0..view.plane_count())
+        .map(|i| {
+            let plane = view.plane(i);
+            let samples = plane.row_bytes() / (frame.format.bit_depth() as usize).div_ceil(8);
+            (plane.width(), samples / plane.width().max(1) as usize)
+        })
+        .collect()
 }
 
 /// Both frames in one format: as they are when the formats agree, else both as RGBA.
@@ -618,11 +678,16 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("sdk-testing-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let expected_path = dir.join("case.expected.png");
-        for format in PixelFormat::ALL {
+        for format in [PixelFormat::Rgba8, PixelFormat::Gray8] {
             let frame = gradient(9, 4, format);
             write_png(&expected_path, &frame).unwrap();
             assert_eq!(read_png(&expected_path).unwrap(), frame);
         }
+        // Y'CbCr goes to PNG as RGBA, and compares equal to itself through it.
+        let yuv = gradient(9, 4, PixelFormat::Yuv420p);
+        write_png(&expected_path, &yuv).unwrap();
+        assert_eq!(read_png(&expected_path).unwrap(), to_rgba(&yuv));
+        assert!(check_png(&yuv, &expected_path, 0, None).is_ok());
         let frame = gradient(9, 4, PixelFormat::Rgba8);
         write_png(&expected_path, &frame).unwrap();
         assert!(check_png(&frame, &expected_path, 0, None).is_ok());

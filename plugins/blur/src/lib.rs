@@ -79,7 +79,7 @@ impl Plugin for Blur {
             let src = input.row((lo + i) as u32);
             match input.format() {
                 PixelFormat::Rgba8 => blur_row::<4>(src, dst, radius, mean),
-                PixelFormat::Gray8 => blur_row::<1>(src, dst, radius, mean),
+                _ => blur_row::<1>(src, dst, radius, mean),
             }
         }
 

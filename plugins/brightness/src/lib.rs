@@ -93,7 +93,7 @@ impl Plugin for Brightness {
                             *d = [f.apply(s[0]), f.apply(s[1]), f.apply(s[2]), s[3]];
                         }
                     }
-                    PixelFormat::Gray8 => dst.iter_mut().zip(src).for_each(|(d, s)| *d = f.apply(*s)),
+                    _ => dst.iter_mut().zip(src).for_each(|(d, s)| *d = f.apply(*s)),
                 }
                 continue;
             }
@@ -106,7 +106,7 @@ impl Plugin for Brightness {
                         d[3] = s[3];
                     }
                 }
-                PixelFormat::Gray8 => dst.iter_mut().zip(src).for_each(|(d, s)| *d = table[*s as usize]),
+                _ => dst.iter_mut().zip(src).for_each(|(d, s)| *d = table[*s as usize]),
             }
         }
         Ok(())

@@ -41,7 +41,7 @@ impl Plugin for Flip {
             if self.horizontal {
                 match format {
                     PixelFormat::Rgba8 => mirror_pixels::<4>(output.row_mut(y), input.row(y)),
-                    PixelFormat::Gray8 => mirror_pixels::<1>(output.row_mut(y), input.row(y)),
+                    _ => mirror_pixels::<1>(output.row_mut(y), input.row(y)),
                 }
             } else {
                 output.row_mut(y).copy_from_slice(input.row(input.height() - 1 - y));

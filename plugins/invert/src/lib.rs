@@ -36,7 +36,7 @@ impl Plugin for Invert {
                     }
                     invert_rgba(dst_rest, src_rest);
                 }
-                PixelFormat::Gray8 => dst.iter_mut().zip(src).for_each(|(d, s)| *d = 255 - s),
+                _ => dst.iter_mut().zip(src).for_each(|(d, s)| *d = 255 - s),
             }
         }
         Ok(())

@@ -79,16 +79,11 @@ pub fn decode_keeping_gray(path: &Path) -> Result<OwnedFrame, MediaError> {
     })
 }
 
-/// The frame as rgba8: gray values become opaque gray pixels.
+/// The frame as rgba8 (gray values become opaque gray pixels), by the SDK's converter.
 pub fn to_rgba(frame: OwnedFrame) -> OwnedFrame {
     match frame.format {
         PixelFormat::Rgba8 => frame,
-        PixelFormat::Gray8 => {
-            let mut rgba = OwnedFrame::new(frame.width, frame.height, PixelFormat::Rgba8);
-            rgba.data = frame.packed().iter().flat_map(|&v| [v, v, v, 255]).collect();
-            rgba.timestamp_us = frame.timestamp_us;
-            rgba
-        }
+        _ => plugin_sdk::testing::to_rgba(&frame),
     }
 }
 
