@@ -1,5 +1,21 @@
 //! `invert`: 255 − value for red, green and blue (or luma); alpha kept.
+//!
+//! `yuv420p` frames are inverted as pictures, not as codes. Taken as limited range (the SDK's
+//! and ffmpeg's default for `yuv420p`), luma `Y` becomes `251 − Y` (`16 + 235 − Y`: black, 16,
+//! and white, 235, trade places) and each chroma sample `C` becomes `256 − C` (`16 + 240 − C`:
+//! 128, no colour, stays 128), clamped to the legal ranges 16..=235 and 16..=240. That is
+//! `1 − Y'`, `−Pb`, `−Pr`: the Y'CbCr of `255 − R, G, B`, so the picture is the `rgba8` result's
+//! (converted, within 1 of rounding). It is bit for bit ffmpeg's
+//! `lutyuv=y=negval:u=negval:v=negval`, which is what `negate` computed while it was built on
+//! `lut`. ffmpeg 5.1's `negate` (its own filter now) stores `255 − v` in every plane instead,
+//! whatever the range: white becomes luma 20 rather than 16, black 239 (above white), and the
+//! chroma of every neutral pixel 127 rather than 128, a faint green cast. Sub-black and
+//! super-white codes have no inverse inside the legal range; they become white and black, as
+//! they are shown.
+//!
+//! Bands: luma rows `rows` and the chroma rows they cover, `abi::chroma_rows(rows)`.
 
+use plugin_sdk::abi::chroma_rows;
 use plugin_sdk::{Frame, FrameMut, Params, PixelFormat, Plugin, PluginError};
 use std::ops::Range;
 
@@ -7,7 +23,7 @@ pub struct Invert;
 
 impl Plugin for Invert {
     fn formats() -> &'static [PixelFormat] {
-        &[PixelFormat::Rgba8, PixelFormat::Gray8]
+        &[PixelFormat::Rgba8, PixelFormat::Gray8, PixelFormat::Yuv420p]
     }
 
     fn new(_params: &Params) -> Result<Self, PluginError> {
@@ -24,6 +40,10 @@ impl Plugin for Invert {
 
     fn process_rows(&mut self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) -> Result<(), PluginError> {
         output.set_shape(input.width(), input.height(), input.format())?;
+        if input.format() == PixelFormat::Yuv420p {
+            invert_yuv420p(input, output, rows);
+            return Ok(());
+        }
         for y in rows {
             let (src, dst) = (input.row(y), output.row_mut(y));
             match input.format() {
@@ -48,6 +68,25 @@ fn invert_rgba(dst: &mut [u8], src: &[u8]) {
     for (d, s) in dst.chunks_exact_mut(4).zip(src.chunks_exact(4)) {
         let pixel = u32::from_le_bytes([s[0], s[1], s[2], s[3]]) ^ 0x00ff_ffff;
         d.copy_from_slice(&pixel.to_le_bytes());
+    }
+}
+
+/// Luma `16 + 235 − Y` and chroma `16 + 240 − C`, clamped to 16..=235 and 16..=240, for luma
+/// rows `rows` and the chroma rows they cover (see the crate doc).
+fn invert_yuv420p(input: &Frame, output: &mut FrameMut, rows: Range<u32>) {
+    let (src, mut dst) = (input.plane(0), output.plane_mut(0));
+    for y in rows.clone() {
+        // Saturating, so 252..=255 give 0 and then 16; the loop vectorises.
+        let (s, d) = (src.row(y), dst.row_mut(y));
+        d.iter_mut().zip(s).for_each(|(d, s)| *d = 251u8.saturating_sub(*s).clamp(16, 235));
+    }
+    for plane in 1..3 {
+        let (src, mut dst) = (input.plane(plane), output.plane_mut(plane));
+        for y in chroma_rows(rows.clone()) {
+            // 256 − C as (255 − C) + 1, saturating: C = 0 gives 255 and then 240.
+            let (s, d) = (src.row(y), dst.row_mut(y));
+            d.iter_mut().zip(s).for_each(|(d, s)| *d = (255 - *s).saturating_add(1).clamp(16, 240));
+        }
     }
 }
 
@@ -87,5 +126,115 @@ mod tests {
     fn bands_give_the_whole_frame_result() {
         testing::assert_bands_match::<Invert>(&[], &testing::noise(37, 23, 160, PixelFormat::Rgba8, 3));
         testing::assert_bands_match::<Invert>(&[], &testing::noise(37, 23, 40, PixelFormat::Gray8, 4));
+    }
+
+    /// Sample `(x, y)` of plane `p` of a `yuv420p` frame, found as docs/abi.md lays the planes
+    /// out: Y, `stride` bytes a row, then Cb and Cr, `ceil(stride / 2)` bytes a row.
+    fn sample(frame: &OwnedFrame, p: usize, x: u32, y: u32) -> u8 {
+        let (stride, height) = (frame.stride as usize, frame.height as usize);
+        let chroma_stride = stride.div_ceil(2);
+        let (start, row) = match p {
+            0 => (0, stride),
+            1 => (stride * height, chroma_stride),
+            _ => (stride * height + chroma_stride * height.div_ceil(2), chroma_stride),
+        };
+        frame.data[start + y as usize * row + x as usize]
+    }
+
+    /// Per sample: luma `16 + 235 − Y`, chroma `16 + 240 − C`, each clamped to its legal range;
+    /// the planes packed one after another.
+    fn reference(input: &OwnedFrame) -> Vec<u8> {
+        let (w, h) = (input.width, input.height);
+        let mut out = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                out.push((16 + 235 - sample(input, 0, x, y) as i32).clamp(16, 235) as u8);
+            }
+        }
+        for p in 1..3 {
+            for y in 0..h.div_ceil(2) {
+                for x in 0..w.div_ceil(2) {
+                    out.push((16 + 240 - sample(input, p, x, y) as i32).clamp(16, 240) as u8);
+                }
+            }
+        }
+        out
+    }
+
+    /// Odd and even sizes, with and without stride padding (which noise fills too).
+    const YUV_SHAPES: [(u32, u32, u32); 6] = [(37, 23, 0), (37, 23, 11), (1, 1, 0), (2, 2, 3), (5, 3, 1), (64, 9, 0)];
+
+    #[test]
+    fn yuv420p_matches_the_per_sample_reference() {
+        for (seed, (w, h, pad)) in YUV_SHAPES.into_iter().enumerate() {
+            let input = testing::noise(w, h, w + pad, PixelFormat::Yuv420p, seed as u32);
+            let output = testing::run::<Invert>(&[], &input).unwrap();
+            assert_eq!(output.format, PixelFormat::Yuv420p);
+            assert_eq!(output.packed(), reference(&input), "{w}x{h} + {pad}");
+        }
+    }
+
+    #[test]
+    fn yuv420p_inverts_the_picture_as_rgba_does() {
+        // A picture in the legal range: converted to RGBA, inverted there, it is within 1 of
+        // what inverting it in yuv420p shows.
+        let input = testing::gradient(37, 23, PixelFormat::Yuv420p);
+        let in_yuv = testing::to_rgba(&testing::run::<Invert>(&[], &input).unwrap());
+        let in_rgba = testing::run::<Invert>(&[], &testing::to_rgba(&input)).unwrap();
+        testing::assert_frames_match(&in_rgba, &in_yuv, 1);
+        // Black and white trade places; no colour stays no colour.
+        let white = testing::solid(3, 3, PixelFormat::Yuv420p, [255, 255, 255, 255]);
+        let black = testing::solid(3, 3, PixelFormat::Yuv420p, [0, 0, 0, 255]);
+        assert_eq!(testing::run::<Invert>(&[], &white).unwrap(), black);
+        assert_eq!(testing::run::<Invert>(&[], &black).unwrap(), white);
+    }
+
+    #[test]
+    fn yuv420p_bands_give_the_whole_frame_result() {
+        testing::assert_bands_match::<Invert>(&[], &testing::noise(37, 23, 40, PixelFormat::Yuv420p, 5));
+        testing::assert_bands_match::<Invert>(&[], &testing::noise(6, 7, 6, PixelFormat::Yuv420p, 6));
+    }
+
+    /// `input` (yuv420p) through ffmpeg's `-vf filter`, or `None` (said on stdout) when
+    /// `ffmpeg` is not on PATH.
+    fn ffmpeg_yuv420p(input: &OwnedFrame, filter: &str) -> Option<OwnedFrame> {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let size = format!("{}x{}", input.width, input.height);
+        let raw = ["-f", "rawvideo", "-pix_fmt", "yuv420p"];
+        let child = Command::new("ffmpeg")
+            .args(["-nostdin", "-loglevel", "error"])
+            .args(raw)
+            .args(["-s", &size, "-i", "pipe:0", "-vf", filter])
+            .args(raw)
+            .arg("pipe:1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                println!("skipped: ffmpeg is not on PATH");
+                return None;
+            }
+            Err(err) => panic!("cannot run ffmpeg: {err}"),
+        };
+        let (mut stdin, pixels) = (child.stdin.take().unwrap(), input.packed());
+        let writer = std::thread::spawn(move || stdin.write_all(&pixels));
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(output.status.success(), "ffmpeg -vf {filter}: {}", String::from_utf8_lossy(&output.stderr));
+        Some(OwnedFrame::from_pixels(input.width, input.height, PixelFormat::Yuv420p, output.stdout).unwrap())
+    }
+
+    #[test]
+    fn yuv420p_equals_ffmpeg_lutyuv_negval() {
+        for (seed, (w, h, pad)) in YUV_SHAPES.into_iter().enumerate() {
+            let input = testing::noise(w, h, w + pad, PixelFormat::Yuv420p, 20 + seed as u32);
+            let Some(expected) = ffmpeg_yuv420p(&input, "lutyuv=y=negval:u=negval:v=negval") else { return };
+            let output = testing::run::<Invert>(&[], &input).unwrap();
+            assert!(output.same_pixels(&expected), "{w}x{h} + {pad}: {}", testing::compare(&expected, &output, 0));
+        }
     }
 }
