@@ -10,5 +10,6 @@ mod support;
 mod authors;
 mod chain;
 mod examples;
+mod media;
 mod run;
 mod supervision;

@@ -51,6 +51,7 @@ enum InputKind {
     Testsrc,
     Png,
     Raw,
+    Y4m,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +59,7 @@ enum InputKind {
 struct RawOutput {
     kind: OutputKind,
     path: Option<PathBuf>,
+    format: Option<RawFormat>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -65,6 +67,7 @@ struct RawOutput {
 enum OutputKind {
     Png,
     Raw,
+    Y4m,
     Null,
 }
 
@@ -77,6 +80,8 @@ pub enum InputConfig {
     Png { path: PathBuf },
     /// Raw video (`ffmpeg -f rawvideo`): `-` for stdin, or a file.
     Raw { path: PathBuf, width: u32, height: u32, format: RawFormat },
+    /// A y4m stream (`ffmpeg -f yuv4mpegpipe`): `-` for stdin, or a file.
+    Y4m { path: PathBuf },
 }
 
 /// Pixel formats of raw video, by ffmpeg's `-pix_fmt` name.
@@ -86,14 +91,40 @@ pub enum RawFormat {
     #[default]
     Rgba,
     Gray,
+    Yuv420p,
+    Nv12,
+    #[serde(rename = "yuv420p10le", alias = "yuv420p10")]
+    Yuv420p10le,
 }
 
 impl RawFormat {
+    pub const ALL: [RawFormat; 5] =
+        [RawFormat::Rgba, RawFormat::Gray, RawFormat::Yuv420p, RawFormat::Nv12, RawFormat::Yuv420p10le];
+
     pub fn pixel_format(self) -> PixelFormat {
         match self {
             RawFormat::Rgba => PixelFormat::Rgba8,
             RawFormat::Gray => PixelFormat::Gray8,
+            RawFormat::Yuv420p => PixelFormat::Yuv420p,
+            RawFormat::Nv12 => PixelFormat::Nv12,
+            RawFormat::Yuv420p10le => PixelFormat::Yuv420p10,
         }
+    }
+
+    /// ffmpeg's `-pix_fmt` name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RawFormat::Rgba => "rgba",
+            RawFormat::Gray => "gray",
+            RawFormat::Yuv420p => "yuv420p",
+            RawFormat::Nv12 => "nv12",
+            RawFormat::Yuv420p10le => "yuv420p10le",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        let name = if name == "yuv420p10" { "yuv420p10le" } else { name };
+        Self::ALL.into_iter().find(|f| f.name() == name)
     }
 }
 
@@ -102,8 +133,10 @@ impl RawFormat {
 pub enum OutputConfig {
     /// A folder of `frame-000001.png`, ….
     Png { path: PathBuf },
-    /// Raw video: `-` for stdout, or a file.
-    Raw { path: PathBuf },
+    /// Raw video: `-` for stdout, or a file; in `format` if given.
+    Raw { path: PathBuf, format: Option<RawFormat> },
+    /// A y4m stream: `-` for stdout, or a file.
+    Y4m { path: PathBuf },
     /// Discard (for measuring).
     Null,
 }
@@ -332,7 +365,8 @@ impl Config {
             Some(ring @ 1..=MAX_RING) => ring,
             Some(ring) => return Err(error(format!("ring = {ring} is outside 1..={MAX_RING}"))),
         };
-        if let OutputConfig::Png { path: out } | OutputConfig::Raw { path: out } = &output
+        if let OutputConfig::Png { path: out } | OutputConfig::Raw { path: out, .. } | OutputConfig::Y4m { path: out } =
+            &output
             && let Some(what) = overwritten_by(out, path, &input, &plugins, None)
         {
             return Err(error(format!("output.path {} is {what}; the run would overwrite it", out.display())));
@@ -348,7 +382,10 @@ impl Config {
 
     /// What of the run's own files (config, input, plugins) its output would overwrite, if any.
     pub fn output_overwrites(&self) -> Option<(PathBuf, String)> {
-        let (OutputConfig::Png { path } | OutputConfig::Raw { path }) = &self.output else { return None };
+        let (OutputConfig::Png { path } | OutputConfig::Raw { path, .. } | OutputConfig::Y4m { path }) = &self.output
+        else {
+            return None;
+        };
         overwritten_by(path, &self.file, &self.input, &self.plugins, None).map(|what| (path.clone(), what))
     }
 
@@ -415,7 +452,7 @@ fn overwritten_by(
         std::fs::canonicalize(outer).is_ok_and(|o| o.is_dir() && real_path(p).is_some_and(|r| r.starts_with(&o)))
     };
     let input_path = match input {
-        InputConfig::Png { path } | InputConfig::Raw { path, .. } => Some(path.as_path()),
+        InputConfig::Png { path } | InputConfig::Raw { path, .. } | InputConfig::Y4m { path } => Some(path.as_path()),
         InputConfig::Testsrc { .. } => None,
     };
     if same(config) {
@@ -430,7 +467,10 @@ fn overwritten_by(
         let module = format!("plugin \"{}\"'s module", plugin.name);
         return Some(if same(&plugin.path) { module } else { format!("a folder that holds {module}") });
     }
-    if let Some(OutputConfig::Png { path: out } | OutputConfig::Raw { path: out }) = output {
+    if let Some(
+        OutputConfig::Png { path: out } | OutputConfig::Raw { path: out, .. } | OutputConfig::Y4m { path: out },
+    ) = output
+    {
         if same(out) {
             return Some("the output".into());
         }
@@ -475,10 +515,24 @@ fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Inpu
             check_size("input", width, height)?;
             InputConfig::Raw { path, width, height, format: format.unwrap_or_default() }
         }
+        InputKind::Y4m => {
+            let present = [
+                ("width", width.is_some()),
+                ("height", height.is_some()),
+                ("frames", frames.is_some()),
+                ("format", format.is_some()),
+            ];
+            only("input", "y4m", &present)?;
+            InputConfig::Y4m { path: resolve(&required_path("input", "y4m", path)?) }
+        }
     })
 }
 
 fn check_output(raw: RawOutput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<OutputConfig, String> {
+    if raw.kind != OutputKind::Raw && raw.format.is_some() {
+        let kind = format!("{:?}", raw.kind).to_lowercase();
+        return Err(format!("output.format does not apply to kind = \"{kind}\""));
+    }
     Ok(match raw.kind {
         OutputKind::Png => {
             let path = required_path("output", "png", raw.path)?;
@@ -488,7 +542,10 @@ fn check_output(raw: RawOutput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Ou
             check_png_folder("output.path", &path)?;
             OutputConfig::Png { path: resolve(&path) }
         }
-        OutputKind::Raw => OutputConfig::Raw { path: resolve(&required_path("output", "raw", raw.path)?) },
+        OutputKind::Raw => {
+            OutputConfig::Raw { path: resolve(&required_path("output", "raw", raw.path)?), format: raw.format }
+        }
+        OutputKind::Y4m => OutputConfig::Y4m { path: resolve(&required_path("output", "y4m", raw.path)?) },
         OutputKind::Null => {
             only("output", "null", &[("path", raw.path.is_some())])?;
             OutputConfig::Null

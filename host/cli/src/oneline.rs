@@ -23,12 +23,19 @@ pub struct OneLine {
     pub output: String,
     /// `NAME key=value … ! NAME …`
     pub chain: String,
-    /// Raw frames' pixel format, for `-` and raw files.
-    pub format: Option<RawFormat>,
+    /// What `-` carries (y4m, or raw frames in a pixel format); for raw files, their format.
+    pub format: Option<StreamFormat>,
     /// Raw frames' size, `WxH`.
     pub size: Option<String>,
     /// Folders searched for `NAME.wasm` first.
     pub plugin_path: Vec<PathBuf>,
+}
+
+/// What a stream on stdin or stdout carries: y4m, or raw frames in a pixel format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamFormat {
+    Y4m,
+    Raw(RawFormat),
 }
 
 /// Where plugins are found by name, in order: the `--plugin-path` folders, `$PLUGIN_HOST_PATH`
@@ -130,11 +137,16 @@ fn parse_size(what: &str, text: &str) -> Result<(u32, u32), String> {
 
 fn input(line: &OneLine) -> Result<InputConfig, String> {
     let text = line.input.as_str();
-    let raw = raw_format(Path::new(text), None).is_some();
-    if !raw && (line.size.is_some() || line.format.is_some()) {
-        return Err(format!("-i {text}: --size and --format are for raw frames (- or a .rgba/.gray file)"));
+    let path = PathBuf::from(text);
+    let y4m = is_y4m(&path, line.format);
+    let raw = raw_format(&path, line.format);
+    if raw.is_none() && line.size.is_some() {
+        return Err(format!("-i {text}: --size is for raw frames (- or a .rgba/.gray/.yuv file)"));
     }
-    if let (Some(flag), Some(named)) = (line.format, raw_format(Path::new(text), None).filter(|_| text != "-"))
+    if !y4m && raw.is_none() && line.format.is_some() {
+        return Err(format!("-i {text}: --format is for - and raw files"));
+    }
+    if let (Some(StreamFormat::Raw(flag)), Some(named)) = (line.format, raw_format(&path, None).filter(|_| text != "-"))
         && flag != named
     {
         return Err(format!("-i {text}: --format disagrees with the file's name; drop one of them"));
@@ -151,8 +163,10 @@ fn input(line: &OneLine) -> Result<InputConfig, String> {
         };
         return Ok(InputConfig::Testsrc { width, height, frames });
     }
-    let path = PathBuf::from(text);
-    if let Some(format) = raw_format(&path, line.format) {
+    if y4m {
+        return Ok(InputConfig::Y4m { path });
+    }
+    if let Some(format) = raw {
         let size = line.size.as_deref().ok_or_else(|| format!("-i {text}: raw frames need --size WxH"))?;
         let (width, height) = parse_size("--size", size)?;
         return Ok(InputConfig::Raw { path, width, height, format });
@@ -161,8 +175,9 @@ fn input(line: &OneLine) -> Result<InputConfig, String> {
         return Ok(InputConfig::Png { path });
     }
     Err(format!(
-        "-i {text}: cannot tell what it is from its name; give testsrc[:WxH[:N]], a .png file, a folder of PNG \
-         files, a .rgba or .gray raw file, or - with --format rgba|gray (raw frames also need --size WxH)"
+        "-i {text}: cannot tell what it is from its name; give testsrc[:WxH[:N]], a .y4m file, a .png file, a \
+         folder of PNG files, a .rgba/.gray/.yuv raw file, or - with --format y4m|rgba|gray|yuv420p|… (raw \
+         frames also need --size WxH)"
     ))
 }
 
@@ -172,7 +187,14 @@ fn output(line: &OneLine) -> Result<OutputConfig, String> {
     let stream = std::fs::metadata(&path).is_ok_and(|m| !m.is_dir() && !m.is_file());
     Ok(match line.output.as_str() {
         "null" => OutputConfig::Null,
-        _ if stream || raw_format(&path, line.format).is_some() => OutputConfig::Raw { path },
+        _ if is_y4m(&path, line.format) => OutputConfig::Y4m { path },
+        _ if stream || raw_format(&path, line.format).is_some() => {
+            let format = match line.format {
+                Some(StreamFormat::Raw(format)) => Some(format),
+                _ => None,
+            };
+            OutputConfig::Raw { path, format }
+        }
         _ => {
             crate::config::check_png_folder("-o", &path)?;
             OutputConfig::Png { path }
@@ -180,12 +202,27 @@ fn output(line: &OneLine) -> Result<OutputConfig, String> {
     })
 }
 
-/// `-`, or a file named `.rgba`/`.gray`: raw frames, in the format `--format` or the name says.
-fn raw_format(path: &Path, flag: Option<RawFormat>) -> Option<RawFormat> {
+/// `-` with `--format y4m`, or a file named `.y4m`.
+fn is_y4m(path: &Path, flag: Option<StreamFormat>) -> bool {
     match path.to_str() {
-        Some("-") => Some(flag.unwrap_or_default()),
-        _ if has_extension(path, "rgba") => Some(RawFormat::Rgba),
-        _ if has_extension(path, "gray") => Some(RawFormat::Gray),
+        Some("-") => flag == Some(StreamFormat::Y4m),
+        _ => has_extension(path, "y4m"),
+    }
+}
+
+/// `-` (unless y4m), or a file named `.rgba`/`.gray`/`.yuv` (yuv420p): raw frames, in the
+/// format `--format` or the name says.
+fn raw_format(path: &Path, flag: Option<StreamFormat>) -> Option<RawFormat> {
+    let named = |format| match flag {
+        Some(StreamFormat::Raw(flag)) => Some(flag),
+        _ => Some(format),
+    };
+    match path.to_str() {
+        Some("-") if flag == Some(StreamFormat::Y4m) => None,
+        Some("-") => named(RawFormat::Rgba),
+        _ if has_extension(path, "rgba") => named(RawFormat::Rgba),
+        _ if has_extension(path, "gray") => named(RawFormat::Gray),
+        _ if has_extension(path, "yuv") => named(RawFormat::Yuv420p),
         _ => None,
     }
 }
@@ -286,19 +323,39 @@ mod tests {
         );
         assert!(input(&line("testsrc:0x4", "")).unwrap_err().contains("is not a frame size"));
         assert!(input(&line("-", "")).unwrap_err().contains("need --size WxH"));
-        let raw = OneLine { size: Some("8x6".into()), format: Some(RawFormat::Gray), ..line("-", "") };
+        let raw =
+            OneLine { size: Some("8x6".into()), format: Some(StreamFormat::Raw(RawFormat::Gray)), ..line("-", "") };
         assert_eq!(
             input(&raw).unwrap(),
             InputConfig::Raw { path: "-".into(), width: 8, height: 6, format: RawFormat::Gray }
         );
         assert!(input(&line("clip.mov", "")).unwrap_err().contains("cannot tell what it is"));
         let sized = OneLine { size: Some("8x6".into()), ..line("testsrc", "") };
-        assert!(input(&sized).unwrap_err().contains("--size and --format are for raw frames"));
-        let clash = OneLine { size: Some("8x6".into()), format: Some(RawFormat::Gray), ..line("a.rgba", "") };
+        assert!(input(&sized).unwrap_err().contains("--size is for raw frames"));
+        let clash = OneLine {
+            size: Some("8x6".into()),
+            format: Some(StreamFormat::Raw(RawFormat::Gray)),
+            ..line("a.rgba", "")
+        };
         assert!(input(&clash).unwrap_err().contains("--format disagrees with the file's name"));
-        assert_eq!(output(&line("", "/dev/null")).unwrap(), OutputConfig::Raw { path: "/dev/null".into() });
+        assert_eq!(
+            output(&line("", "/dev/null")).unwrap(),
+            OutputConfig::Raw { path: "/dev/null".into(), format: None }
+        );
         assert_eq!(output(&line("", "null")).unwrap(), OutputConfig::Null);
-        assert_eq!(output(&line("", "-")).unwrap(), OutputConfig::Raw { path: "-".into() });
+        assert_eq!(output(&line("", "-")).unwrap(), OutputConfig::Raw { path: "-".into(), format: None });
+        let y4m = OneLine { format: Some(StreamFormat::Y4m), ..line("-", "-") };
+        assert_eq!(input(&y4m).unwrap(), InputConfig::Y4m { path: "-".into() });
+        assert_eq!(output(&y4m).unwrap(), OutputConfig::Y4m { path: "-".into() });
+        assert_eq!(input(&line("in.y4m", "")).unwrap(), InputConfig::Y4m { path: "in.y4m".into() });
+        assert_eq!(output(&line("", "out.Y4M")).unwrap(), OutputConfig::Y4m { path: "out.Y4M".into() });
+        let sized_y4m = OneLine { size: Some("8x6".into()), ..line("in.y4m", "") };
+        assert!(input(&sized_y4m).unwrap_err().contains("--size is for raw frames"));
+        let yuv = OneLine { size: Some("8x6".into()), ..line("clip.yuv", "") };
+        assert_eq!(
+            input(&yuv).unwrap(),
+            InputConfig::Raw { path: "clip.yuv".into(), width: 8, height: 6, format: RawFormat::Yuv420p }
+        );
         assert_eq!(output(&line("", "frames")).unwrap(), OutputConfig::Png { path: "frames".into() });
         assert!(output(&line("", "a.png")).unwrap_err().contains("a png output is a folder of frame-000001.png"));
     }

@@ -4,7 +4,7 @@ mod sandbox;
 
 use crate::config::{Config, OutputConfig, RawFormat};
 use crate::io::MediaError;
-use crate::oneline::OneLine;
+use crate::oneline::{OneLine, StreamFormat};
 use crate::pipeline::{Prepared, Progress, RunError, RunOptions};
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -34,12 +34,13 @@ A chain without a config file (plugins found by name on the search path: --plugi
 $PLUGIN_HOST_PATH, then the plugins installed beside plugin-host):
 
   plugin-host run -i testsrc:1280x720:60 -o frames 'blur radius=5 ! flip axis=horizontal ! invert'
-  ffmpeg -i in.mp4 -f rawvideo -pix_fmt rgba - | \\
-    plugin-host run -i - --size 1280x720 -o - 'invert' | ffplay -f rawvideo -pixel_format rgba -video_size 1280x720 -
+  ffmpeg -i in.mp4 -f yuv4mpegpipe - | \\
+    plugin-host run -i - -o - --format y4m 'invert' | ffmpeg -i - out.mp4
 
-INPUT: testsrc[:WxH[:N]], a .png file, a folder of PNG files, a .rgba/.gray raw file, or -
-(raw frames on stdin); raw frames need --size WxH. OUTPUT: a folder (PNG frames), a .rgba/.gray
-raw file, - (raw frames on stdout) or null. Each plugin's key=value parameters are checked
+INPUT: testsrc[:WxH[:N]], a .y4m file, a .png file, a folder of PNG files, a .rgba/.gray/.yuv
+raw file, or - (stdin: y4m with --format y4m, else raw frames); raw frames need --size WxH.
+OUTPUT: a .y4m file, a folder (PNG frames), a raw file, - (stdout, as --format says) or null.
+Frames are converted where a plugin or the output takes another format, and the run says so. Each plugin's key=value parameters are checked
 against its schema, as in a config file.")]
     Run {
         /// The pipeline config (TOML; paths in it are relative to its folder), or with -i and -o
@@ -51,9 +52,9 @@ against its schema, as in a config file.")]
         /// The chain's output (see below).
         #[arg(short, long, value_name = "OUTPUT", requires = "input")]
         output: Option<String>,
-        /// Raw frames' pixel format (for - and raw files).
-        #[arg(long, value_enum, value_name = "rgba|gray")]
-        format: Option<RawFormatArg>,
+        /// What - carries: y4m, or raw frames in a pixel format (also for raw files).
+        #[arg(long, value_enum, value_name = "y4m|rgba|gray|yuv420p|nv12|yuv420p10le")]
+        format: Option<StreamFormatArg>,
         /// Raw frames' size, WxH.
         #[arg(long, value_name = "WxH")]
         size: Option<String>,
@@ -158,7 +159,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Run { config, input, output, format, size, plugin_path, set, frames, stats_json, quiet, .. } => {
             let loaded = match (input, output) {
                 (Some(input), Some(output)) => {
-                    let format = format.map(RawFormatArg::format);
+                    let format = format.map(StreamFormatArg::format);
                     crate::oneline::config(&OneLine { input, output, chain: config, format, size, plugin_path })
                 }
                 _ => Config::load(Path::new(&config)).and_then(|mut config| {
@@ -273,17 +274,26 @@ fn list(flags: &[PathBuf], json: bool) -> ExitCode {
 
 /// `--format` on the command line.
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
-enum RawFormatArg {
+enum StreamFormatArg {
+    Y4m,
     Rgba,
     Gray,
+    Yuv420p,
+    Nv12,
+    #[value(name = "yuv420p10le", alias = "yuv420p10")]
+    Yuv420p10le,
 }
 
-impl RawFormatArg {
-    fn format(self) -> RawFormat {
-        match self {
-            RawFormatArg::Rgba => RawFormat::Rgba,
-            RawFormatArg::Gray => RawFormat::Gray,
-        }
+impl StreamFormatArg {
+    fn format(self) -> StreamFormat {
+        StreamFormat::Raw(match self {
+            StreamFormatArg::Y4m => return StreamFormat::Y4m,
+            StreamFormatArg::Rgba => RawFormat::Rgba,
+            StreamFormatArg::Gray => RawFormat::Gray,
+            StreamFormatArg::Yuv420p => RawFormat::Yuv420p,
+            StreamFormatArg::Nv12 => RawFormat::Nv12,
+            StreamFormatArg::Yuv420p10le => RawFormat::Yuv420p10le,
+        })
     }
 }
 
@@ -318,7 +328,9 @@ fn run_config(
     // A file or folder holds frames after the run; a stream (stdout, a FIFO) or null does not.
     let output_holds_frames = match &config.output {
         OutputConfig::Png { .. } => true,
-        OutputConfig::Raw { path } => !to_stdout && std::fs::metadata(path).map_or(true, |m| m.is_file()),
+        OutputConfig::Raw { path, .. } | OutputConfig::Y4m { path } => {
+            !to_stdout && std::fs::metadata(path).map_or(true, |m| m.is_file())
+        }
         OutputConfig::Null => false,
     };
     let sandbox = prepared.sandbox_summary();

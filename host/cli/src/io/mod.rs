@@ -1,14 +1,16 @@
 //! Frame sources and sinks: the built-in test pattern, PNG files, raw video (ffmpeg's
-//! `rawvideo`), and the null sink. Sinks write to a temporary name and only put the result in
+//! `rawvideo`), y4m, and the null sink. Sinks write to a temporary name and only put the result in
 //! place when the run ends, so an aborted run never leaves output that looks complete; a failed
 //! run never replaces an output that was already there.
 
 pub mod png_io;
 mod raw;
 mod testsrc;
+pub mod y4m;
 
 use crate::config::{InputConfig, OutputConfig};
-use plugin_sdk::{Frame, OwnedFrame};
+use plugin_sdk::convert::{Colour, Matrix, Range};
+use plugin_sdk::{Frame, OwnedFrame, PixelFormat};
 use std::path::PathBuf;
 
 pub use testsrc::test_pattern;
@@ -34,6 +36,36 @@ pub enum MediaError {
     Output { path: PathBuf, reason: String },
     #[error("frame {frame} cannot be written: {reason}")]
     Frame { frame: u64, reason: String },
+    #[error("{name}: {reason}")]
+    Invalid { name: String, reason: String },
+}
+
+/// What a stream's frames share: their rate, and how their Y'CbCr relates to RGB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamInfo {
+    /// Frames per second as a ratio (`30000:1001`).
+    pub rate: (u32, u32),
+    pub colour: Colour,
+}
+
+impl StreamInfo {
+    /// A stream at `rate` whose frames are `height` rows, colour as [`StreamInfo::guess_colour`].
+    pub fn new(rate: (u32, u32), height: u32) -> Self {
+        Self { rate, colour: Self::guess_colour(height) }
+    }
+
+    /// For video that does not say: BT.601 below 720 rows, BT.709 from 720 up, limited range
+    /// (what players such as mpv and browsers assume).
+    pub fn guess_colour(height: u32) -> Colour {
+        let matrix = if height < 720 { Matrix::Bt601 } else { Matrix::Bt709 };
+        Colour { matrix, range: Range::Limited }
+    }
+
+    /// Presentation time of frame `n` (0-based), in microseconds.
+    pub fn timestamp_us(&self, n: u64) -> i64 {
+        let (num, den) = (self.rate.0.max(1) as u128, self.rate.1 as u128);
+        (n as u128 * 1_000_000 * den / num).min(i64::MAX as u128) as i64
+    }
 }
 
 /// Produces frames in order; `None` at the end.
@@ -42,6 +74,10 @@ pub trait Source: Send {
     fn len_hint(&self) -> Option<u64>;
     /// Width, height and format of the frames.
     fn shape(&self) -> (u32, u32, plugin_sdk::PixelFormat);
+    /// Their rate and colour: 30 frames/s and [`StreamInfo::guess_colour`] unless the source says.
+    fn info(&self) -> StreamInfo {
+        StreamInfo::new((30, 1), self.shape().1)
+    }
     /// Fills `frame` with the next frame; false at the end.
     fn next_into(&mut self, frame: &mut OwnedFrame) -> Result<bool, MediaError>;
     /// For a source that reads frames as they are from a descriptor: reads the next one with
@@ -97,6 +133,11 @@ pub trait Sink {
     fn discards(&self) -> bool {
         false
     }
+    /// The format the sink writes frames of `format` in: the pipeline converts those that
+    /// differ before [`Sink::write`].
+    fn format_for(&self, format: PixelFormat) -> PixelFormat {
+        format
+    }
 }
 
 /// Opens the configured input, checking that it is readable.
@@ -107,15 +148,17 @@ pub fn open_source(input: &InputConfig) -> Result<Box<dyn Source>, MediaError> {
         InputConfig::Raw { path, width, height, format } => {
             Box::new(raw::RawSource::open(path, *width, *height, format.pixel_format())?)
         }
+        InputConfig::Y4m { path } => Box::new(raw::Y4mSource::open(path)?),
     })
 }
 
 /// Prepares the configured output, checking that it is writable; nothing appears at the
 /// output path until [`Sink::finish`].
-pub fn open_sink(output: &OutputConfig) -> Result<Box<dyn Sink>, MediaError> {
+pub fn open_sink(output: &OutputConfig, info: &StreamInfo) -> Result<Box<dyn Sink>, MediaError> {
     Ok(match output {
         OutputConfig::Png { path } => Box::new(png_io::PngSink::create(path)?),
-        OutputConfig::Raw { path } => Box::new(raw::RawSink::create(path)?),
+        OutputConfig::Raw { path, format } => Box::new(raw::RawSink::create(path, format.map(|f| f.pixel_format()))?),
+        OutputConfig::Y4m { path } => Box::new(raw::RawSink::create_y4m(path, *info)?),
         OutputConfig::Null => Box::new(NullSink),
     })
 }
@@ -132,6 +175,20 @@ impl Sink for NullSink {
     fn finish(self: Box<Self>) -> Result<(), MediaError> {
         Ok(())
     }
+}
+
+/// Reads until `buffer` is full or the input ends; how many bytes it read.
+fn read_full(reader: &mut impl std::io::Read, buffer: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buffer.len() {
+        match reader.read(&mut buffer[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
 }
 
 /// A sibling path for work in progress: `<name>.partial-<pid>`.

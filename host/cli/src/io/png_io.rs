@@ -182,6 +182,12 @@ impl PngSink {
 }
 
 impl Sink for PngSink {
+    fn format_for(&self, format: PixelFormat) -> PixelFormat {
+        match format {
+            PixelFormat::Gray8 => format,
+            _ => PixelFormat::Rgba8,
+        }
+    }
     fn write(&mut self, index: u64, frame: &Frame<'_>) -> Result<(), MediaError> {
         // Under a temporary name first: a frame that cannot be written whole (a full disk)
         // leaves nothing behind, and every frame file there is complete.

@@ -1,7 +1,9 @@
-//! Raw video, as `ffmpeg -f rawvideo -pix_fmt rgba|gray` reads and writes it: frames of
-//! width × height pixels back to back, no header.
+//! Raw video, as `ffmpeg -f rawvideo -pix_fmt rgba|gray|yuv420p|…` reads and writes it: frames
+//! of width × height pixels back to back, no header; and y4m streams, which are raw frames with
+//! a header line and a line before each frame (see [`super::y4m`]).
 
-use super::{DirectRead, FrameShape, MediaError, Sink, Source, partial_path};
+use super::y4m::{self, Y4mReader};
+use super::{DirectRead, FrameShape, MediaError, Sink, Source, StreamInfo, partial_path};
 use plugin_sdk::{Frame, OwnedFrame, PixelFormat};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
@@ -19,21 +21,60 @@ pub struct RawSource {
     next: u64,
 }
 
+/// Opens `path` (`-`: a duplicate of stdin's descriptor) to read a stream of `what`.
+fn open_input(path: &Path, what: &str) -> Result<(File, String), MediaError> {
+    if path == Path::new("-") {
+        let stdin = std::io::stdin().as_fd().try_clone_to_owned();
+        let stdin = stdin.map_err(|source| MediaError::Read { path: PathBuf::from("stdin"), source })?;
+        return Ok((File::from(stdin), "stdin".into()));
+    }
+    if path.is_dir() {
+        return Err(MediaError::Output { path: path.to_path_buf(), reason: format!("is a folder, not {what}") });
+    }
+    let file = File::open(path).map_err(|source| MediaError::Read { path: path.to_path_buf(), source })?;
+    Ok((file, path.display().to_string()))
+}
+
+/// Frames of a y4m stream (a file, or `-` for stdin).
+pub struct Y4mSource {
+    reader: Y4mReader,
+}
+
+impl Y4mSource {
+    pub fn open(path: &Path) -> Result<Self, MediaError> {
+        let (file, name) = open_input(path, "a y4m file")?;
+        Ok(Self { reader: Y4mReader::new(Box::new(file), name)? })
+    }
+
+    /// Frames from a y4m stream another program writes.
+    pub fn from_reader(reader: Box<dyn Read + Send>, name: String) -> Result<Self, MediaError> {
+        Ok(Self { reader: Y4mReader::new(reader, name)? })
+    }
+}
+
+impl Source for Y4mSource {
+    fn len_hint(&self) -> Option<u64> {
+        None
+    }
+    fn shape(&self) -> (u32, u32, PixelFormat) {
+        let h = &self.reader.header;
+        (h.width, h.height, h.format)
+    }
+    fn info(&self) -> StreamInfo {
+        self.reader.header.info
+    }
+    fn next_into(&mut self, frame: &mut OwnedFrame) -> Result<bool, MediaError> {
+        self.reader.next_into(frame)
+    }
+}
+
 impl RawSource {
     pub fn open(path: &Path, width: u32, height: u32, format: PixelFormat) -> Result<Self, MediaError> {
         let (reader, name) = if path == Path::new("-") {
-            let stdin = std::io::stdin().as_fd().try_clone_to_owned();
-            let stdin = stdin.map_err(|source| MediaError::Read { path: PathBuf::from("stdin"), source })?;
-            (File::from(stdin), "stdin".into())
+            open_input(path, "a raw video file")?
         } else {
-            if path.is_dir() {
-                return Err(MediaError::Output {
-                    path: path.to_path_buf(),
-                    reason: "is a folder, not a raw video file".into(),
-                });
-            }
-            let file = File::open(path).map_err(|source| MediaError::Read { path: path.to_path_buf(), source })?;
-            let frame = u64::from(width) * u64::from(height) * u64::from(format.bytes_per_pixel());
+            let (file, name) = open_input(path, "a raw video file")?;
+            let frame = format.packed_len(width, height);
             // A file's length is known before any frame moves; a stream's end is found at the end.
             if let Ok(meta) = file.metadata()
                 && meta.is_file()
@@ -52,7 +93,7 @@ impl RawSource {
                 };
                 return Err(MediaError::Output { path: path.to_path_buf(), reason });
             }
-            (file, path.display().to_string())
+            (file, name)
         };
         Ok(Self { reader, name, width, height, format, next: 0 })
     }
@@ -68,15 +109,8 @@ impl Source for RawSource {
     fn next_into(&mut self, frame: &mut OwnedFrame) -> Result<bool, MediaError> {
         let need = self.frame_bytes();
         frame.data.resize(need, 0);
-        let mut got = 0;
-        while got < need {
-            match self.reader.read(&mut frame.data[got..]) {
-                Ok(0) => break,
-                Ok(n) => got += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(source) => return Err(MediaError::Read { path: PathBuf::from(&self.name), source }),
-            }
-        }
+        let got = super::read_full(&mut self.reader, &mut frame.data)
+            .map_err(|source| MediaError::Read { path: PathBuf::from(&self.name), source })?;
         let Some(shape) = self.frame_read(got)? else { return Ok(false) };
         (frame.width, frame.height, frame.stride, frame.format) =
             (shape.width, shape.height, shape.stride, shape.format);
@@ -95,7 +129,7 @@ impl Source for RawSource {
 
 impl RawSource {
     fn frame_bytes(&self) -> usize {
-        (self.width * self.height * self.format.bytes_per_pixel()) as usize
+        self.format.packed_len(self.width, self.height) as usize
     }
 
     /// After reading `got` bytes of the next frame: its shape, `None` at the end, or an error
@@ -111,7 +145,7 @@ impl RawSource {
         let shape = FrameShape {
             width: self.width,
             height: self.height,
-            stride: self.width * self.format.bytes_per_pixel(),
+            stride: self.format.row_bytes(self.width) as u32,
             format: self.format,
             timestamp_us: (self.next * 1_000_000 / 30) as i64,
         };
@@ -132,8 +166,11 @@ pub struct RawSink {
     complete: u64,
     /// A write failed: the file may end in part of a frame, and the buffer hold another part.
     failed: bool,
-    /// The format a file named `.rgba` or `.gray` promises its reader.
+    /// The format frames are written in: the config's, or what a file named `.rgba` or
+    /// `.gray` promises its reader; `None`: as they come.
     promised: Option<PixelFormat>,
+    /// For a y4m stream: its rate and colour, and whether the header is written.
+    y4m: Option<(StreamInfo, bool)>,
 }
 
 enum Destination {
@@ -145,14 +182,33 @@ enum Destination {
 }
 
 impl RawSink {
-    pub fn create(path: &Path) -> Result<Self, MediaError> {
-        let buffered = |writer: Box<dyn Write>| BufWriter::with_capacity(1 << 20, writer);
-        let promised = match path.extension().and_then(|e| e.to_str()) {
+    /// Raw frames in `format` (by default, what a `.rgba` or `.gray` name promises, else as
+    /// the chain gives them).
+    pub fn create(path: &Path, format: Option<PixelFormat>) -> Result<Self, MediaError> {
+        let promised = format.or(match path.extension().and_then(|e| e.to_str()) {
             Some("rgba") => Some(PixelFormat::Rgba8),
             Some("gray") => Some(PixelFormat::Gray8),
             _ => None,
-        };
-        let sink = |writer, destination, file| Self { writer, destination, file, complete: 0, failed: false, promised };
+        });
+        Self::open(path, promised, None)
+    }
+
+    /// A y4m stream of the chain's frames.
+    pub fn create_y4m(path: &Path, info: StreamInfo) -> Result<Self, MediaError> {
+        Self::open(path, None, Some((info, false)))
+    }
+
+    /// A y4m stream into a program's input (ffmpeg encoding it).
+    pub fn y4m_into(writer: Box<dyn Write>, name: PathBuf, info: StreamInfo) -> Self {
+        let writer = BufWriter::with_capacity(1 << 20, writer);
+        let (destination, y4m) = (Destination::Stream(name), Some((info, false)));
+        Self { writer, destination, file: None, complete: 0, failed: false, promised: None, y4m }
+    }
+
+    fn open(path: &Path, promised: Option<PixelFormat>, y4m: Option<(StreamInfo, bool)>) -> Result<Self, MediaError> {
+        let buffered = |writer: Box<dyn Write>| BufWriter::with_capacity(1 << 20, writer);
+        let sink =
+            |writer, destination, file| Self { writer, destination, file, complete: 0, failed: false, promised, y4m };
         if path == Path::new("-") {
             // Frames are bytes a plugin chose: on a terminal they would be escape sequences.
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -204,21 +260,29 @@ impl RawSink {
 }
 
 impl Sink for RawSink {
+    fn format_for(&self, format: PixelFormat) -> PixelFormat {
+        match self.y4m {
+            Some(_) => y4m::y4m_format(format),
+            None => self.promised.unwrap_or(format),
+        }
+    }
     fn write(&mut self, _index: u64, frame: &Frame<'_>) -> Result<(), MediaError> {
-        if let Some(promised) = self.promised.filter(|&f| f != frame.format()) {
-            let (got, name) = (frame.format().name(), self.name());
-            let reason = format!(
-                "its name promises {} frames, but the chain gives {got} frames; name it .{}",
-                promised.name(),
-                if frame.format() == PixelFormat::Gray8 { "gray" } else { "rgba" }
-            );
-            return Err(MediaError::Output { path: name, reason });
+        let mut header = String::new();
+        if let Some((info, written)) = &mut self.y4m
+            && !*written
+        {
+            header = y4m::header_line(frame.width(), frame.height(), frame.format(), info);
+            *written = true;
         }
         let packed = frame.packed();
+        let framing: &[u8] = if self.y4m.is_some() { b"FRAME\n" } else { b"" };
         // Flushed frame by frame, so that a frame counts only once it is in the file whole.
-        let result = self.writer.write_all(&packed).and_then(|()| self.writer.flush());
+        let result = (self.writer.write_all(header.as_bytes()))
+            .and_then(|()| self.writer.write_all(framing))
+            .and_then(|()| self.writer.write_all(&packed))
+            .and_then(|()| self.writer.flush());
         match result {
-            Ok(()) => self.complete += packed.len() as u64,
+            Ok(()) => self.complete += (header.len() + framing.len() + packed.len()) as u64,
             Err(_) => self.failed = true,
         }
         result.map_err(|source| MediaError::Write { path: self.name(), source })
@@ -271,7 +335,7 @@ mod tests {
             std::thread::spawn(move || std::fs::read(fifo).unwrap())
         };
         let frame = OwnedFrame::from_pixels(2, 1, PixelFormat::Rgba8, vec![1, 2, 3, 4, 5, 6, 7, 8]).unwrap();
-        let mut sink = Box::new(RawSink::create(&fifo).unwrap());
+        let mut sink = Box::new(RawSink::create(&fifo, None).unwrap());
         assert!(!sink.uses_stdout());
         sink.write(0, &frame.view()).unwrap();
         sink.write(1, &frame.view()).unwrap();

@@ -9,11 +9,13 @@
 //! validated descriptor. The only copy is on the failure path (a frame passed through a stage
 //! unchanged), and it is counted. Frames keep their order; memory is the ring of lanes.
 
+mod convert;
 mod stage;
 pub mod stats;
 
 use crate::config::{Config, ConfigError};
-use crate::io::{self, FrameShape, MediaError, Sink, Source};
+use crate::io::{self, FrameShape, MediaError, Sink, Source, StreamInfo};
+use convert::{ConversionLog, Converter};
 use plugin_host::ipc::region::{Buffer, Lane, Region};
 use plugin_host::process::{PluginError, StartFailure};
 use plugin_sdk::abi::FrameDesc;
@@ -94,6 +96,10 @@ pub struct Prepared {
     stages: Vec<Stage>,
     region: Region,
     options: RunOptions,
+    info: StreamInfo,
+    /// The format the input's frames are converted to for the first plugin, if it takes another.
+    source_convert: Option<plugin_sdk::PixelFormat>,
+    conversions: ConversionLog,
 }
 
 impl Prepared {
@@ -136,21 +142,33 @@ impl Prepared {
                 },
             )?);
         }
+        let info = source.info();
+        let conversions = ConversionLog::default();
+        for stage in &mut stages {
+            stage.convert_with(info.colour, conversions.clone());
+        }
+        let mut source_convert = None;
         if let Some(first) = stages.first()
             && let Some(process) = first.processes().next()
-            && !process.description().accepts(format)
         {
-            return Err(config
-                .error(format!(
-                    "plugin \"{}\" does not accept the input's {} frames (it takes {})",
-                    first.config.name,
-                    format.name(),
-                    process.description().formats.join(", ")
-                ))
-                .into());
+            let takes = process.description();
+            match convert::nearest(format, |f| takes.accepts(f)) {
+                Some(to) if to != format => source_convert = Some(to),
+                Some(_) => {}
+                None => {
+                    return Err(config
+                        .error(format!(
+                            "plugin \"{}\" takes none of the formats the input's {} frames convert to (it takes {})",
+                            first.config.name,
+                            format.name(),
+                            takes.formats.join(", ")
+                        ))
+                        .into());
+                }
+            }
         }
-        let sink = io::open_sink(&config.output).map_err(|e| config.error(format!("output: {e}")))?;
-        Ok(Self { source, sink, stages, region, options })
+        let sink = io::open_sink(&config.output, &info).map_err(|e| config.error(format!("output: {e}")))?;
+        Ok(Self { source, sink, stages, region, options, info, source_convert, conversions })
     }
 
     /// One line on the plugins' sandboxes, for the run's summary.
@@ -169,7 +187,7 @@ impl Prepared {
     /// frame written) is put in place, or kept beside an output that was already there
     /// ([`RunStats::output_kept_aside`]), and the error says what failed.
     pub fn run(self, progress: &mut dyn Progress) -> (RunStats, Result<(), RunError>) {
-        let Prepared { mut source, mut sink, stages, region, options } = self;
+        let Prepared { mut source, mut sink, stages, region, options, info, source_convert, conversions } = self;
         let started = Instant::now();
         let total = match (source.len_hint(), options.max_frames) {
             (Some(n), Some(m)) => Some(n.min(m)),
@@ -193,6 +211,8 @@ impl Prepared {
         let counted = Arc::clone(&frames_in);
         let max_frames = options.max_frames;
         let first_view = region.clone();
+        let first_name = stages.first().map(|s| s.config.name.clone()).unwrap_or_default();
+        let mut source_converter = Converter::new(format!("before \"{first_name}\""), info.colour, conversions.clone());
         let source_thread = std::thread::spawn(move || -> Result<(), RunError> {
             let mut n = 0u64;
             let mut decoded = OwnedFrame::new(0, 0, plugin_sdk::PixelFormat::Rgba8);
@@ -212,16 +232,26 @@ impl Prepared {
                 // which is then copied in.
                 let mut read_into_lane =
                     |fd: std::os::fd::BorrowedFd<'_>, len| first_view.fill_from_fd(&mut lane, Buffer::Input, len, fd);
-                let shape = match source.next_direct(&mut read_into_lane) {
+                let direct = match source_convert {
+                    None => source.next_direct(&mut read_into_lane),
+                    Some(_) => None,
+                };
+                let shape = match direct {
                     Some(read) => read.map_err(|e| match plugin_host::sys::signals::stop_requested() {
                         true => RunError::Interrupted,
                         false => e.into(),
                     })?,
                     None => match source.next_into(&mut decoded)? {
                         true => {
-                            let shape = FrameShape::of(&decoded);
+                            let frame = match source_convert {
+                                Some(to) => source_converter
+                                    .convert(&decoded.view(), to)
+                                    .map_err(|reason| MediaError::Frame { frame: n + 1, reason })?,
+                                None => &decoded,
+                            };
+                            let shape = FrameShape::of(frame);
                             let bytes = lane_desc(shape, 0).byte_len() as usize;
-                            first_view.write_pixels(&mut lane, Buffer::Input, &decoded.data[..bytes]);
+                            first_view.write_pixels(&mut lane, Buffer::Input, &frame.data[..bytes]);
                             Some(shape)
                         }
                         false => None,
@@ -258,22 +288,23 @@ impl Prepared {
         // The last stage's process can still write the buffer: the sink encodes its own copy.
         let mut pixels = Vec::new();
         let discards = sink.discards();
+        let mut sink_converter = Converter::new("before the output".into(), info.colour, conversions.clone());
         for Carried { frame, lane, desc, reading } in upstream.iter() {
             let written = if discards {
                 // Like ffmpeg's null muxer: the frame is done with, unread.
                 Ok(())
             } else {
                 sink_view.read_pixels(&lane, Buffer::Input, desc.byte_len() as usize, &mut pixels);
-                Frame::new(
-                    &pixels,
-                    desc.width,
-                    desc.height,
-                    desc.stride,
-                    plugin_sdk::PixelFormat::from_u32(desc.format).unwrap_or(plugin_sdk::PixelFormat::Rgba8),
-                    desc.timestamp_us,
-                )
-                .map_err(|e| MediaError::Frame { frame, reason: e.0 })
-                .and_then(|view| sink.write(frame - 1, &view))
+                let format = plugin_sdk::PixelFormat::from_u32(desc.format).unwrap_or(plugin_sdk::PixelFormat::Rgba8);
+                Frame::new(&pixels, desc.width, desc.height, desc.stride, format, desc.timestamp_us)
+                    .map_err(|e| MediaError::Frame { frame, reason: e.0 })
+                    .and_then(|view| match sink.format_for(format) {
+                        to if to == format => sink.write(frame - 1, &view),
+                        to => match sink_converter.convert(&view, to) {
+                            Ok(converted) => sink.write(frame - 1, &converted.view()),
+                            Err(reason) => Err(MediaError::Frame { frame, reason }),
+                        },
+                    })
             };
             drop(reading);
             let _ = free_tx.send(lane);
@@ -334,8 +365,17 @@ impl Prepared {
         };
         let wall_s = started.elapsed().as_secs_f64();
         let copies = plugins.iter().map(|p| p.copies).sum();
-        let stats =
-            RunStats { frames_in, frames_out, wall_s, host_faults_per_frame, copies, plugins, output_kept_aside };
+        let conversions = conversions.take();
+        let stats = RunStats {
+            frames_in,
+            frames_out,
+            wall_s,
+            host_faults_per_frame,
+            copies,
+            plugins,
+            conversions,
+            output_kept_aside,
+        };
         (stats, first_error.map_or(Ok(()), Err))
     }
 }

@@ -7,10 +7,11 @@
 //! its bands of the frames still in flight again; the other workers' bands stand. A worker that
 //! stays down is left out, and the bands are cut among those that run.
 
+use super::convert::{self, ConversionLog, Converter};
 use super::stats::PluginStats;
 use super::{Carried, Reading, RunOptions, WARM_UP_FRAMES};
 use crate::config::{OnError, PluginConfig};
-use plugin_host::ipc::region::{Lane, Region};
+use plugin_host::ipc::region::{Buffer, Lane, Region};
 use plugin_host::process::{BandTicket, ErrorKind, PluginError, PluginProcess, PluginSpec, RunnerStats, Violation};
 use plugin_sdk::abi::{FrameDesc, band_rows};
 use std::collections::VecDeque;
@@ -29,6 +30,10 @@ pub(super) struct Stage {
     spare_bands: Vec<Vec<Band>>,
     /// The output descriptors of a frame's bands as they come back (reused likewise).
     band_outputs: Vec<(usize, FrameDesc)>,
+    /// Converts frames in a format the plugin does not take (see [`Stage::convert_with`]).
+    converter: Option<Converter>,
+    /// A frame's pixels copied out of the lane to be converted.
+    unconverted: Vec<u8>,
 }
 
 /// One process of a stage, and its own restart history.
@@ -139,10 +144,43 @@ impl Stage {
         workers.insert(0, Worker::new(first));
         let stats = PluginStats { workers: workers.len() as u32, ..PluginStats::new(&config.name) };
         let (spare_bands, band_outputs) = (Vec::new(), Vec::new());
-        Ok(Self { config: config.clone(), workers, region: views[0].clone(), stats, spare_bands, band_outputs })
+        Ok(Self {
+            config: config.clone(),
+            workers,
+            region: views[0].clone(),
+            stats,
+            spare_bands,
+            band_outputs,
+            converter: None,
+            unconverted: Vec::new(),
+        })
     }
 
     /// The running processes (for descriptions and sandbox reports).
+    /// Frames that arrive in a format the plugin does not take are converted (with `colour`
+    /// for Y'CbCr) and counted in `log`.
+    pub(super) fn convert_with(&mut self, colour: plugin_sdk::convert::Colour, log: ConversionLog) {
+        self.converter = Some(Converter::new(format!("before \"{}\"", self.config.name), colour, log));
+    }
+
+    /// Converts the lane's input in place to a format the plugin takes, when it takes another:
+    /// copied out once, converted, written back (the lane's buffers hold any format of the
+    /// frame's size). `None`: it cannot be (the plugin then refuses the frame).
+    fn convert_input(&mut self, lane: &mut Lane, desc: FrameDesc) -> Option<FrameDesc> {
+        let format = plugin_sdk::PixelFormat::from_u32(desc.format)?;
+        let takes = self.processes().next()?.description();
+        let to = convert::nearest(format, |f| takes.accepts(f)).filter(|to| *to != format)?;
+        let converter = self.converter.as_mut()?;
+        self.region.read_pixels(lane, Buffer::Input, desc.byte_len() as usize, &mut self.unconverted);
+        let frame =
+            plugin_sdk::Frame::new(&self.unconverted, desc.width, desc.height, desc.stride, format, desc.timestamp_us)
+                .ok()?;
+        let converted = converter.convert(&frame, to).ok()?;
+        self.region.write_pixels(lane, Buffer::Input, &converted.data);
+        let stride = converted.stride;
+        Some(FrameDesc { stride, format: to as u32, ..desc })
+    }
+
     pub(super) fn processes(&self) -> impl Iterator<Item = &PluginProcess> {
         self.workers.iter().filter_map(|w| w.process.as_ref())
     }
@@ -457,7 +495,10 @@ impl Stage {
         free: &Sender<Lane>,
         busy: bool,
     ) -> Result<Option<Pending>, PluginError> {
-        let Carried { frame, lane, desc, reading } = carried;
+        let Carried { frame, mut lane, mut desc, reading } = carried;
+        if let Some(converted) = self.convert_input(&mut lane, desc) {
+            desc = converted;
+        }
         let running = self.workers.iter().filter(|w| w.process.is_some()).count() as u32;
         let mut bands = self.spare_bands.pop().unwrap_or_default();
         let mut error = None;

@@ -126,6 +126,18 @@ pub fn nearest_rank<T: Copy>(sorted: &[T], q: f64) -> Option<T> {
     sorted.get(rank - 1).copied()
 }
 
+/// Frames converted at one place of the chain from one format to another.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Conversion {
+    /// Where: `before "blur"`, or `before the output`.
+    pub place: String,
+    pub from: String,
+    pub to: String,
+    /// The Y'CbCr matrix and range used (`bt709 limited range`).
+    pub colour: String,
+    pub frames: u64,
+}
+
 /// The whole run.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunStats {
@@ -137,6 +149,8 @@ pub struct RunStats {
     /// Frame copies between lane buffers over the whole chain (0 on the zero-copy path).
     pub copies: u64,
     pub plugins: Vec<PluginStats>,
+    /// Frames the host converted from one pixel format to another, and where.
+    pub conversions: Vec<Conversion>,
     /// After a failed run over an existing output: where this run's frames were kept instead.
     pub output_kept_aside: Option<std::path::PathBuf>,
 }
@@ -196,7 +210,12 @@ impl RunStats {
             self.fps(),
             self.host_faults_per_frame,
             self.plugins.iter().map(|p| format!(", {} {:.2}", p.name, p.plugin_faults_per_frame)).collect::<String>()
-        )
+        )?;
+        for c in &self.conversions {
+            let frames = if c.frames == 1 { "frame" } else { "frames" };
+            writeln!(out, "converted {} {frames} {} -> {} {} ({})", c.frames, c.from, c.to, c.place, c.colour)?;
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,146 @@
+//! Video people's formats end to end: y4m in and out (size, rate and range from the stream, no
+//! flags), Y'CbCr frames through plugins that take them and converted, exactly and said, for
+//! those that do not.
+
+use crate::support::*;
+use plugin_sdk::convert::{Colour, Matrix, Range, convert};
+use plugin_sdk::{OwnedFrame, PixelFormat};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn scratch(name: &str) -> PathBuf {
+    scratch_dir("media", name)
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `plugin-host ARGS` in `dir`, example plugins on the search path, `stdin` fed to it.
+fn host(dir: &Path, args: &[&str], stdin: Vec<u8>) -> Output {
+    let mut child = Command::new(host_bin())
+        .args(args)
+        .current_dir(dir)
+        .env("PLUGIN_HOST_PATH", root().join("target/plugins"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    std::thread::spawn(move || {
+        let _ = pipe.write_all(&stdin);
+    });
+    child.wait_with_output().unwrap()
+}
+
+fn y4m(header: &str, frames: &[OwnedFrame]) -> Vec<u8> {
+    let mut bytes = format!("{header}\n").into_bytes();
+    for frame in frames {
+        bytes.extend_from_slice(b"FRAME\n");
+        bytes.extend_from_slice(&frame.packed());
+    }
+    bytes
+}
+
+fn to(frame: &OwnedFrame, format: PixelFormat, colour: Colour) -> OwnedFrame {
+    let mut out = OwnedFrame::new(frame.width, frame.height, format);
+    convert(&frame.view(), &mut out.view_mut(), format, colour).unwrap();
+    out
+}
+
+/// Splits a y4m stream into its header line and its frames' bytes.
+fn frames_of(stream: &[u8], frame_bytes: usize) -> (String, Vec<Vec<u8>>) {
+    let end = stream.iter().position(|&b| b == b'\n').expect("a header line");
+    let header = String::from_utf8(stream[..end].to_vec()).unwrap();
+    let mut rest = &stream[end + 1..];
+    let mut frames = Vec::new();
+    while !rest.is_empty() {
+        assert!(rest.starts_with(b"FRAME\n"), "a frame starts with FRAME");
+        frames.push(rest[6..6 + frame_bytes].to_vec());
+        rest = &rest[6 + frame_bytes..];
+    }
+    (header, frames)
+}
+
+#[test]
+fn y4m_through_an_rgba_plugin_keeps_size_rate_and_range_and_converts_exactly() {
+    let dir = scratch("y4m-rgba");
+    let (width, height) = (33, 17);
+    // Any bytes are valid 8-bit Y'CbCr samples.
+    let inputs: Vec<OwnedFrame> = (0..3).map(|i| noise_frame(width, height, 0, PixelFormat::Yuv420p, i)).collect();
+    let stream = y4m(&format!("YUV4MPEG2 W{width} H{height} F30000:1001 Ip A1:1 C420jpeg XYSCSS=420JPEG"), &inputs);
+    let output = host(&dir, &["run", "-i", "-", "-o", "-", "--format", "y4m", "threshold level=100"], stream);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = stderr(&output);
+    assert!(said.contains("converted 3 frames yuv420p -> rgba8 before \"threshold\" (bt601 limited range)"), "{said}");
+    assert!(said.contains("converted 3 frames rgba8 -> yuv420p before the output (bt601 limited range)"), "{said}");
+
+    // Below 720 rows and without a colour tag: BT.601, limited range.
+    let colour = Colour { matrix: Matrix::Bt601, range: Range::Limited };
+    let frame_bytes = PixelFormat::Yuv420p.packed_len(width, height) as usize;
+    let (header, frames) = frames_of(&output.stdout, frame_bytes);
+    assert!(header.starts_with(&format!("YUV4MPEG2 W{width} H{height} F30000:1001 ")), "{header}");
+    assert!(header.contains("C420jpeg") && header.contains("XCOLORRANGE=LIMITED"), "{header}");
+    assert_eq!(frames.len(), 3);
+    for (input, got) in inputs.iter().zip(&frames) {
+        let mut rgba = to(input, PixelFormat::Rgba8, colour);
+        for pixel in rgba.data.chunks_exact_mut(4) {
+            let white = plugin_sdk::luma_bt709(pixel[0], pixel[1], pixel[2]) >= 100;
+            pixel[..3].fill(if white { 255 } else { 0 });
+        }
+        let expected = to(&rgba, PixelFormat::Yuv420p, colour);
+        assert!(got == &expected.data, "the frame is the reference's, byte for byte");
+    }
+}
+
+#[test]
+fn a_full_range_ten_bit_y4m_file_goes_to_png_in_its_own_colours() {
+    let dir = scratch("y4m-10bit");
+    let (width, height) = (10, 6);
+    let rgba = plugin_sdk::testing::gradient(width, height, PixelFormat::Rgba8);
+    let colour = Colour { matrix: Matrix::Bt601, range: Range::Full };
+    let ten = to(&rgba, PixelFormat::Yuv420p10, colour);
+    let stream = y4m(&format!("YUV4MPEG2 W{width} H{height} F25:1 Ip C420p10 XCOLORRANGE=FULL"), &[ten.clone()]);
+    std::fs::write(dir.join("in.y4m"), stream).unwrap();
+    // Zero plugins: the output's conversion alone.
+    let config = "[input]\nkind = \"y4m\"\npath = \"in.y4m\"\n[output]\nkind = \"png\"\npath = \"frames\"\n";
+    std::fs::write(dir.join("p.toml"), config).unwrap();
+    let output = host(&dir, &["run", "p.toml"], Vec::new());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(said.contains("converted 1 frame yuv420p10 -> rgba8 before the output (bt601 full range)"), "{said}");
+    let written = written_frames(&dir.join("frames"));
+    assert_eq!(written.len(), 1);
+    assert_eq!(written[0].1, to(&ten, PixelFormat::Rgba8, colour));
+}
+
+#[test]
+fn bad_y4m_is_one_sentence_exit_2_and_no_output() {
+    let dir = scratch("y4m-bad");
+    let cases: [(&str, &[u8]); 4] = [
+        ("C444", b"YUV4MPEG2 W8 H8 F25:1 C444\nFRAME\n"),
+        ("not a y4m stream", b"RIFF....WAVEfmt \n"),
+        ("no W or H", b"YUV4MPEG2 H8 F25:1\n"),
+        ("interlaced", b"YUV4MPEG2 W8 H8 It\n"),
+    ];
+    for (culprit, bytes) in cases {
+        std::fs::write(dir.join("in.y4m"), bytes).unwrap();
+        let output = host(&dir, &["run", "-i", "in.y4m", "-o", "out.y4m", "invert"], Vec::new());
+        assert_eq!(output.status.code(), Some(2), "{culprit}: {}", stderr(&output));
+        let said = stderr(&output);
+        assert!(said.contains("in.y4m") && said.contains(culprit), "{culprit}: {said}");
+        assert_eq!(said.trim().lines().count(), 1, "one sentence: {said}");
+        assert!(!said.contains("panicked"));
+        assert!(!dir.join("out.y4m").exists(), "{culprit}: nothing written");
+    }
+    // A frame cut short: the complete frames stay, the cut one is named.
+    let frame = noise_frame(8, 8, 0, PixelFormat::Yuv420p, 1);
+    let mut bytes = y4m("YUV4MPEG2 W8 H8 F25:1 C420jpeg", &[frame.clone(), frame]);
+    bytes.truncate(bytes.len() - 10);
+    std::fs::write(dir.join("in.y4m"), bytes).unwrap();
+    let output = host(&dir, &["run", "-i", "in.y4m", "-o", "out.y4m", "flip"], Vec::new());
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(stderr(&output).contains("ends inside frame 2"), "{}", stderr(&output));
+}
