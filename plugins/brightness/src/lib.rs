@@ -6,7 +6,32 @@
 //! once in `new`. Where a 16.16 fixed-point form reproduces all 256 entries exactly (1,114 of
 //! 1,116 parameter pairs in the test grid), a frame is arithmetic that vectorises instead of a
 //! lookup per byte: 2.7–3.0 ms a 1080p frame here against 3.7–4.0 ms; else the table.
+//!
+//! `yuv420p` frames: the same adjustment, in the same units, of luma only; chroma is copied.
+//! Luma codes are taken as limited range (the SDK's and ffmpeg's default for `yuv420p`), so a
+//! code `Y` stands for the value `v = (Y − 16) × 255 / 219` on the 0..=255 scale the parameters
+//! use, and becomes `((v − 128) × contrast + 128 + brightness) × 219 / 255 + 16`, computed in
+//! `f64` in that order, rounded as above and clamped to 0..=255 ([`adjust_luma`]: a second
+//! table, with its own arithmetic form, which fits every pair in the test grid).
+//!
+//! How it relates to the `rgba8` path: a gray pixel comes out as that path makes it, and with
+//! `contrast` 1 so does any pixel that path does not clip, because adding the same amount to
+//! red, green and blue adds it to luma and leaves chroma as it was (shown as RGBA, within 1 of
+//! rounding; the tests check both). Contrast is where the two differ: on `rgba8` it scales each
+//! pixel's distance from gray too, so colours grow more or less vivid; here colour is kept, as
+//! ffmpeg's `eq` keeps it. Codes outside 16..=235 stay codes (they are not clamped to the legal
+//! range), so the defaults change nothing; shown as RGBA they clip where the `rgba8` path would.
+//!
+//! How it relates to ffmpeg: it is bit for bit
+//! `lutyuv=y='clip(round((((val-16)*255/219-128)*CONTRAST+128+BRIGHTNESS)*219/255+16),0,255)':u=val:v=val`.
+//! `eq=brightness=B:contrast=C`, the nearest built-in filter, also changes luma only, but it
+//! works on the codes as they are: it adds about `255 × B` codes (16 % more than the same step
+//! here, since the limited range spans 219 codes, not 255), pivots contrast on code 128 instead
+//! of mid-gray (125.9) and rounds in its own fixed point, so it is close but not the same.
+//!
+//! Bands: luma rows `rows`, and the chroma rows they cover, `abi::chroma_rows(rows)`, copied.
 
+use plugin_sdk::abi::chroma_rows;
 use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
 use std::ops::Range;
 
@@ -14,6 +39,10 @@ pub struct Brightness {
     table: [u8; 256],
     /// The table as arithmetic, when that reproduces it exactly.
     linear: Option<Linear>,
+    /// The table of limited-range luma codes ([`adjust_luma`]), for `yuv420p`.
+    luma_table: [u8; 256],
+    /// That table as arithmetic, when that reproduces it exactly.
+    luma_linear: Option<Linear>,
 }
 
 /// The table as `clamp((v × m + k) >> 16, 0, 255)`: per byte a multiply, an add and a shift,
@@ -29,8 +58,14 @@ impl Linear {
     /// The fixed-point form of `(v − 128) × contrast + 128 + brightness`, rounded half up, if one
     /// of the nearest offsets matches `table` everywhere.
     fn of(table: &[u8; 256], brightness: i64, contrast: f64) -> Option<Linear> {
-        let m = (contrast * 65536.0).round() as i32;
-        let k = ((128.0 + brightness as f64 - 128.0 * contrast + 0.5) * 65536.0).floor() as i32;
+        Linear::fit(table, contrast, 128.0 + brightness as f64 - 128.0 * contrast)
+    }
+
+    /// The fixed-point form of `v × slope + offset`, rounded half up, if one of the nearest
+    /// offsets matches `table` everywhere.
+    fn fit(table: &[u8; 256], slope: f64, offset: f64) -> Option<Linear> {
+        let m = (slope * 65536.0).round() as i32;
+        let k = ((offset + 0.5) * 65536.0).floor() as i32;
         [k, k - 1, k + 1]
             .into_iter()
             .map(|k| Linear { m, k })
@@ -49,6 +84,14 @@ pub fn adjust(v: u8, brightness: i64, contrast: f64) -> u8 {
     value.round().clamp(0.0, 255.0) as u8
 }
 
+/// The adjusted value of a limited-range luma code `y`: the code as a value on 0..=255,
+/// `v = (y − 16) × 255 / 219`, adjusted as [`adjust`] does, `(v − 128) × contrast + 128 +
+/// brightness`, and back to a code, `× 219 / 255 + 16`; rounded, clamped to 0..=255.
+pub fn adjust_luma(y: u8, brightness: i64, contrast: f64) -> u8 {
+    let value = ((y as f64 - 16.0) * 255.0 / 219.0 - 128.0) * contrast + 128.0 + brightness as f64;
+    (value * 219.0 / 255.0 + 16.0).round().clamp(0.0, 255.0) as u8
+}
+
 impl Plugin for Brightness {
     fn params() -> Vec<ParamSpec> {
         vec![
@@ -59,7 +102,7 @@ impl Plugin for Brightness {
     }
 
     fn formats() -> &'static [PixelFormat] {
-        &[PixelFormat::Rgba8, PixelFormat::Gray8]
+        &[PixelFormat::Rgba8, PixelFormat::Gray8, PixelFormat::Yuv420p]
     }
 
     fn new(params: &Params) -> Result<Self, PluginError> {
@@ -68,7 +111,16 @@ impl Plugin for Brightness {
         for (v, entry) in table.iter_mut().enumerate() {
             *entry = adjust(v as u8, brightness, contrast);
         }
-        Ok(Brightness { linear: Linear::of(&table, brightness, contrast), table })
+        let luma_table: [u8; 256] = std::array::from_fn(|y| adjust_luma(y as u8, brightness, contrast));
+        // `v × contrast + offset` in codes: the formula of `adjust_luma` multiplied out.
+        let (mid, scale) = (16.0 + 128.0 * 219.0 / 255.0, 219.0 / 255.0);
+        let luma_offset = 16.0 + (128.0 + brightness as f64) * scale - mid * contrast;
+        Ok(Brightness {
+            linear: Linear::of(&table, brightness, contrast),
+            table,
+            luma_linear: Linear::fit(&luma_table, contrast, luma_offset),
+            luma_table,
+        })
     }
 
     fn band_context(&self) -> Option<u32> {
@@ -81,6 +133,10 @@ impl Plugin for Brightness {
 
     fn process_rows(&mut self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) -> Result<(), PluginError> {
         output.set_shape(input.width(), input.height(), input.format())?;
+        if input.format() == PixelFormat::Yuv420p {
+            self.process_yuv420p(input, output, rows);
+            return Ok(());
+        }
         let table = &self.table;
         for y in rows {
             let (src, dst) = (input.row(y), output.row_mut(y));
@@ -110,6 +166,26 @@ impl Plugin for Brightness {
             }
         }
         Ok(())
+    }
+}
+
+impl Brightness {
+    /// Luma rows `rows` through the luma table; the chroma rows they cover copied.
+    fn process_yuv420p(&self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) {
+        let (src, mut dst) = (input.plane(0), output.plane_mut(0));
+        for y in rows.clone() {
+            let (s, d) = (src.row(y), dst.row_mut(y));
+            match self.luma_linear {
+                Some(f) => d.iter_mut().zip(s).for_each(|(d, s)| *d = f.apply(*s)),
+                None => d.iter_mut().zip(s).for_each(|(d, s)| *d = self.luma_table[*s as usize]),
+            }
+        }
+        for plane in 1..3 {
+            let (src, mut dst) = (input.plane(plane), output.plane_mut(plane));
+            for y in chroma_rows(rows.clone()) {
+                dst.row_mut(y).copy_from_slice(src.row(y));
+            }
+        }
     }
 }
 
@@ -230,6 +306,175 @@ mod tests {
         for contrast in [1.0, 1.7] {
             let params = [("brightness", ParamValue::Int(20)), ("contrast", ParamValue::Float(contrast))];
             testing::assert_bands_match::<Brightness>(&params, &input);
+        }
+    }
+
+    #[test]
+    fn the_luma_arithmetic_form_equals_the_luma_table_whenever_it_is_used() {
+        let (mut found, mut pairs) = (0, 0);
+        for brightness in (-255..=255).step_by(17) {
+            for contrast in (0..=40).map(|c| c as f64 / 10.0).chain([0.33, 1.07, 2.5]) {
+                let plugin =
+                    Brightness::new(&testing::params_for::<Brightness>(&params(brightness, contrast))).unwrap();
+                pairs += 1;
+                if let Some(f) = plugin.luma_linear {
+                    found += 1;
+                    assert!(
+                        (0..=255u8).all(|v| f.apply(v) == plugin.luma_table[v as usize]),
+                        "{brightness} {contrast}"
+                    );
+                }
+            }
+        }
+        println!("luma arithmetic form for {found} of {pairs} parameter pairs");
+        for (brightness, contrast) in [(0, 1.0), (20, 1.2), (-40, 0.8)] {
+            let plugin = Brightness::new(&testing::params_for::<Brightness>(&params(brightness, contrast))).unwrap();
+            assert!(plugin.luma_linear.is_some(), "{brightness} {contrast}");
+        }
+    }
+
+    /// Sample `(x, y)` of plane `p` of a `yuv420p` frame, found as docs/abi.md lays the planes
+    /// out: Y, `stride` bytes a row, then Cb and Cr, `ceil(stride / 2)` bytes a row.
+    fn sample(frame: &OwnedFrame, p: usize, x: u32, y: u32) -> u8 {
+        let (stride, height) = (frame.stride as usize, frame.height as usize);
+        let chroma_stride = stride.div_ceil(2);
+        let (start, row) = match p {
+            0 => (0, stride),
+            1 => (stride * height, chroma_stride),
+            _ => (stride * height + chroma_stride * height.div_ceil(2), chroma_stride),
+        };
+        frame.data[start + y as usize * row + x as usize]
+    }
+
+    /// Per sample, straight from the formula, no table: luma code to a 0..=255 value, adjusted
+    /// as on RGB, back to a code; chroma as it was. The planes packed one after another.
+    fn yuv_reference(input: &OwnedFrame, brightness: i64, contrast: f64) -> Vec<u8> {
+        let (w, h) = (input.width, input.height);
+        let mut out = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let value = (sample(input, 0, x, y) as f64 - 16.0) * 255.0 / 219.0;
+                let adjusted = (value - 128.0) * contrast + 128.0 + brightness as f64;
+                out.push((adjusted * 219.0 / 255.0 + 16.0).round().clamp(0.0, 255.0) as u8);
+            }
+        }
+        for p in 1..3 {
+            for y in 0..h.div_ceil(2) {
+                for x in 0..w.div_ceil(2) {
+                    out.push(sample(input, p, x, y));
+                }
+            }
+        }
+        out
+    }
+
+    /// Odd and even sizes, with and without stride padding (which noise fills too).
+    const YUV_SHAPES: [(u32, u32, u32); 6] = [(37, 23, 0), (37, 23, 11), (1, 1, 0), (2, 2, 3), (5, 3, 1), (64, 9, 0)];
+    const SETTINGS: [(i64, f64); 8] =
+        [(0, 1.0), (40, 1.0), (-75, 1.5), (10, 0.5), (-255, 4.0), (255, 0.0), (3, 0.37), (20, 1.07)];
+
+    #[test]
+    fn yuv420p_matches_the_per_sample_reference() {
+        for (seed, (w, h, pad)) in YUV_SHAPES.into_iter().enumerate() {
+            let input = testing::noise(w, h, w + pad, PixelFormat::Yuv420p, seed as u32);
+            for (b, c) in SETTINGS {
+                let output = testing::run::<Brightness>(&params(b, c), &input).unwrap();
+                assert_eq!(output.format, PixelFormat::Yuv420p);
+                assert_eq!(output.packed(), yuv_reference(&input, b, c), "{w}x{h} + {pad}, b={b} c={c}");
+            }
+        }
+        let input = testing::noise(37, 23, 40, PixelFormat::Yuv420p, 1);
+        assert!(testing::run::<Brightness>(&[], &input).unwrap().same_pixels(&input), "the defaults change nothing");
+    }
+
+    #[test]
+    fn yuv420p_shows_what_rgba_shows() {
+        // Shown as RGBA, the yuv420p output is the RGBA output of the same picture, within the
+        // rounding of the conversions (which contrast above 1 magnifies, as the RGBA path starts
+        // from rounded RGB): on a ramp of every gray for every setting, and with contrast 1 on
+        // colours in 2x2 blocks (so that 4:2:0 loses nothing) that stay within 0..=255.
+        let ramp: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v, 255]).collect();
+        let ramp = OwnedFrame::from_pixels(16, 16, PixelFormat::Rgba8, ramp).unwrap();
+        let mut blocks = OwnedFrame::new(38, 24, PixelFormat::Rgba8);
+        for (i, p) in blocks.data.chunks_exact_mut(4).enumerate() {
+            let (bx, by) = ((i % 38 / 2) as u32, (i / 38 / 2) as u32);
+            let channel = |k: u32| (60 + k % 136) as u8;
+            p.copy_from_slice(&[channel(bx * 13), channel(by * 29), channel((bx + by) * 7), 255]);
+        }
+        let settings: [(i64, f64); 8] =
+            [(0, 1.0), (40, 1.0), (-60, 1.0), (20, 1.2), (-40, 0.8), (10, 0.5), (0, 0.0), (255, 1.0)];
+        for (b, c) in settings {
+            for (what, picture) in [("gray", &ramp), ("colour", &blocks)] {
+                if what == "colour" && (c != 1.0 || b.abs() > 60) {
+                    continue; // the RGBA path scales or clips colour here; this one cannot
+                }
+                let input = testing::to_format(picture, PixelFormat::Yuv420p);
+                let in_yuv = testing::to_rgba(&testing::run::<Brightness>(&params(b, c), &input).unwrap());
+                let in_rgba = testing::run::<Brightness>(&params(b, c), &testing::to_rgba(&input)).unwrap();
+                let tolerance = if c > 1.0 { 2 } else { 1 };
+                let report = testing::compare(&in_rgba, &in_yuv, tolerance);
+                assert!(report.matches(), "{what}, b={b} c={c}: {report}");
+            }
+        }
+    }
+
+    #[test]
+    fn yuv420p_bands_give_the_whole_frame_result() {
+        for (b, c) in [(20, 1.0), (20, 1.7), (-3, 0.37)] {
+            let input = testing::noise(37, 23, 40, PixelFormat::Yuv420p, 5);
+            testing::assert_bands_match::<Brightness>(&params(b, c), &input);
+            testing::assert_bands_match::<Brightness>(&params(b, c), &testing::noise(6, 7, 6, PixelFormat::Yuv420p, 6));
+        }
+    }
+
+    /// `input` (yuv420p) through ffmpeg's `-vf filter`, or `None` (said on stdout) when
+    /// `ffmpeg` is not on PATH.
+    fn ffmpeg_yuv420p(input: &OwnedFrame, filter: &str) -> Option<OwnedFrame> {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let size = format!("{}x{}", input.width, input.height);
+        let raw = ["-f", "rawvideo", "-pix_fmt", "yuv420p"];
+        let child = Command::new("ffmpeg")
+            .args(["-nostdin", "-loglevel", "error"])
+            .args(raw)
+            .args(["-s", &size, "-i", "pipe:0", "-vf", filter])
+            .args(raw)
+            .arg("pipe:1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn();
+        let mut child = match child {
+            Ok(child) => child,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+                println!("skipped: ffmpeg is not on PATH");
+                return None;
+            }
+            Err(err) => panic!("cannot run ffmpeg: {err}"),
+        };
+        let (mut stdin, pixels) = (child.stdin.take().unwrap(), input.packed());
+        let writer = std::thread::spawn(move || stdin.write_all(&pixels));
+        let output = child.wait_with_output().unwrap();
+        writer.join().unwrap().unwrap();
+        assert!(output.status.success(), "ffmpeg -vf {filter}: {}", String::from_utf8_lossy(&output.stderr));
+        Some(OwnedFrame::from_pixels(input.width, input.height, PixelFormat::Yuv420p, output.stdout).unwrap())
+    }
+
+    #[test]
+    fn yuv420p_equals_ffmpeg_lutyuv_with_the_same_formula() {
+        // A 16x16 frame holds every luma code once; chroma codes 0..=127 and 128..=255.
+        let mut every_code = OwnedFrame::new(16, 16, PixelFormat::Yuv420p);
+        every_code.data.iter_mut().enumerate().for_each(|(i, v)| *v = (i % 256) as u8);
+        let inputs = [every_code, testing::noise(37, 23, 48, PixelFormat::Yuv420p, 7)];
+        for (b, c) in SETTINGS {
+            let filter =
+                format!("lutyuv=y='clip(round((((val-16)*255/219-128)*{c}+128+({b}))*219/255+16),0,255)':u=val:v=val");
+            for input in &inputs {
+                let Some(expected) = ffmpeg_yuv420p(input, &filter) else { return };
+                let output = testing::run::<Brightness>(&params(b, c), input).unwrap();
+                let report = testing::compare(&expected, &output, 0);
+                assert!(output.same_pixels(&expected), "{}x{}, {filter}: {report}", input.width, input.height);
+            }
         }
     }
 }
