@@ -250,7 +250,7 @@ impl PixelFormat {
         if (stride as u64) < row_bytes {
             return Err("stride smaller than a row");
         }
-        if stride % sample != 0 {
+        if !stride.is_multiple_of(sample) {
             return Err("stride not a whole number of samples");
         }
         let luma = Plane { offset: 0, stride, row_bytes: row_bytes as u32, rows: height, width };

@@ -102,7 +102,8 @@ fn a_full_range_ten_bit_y4m_file_goes_to_png_in_its_own_colours() {
     let rgba = plugin_sdk::testing::gradient(width, height, PixelFormat::Rgba8);
     let colour = Colour { matrix: Matrix::Bt601, range: Range::Full };
     let ten = to(&rgba, PixelFormat::Yuv420p10, colour);
-    let stream = y4m(&format!("YUV4MPEG2 W{width} H{height} F25:1 Ip C420p10 XCOLORRANGE=FULL"), &[ten.clone()]);
+    let stream =
+        y4m(&format!("YUV4MPEG2 W{width} H{height} F25:1 Ip C420p10 XCOLORRANGE=FULL"), std::slice::from_ref(&ten));
     std::fs::write(dir.join("in.y4m"), stream).unwrap();
     // Zero plugins: the output's conversion alone.
     let config = "[input]\nkind = \"y4m\"\npath = \"in.y4m\"\n[output]\nkind = \"png\"\npath = \"frames\"\n";
@@ -143,4 +144,94 @@ fn bad_y4m_is_one_sentence_exit_2_and_no_output() {
     let output = host(&dir, &["run", "-i", "in.y4m", "-o", "out.y4m", "flip"], Vec::new());
     assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
     assert!(stderr(&output).contains("ends inside frame 2"), "{}", stderr(&output));
+}
+
+/// Whether `ffmpeg` and `ffprobe` run here; CI installs them, so only a local run skips.
+fn have_ffmpeg(test: &str) -> bool {
+    let runs = |tool: &str| Command::new(tool).arg("-version").output().is_ok_and(|o| o.status.success());
+    let have = runs("ffmpeg") && runs("ffprobe");
+    if !have {
+        eprintln!("{test}: skipped: ffmpeg/ffprobe are not installed (apt-get install -y ffmpeg)");
+    }
+    have
+}
+
+fn ffmpeg(dir: &Path, args: &[&str]) -> Vec<u8> {
+    let output = Command::new("ffmpeg").args(["-nostdin", "-v", "error"]).args(args).current_dir(dir).output().unwrap();
+    assert!(output.status.success(), "ffmpeg {args:?}: {}", stderr(&output));
+    output.stdout
+}
+
+fn probe(dir: &Path, file: &str, entries: &str) -> String {
+    let args = ["-v", "error", "-show_entries", entries, "-of", "compact=p=0:nk=1", file];
+    let output = Command::new("ffprobe").args(args).current_dir(dir).output().unwrap();
+    String::from_utf8_lossy(&output.stdout).trim().to_string()
+}
+
+#[test]
+fn a_video_file_in_a_video_file_out_keeps_rate_frames_and_audio() {
+    if !have_ffmpeg("a_video_file_in_a_video_file_out_keeps_rate_frames_and_audio") {
+        return;
+    }
+    let dir = scratch("video");
+    let make = "testsrc2=size=96x64:rate=30000/1001";
+    let sine = "sine=frequency=440";
+    let encode = ["-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "in.mp4"];
+    ffmpeg(&dir, &[&["-f", "lavfi", "-i", make, "-f", "lavfi", "-i", sine][..], &encode].concat());
+    // A lossless encoder, so that the output's pixels can be compared.
+    let config = format!(
+        "[input]\nkind = \"video\"\npath = \"in.mp4\"\n[[plugin]]\nname = \"mirror\"\npath = \"{}\"\nparams = {{ axis = \"horizontal\" }}\n\
+         [output]\nkind = \"video\"\npath = \"out.mkv\"\nencoder_args = [\"-c:v\", \"ffv1\"]\n",
+        plugin("flip").display()
+    );
+    std::fs::write(dir.join("p.toml"), config).unwrap();
+    let output = host(&dir, &["run", "p.toml"], Vec::new());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(!summary.contains("converted"), "flip takes yuv420p: nothing converted\n{summary}");
+
+    assert_eq!(probe(&dir, "out.mkv", "stream=codec_type"), "video\naudio");
+    assert_eq!(probe(&dir, "out.mkv", "stream=r_frame_rate").lines().next(), Some("30000/1001"));
+    assert_eq!(probe(&dir, "out.mkv", "stream=codec_name").lines().nth(1), Some("aac"), "audio copied, not re-encoded");
+    let decode = |file: &str, filter: &str| {
+        // Every decoded frame once (mkv's millisecond timestamps would make a constant-rate
+        // output repeat one).
+        let raw = ["-fps_mode", "passthrough", "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"];
+        ffmpeg(&dir, &[&["-i", file, "-map", "0:v", "-vf", filter][..], &raw].concat())
+    };
+    let expected = decode("in.mp4", "hflip");
+    let got = decode("out.mkv", "null");
+    assert_eq!(got.len(), expected.len(), "every frame, no more");
+    assert_eq!(got.len(), 30 * PixelFormat::Yuv420p.packed_len(96, 64) as usize);
+    assert!(got == expected, "the output is the input mirrored, sample for sample");
+}
+
+#[test]
+fn a_video_file_ffmpeg_cannot_read_or_write_is_named_with_its_reason() {
+    if !have_ffmpeg("a_video_file_ffmpeg_cannot_read_or_write_is_named_with_its_reason") {
+        return;
+    }
+    let dir = scratch("video-bad");
+    std::fs::write(dir.join("bad.mp4"), b"not a video at all").unwrap();
+    let output = host(&dir, &["run", "-i", "bad.mp4", "-o", "out.mp4", "invert"], Vec::new());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let said = stderr(&output);
+    assert!(said.contains("bad.mp4: ffmpeg cannot read it: ") && said.contains("Invalid data"), "{said}");
+    assert!(!dir.join("out.mp4").exists());
+
+    ffmpeg(&dir, &["-f", "lavfi", "-i", "testsrc2=size=32x32:rate=10", "-t", "1", "-pix_fmt", "yuv420p", "in.mp4"]);
+    let config = format!(
+        "[input]\nkind = \"video\"\npath = \"in.mp4\"\n[[plugin]]\nname = \"invert\"\npath = \"{}\"\n\
+         [output]\nkind = \"video\"\npath = \"out.mp4\"\nencoder_args = [\"-c:v\", \"no-such-encoder\"]\n",
+        plugin("invert").display()
+    );
+    std::fs::write(dir.join("p.toml"), config).unwrap();
+    let output = host(&dir, &["run", "p.toml", "-q"], Vec::new());
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let said = stderr(&output);
+    assert!(said.contains("out.mp4: ffmpeg could not encode it: Unknown encoder 'no-such-encoder'"), "{said}");
+    assert!(!said.contains("the output holds"), "no frames are claimed for a file that is not there: {said}");
+    assert!(!dir.join("out.mp4").exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
+    assert!(!leftovers.iter().any(|n| n.to_string_lossy().contains("partial")), "{leftovers:?}");
 }

@@ -52,6 +52,7 @@ enum InputKind {
     Png,
     Raw,
     Y4m,
+    Video,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,6 +61,7 @@ struct RawOutput {
     kind: OutputKind,
     path: Option<PathBuf>,
     format: Option<RawFormat>,
+    encoder_args: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -68,6 +70,7 @@ enum OutputKind {
     Png,
     Raw,
     Y4m,
+    Video,
     Null,
 }
 
@@ -82,6 +85,8 @@ pub enum InputConfig {
     Raw { path: PathBuf, width: u32, height: u32, format: RawFormat },
     /// A y4m stream (`ffmpeg -f yuv4mpegpipe`): `-` for stdin, or a file.
     Y4m { path: PathBuf },
+    /// Any video file ffmpeg can decode (ffmpeg runs as a child process).
+    Video { path: PathBuf },
 }
 
 /// Pixel formats of raw video, by ffmpeg's `-pix_fmt` name.
@@ -137,6 +142,9 @@ pub enum OutputConfig {
     Raw { path: PathBuf, format: Option<RawFormat> },
     /// A y4m stream: `-` for stdout, or a file.
     Y4m { path: PathBuf },
+    /// A video file, encoded by ffmpeg as its extension says, with `encoder_args` (ffmpeg output
+    /// options such as `-c:v libx264 -crf 18`), the input video's audio copied when it fits.
+    Video { path: PathBuf, encoder_args: Vec<String> },
     /// Discard (for measuring).
     Null,
 }
@@ -365,8 +373,10 @@ impl Config {
             Some(ring @ 1..=MAX_RING) => ring,
             Some(ring) => return Err(error(format!("ring = {ring} is outside 1..={MAX_RING}"))),
         };
-        if let OutputConfig::Png { path: out } | OutputConfig::Raw { path: out, .. } | OutputConfig::Y4m { path: out } =
-            &output
+        if let OutputConfig::Png { path: out }
+        | OutputConfig::Raw { path: out, .. }
+        | OutputConfig::Y4m { path: out }
+        | OutputConfig::Video { path: out, .. } = &output
             && let Some(what) = overwritten_by(out, path, &input, &plugins, None)
         {
             return Err(error(format!("output.path {} is {what}; the run would overwrite it", out.display())));
@@ -382,7 +392,10 @@ impl Config {
 
     /// What of the run's own files (config, input, plugins) its output would overwrite, if any.
     pub fn output_overwrites(&self) -> Option<(PathBuf, String)> {
-        let (OutputConfig::Png { path } | OutputConfig::Raw { path, .. } | OutputConfig::Y4m { path }) = &self.output
+        let (OutputConfig::Png { path }
+        | OutputConfig::Raw { path, .. }
+        | OutputConfig::Y4m { path }
+        | OutputConfig::Video { path, .. }) = &self.output
         else {
             return None;
         };
@@ -452,7 +465,10 @@ fn overwritten_by(
         std::fs::canonicalize(outer).is_ok_and(|o| o.is_dir() && real_path(p).is_some_and(|r| r.starts_with(&o)))
     };
     let input_path = match input {
-        InputConfig::Png { path } | InputConfig::Raw { path, .. } | InputConfig::Y4m { path } => Some(path.as_path()),
+        InputConfig::Png { path }
+        | InputConfig::Raw { path, .. }
+        | InputConfig::Y4m { path }
+        | InputConfig::Video { path } => Some(path.as_path()),
         InputConfig::Testsrc { .. } => None,
     };
     if same(config) {
@@ -468,7 +484,10 @@ fn overwritten_by(
         return Some(if same(&plugin.path) { module } else { format!("a folder that holds {module}") });
     }
     if let Some(
-        OutputConfig::Png { path: out } | OutputConfig::Raw { path: out, .. } | OutputConfig::Y4m { path: out },
+        OutputConfig::Png { path: out }
+        | OutputConfig::Raw { path: out, .. }
+        | OutputConfig::Y4m { path: out }
+        | OutputConfig::Video { path: out, .. },
     ) = output
     {
         if same(out) {
@@ -515,24 +534,32 @@ fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Inpu
             check_size("input", width, height)?;
             InputConfig::Raw { path, width, height, format: format.unwrap_or_default() }
         }
-        InputKind::Y4m => {
+        InputKind::Y4m | InputKind::Video => {
+            // The stream says its size, format and length.
+            let name = if kind == InputKind::Y4m { "y4m" } else { "video" };
             let present = [
                 ("width", width.is_some()),
                 ("height", height.is_some()),
                 ("frames", frames.is_some()),
                 ("format", format.is_some()),
             ];
-            only("input", "y4m", &present)?;
-            InputConfig::Y4m { path: resolve(&required_path("input", "y4m", path)?) }
+            only("input", name, &present)?;
+            let path = required_path("input", name, path)?;
+            if kind == InputKind::Y4m {
+                return Ok(InputConfig::Y4m { path: resolve(&path) });
+            }
+            if path == Path::new("-") {
+                return Err("input.path: a video input is a file; for a stream use kind = \"y4m\"".into());
+            }
+            InputConfig::Video { path: resolve(&path) }
         }
     })
 }
 
 fn check_output(raw: RawOutput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<OutputConfig, String> {
-    if raw.kind != OutputKind::Raw && raw.format.is_some() {
-        let kind = format!("{:?}", raw.kind).to_lowercase();
-        return Err(format!("output.format does not apply to kind = \"{kind}\""));
-    }
+    let kind = format!("{:?}", raw.kind).to_lowercase();
+    only("output", &kind, &[("format", raw.kind != OutputKind::Raw && raw.format.is_some())])?;
+    only("output", &kind, &[("encoder_args", raw.kind != OutputKind::Video && raw.encoder_args.is_some())])?;
     Ok(match raw.kind {
         OutputKind::Png => {
             let path = required_path("output", "png", raw.path)?;
@@ -546,6 +573,13 @@ fn check_output(raw: RawOutput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Ou
             OutputConfig::Raw { path: resolve(&required_path("output", "raw", raw.path)?), format: raw.format }
         }
         OutputKind::Y4m => OutputConfig::Y4m { path: resolve(&required_path("output", "y4m", raw.path)?) },
+        OutputKind::Video => {
+            let path = required_path("output", "video", raw.path)?;
+            if path == Path::new("-") {
+                return Err("output.path: a video output is a file; for a stream use kind = \"y4m\"".into());
+            }
+            OutputConfig::Video { path: resolve(&path), encoder_args: raw.encoder_args.unwrap_or_default() }
+        }
         OutputKind::Null => {
             only("output", "null", &[("path", raw.path.is_some())])?;
             OutputConfig::Null

@@ -166,6 +166,9 @@ fn input(line: &OneLine) -> Result<InputConfig, String> {
     if y4m {
         return Ok(InputConfig::Y4m { path });
     }
+    if is_video(&path) {
+        return Ok(InputConfig::Video { path });
+    }
     if let Some(format) = raw {
         let size = line.size.as_deref().ok_or_else(|| format!("-i {text}: raw frames need --size WxH"))?;
         let (width, height) = parse_size("--size", size)?;
@@ -175,8 +178,8 @@ fn input(line: &OneLine) -> Result<InputConfig, String> {
         return Ok(InputConfig::Png { path });
     }
     Err(format!(
-        "-i {text}: cannot tell what it is from its name; give testsrc[:WxH[:N]], a .y4m file, a .png file, a \
-         folder of PNG files, a .rgba/.gray/.yuv raw file, or - with --format y4m|rgba|gray|yuv420p|… (raw \
+        "-i {text}: cannot tell what it is from its name; give testsrc[:WxH[:N]], a video file (.mp4, .mkv, \
+         .mov, …), a .y4m file, a .png file, a folder of PNG files, a .rgba/.gray/.yuv raw file, or - with --format y4m|rgba|gray|yuv420p|… (raw \
          frames also need --size WxH)"
     ))
 }
@@ -188,6 +191,7 @@ fn output(line: &OneLine) -> Result<OutputConfig, String> {
     Ok(match line.output.as_str() {
         "null" => OutputConfig::Null,
         _ if is_y4m(&path, line.format) => OutputConfig::Y4m { path },
+        _ if is_video(&path) => OutputConfig::Video { path, encoder_args: Vec::new() },
         _ if stream || raw_format(&path, line.format).is_some() => {
             let format = match line.format {
                 Some(StreamFormat::Raw(format)) => Some(format),
@@ -200,6 +204,11 @@ fn output(line: &OneLine) -> Result<OutputConfig, String> {
             OutputConfig::Png { path }
         }
     })
+}
+
+/// A file named like a video file (`.mp4`, `.mkv`, …): decoded or encoded by ffmpeg.
+fn is_video(path: &Path) -> bool {
+    crate::io::VIDEO_EXTENSIONS.iter().any(|e| has_extension(path, e))
 }
 
 /// `-` with `--format y4m`, or a file named `.y4m`.
@@ -329,7 +338,10 @@ mod tests {
             input(&raw).unwrap(),
             InputConfig::Raw { path: "-".into(), width: 8, height: 6, format: RawFormat::Gray }
         );
-        assert!(input(&line("clip.mov", "")).unwrap_err().contains("cannot tell what it is"));
+        assert!(input(&line("clip.xyz", "")).unwrap_err().contains("cannot tell what it is"));
+        assert_eq!(input(&line("clip.MOV", "")).unwrap(), InputConfig::Video { path: "clip.MOV".into() });
+        let out = output(&line("", "out.mp4")).unwrap();
+        assert_eq!(out, OutputConfig::Video { path: "out.mp4".into(), encoder_args: Vec::new() });
         let sized = OneLine { size: Some("8x6".into()), ..line("testsrc", "") };
         assert!(input(&sized).unwrap_err().contains("--size is for raw frames"));
         let clash = OneLine {

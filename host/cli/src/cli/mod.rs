@@ -328,6 +328,8 @@ fn run_config(
     // A file or folder holds frames after the run; a stream (stdout, a FIFO) or null does not.
     let output_holds_frames = match &config.output {
         OutputConfig::Png { .. } => true,
+        // Known after the run: an encoder that failed leaves no file.
+        OutputConfig::Video { .. } => true,
         OutputConfig::Raw { path, .. } | OutputConfig::Y4m { path } => {
             !to_stdout && std::fs::metadata(path).map_or(true, |m| m.is_file())
         }
@@ -365,8 +367,9 @@ fn run_config(
                 _ => eprintln!("error: {err}"),
             }
             let ending = if plugin_host::sys::signals::stop_requested() { "interrupt" } else { "failure" };
+            let video_gone = matches!(&config.output, OutputConfig::Video { path, .. } if !path.exists());
             match &stats.output_kept_aside {
-                None if !output_holds_frames => {}
+                None if !output_holds_frames || video_gone => {}
                 None => eprintln!("the output holds the {} frame(s) completed before the {ending}", stats.frames_out),
                 Some(kept) => eprintln!(
                     "the output that was already there is untouched; the {} frame(s) completed before the {ending} \

@@ -1,12 +1,15 @@
 //! Frame sources and sinks: the built-in test pattern, PNG files, raw video (ffmpeg's
-//! `rawvideo`), y4m, and the null sink. Sinks write to a temporary name and only put the result in
+//! `rawvideo`), y4m, video files (through ffmpeg), and the null sink. Sinks write to a temporary name and only put the result in
 //! place when the run ends, so an aborted run never leaves output that looks complete; a failed
 //! run never replaces an output that was already there.
 
 pub mod png_io;
 mod raw;
 mod testsrc;
+mod video;
 pub mod y4m;
+
+pub use video::EXTENSIONS as VIDEO_EXTENSIONS;
 
 use crate::config::{InputConfig, OutputConfig};
 use plugin_sdk::convert::{Colour, Matrix, Range};
@@ -149,16 +152,25 @@ pub fn open_source(input: &InputConfig) -> Result<Box<dyn Source>, MediaError> {
             Box::new(raw::RawSource::open(path, *width, *height, format.pixel_format())?)
         }
         InputConfig::Y4m { path } => Box::new(raw::Y4mSource::open(path)?),
+        InputConfig::Video { path } => Box::new(video::VideoSource::open(path)?),
     })
 }
 
 /// Prepares the configured output, checking that it is writable; nothing appears at the
 /// output path until [`Sink::finish`].
-pub fn open_sink(output: &OutputConfig, info: &StreamInfo) -> Result<Box<dyn Sink>, MediaError> {
+/// `input` is where the frames come from: a video file's audio goes to a video output.
+pub fn open_sink(output: &OutputConfig, info: &StreamInfo, input: &InputConfig) -> Result<Box<dyn Sink>, MediaError> {
     Ok(match output {
         OutputConfig::Png { path } => Box::new(png_io::PngSink::create(path)?),
         OutputConfig::Raw { path, format } => Box::new(raw::RawSink::create(path, format.map(|f| f.pixel_format()))?),
         OutputConfig::Y4m { path } => Box::new(raw::RawSink::create_y4m(path, *info)?),
+        OutputConfig::Video { path, encoder_args } => {
+            let audio = match input {
+                InputConfig::Video { path } => Some(path.as_path()),
+                _ => None,
+            };
+            Box::new(video::VideoSink::create(path, *info, audio, encoder_args)?)
+        }
         OutputConfig::Null => Box::new(NullSink),
     })
 }

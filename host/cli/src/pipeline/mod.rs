@@ -167,7 +167,8 @@ impl Prepared {
                 }
             }
         }
-        let sink = io::open_sink(&config.output, &info).map_err(|e| config.error(format!("output: {e}")))?;
+        let sink =
+            io::open_sink(&config.output, &info, &config.input).map_err(|e| config.error(format!("output: {e}")))?;
         Ok(Self { source, sink, stages, region, options, info, source_convert, conversions })
     }
 

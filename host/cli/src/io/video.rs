@@ -1,0 +1,360 @@
+//! Video files, by running `ffmpeg` (found on `PATH`) as a child process with y4m in between:
+//! a decoder whose y4m the pipeline reads, an encoder that reads the pipeline's y4m. The frame
+//! rate and the colour range cross in the y4m header, the matrix and the frame count come from
+//! `ffprobe`, and the input's audio is copied into the output untouched when the output's
+//! container can hold it. A decoder or encoder that fails is named with ffmpeg's last error line.
+
+use super::raw::{RawSink, Y4mSource};
+use super::{MediaError, Sink, Source, StreamInfo, partial_path};
+use plugin_sdk::convert::{Matrix, Range};
+use plugin_sdk::{Frame, OwnedFrame, PixelFormat};
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// File extensions taken for video files in the one-line form.
+pub const EXTENSIONS: [&str; 11] = ["mp4", "mkv", "mov", "webm", "avi", "m4v", "ts", "mxf", "flv", "mpg", "ogv"];
+
+const INSTALL: &str = "install it (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg)";
+
+fn failed(path: &Path, reason: impl Into<String>) -> MediaError {
+    MediaError::Output { path: path.to_path_buf(), reason: reason.into() }
+}
+
+/// Starts `program` with `args`, or says that it is missing and how to get it.
+fn spawn(program: &str, args: &[&std::ffi::OsStr], stdin: Stdio, path: &Path) -> Result<Child, MediaError> {
+    Command::new(program).args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| {
+        match e.kind() {
+            std::io::ErrorKind::NotFound => failed(path, format!("video files need {program} on PATH; {INSTALL}")),
+            _ => failed(path, format!("cannot start {program}: {e}")),
+        }
+    })
+}
+
+/// The last non-empty line a child wrote to stderr (kept as it runs, at most 1 KiB of it).
+#[derive(Debug, Clone, Default)]
+struct LastLine(Arc<Mutex<String>>);
+
+impl LastLine {
+    fn follow(child: &mut Child) -> Self {
+        let last = LastLine::default();
+        if let Some(stderr) = child.stderr.take() {
+            let keep = last.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let line = line.trim();
+                    if !line.is_empty()
+                        && let Ok(mut kept) = keep.0.lock()
+                    {
+                        *kept = plugin_host::text::terminal_safe(&line.chars().take(1024).collect::<String>());
+                    }
+                }
+            });
+        }
+        last
+    }
+
+    fn get(&self) -> String {
+        self.0.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+/// What `ffprobe` says of a file's first video stream.
+#[derive(Debug, Clone, Default)]
+struct Probe {
+    frames: Option<u64>,
+    ten_bit: bool,
+    gray: bool,
+    matrix: Option<Matrix>,
+    range: Option<Range>,
+    /// The first audio stream's codec, when there is one.
+    audio: Option<String>,
+}
+
+fn probe(path: &Path) -> Result<Probe, MediaError> {
+    let args = ["-v", "error", "-show_streams", "-of", "json"].map(std::ffi::OsStr::new);
+    let mut args = args.to_vec();
+    args.push(path.as_os_str());
+    let child = spawn("ffprobe", &args, Stdio::null(), path)?;
+    let output = child.wait_with_output().map_err(|e| failed(path, format!("ffprobe failed: {e}")))?;
+    if !output.status.success() {
+        let said = String::from_utf8_lossy(&output.stderr);
+        let last = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no reason given");
+        return Err(failed(path, format!("ffmpeg cannot read it: {}", plugin_host::text::terminal_safe(last.trim()))));
+    }
+    let json: serde_json::Value = serde_json::from_slice(&output.stdout)
+        .map_err(|e| failed(path, format!("ffprobe's answer is not JSON: {e}")))?;
+    let streams = json["streams"].as_array().cloned().unwrap_or_default();
+    let Some(video) = streams.iter().find(|s| s["codec_type"] == "video") else {
+        return Err(failed(path, "has no video stream"));
+    };
+    let text = |key: &str| video[key].as_str().unwrap_or("").to_string();
+    let pix_fmt = text("pix_fmt");
+    Ok(Probe {
+        frames: text("nb_frames").parse().ok(),
+        ten_bit: ["10le", "10be", "12le", "12be", "16le", "16be"].iter().any(|s| pix_fmt.contains(s)),
+        gray: pix_fmt.starts_with("gray"),
+        matrix: match text("color_space").as_str() {
+            "bt709" => Some(Matrix::Bt709),
+            "smpte170m" | "bt470bg" | "fcc" => Some(Matrix::Bt601),
+            _ => None,
+        },
+        range: match text("color_range").as_str() {
+            "pc" | "jpeg" => Some(Range::Full),
+            "tv" | "mpeg" => Some(Range::Limited),
+            _ => None,
+        },
+        audio: streams
+            .iter()
+            .find(|s| s["codec_type"] == "audio")
+            .map(|s| s["codec_name"].as_str().unwrap_or("unknown").to_string()),
+    })
+}
+
+/// Frames decoded from a video file by an `ffmpeg` child.
+pub struct VideoSource {
+    frames: Y4mSource,
+    child: Child,
+    path: PathBuf,
+    last_line: LastLine,
+    probe: Probe,
+}
+
+impl VideoSource {
+    pub fn open(path: &Path) -> Result<Self, MediaError> {
+        if !path.is_file() {
+            return Err(failed(path, "is not a file"));
+        }
+        let probe = probe(path)?;
+        let pix_fmt = match (probe.gray, probe.ten_bit) {
+            (true, _) => "gray",
+            (_, true) => "yuv420p10le",
+            _ => "yuv420p",
+        };
+        let mut args: Vec<&std::ffi::OsStr> = ["-nostdin", "-v", "error", "-i"].map(std::ffi::OsStr::new).to_vec();
+        args.push(path.as_os_str());
+        let rest = ["-map", "0:v:0", "-pix_fmt", pix_fmt, "-strict", "-1", "-f", "yuv4mpegpipe", "-"];
+        args.extend(rest.map(std::ffi::OsStr::new));
+        let mut child = spawn("ffmpeg", &args, Stdio::null(), path)?;
+        let last_line = LastLine::follow(&mut child);
+        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("stdout is piped"));
+        let name = format!("ffmpeg decoding {}", path.display());
+        let frames = match Y4mSource::from_reader(stdout, name) {
+            Ok(frames) => frames,
+            Err(e) => {
+                let _ = child.wait();
+                let said = last_line.get();
+                return Err(if said.is_empty() { e } else { failed(path, format!("ffmpeg cannot decode it: {said}")) });
+            }
+        };
+        Ok(Self { frames, child, path: path.to_path_buf(), last_line, probe })
+    }
+
+    /// After the frames end or break off: ffmpeg's own error, if it failed.
+    fn decoder_error(&mut self) -> Option<MediaError> {
+        let status = self.child.wait().ok()?;
+        (!status.success()).then(|| {
+            let said = self.last_line.get();
+            let said = if said.is_empty() { format!("ffmpeg exited with {status}") } else { said };
+            failed(&self.path, format!("ffmpeg could not decode it: {said}"))
+        })
+    }
+}
+
+impl Source for VideoSource {
+    fn len_hint(&self) -> Option<u64> {
+        self.probe.frames
+    }
+    fn shape(&self) -> (u32, u32, PixelFormat) {
+        self.frames.shape()
+    }
+    fn info(&self) -> StreamInfo {
+        let mut info = self.frames.info();
+        if let Some(matrix) = self.probe.matrix {
+            info.colour.matrix = matrix;
+        }
+        if let Some(range) = self.probe.range {
+            info.colour.range = range;
+        }
+        info
+    }
+    fn next_into(&mut self, frame: &mut OwnedFrame) -> Result<bool, MediaError> {
+        match self.frames.next_into(frame) {
+            Ok(true) => Ok(true),
+            Ok(false) => self.decoder_error().map_or(Ok(false), Err),
+            Err(e) => Err(self.decoder_error().unwrap_or(e)),
+        }
+    }
+}
+
+impl Drop for VideoSource {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Frames encoded into a video file by an `ffmpeg` child, written under a temporary name
+/// (with the same extension, so that ffmpeg picks the same container) and renamed at the end.
+pub struct VideoSink {
+    /// Created with the first frame, when the frames' shape is known.
+    encoder: Option<(RawSink, Child)>,
+    target: PathBuf,
+    partial: PathBuf,
+    info: StreamInfo,
+    /// The input file whose audio is copied, when the output's container takes it.
+    audio: Option<PathBuf>,
+    args: Vec<String>,
+    last_line: LastLine,
+}
+
+impl VideoSink {
+    /// `audio_from`: the input video file, whose audio the output gets when it can.
+    pub fn create(
+        path: &Path,
+        info: StreamInfo,
+        audio_from: Option<&Path>,
+        args: &[String],
+    ) -> Result<Self, MediaError> {
+        if path.is_dir() {
+            return Err(failed(path, "is a folder, not a video file"));
+        }
+        let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        if !folder.is_dir() {
+            return Err(failed(path, format!("its folder {} does not exist", folder.display())));
+        }
+        // ffmpeg must be there before any frame moves.
+        let mut check = spawn("ffmpeg", &[std::ffi::OsStr::new("-version")], Stdio::null(), path)?;
+        let _ = check.wait();
+        let mut partial = partial_path(path);
+        if !extension.is_empty() {
+            partial
+                .set_extension(format!("{}.{extension}", partial.extension().and_then(|e| e.to_str()).unwrap_or("")));
+        }
+        let codec = audio_from.and_then(|input| probe(input).ok()?.audio.map(|codec| (input, codec)));
+        let audio = match codec {
+            Some((input, codec)) => match audio_fits(input, extension) {
+                Ok(()) => Some(input.to_path_buf()),
+                Err(why) => {
+                    let out = path.display();
+                    tracing::warn!(
+                        "{out}: the input's {codec} audio does not fit a .{extension} file unconverted, so \
+                         the output has no audio (ffmpeg: {why})"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        Ok(Self {
+            encoder: None,
+            target: path.to_path_buf(),
+            partial,
+            info,
+            audio,
+            args: args.to_vec(),
+            last_line: LastLine::default(),
+        })
+    }
+
+    fn start(&mut self) -> Result<&mut RawSink, MediaError> {
+        if self.encoder.is_none() {
+            let mut args: Vec<std::ffi::OsString> =
+                ["-nostdin", "-v", "error", "-f", "yuv4mpegpipe", "-i", "-"].map(Into::into).to_vec();
+            if let Some(audio) = &self.audio {
+                args.extend(["-i".into(), audio.clone().into_os_string()]);
+                args.extend(["-map", "0:v:0", "-map", "1:a", "-c:a", "copy", "-shortest"].map(Into::into));
+            }
+            args.extend(self.args.iter().map(Into::into));
+            args.extend(["-y".into(), self.partial.clone().into_os_string()]);
+            let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+            let mut child = spawn("ffmpeg", &args, Stdio::piped(), &self.target)?;
+            self.last_line = LastLine::follow(&mut child);
+            let stdin: ChildStdin = child.stdin.take().expect("stdin is piped");
+            let name = PathBuf::from(format!("ffmpeg encoding {}", self.target.display()));
+            self.encoder = Some((RawSink::y4m_into(Box::new(stdin), name, self.info), child));
+        }
+        Ok(&mut self.encoder.as_mut().expect("started above").0)
+    }
+
+    /// Closes the encoder's input and waits for it; its error, if it failed.
+    fn close(&mut self) -> Result<(), MediaError> {
+        let Some((sink, mut child)) = self.encoder.take() else { return Ok(()) };
+        let flushed = Box::new(sink).finish();
+        let status = child.wait().map_err(|e| failed(&self.target, format!("waiting for ffmpeg: {e}")))?;
+        if !status.success() {
+            let said = self.last_line.get();
+            let said = if said.is_empty() { format!("ffmpeg exited with {status}") } else { said };
+            return Err(failed(&self.target, format!("ffmpeg could not encode it: {said}")));
+        }
+        flushed
+    }
+}
+
+/// Whether `input`'s audio can be copied into a file named `.extension`: a trial mux of its
+/// first tenth of a second into a scratch file.
+fn audio_fits(input: &Path, extension: &str) -> Result<(), String> {
+    let scratch = std::env::temp_dir().join(format!("plugin-host-audio-{}.{extension}", std::process::id()));
+    let mut args: Vec<&std::ffi::OsStr> = ["-nostdin", "-v", "error", "-i"].map(std::ffi::OsStr::new).to_vec();
+    args.push(input.as_os_str());
+    args.extend(["-map", "0:a", "-c", "copy", "-t", "0.1", "-y"].map(std::ffi::OsStr::new));
+    args.push(scratch.as_os_str());
+    let output = spawn("ffmpeg", &args, Stdio::null(), input)
+        .map_err(|e| e.to_string())?
+        .wait_with_output()
+        .map_err(|e| e.to_string());
+    let _ = std::fs::remove_file(&scratch);
+    let output = output?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let said = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = said.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    // ffmpeg's first line says why ("codec not currently supported in container"); the last
+    // one only that it stopped.
+    let why = lines.iter().find(|l| l.contains("codec") || l.contains("support")).or(lines.first());
+    Err(plugin_host::text::terminal_safe(why.unwrap_or(&"the container refuses it")))
+}
+
+impl Sink for VideoSink {
+    fn format_for(&self, format: PixelFormat) -> PixelFormat {
+        super::y4m::y4m_format(format)
+    }
+    fn write(&mut self, index: u64, frame: &Frame<'_>) -> Result<(), MediaError> {
+        let written = self.start()?.write(index, frame);
+        // A write that fails because ffmpeg stopped reading: ffmpeg's reason is the news.
+        written.map_err(|e| match self.close() {
+            Err(ffmpeg) => ffmpeg,
+            Ok(()) => e,
+        })
+    }
+    fn finish(mut self: Box<Self>) -> Result<(), MediaError> {
+        self.close()?;
+        if self.partial.exists() {
+            std::fs::rename(&self.partial, &self.target)
+                .map_err(|source| MediaError::Write { path: self.target.clone(), source })?;
+        }
+        Ok(())
+    }
+    fn keep_aside(mut self: Box<Self>) -> Result<Option<PathBuf>, MediaError> {
+        if std::fs::symlink_metadata(&self.target).is_err() {
+            return self.finish().map(|()| None);
+        }
+        self.close()?;
+        Ok(Some(std::mem::take(&mut self.partial)))
+    }
+}
+
+impl Drop for VideoSink {
+    fn drop(&mut self) {
+        if let Some((_, mut child)) = self.encoder.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if !self.partial.as_os_str().is_empty() {
+            let _ = std::fs::remove_file(&self.partial);
+        }
+    }
+}
