@@ -1,8 +1,9 @@
 /*
  * invert-c: the C twin of plugins/invert. 255 - value for red, green and blue (or luma); alpha
- * kept. Accepts rgba8 and gray8; takes no parameters. Plain C, no libc: it shows that the ABI in
- * docs/abi.md is all a plugin needs. Built by `cargo xtask build` (when clang is installed) into
- * target/plugins/invert-c.wasm.
+ * kept. In yuv420p (limited range), luma 16 + 235 - Y and chroma 16 + 240 - C, clamped to 16..235
+ * and 16..240: the inverted picture (see plugins/invert). Accepts rgba8, gray8 and yuv420p; takes
+ * no parameters. Plain C, no libc: it shows that the ABI in docs/abi.md is all a plugin needs.
+ * Built by `cargo xtask build` (when clang is installed) into target/plugins/invert-c.wasm.
  */
 #include "../plugin_abi.h"
 
@@ -11,7 +12,7 @@
 static const char DESCRIPTION[] =
     "{\"name\":\"invert-c\",\"version\":\"0.1.0\","
     "\"description\":\"Inverts red, green and blue; keeps alpha. Written in C.\","
-    "\"formats\":[\"rgba8\",\"gray8\"],\"params\":[]}";
+    "\"formats\":[\"rgba8\",\"gray8\",\"yuv420p\"],\"params\":[]}";
 
 static const char *last_error = 0;
 
@@ -29,6 +30,52 @@ static int fits(const plugin_frame_desc *frame, uint32_t bpp) {
     uint64_t row = (uint64_t)frame->width * bpp;
     if (frame->width == 0 || frame->height == 0 || frame->stride < row) return 0;
     return (uint64_t)frame->stride * (frame->height - 1) + row <= frame->capacity;
+}
+
+/* Bytes a yuv420p frame covers with luma rows `stride` apart: the Y plane, then Cb and Cr, each
+ * ceil(height / 2) rows ceil(stride / 2) apart, the last row ceil(width / 2) bytes. */
+static uint64_t yuv420p_len(const plugin_frame_desc *frame) {
+    uint64_t chroma_stride = ((uint64_t)frame->stride + 1) / 2, chroma_rows = ((uint64_t)frame->height + 1) / 2;
+    return (uint64_t)frame->stride * frame->height + chroma_stride * (2 * chroma_rows - 1) + (frame->width + 1) / 2;
+}
+
+static int yuv420p_fits(const plugin_frame_desc *frame) {
+    if (frame->width == 0 || frame->height == 0 || frame->stride < frame->width) return 0;
+    return yuv420p_len(frame) <= frame->capacity;
+}
+
+static uint8_t clamp(int32_t v, int32_t lo, int32_t hi) { return (uint8_t)(v < lo ? lo : v > hi ? hi : v); }
+
+/* One plane of `width` x `rows` samples: dst = clamp(sum - src, lo, hi). */
+static void invert_plane(const uint8_t *src, uint32_t src_stride, uint8_t *dst, uint32_t dst_stride, uint32_t width,
+                         uint32_t rows, int32_t lo, int32_t hi) {
+    for (uint32_t y = 0; y < rows; y++) {
+        const uint8_t *s = src + (uint64_t)y * src_stride;
+        uint8_t *d = dst + (uint64_t)y * dst_stride;
+        for (uint32_t x = 0; x < width; x++) d[x] = clamp(lo + hi - s[x], lo, hi);
+    }
+}
+
+static int32_t process_yuv420p(const plugin_frame_desc *in, plugin_frame_desc *out) {
+    if (!yuv420p_fits(in)) return fail("the input frame does not fit its buffer");
+    out->width = in->width;
+    out->height = in->height;
+    out->stride = in->width;
+    out->format = in->format;
+    if (!yuv420p_fits(out)) return fail("the output buffer is too small");
+    const uint8_t *src = (const uint8_t *)(uintptr_t)in->data;
+    uint8_t *dst = (uint8_t *)(uintptr_t)out->data;
+    uint32_t chroma_width = (in->width + 1) / 2, chroma_rows = (in->height + 1) / 2;
+    uint32_t src_chroma = (in->stride + 1) / 2, dst_chroma = (out->stride + 1) / 2;
+    invert_plane(src, in->stride, dst, out->stride, in->width, in->height, 16, 235);
+    src += (uint64_t)in->stride * in->height;
+    dst += (uint64_t)out->stride * out->height;
+    for (int plane = 0; plane < 2; plane++) {
+        invert_plane(src, src_chroma, dst, dst_chroma, chroma_width, chroma_rows, 16, 240);
+        src += (uint64_t)src_chroma * chroma_rows;
+        dst += (uint64_t)dst_chroma * chroma_rows;
+    }
+    return PLUGIN_OK;
 }
 
 int32_t plugin_abi_version(void) { return PLUGIN_ABI_VERSION; }
@@ -59,8 +106,9 @@ int32_t plugin_init(int32_t params, int32_t len) {
 int32_t plugin_process(int32_t input, int32_t output) {
     const plugin_frame_desc *in = (const plugin_frame_desc *)(uintptr_t)input;
     plugin_frame_desc *out = (plugin_frame_desc *)(uintptr_t)output;
+    if (in->format == PLUGIN_FORMAT_YUV420P) return process_yuv420p(in, out);
     uint32_t bpp = bytes_per_pixel(in->format);
-    if (bpp == 0) return fail("invert-c accepts rgba8 and gray8 frames only");
+    if (bpp == 0) return fail("invert-c accepts rgba8, gray8 and yuv420p frames only");
     if (!fits(in, bpp)) return fail("the input frame does not fit its buffer");
     out->width = in->width;
     out->height = in->height;
