@@ -22,6 +22,7 @@
 //! |---|---|---|
 //! | [`EXPORT_BAND_CONTEXT`] | `() -> i32` | after init: rows of input above and below a band that a band's output reads, or [`WHOLE_FRAME`] |
 //! | [`EXPORT_PROCESS_ROWS`] | `(input: i32, output: i32, first_row: i32, rows: i32) -> i32` | like `plugin_process`, but write only output rows `first_row..first_row + rows` (see [`band_rows`]); the descriptors describe the whole frames |
+//! | [`EXPORT_OUTPUT_SHAPE`] | `(input: i32, output: i32) -> i32` | after init: given an input [`FrameDesc`] (`data` and `capacity` 0), set the output one's `width`, `height` and `format` (preset to the input's) to what `plugin_process` will make of such frames; without it, output = input |
 //!
 //! Imports the host provides, in module [`IMPORT_MODULE`]:
 //!
@@ -50,9 +51,12 @@ pub const EXPORTS: [&str; 6] =
     [EXPORT_ABI_VERSION, EXPORT_DESCRIBE, EXPORT_ALLOC, EXPORT_INIT, EXPORT_PROCESS, EXPORT_LAST_ERROR];
 pub const EXPORT_BAND_CONTEXT: &str = "plugin_band_context";
 pub const EXPORT_PROCESS_ROWS: &str = "plugin_process_rows";
-/// Exports the host uses when present: a plugin with both can be run as several processes, each
-/// on a horizontal band of the same frame. `export_plugin!` exports these too.
-pub const OPTIONAL_EXPORTS: [&str; 2] = [EXPORT_BAND_CONTEXT, EXPORT_PROCESS_ROWS];
+pub const EXPORT_OUTPUT_SHAPE: &str = "plugin_output_shape";
+/// Exports the host uses when present: a plugin with the first two can be run as several
+/// processes, each on a horizontal band of the same frame; one with the third makes frames of
+/// another size or format, which the host learns before any frame moves. `export_plugin!`
+/// exports these too.
+pub const OPTIONAL_EXPORTS: [&str; 3] = [EXPORT_BAND_CONTEXT, EXPORT_PROCESS_ROWS, EXPORT_OUTPUT_SHAPE];
 /// `plugin_band_context`'s answer for a plugin that needs whole frames.
 pub const WHOLE_FRAME: i32 = -1;
 
@@ -69,6 +73,14 @@ pub fn band_rows(height: u32, index: u32, count: u32) -> std::ops::Range<u32> {
 
 pub const IMPORT_MODULE: &str = "plugin_host";
 pub const IMPORT_LOG: &str = "log";
+/// `frame_meta(which: i32, ptr: i32, cap: i32) -> i32`: during `plugin_process`, copies the
+/// [encoded](FrameMeta::encode) metadata of the input (`which` 0) or the output as it stands
+/// (`which` 1) to `ptr` when it fits in `cap` bytes; returns its length either way.
+pub const IMPORT_FRAME_META: &str = "frame_meta";
+/// `set_frame_meta(ptr: i32, len: i32) -> i32`: during `plugin_process`, makes the encoded
+/// metadata at `ptr` the output's; 0 when taken, 1 when malformed or too long (then nothing
+/// changes). In a band that does not start at row 0 it is ignored: one band speaks for the frame.
+pub const IMPORT_SET_FRAME_META: &str = "set_frame_meta";
 
 /// Longest description JSON the host reads.
 pub const MAX_DESCRIBE_BYTES: usize = 64 * 1024;
@@ -356,6 +368,122 @@ impl FrameDesc {
     }
 }
 
+/// Longest encoded [`FrameMeta`].
+pub const MAX_META_BYTES: usize = 4096;
+/// Most named properties a frame carries.
+pub const MAX_PROPERTIES: usize = 32;
+
+/// What a frame carries besides its pixels: its time, its colour, and named properties that
+/// plugins can read and set. The host carries it through every plugin; a plugin that does not
+/// set it passes its input's on unchanged. Codes of 0 mean unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct FrameMeta {
+    /// Presentation time in `time_base` units.
+    pub pts: i64,
+    /// Seconds per `pts` unit, as a ratio (`1/30000`).
+    pub time_base: (u32, u32),
+    /// How long the frame shows, in `time_base` units.
+    pub duration: i64,
+    /// Frames per second of the stream, as a ratio (`30000/1001`).
+    pub frame_rate: (u32, u32),
+    /// Y'CbCr matrix: 1 BT.601, 2 BT.709, 3 BT.2020.
+    pub matrix: u8,
+    /// 1 limited ("TV"), 2 full ("PC").
+    pub range: u8,
+    /// Colour primaries: 1 BT.709, 2 BT.601 525-line, 3 BT.601 625-line, 4 BT.2020.
+    pub primaries: u8,
+    /// Transfer: 1 BT.709, 2 sRGB, 3 PQ, 4 HLG.
+    pub transfer: u8,
+    /// Named values (at most [`MAX_PROPERTIES`], names unique), in the order set.
+    pub properties: Vec<(String, String)>,
+}
+
+impl FrameMeta {
+    /// The value of property `name`.
+    pub fn property(&self, name: &str) -> Option<&str> {
+        self.properties.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+
+    /// Sets property `name` (replacing its value if it has one).
+    pub fn set_property(&mut self, name: &str, value: &str) {
+        match self.properties.iter_mut().find(|(n, _)| n == name) {
+            Some((_, v)) => *v = value.to_string(),
+            None => self.properties.push((name.to_string(), value.to_string())),
+        }
+    }
+
+    /// Presentation time in microseconds (0 when the time base is unknown).
+    pub fn pts_us(&self) -> i64 {
+        let (num, den) = self.time_base;
+        if den == 0 {
+            return 0;
+        }
+        (self.pts as i128 * 1_000_000 * num as i128 / den as i128).clamp(i64::MIN as i128, i64::MAX as i128) as i64
+    }
+
+    /// Little-endian: `pts` i64, `time_base` 2 × u32, `duration` i64, `frame_rate` 2 × u32, the
+    /// four colour codes as u8, `u32 count`, then per property `u32 len` + UTF-8 name and
+    /// `u32 len` + UTF-8 value. `None` if that is longer than [`MAX_META_BYTES`] or has more
+    /// than [`MAX_PROPERTIES`] properties.
+    pub fn encode(&self) -> Option<Vec<u8>> {
+        if self.properties.len() > MAX_PROPERTIES {
+            return None;
+        }
+        let mut out = Vec::with_capacity(64);
+        out.extend_from_slice(&self.pts.to_le_bytes());
+        out.extend_from_slice(&self.time_base.0.to_le_bytes());
+        out.extend_from_slice(&self.time_base.1.to_le_bytes());
+        out.extend_from_slice(&self.duration.to_le_bytes());
+        out.extend_from_slice(&self.frame_rate.0.to_le_bytes());
+        out.extend_from_slice(&self.frame_rate.1.to_le_bytes());
+        out.extend_from_slice(&[self.matrix, self.range, self.primaries, self.transfer]);
+        out.extend_from_slice(&(self.properties.len() as u32).to_le_bytes());
+        for (name, value) in &self.properties {
+            put_bytes(&mut out, name.as_bytes());
+            put_bytes(&mut out, value.as_bytes());
+        }
+        (out.len() <= MAX_META_BYTES).then_some(out)
+    }
+
+    /// Decodes what [`FrameMeta::encode`] wrote; `None` if the bytes are malformed, too long,
+    /// or name a property twice.
+    pub fn decode(bytes: &[u8]) -> Option<Self> {
+        if bytes.len() > MAX_META_BYTES {
+            return None;
+        }
+        let mut r = Reader(bytes);
+        let i64_ = |r: &mut Reader<'_>| r.array().map(i64::from_le_bytes);
+        let pts = i64_(&mut r)?;
+        let time_base = (r.u32()?, r.u32()?);
+        let duration = i64_(&mut r)?;
+        let frame_rate = (r.u32()?, r.u32()?);
+        let [matrix, range, primaries, transfer]: [u8; 4] = r.array()?;
+        let count = r.u32()? as usize;
+        if count > MAX_PROPERTIES {
+            return None;
+        }
+        let mut properties: Vec<(String, String)> = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (name, value) = (r.string()?, r.string()?);
+            if properties.iter().any(|(n, _)| *n == name) {
+                return None;
+            }
+            properties.push((name, value));
+        }
+        r.0.is_empty().then_some(Self {
+            pts,
+            time_base,
+            duration,
+            frame_rate,
+            matrix,
+            range,
+            primaries,
+            transfer,
+            properties,
+        })
+    }
+}
+
 /// Type tags of encoded parameter values.
 #[repr(u8)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -478,6 +606,34 @@ mod tests {
             }
         }
         assert_eq!(band_rows(1080, 1, 2), 540..1080);
+    }
+
+    #[test]
+    fn metadata_round_trips_and_refuses_what_is_malformed() {
+        let mut meta = FrameMeta {
+            pts: 1001,
+            time_base: (1, 30000),
+            duration: 1001,
+            frame_rate: (30000, 1001),
+            matrix: 2,
+            range: 1,
+            ..Default::default()
+        };
+        meta.set_property("scene", "3");
+        meta.set_property("scene", "4");
+        assert_eq!(meta.property("scene"), Some("4"));
+        assert_eq!(meta.pts_us(), 33_366);
+        let bytes = meta.encode().unwrap();
+        assert_eq!(FrameMeta::decode(&bytes), Some(meta.clone()));
+        assert_eq!(FrameMeta::decode(&bytes[..bytes.len() - 1]), None);
+        let mut twice = bytes.clone();
+        twice.extend_from_slice(&bytes[40..]);
+        twice[36..40].copy_from_slice(&2u32.to_le_bytes());
+        assert_eq!(FrameMeta::decode(&twice), None, "a name given twice");
+        meta.properties = (0..=MAX_PROPERTIES).map(|i| (i.to_string(), String::new())).collect();
+        assert_eq!(meta.encode(), None);
+        meta.properties = vec![("big".into(), "x".repeat(MAX_META_BYTES))];
+        assert_eq!(meta.encode(), None);
     }
 
     #[test]

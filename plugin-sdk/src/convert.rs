@@ -283,6 +283,20 @@ fn rescale(v: u16, from: u32, to: u32) -> u16 {
     }
 }
 
+/// The format to give a consumer that takes `accepts` a frame in `from`: `from` itself when it
+/// takes it, else the nearest it takes (same family and depth first), `None` if none.
+pub fn nearest(from: PixelFormat, accepts: impl Fn(PixelFormat) -> bool) -> Option<PixelFormat> {
+    use PixelFormat::*;
+    let order: &[PixelFormat] = match from {
+        Rgba8 => &[Rgba8, Yuv420p10, Yuv420p, Nv12, Gray8],
+        Gray8 => &[Gray8, Yuv420p, Nv12, Yuv420p10, Rgba8],
+        Yuv420p => &[Yuv420p, Nv12, Yuv420p10, Rgba8, Gray8],
+        Nv12 => &[Nv12, Yuv420p, Yuv420p10, Rgba8, Gray8],
+        Yuv420p10 => &[Yuv420p10, Yuv420p, Nv12, Rgba8, Gray8],
+    };
+    order.iter().copied().find(|f| accepts(*f))
+}
+
 /// Converts `input` into `output`, which takes `format` and the input's size. `colour` says
 /// how Y'CbCr relates to RGB on whichever side is Y'CbCr (it is unused between R'G'B' formats).
 /// `output` must have room for the frame.
@@ -432,6 +446,17 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_nearest_format_keeps_the_family() {
+        let takes = |list: &'static [PixelFormat]| move |f| list.contains(&f);
+        use PixelFormat::*;
+        assert_eq!(nearest(Yuv420p, takes(&[Rgba8, Gray8])), Some(Rgba8));
+        assert_eq!(nearest(Yuv420p10, takes(&[Rgba8, Yuv420p])), Some(Yuv420p));
+        assert_eq!(nearest(Rgba8, takes(&[Gray8, Yuv420p])), Some(Yuv420p));
+        assert_eq!(nearest(Nv12, takes(&[Nv12])), Some(Nv12));
+        assert_eq!(nearest(Gray8, takes(&[])), None);
     }
 
     #[test]

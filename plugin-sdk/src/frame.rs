@@ -1,7 +1,27 @@
 //! Frame views a plugin reads and writes, and an owned frame for tests and hosts.
 
 use crate::PluginError;
-use crate::abi::{self, PixelFormat};
+use crate::abi::{self, FrameMeta, PixelFormat};
+
+/// A frame's size and format, without its pixels: what [`crate::Plugin::output_shape`] maps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shape {
+    pub width: u32,
+    pub height: u32,
+    pub format: PixelFormat,
+}
+
+impl Shape {
+    pub fn new(width: u32, height: u32, format: PixelFormat) -> Self {
+        Self { width, height, format }
+    }
+}
+
+impl std::fmt::Display for Shape {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}x{} {}", self.width, self.height, self.format.name())
+    }
+}
 
 /// A frame to read: `height` rows of `width` pixels, `stride` bytes apart.
 #[derive(Debug, Clone, Copy)]
@@ -12,6 +32,8 @@ pub struct Frame<'a> {
     stride: u32,
     format: PixelFormat,
     timestamp_us: i64,
+    /// The metadata, when it lives beside the frame (tests); in a module, the host has it.
+    meta: Option<&'a FrameMeta>,
 }
 
 /// A frame to write. Its shape can change within the buffer's capacity.
@@ -23,6 +45,7 @@ pub struct FrameMut<'a> {
     stride: u32,
     format: PixelFormat,
     timestamp_us: i64,
+    meta: Option<&'a mut FrameMeta>,
 }
 
 fn check_shape(len: usize, width: u32, height: u32, stride: u32, format: PixelFormat) -> Result<(), PluginError> {
@@ -118,7 +141,7 @@ impl<'a> Frame<'a> {
         timestamp_us: i64,
     ) -> Result<Self, PluginError> {
         check_shape(data.len(), width, height, stride, format)?;
-        Ok(Self { data, width, height, stride, format, timestamp_us })
+        Ok(Self { data, width, height, stride, format, timestamp_us, meta: None })
     }
 
     pub fn width(&self) -> u32 {
@@ -135,6 +158,21 @@ impl<'a> Frame<'a> {
     }
     pub fn timestamp_us(&self) -> i64 {
         self.timestamp_us
+    }
+    pub fn shape(&self) -> Shape {
+        Shape::new(self.width, self.height, self.format)
+    }
+    /// The frame's metadata: its time, colour and named properties (a copy; reading it costs a
+    /// call into the host, so read it once per frame).
+    pub fn metadata(&self) -> FrameMeta {
+        match self.meta {
+            Some(meta) => meta.clone(),
+            None => crate::runtime::frame_meta(crate::runtime::MetaOf::Input),
+        }
+    }
+    /// The same frame with `meta` as its metadata (for tests and hosts).
+    pub fn with_metadata(self, meta: &'a FrameMeta) -> Self {
+        Self { meta: Some(meta), ..self }
     }
     /// Bytes of one row's pixels (without stride padding).
     pub fn row_bytes(&self) -> usize {
@@ -195,7 +233,7 @@ impl<'a> FrameMut<'a> {
         timestamp_us: i64,
     ) -> Result<Self, PluginError> {
         check_shape(data.len(), width, height, stride, format)?;
-        Ok(Self { data, width, height, stride, format, timestamp_us })
+        Ok(Self { data, width, height, stride, format, timestamp_us, meta: None })
     }
 
     pub fn width(&self) -> u32 {
@@ -215,6 +253,31 @@ impl<'a> FrameMut<'a> {
     }
     pub fn row_bytes(&self) -> usize {
         (self.width * self.format.bytes_per_pixel()) as usize
+    }
+    /// The output's metadata as it stands: the input's, unless set.
+    pub fn metadata(&self) -> FrameMeta {
+        match &self.meta {
+            Some(meta) => (*meta).clone(),
+            None => crate::runtime::frame_meta(crate::runtime::MetaOf::Output),
+        }
+    }
+    /// Makes `meta` the output's metadata; the next plugins and the output get it. Fails if it
+    /// does not encode (more than [`abi::MAX_PROPERTIES`] properties, or longer than
+    /// [`abi::MAX_META_BYTES`]). In a band that does not start at row 0 it changes nothing:
+    /// the band at row 0 speaks for the frame.
+    pub fn set_metadata(&mut self, meta: &FrameMeta) -> Result<(), PluginError> {
+        let bytes = meta.encode().ok_or_else(|| PluginError::new("the frame metadata is too large"))?;
+        match &mut self.meta {
+            Some(own) => {
+                **own = meta.clone();
+                Ok(())
+            }
+            None => crate::runtime::set_frame_meta(&bytes),
+        }
+    }
+    /// The same frame with `meta` as its metadata (for tests and hosts).
+    pub fn with_metadata(self, meta: &'a mut FrameMeta) -> Self {
+        Self { meta: Some(meta), ..self }
     }
     /// Bytes available for the frame.
     pub fn capacity(&self) -> usize {
@@ -305,6 +368,7 @@ pub struct OwnedFrame {
     pub stride: u32,
     pub format: PixelFormat,
     pub timestamp_us: i64,
+    pub meta: FrameMeta,
 }
 
 impl OwnedFrame {
@@ -319,14 +383,18 @@ impl OwnedFrame {
         // Whole samples: a 10-bit frame's stride is even.
         let stride = stride.max(row).next_multiple_of(format.bytes_per_pixel());
         let len = format.planes(width, height, stride).map_or(0, |p| abi::frame_len(&p)) as usize;
-        Self { data: vec![0; len], width, height, stride, format, timestamp_us: 0 }
+        Self { data: vec![0; len], width, height, stride, format, timestamp_us: 0, meta: FrameMeta::default() }
+    }
+
+    pub fn shape(&self) -> Shape {
+        Shape::new(self.width, self.height, self.format)
     }
 
     /// A frame from packed pixel bytes (planes one after another, rows without padding).
     pub fn from_pixels(width: u32, height: u32, format: PixelFormat, data: Vec<u8>) -> Result<Self, PluginError> {
         let stride = width * format.bytes_per_pixel();
         check_shape(data.len(), width, height, stride, format)?;
-        Ok(Self { data, width, height, stride, format, timestamp_us: 0 })
+        Ok(Self { data, width, height, stride, format, timestamp_us: 0, meta: FrameMeta::default() })
     }
 
     pub fn row_bytes(&self) -> usize {
@@ -341,6 +409,7 @@ impl OwnedFrame {
             stride: self.stride,
             format: self.format,
             timestamp_us: self.timestamp_us,
+            meta: Some(&self.meta),
         }
     }
 
@@ -352,6 +421,7 @@ impl OwnedFrame {
             stride: self.stride,
             format: self.format,
             timestamp_us: self.timestamp_us,
+            meta: Some(&mut self.meta),
         }
     }
 
@@ -368,10 +438,11 @@ impl OwnedFrame {
             && self.packed() == other.packed()
     }
 
-    /// Copies the shape and the pixels that `frame` describes.
+    /// Copies the shape, the pixels and the metadata that `frame` describes.
     pub fn from_view(frame: &FrameMut<'_>) -> Self {
         let mut out = Self::new(frame.width(), frame.height(), frame.format());
         out.timestamp_us = frame.timestamp_us();
+        out.meta = frame.metadata();
         let mut view = out.view_mut();
         for (i, mut plane) in view.planes_mut().into_iter().enumerate() {
             let from = frame.plane(i);

@@ -37,8 +37,8 @@ pub mod runtime;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod testing;
 
-pub use abi::PixelFormat;
-pub use frame::{Frame, FrameMut, OwnedFrame, PlaneMut, PlaneRef};
+pub use abi::{FrameMeta, PixelFormat};
+pub use frame::{Frame, FrameMut, OwnedFrame, PlaneMut, PlaneRef, Shape};
 pub use params::{ParamKind, ParamSpec, Params};
 
 use std::fmt;
@@ -84,6 +84,13 @@ pub trait Plugin: Sized + 'static {
     /// The input formats the plugin accepts.
     fn formats() -> &'static [PixelFormat] {
         &[PixelFormat::Rgba8]
+    }
+
+    /// The shape of the frames [`Plugin::process`] makes from frames of shape `input`, once the
+    /// instance exists: the host sizes the next plugin's buffers from it before any frame
+    /// moves, and refuses a frame of another shape. The default: the input's.
+    fn output_shape(&self, input: Shape) -> Result<Shape, PluginError> {
+        Ok(input)
     }
 
     /// Creates the instance; every parameter of [`Plugin::params`] is present in `params`.
@@ -176,7 +183,7 @@ macro_rules! export_plugin {
             static STATE: $crate::runtime::State<$plugin> = $crate::runtime::State::new();
 
             // Natively too: the type is a Plugin, and every ABI export below is made (6 of them,
-            // and the 2 optional ones).
+            // and the 3 optional ones).
             const _: fn() = || {
                 fn is_a_plugin<P: $crate::Plugin>() {}
                 is_a_plugin::<$plugin>();
@@ -184,7 +191,7 @@ macro_rules! export_plugin {
             const _: () =
                 assert!($crate::abi::EXPORTS.len() == 6, "export_plugin! must export every abi::EXPORTS entry");
             const _: () = assert!(
-                $crate::abi::OPTIONAL_EXPORTS.len() == 2,
+                $crate::abi::OPTIONAL_EXPORTS.len() == 3,
                 "export_plugin! must export every abi::OPTIONAL_EXPORTS entry"
             );
 
@@ -225,6 +232,12 @@ macro_rules! export_plugin {
             $crate::__export!(plugin_process_rows = EXPORT_PROCESS_ROWS, fn(input: i32, output: i32, first: i32, rows: i32) -> i32 {
                 // SAFETY: as for `plugin_process`; the rows are checked against the frame.
                 unsafe { STATE.process_rows(input, output, first, rows) }
+            });
+
+            $crate::__export!(plugin_output_shape = EXPORT_OUTPUT_SHAPE, fn(input: i32, output: i32) -> i32 {
+                // SAFETY: per the ABI the host passes two `FrameDesc`s it wrote into our memory
+                // (the output one writable) and does not touch them while the call runs.
+                unsafe { STATE.output_shape(input, output) }
             });
         };
     };

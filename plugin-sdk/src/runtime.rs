@@ -104,6 +104,37 @@ impl<P: Plugin> State<P> {
         }
     }
 
+    /// `plugin_output_shape`: the instance's [`Plugin::output_shape`] for the input descriptor's
+    /// shape, written into the output descriptor.
+    ///
+    /// # Safety
+    /// `input` and `output` are the addresses of [`FrameDesc`]s in this module's memory, the
+    /// output one writable, that nothing else touches during the call.
+    pub unsafe fn output_shape(&self, input: i32, output: i32) -> i32 {
+        let mut inner = self.inner.borrow_mut();
+        // SAFETY: per this function's contract the input descriptor is readable.
+        let in_desc = unsafe { read_desc(input) };
+        let result = match (inner.plugin.as_ref(), PixelFormat::from_u32(in_desc.format)) {
+            (None, _) => Err(PluginError::new("output_shape was called before a successful init")),
+            (_, None) => Err(PluginError::new("the host sent an unknown pixel format")),
+            (Some(plugin), Some(format)) => {
+                plugin.output_shape(crate::Shape::new(in_desc.width, in_desc.height, format))
+            }
+        };
+        match result {
+            Ok(shape) => {
+                let out_ptr = output as usize as *mut [u8; FRAME_DESC_SIZE];
+                // SAFETY: the output descriptor is readable and writable per this function's contract.
+                let desc = FrameDesc::from_bytes(unsafe { &*out_ptr });
+                let desc = FrameDesc { width: shape.width, height: shape.height, format: shape.format as u32, ..desc };
+                // SAFETY: as above.
+                unsafe { *out_ptr = desc.to_bytes() };
+                Status::Ok as i32
+            }
+            Err(err) => inner.fail(err),
+        }
+    }
+
     /// `plugin_band_context`: the instance's [`Plugin::band_context`], or [`abi::WHOLE_FRAME`].
     pub fn band_context(&self) -> i32 {
         let inner = self.inner.borrow();
@@ -199,6 +230,55 @@ fn install_panic_hook() {
 // The link attributes below need literals; these keep them equal to the ABI's names.
 const _: () = assert!(matches!(abi::IMPORT_MODULE.as_bytes(), b"plugin_host"));
 const _: () = assert!(matches!(abi::IMPORT_LOG.as_bytes(), b"log"));
+const _: () = assert!(matches!(abi::IMPORT_FRAME_META.as_bytes(), b"frame_meta"));
+const _: () = assert!(matches!(abi::IMPORT_SET_FRAME_META.as_bytes(), b"set_frame_meta"));
+
+/// Whose metadata [`frame_meta`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetaOf {
+    Input = 0,
+    Output = 1,
+}
+
+#[cfg(target_arch = "wasm32")]
+#[link(wasm_import_module = "plugin_host")]
+unsafe extern "C" {
+    #[link_name = "frame_meta"]
+    fn host_frame_meta(which: i32, ptr: *mut u8, cap: usize) -> i32;
+    #[link_name = "set_frame_meta"]
+    fn host_set_frame_meta(ptr: *const u8, len: usize) -> i32;
+}
+
+/// The metadata of the frame being processed, from the host.
+#[cfg(target_arch = "wasm32")]
+pub fn frame_meta(which: MetaOf) -> abi::FrameMeta {
+    let mut buffer = vec![0u8; abi::MAX_META_BYTES];
+    // SAFETY: the host writes at most `cap` bytes at `ptr`, a live buffer of that size.
+    let len = unsafe { host_frame_meta(which as i32, buffer.as_mut_ptr(), buffer.len()) };
+    buffer.truncate(len.clamp(0, abi::MAX_META_BYTES as i32) as usize);
+    abi::FrameMeta::decode(&buffer).unwrap_or_default()
+}
+
+/// Outside wasm a frame without metadata of its own has the default.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn frame_meta(_which: MetaOf) -> abi::FrameMeta {
+    abi::FrameMeta::default()
+}
+
+/// Gives the host the output's metadata.
+#[cfg(target_arch = "wasm32")]
+pub fn set_frame_meta(bytes: &[u8]) -> Result<(), PluginError> {
+    // SAFETY: the host reads `len` bytes at `ptr`, a live slice.
+    match unsafe { host_set_frame_meta(bytes.as_ptr(), bytes.len()) } {
+        0 => Ok(()),
+        _ => Err(PluginError::new("the host refused the frame metadata")),
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+pub fn set_frame_meta(_bytes: &[u8]) -> Result<(), PluginError> {
+    Ok(())
+}
 
 #[cfg(target_arch = "wasm32")]
 pub fn log(level: LogLevel, message: &str) {

@@ -41,12 +41,37 @@ pub fn params_for<P: Plugin>(params: &[(&str, ParamValue)]) -> Params {
 /// Processes `input` with an existing instance.
 pub fn process<P: Plugin>(plugin: &mut P, input: &OwnedFrame) -> Result<OwnedFrame, PluginError> {
     crate::check_accepts::<P>(input.format)?;
-    let capacity = input.data.len().max(input.width as usize * input.height as usize * 4);
+    let capacity = output_capacity(plugin, input)?;
     let mut buffer = vec![0u8; capacity];
+    // The output's metadata starts as the input's, as in the host.
+    let mut meta = input.meta.clone();
     let mut output =
-        crate::FrameMut::new(&mut buffer, input.width, input.height, input.stride, input.format, input.timestamp_us)?;
+        crate::FrameMut::new(&mut buffer, input.width, input.height, input.stride, input.format, input.timestamp_us)?
+            .with_metadata(&mut meta);
     plugin.process(&input.view(), &mut output)?;
+    check_declared(plugin, input, &output)?;
     Ok(OwnedFrame::from_view(&output))
+}
+
+/// Room for the output as the host gives it: an RGBA frame of the larger of the input's size
+/// and the size [`Plugin::output_shape`] declares.
+fn output_capacity<P: Plugin>(plugin: &P, input: &OwnedFrame) -> Result<usize, PluginError> {
+    let declared = plugin.output_shape(input.shape())?;
+    let rgba = |w: u32, h: u32| w as usize * h as usize * 4;
+    Ok(input.data.len().max(rgba(input.width, input.height)).max(rgba(declared.width, declared.height)))
+}
+
+/// The host refuses an output whose shape is not the one [`Plugin::output_shape`] declared.
+fn check_declared<P: Plugin>(plugin: &P, input: &OwnedFrame, output: &crate::FrameMut<'_>) -> Result<(), PluginError> {
+    let declared = plugin.output_shape(input.shape())?;
+    let made = crate::Shape::new(output.width(), output.height(), output.format());
+    match made == declared {
+        true => Ok(()),
+        false => Err(PluginError::new(format!(
+            "output_shape declares {declared} for {} frames, but process made {made}",
+            input.shape()
+        ))),
+    }
 }
 
 /// Processes `input` as the host does with `bands` workers: one instance of `P` per band (each

@@ -24,13 +24,14 @@ enum Ending {
 fn message() -> impl Strategy<Value = ToHost> {
     prop_oneof![
         ".{0,40}".prop_map(|description| ToHost::Loaded { description }),
-        proptest::option::of(any::<u32>()).prop_map(|band_context| ToHost::Ready { band_context }),
+        (proptest::option::of(any::<u32>()), proptest::option::of(any::<[u8; 32]>()))
+            .prop_map(|(band_context, output)| ToHost::Ready { band_context, output }),
         (any::<u64>(), any::<u64>()).prop_map(|(frames, minor_faults)| ToHost::Stats { frames, minor_faults }),
         (any::<i32>(), ".{0,40}").prop_map(|(level, message)| ToHost::Log { level, message }),
         (any::<Option<u64>>(), ".{0,20}")
             .prop_map(|(frame, m)| ToHost::Failed { frame, failure: Failure::Plugin(m.into()) }),
         (any::<u64>(), any::<u32>(), any::<[u8; 32]>(), 0u64..64)
-            .prop_map(|(frame, slot, desc, len)| ToHost::FrameDone { frame, slot, desc, len }),
+            .prop_map(|(frame, slot, desc, len)| ToHost::FrameDone { frame, slot, desc, len, meta: None }),
     ]
 }
 

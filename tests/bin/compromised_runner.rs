@@ -61,8 +61,13 @@ fn main() {
             let description =
                 r#"{"name":"idle","version":"1","description":"","formats":["rgba8","gray8"],"params":[]}"#;
             protocol::write_message(&mut output, &ToHost::Loaded { description: description.into() }).expect("loaded");
-            let _init: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("init");
-            protocol::write_message(&mut output, &ToHost::Ready { band_context: None }).expect("ready");
+            let init: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("init");
+            // Declares the input's shape for its output, as a plugin without plugin_output_shape does.
+            let shape = match init {
+                ToRunner::Init { input, .. } => input,
+                _ => None,
+            };
+            protocol::write_message(&mut output, &ToHost::Ready { band_context: None, output: shape }).expect("ready");
             while let Ok(message) = protocol::read_message::<ToRunner>(&mut input, MAX_TO_RUNNER_BYTES) {
                 if message == ToRunner::Shutdown {
                     return;

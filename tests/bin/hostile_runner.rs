@@ -49,8 +49,13 @@ fn main() {
     }
     let description = r#"{"name":"hostile","version":"1","description":"","formats":["rgba8","gray8"],"params":[]}"#;
     protocol::write_message(&mut output, &ToHost::Loaded { description: description.into() }).expect("loaded");
-    let _init: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("init");
-    protocol::write_message(&mut output, &ToHost::Ready { band_context: None }).expect("ready");
+    let init: ToRunner = protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES).expect("init");
+    // Declares the input's shape for its output, as a plugin without plugin_output_shape does.
+    let shape = match init {
+        ToRunner::Init { input, .. } => input,
+        _ => None,
+    };
+    protocol::write_message(&mut output, &ToHost::Ready { band_context: None, output: shape }).expect("ready");
 
     match mode.as_str() {
         "garbage" => {
@@ -69,20 +74,26 @@ fn main() {
             }
         },
         "fail-then-frame" => {
-            if let Ok(ToRunner::Frame { frame, slot, desc, len }) =
+            if let Ok(ToRunner::Frame { frame, slot, desc, len, .. }) =
                 protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)
             {
                 let mut bytes = vec![0u8; len as usize];
                 let _ = std::io::Read::read_exact(&mut input, &mut bytes);
                 let failure = protocol::Failure::Plugin("refused".into());
                 let _ = protocol::write_message(&mut output, &ToHost::Failed { frame: Some(frame), failure });
-                let late = ToHost::FrameDone { frame, slot, desc, len };
+                let late = ToHost::FrameDone { frame, slot, desc, len, meta: None };
                 let _ = protocol::write_message_with_bytes(&mut output, &late, &bytes);
             }
             sleep_forever()
         }
         "stray-frame" => {
-            let stray = ToHost::FrameDone { frame: 999, slot: 1, desc: [0; plugin_sdk::abi::FRAME_DESC_SIZE], len: 64 };
+            let stray = ToHost::FrameDone {
+                frame: 999,
+                slot: 1,
+                desc: [0; plugin_sdk::abi::FRAME_DESC_SIZE],
+                len: 64,
+                meta: None,
+            };
             let _ = protocol::write_message_with_bytes(&mut output, &stray, &[0xee; 64]);
             sleep_forever()
         }

@@ -235,3 +235,73 @@ fn a_video_file_ffmpeg_cannot_read_or_write_is_named_with_its_reason() {
     let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     assert!(!leftovers.iter().any(|n| n.to_string_lossy().contains("partial")), "{leftovers:?}");
 }
+
+#[test]
+fn an_upscaler_declares_its_larger_frames_and_the_chain_after_it_gets_them() {
+    let dir = scratch("upscale");
+    let output = host(&dir, &["run", "-i", "testsrc:32x24:3", "-o", "frames", "scale factor=3 ! invert"], Vec::new());
+    assert!(output.status.success(), "{}", stderr(&output));
+    let summary = String::from_utf8_lossy(&output.stdout);
+    assert!(summary.contains("frames: input 32x24 rgba8 -> scale 96x72 rgba8 -> invert 96x72 rgba8"), "{summary}");
+    let written = written_frames(&dir.join("frames"));
+    assert_eq!(written.len(), 3);
+    for (n, frame) in &written {
+        let mut input = OwnedFrame::new(32, 24, PixelFormat::Rgba8);
+        plugin_host_cli::io::test_pattern(32, 24, *n - 1, &mut input);
+        let mut scaled = OwnedFrame::new(96, 72, PixelFormat::Rgba8);
+        for (i, pixel) in scaled.data.chunks_exact_mut(4).enumerate() {
+            let (x, y) = (i % 96 / 3, i / 96 / 3);
+            pixel.copy_from_slice(&input.data[(y * 32 + x) * 4..(y * 32 + x) * 4 + 4]);
+        }
+        assert!(frame.same_pixels(&invert_reference(&scaled)), "frame {n}");
+    }
+
+    // Larger than the config allows: refused before any frame, naming the plugin.
+    let config = format!(
+        "max_frame_bytes = 100000\n[input]\nkind = \"testsrc\"\nwidth = 64\nheight = 48\nframes = 2\n\
+         [[plugin]]\nname = \"up\"\npath = \"{}\"\nparams = {{ factor = 4 }}\n[output]\nkind = \"null\"\n",
+        plugin("scale").display()
+    );
+    std::fs::write(dir.join("big.toml"), config).unwrap();
+    let output = host(&dir, &["run", "big.toml"], Vec::new());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    let said = stderr(&output);
+    assert!(said.contains("plugin \"up\" makes 256x192 rgba8 frames of 64x48 rgba8 ones"), "{said}");
+    assert!(said.contains("max_frame_bytes = 100000"), "{said}");
+}
+
+#[test]
+fn frame_metadata_set_by_one_plugin_reaches_the_plugins_after_it_through_one_that_ignores_it() {
+    let dir = scratch("metadata");
+    let misbehave = test_plugin("misbehave");
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 48\nheight = 8\nframes = 3\n\
+         [[plugin]]\nname = \"stamp\"\npath = \"{m}\"\nparams = {{ mode = \"meta-stamp\" }}\n\
+         [[plugin]]\nname = \"invert\"\npath = \"{}\"\nworkers = 2\n\
+         [[plugin]]\nname = \"show\"\npath = \"{m}\"\nparams = {{ mode = \"meta-show\" }}\n\
+         [output]\nkind = \"raw\"\npath = \"-\"\n",
+        plugin("invert").display(),
+        m = misbehave.display(),
+    );
+    std::fs::write(dir.join("p.toml"), config).unwrap();
+    for transport in ["", "pipe"] {
+        let config = std::fs::read_to_string(dir.join("p.toml")).unwrap();
+        let config = match transport {
+            "pipe" => {
+                config.replace("[[plugin]]\nname = \"show\"", "[[plugin]]\nname = \"show\"\ntransport = \"pipe\"")
+            }
+            _ => config,
+        };
+        std::fs::write(dir.join("q.toml"), config).unwrap();
+        let output = host(&dir, &["run", "q.toml"], Vec::new());
+        assert!(output.status.success(), "{}", stderr(&output));
+        let frame_bytes = 48 * 8 * 4;
+        assert_eq!(output.stdout.len(), 3 * frame_bytes);
+        for n in 0..3 {
+            let row = &output.stdout[n * frame_bytes..n * frame_bytes + 48 * 4];
+            let text = String::from_utf8_lossy(&row[..row.iter().position(|&b| b == b'|').unwrap() + 9]).into_owned();
+            // pts n in units of 1/30 s, the rate the test pattern runs at, one property.
+            assert!(text.starts_with(&format!("{n} 1/30|30/1|1|")), "frame {n} {transport}: {text}");
+        }
+    }
+}

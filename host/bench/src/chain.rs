@@ -70,6 +70,7 @@ pub(crate) fn chain(plugins: &Path, options: &BenchOptions) -> anyhow::Result<Ch
             plugins: (0..stages).map(plugin).collect(),
             output: OutputConfig::Null,
             ring: plugin_host_cli::config::DEFAULT_RING,
+            max_frame_bytes: plugin_host_cli::config::DEFAULT_MAX_FRAME_BYTES,
         };
         let run_options = RunOptions { max_frames: None, runner: options.runner.clone() };
         let (stats, result) = Prepared::new(&config, run_options)?.run(&mut Silent);

@@ -26,6 +26,8 @@ struct RawConfig {
     sandbox: Option<SandboxName>,
     /// Frames in flight in the chain beyond one per plugin.
     ring: Option<u32>,
+    /// Largest frame a plugin may declare, in bytes as RGBA.
+    max_frame_bytes: Option<u64>,
     input: RawInput,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
@@ -254,7 +256,16 @@ pub struct Config {
     pub output: OutputConfig,
     /// Frames in flight beyond one per plugin: how far a stage may run ahead of the next.
     pub ring: u32,
+    /// Largest frame a plugin may declare it makes, counted as RGBA (4 bytes a pixel): buffers
+    /// are sized for the largest frame of the chain.
+    pub max_frame_bytes: u64,
 }
+
+/// File extensions the one-line form takes for video files (`kind = "video"`).
+pub const VIDEO_EXTENSIONS: [&str; 11] = ["mp4", "mkv", "mov", "webm", "avi", "m4v", "ts", "mxf", "flv", "mpg", "ogv"];
+
+/// [`Config::max_frame_bytes`] by default: an 8192×8192 RGBA frame, the most a buffer holds.
+pub const DEFAULT_MAX_FRAME_BYTES: u64 = plugin_host::ipc::region::MAX_SLOT_CAPACITY;
 
 pub const DEFAULT_RING: u32 = 2;
 /// Most workers a stage may have.
@@ -381,7 +392,14 @@ impl Config {
         {
             return Err(error(format!("output.path {} is {what}; the run would overwrite it", out.display())));
         }
-        Ok(Config { file: path.to_path_buf(), input, plugins, output, ring })
+        let max_frame_bytes = match raw.max_frame_bytes {
+            None => DEFAULT_MAX_FRAME_BYTES,
+            Some(bytes @ 1..=DEFAULT_MAX_FRAME_BYTES) => bytes,
+            Some(bytes) => {
+                return Err(error(format!("max_frame_bytes = {bytes} is outside 1..={DEFAULT_MAX_FRAME_BYTES}")));
+            }
+        };
+        Ok(Config { file: path.to_path_buf(), input, plugins, output, ring, max_frame_bytes })
     }
 
     /// What of this run's own files (config, input, plugins, output) writing `path` would

@@ -208,7 +208,7 @@ fn output(line: &OneLine) -> Result<OutputConfig, String> {
 
 /// A file named like a video file (`.mp4`, `.mkv`, …): decoded or encoded by ffmpeg.
 fn is_video(path: &Path) -> bool {
-    crate::io::VIDEO_EXTENSIONS.iter().any(|e| has_extension(path, e))
+    crate::config::VIDEO_EXTENSIONS.iter().any(|e| has_extension(path, e))
 }
 
 /// `-` with `--format y4m`, or a file named `.y4m`.
@@ -271,7 +271,14 @@ pub fn config(line: &OneLine) -> Result<Config, ConfigError> {
             params,
         });
     }
-    let config = Config { file: PathBuf::from(ORIGIN), input, plugins, output, ring: crate::config::DEFAULT_RING };
+    let config = Config {
+        file: PathBuf::from(ORIGIN),
+        input,
+        plugins,
+        output,
+        ring: crate::config::DEFAULT_RING,
+        max_frame_bytes: crate::config::DEFAULT_MAX_FRAME_BYTES,
+    };
     if let Some((out, what)) = config.output_overwrites() {
         return Err(error(format!("-o {} is {what}; the run would overwrite it", out.display())));
     }

@@ -321,11 +321,21 @@ impl Plugin {
         } else {
             input
         };
-        let bytes = (input.width as u64 * input.height as u64 * 4).max(4096);
-        let mut spec = PluginSpec::new(self.name.clone(), &self.module, bytes);
-        spec.params = params.to_vec();
+        let rgba = |shape: plugin_sdk::Shape| (shape.width as u64 * shape.height as u64 * 4).max(4096);
         let failed = |e: plugin_host::PluginError| TestError::Failed(e.to_string());
-        let mut process = PluginProcess::spawn(spec).map_err(failed)?;
+        let start = |bytes| {
+            let mut spec = PluginSpec::new(self.name.clone(), &self.module, bytes);
+            spec.params = params.to_vec();
+            spec.input = Some(input.shape());
+            PluginProcess::spawn(spec).map_err(failed)
+        };
+        let mut process = start(rgba(input.shape()))?;
+        // A plugin that declares larger frames (an upscaler) gets buffers for them.
+        if let Some(declared) = process.output_shape()
+            && rgba(declared) > rgba(input.shape())
+        {
+            process = start(rgba(declared))?;
+        }
         let output = process.process(input).map_err(failed)?;
         process.shutdown().map_err(failed)?;
         Ok(output)

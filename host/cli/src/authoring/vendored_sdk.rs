@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 /// the folder).
 const SOURCES: &[(&str, &str)] = &[
     ("src/abi.rs", include_str!("../../../../plugin-sdk/src/abi.rs")),
+    ("src/convert.rs", include_str!("../../../../plugin-sdk/src/convert.rs")),
     ("src/describe.rs", include_str!("../../../../plugin-sdk/src/describe.rs")),
     ("src/frame.rs", include_str!("../../../../plugin-sdk/src/frame.rs")),
     ("src/lib.rs", include_str!("../../../../plugin-sdk/src/lib.rs")),

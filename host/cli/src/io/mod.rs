@@ -9,8 +9,6 @@ mod testsrc;
 mod video;
 pub mod y4m;
 
-pub use video::EXTENSIONS as VIDEO_EXTENSIONS;
-
 use crate::config::{InputConfig, OutputConfig};
 use plugin_sdk::convert::{Colour, Matrix, Range};
 use plugin_sdk::{Frame, OwnedFrame, PixelFormat};
@@ -62,6 +60,27 @@ impl StreamInfo {
     pub fn guess_colour(height: u32) -> Colour {
         let matrix = if height < 720 { Matrix::Bt601 } else { Matrix::Bt709 };
         Colour { matrix, range: Range::Limited }
+    }
+
+    /// The metadata frame `n` (0-based) starts with: its time in units of one frame
+    /// (`time_base` = 1 / rate), and the stream's colour.
+    pub fn frame_meta(&self, n: u64) -> plugin_sdk::FrameMeta {
+        let (num, den) = self.rate;
+        plugin_sdk::FrameMeta {
+            pts: n.min(i64::MAX as u64) as i64,
+            time_base: (den, num),
+            duration: 1,
+            frame_rate: (num, den),
+            matrix: match self.colour.matrix {
+                Matrix::Bt601 => 1,
+                Matrix::Bt709 => 2,
+            },
+            range: match self.colour.range {
+                Range::Limited => 1,
+                Range::Full => 2,
+            },
+            ..Default::default()
+        }
     }
 
     /// Presentation time of frame `n` (0-based), in microseconds.

@@ -13,9 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 
-/// File extensions taken for video files in the one-line form.
-pub const EXTENSIONS: [&str; 11] = ["mp4", "mkv", "mov", "webm", "avi", "m4v", "ts", "mxf", "flv", "mpg", "ogv"];
-
 const INSTALL: &str = "install it (Debian/Ubuntu: apt-get install ffmpeg; macOS: brew install ffmpeg)";
 
 fn failed(path: &Path, reason: impl Into<String>) -> MediaError {
@@ -123,8 +120,10 @@ pub struct VideoSource {
 
 impl VideoSource {
     pub fn open(path: &Path) -> Result<Self, MediaError> {
-        if !path.is_file() {
-            return Err(failed(path, "is not a file"));
+        match std::fs::metadata(path) {
+            Err(_) => return Err(failed(path, "does not exist")),
+            Ok(meta) if meta.is_dir() => return Err(failed(path, "is a folder, not a video file")),
+            Ok(_) => {}
         }
         let probe = probe(path)?;
         let pix_fmt = match (probe.gray, probe.ten_bit) {

@@ -19,7 +19,7 @@ use convert::{ConversionLog, Converter};
 use plugin_host::ipc::region::{Buffer, Lane, Region};
 use plugin_host::process::{PluginError, StartFailure};
 use plugin_sdk::abi::FrameDesc;
-use plugin_sdk::{Frame, OwnedFrame};
+use plugin_sdk::{Frame, OwnedFrame, Shape};
 use stage::Stage;
 use stats::RunStats;
 use std::path::PathBuf;
@@ -33,6 +33,9 @@ struct Carried {
     frame: u64,
     lane: Lane,
     desc: FrameDesc,
+    /// Its metadata: set by the source, carried through every stage, changed only by a plugin
+    /// that sets it (decoded and checked when it comes back).
+    meta: plugin_sdk::FrameMeta,
     /// Set on a frame a failed stage passed through: the host copied it into that stage's
     /// output boundary, which its plugin can write whenever it runs. The stage runs nothing
     /// until whoever reads the frame next drops this, when it is done with the buffer.
@@ -100,6 +103,8 @@ pub struct Prepared {
     /// The format the input's frames are converted to for the first plugin, if it takes another.
     source_convert: Option<plugin_sdk::PixelFormat>,
     conversions: ConversionLog,
+    /// Each boundary's frames: `input 1280x720 yuv420p`, then each plugin's output.
+    shapes: Vec<String>,
 }
 
 impl Prepared {
@@ -108,7 +113,6 @@ impl Prepared {
     pub fn new(config: &Config, options: RunOptions) -> Result<Self, RunError> {
         let source = io::open_source(&config.input).map_err(|e| config.error(format!("input: {e}")))?;
         let (width, height, format) = source.shape();
-        let frame_bytes = width as u64 * height as u64 * 4;
         // A control block per worker (each stage's first is its own), and one for the sink's
         // view of the last buffer; a boundary per plugin and one more.
         let default_workers = crate::config::default_workers();
@@ -122,26 +126,62 @@ impl Prepared {
                 .into());
         }
         let lanes = config.plugins.len() as u32 + config.ring;
-        let region =
-            Region::create_with_workers("plugin-host:chain", control_blocks, boundaries, lanes.max(2), frame_bytes)
-                .map_err(|e| RunError::Plugin(PluginError { plugin: "pipeline".into(), kind: e.into() }))?;
-        let mut stages = Vec::new();
-        let mut next_block = 0u32;
-        for (k, plugin) in config.plugins.iter().enumerate() {
-            let views = (next_block..next_block + workers[k])
-                .map(|block| region.for_worker(block, k as u32))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| config.error(e.to_string()))?;
-            next_block += workers[k];
-            // Before any frame: a plugin that cannot start is bad input, like a bad config.
-            stages.push(Stage::start(plugin, frame_bytes, &views, &options).map_err(
-                |e| match e.kind.start_failure() {
-                    StartFailure::Interrupted => RunError::Interrupted,
-                    StartFailure::BadPlugin | StartFailure::Init => RunError::Config(config.error(e.to_string())),
-                    StartFailure::Host => RunError::Plugin(e),
-                },
-            )?);
-        }
+        // Buffers hold the chain's largest frame. Each plugin declares its output's shape when
+        // it starts; one that makes frames larger than the buffers were made for (an upscaler)
+        // has the chain started again with larger ones, once: the shapes depend only on the
+        // parameters and the input's shape.
+        let mut frame_bytes = rgba_bytes(Shape::new(width, height, format));
+        let (region, mut stages, shapes) = loop {
+            let region =
+                Region::create_with_workers("plugin-host:chain", control_blocks, boundaries, lanes.max(2), frame_bytes)
+                    .map_err(|e| RunError::Plugin(PluginError { plugin: "pipeline".into(), kind: e.into() }))?;
+            let mut stages: Vec<Stage> = Vec::new();
+            let mut shapes = vec![("input".to_string(), Shape::new(width, height, format))];
+            let mut next_block = 0u32;
+            let mut needed = frame_bytes;
+            for (k, plugin) in config.plugins.iter().enumerate() {
+                let views = (next_block..next_block + workers[k])
+                    .map(|block| region.for_worker(block, k as u32))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|e| config.error(e.to_string()))?;
+                next_block += workers[k];
+                let input = shapes.last().expect("the input's shape comes first").1;
+                // Before any frame: a plugin that cannot start is bad input, like a bad config.
+                let stage = Stage::start(plugin, frame_bytes, &views, &options, input).map_err(|e| {
+                    match e.kind.start_failure() {
+                        StartFailure::Interrupted => RunError::Interrupted,
+                        StartFailure::BadPlugin | StartFailure::Init => RunError::Config(config.error(e.to_string())),
+                        StartFailure::Host => RunError::Plugin(e),
+                    }
+                })?;
+                let output = stage.output_shape();
+                let bytes = rgba_bytes(output);
+                if bytes > config.max_frame_bytes {
+                    return Err(config
+                        .error(format!(
+                            "plugin \"{}\" makes {output} frames of {input} ones: {bytes} bytes as RGBA, more than \
+                             max_frame_bytes = {}",
+                            plugin.name, config.max_frame_bytes
+                        ))
+                        .into());
+                }
+                needed = needed.max(bytes);
+                shapes.push((plugin.name.clone(), output));
+                stages.push(stage);
+                if needed > frame_bytes {
+                    break;
+                }
+            }
+            if needed <= frame_bytes {
+                break (region, stages, shapes);
+            }
+            if frame_bytes > rgba_bytes(shapes[0].1) {
+                // The second start asked for more than the first declared: the shapes moved.
+                return Err(config.error("the plugins declared other output shapes when started again").into());
+            }
+            drop(stages);
+            frame_bytes = needed;
+        };
         let info = source.info();
         let conversions = ConversionLog::default();
         for stage in &mut stages {
@@ -152,7 +192,7 @@ impl Prepared {
             && let Some(process) = first.processes().next()
         {
             let takes = process.description();
-            match convert::nearest(format, |f| takes.accepts(f)) {
+            match plugin_sdk::convert::nearest(format, |f| takes.accepts(f)) {
                 Some(to) if to != format => source_convert = Some(to),
                 Some(_) => {}
                 None => {
@@ -169,7 +209,8 @@ impl Prepared {
         }
         let sink =
             io::open_sink(&config.output, &info, &config.input).map_err(|e| config.error(format!("output: {e}")))?;
-        Ok(Self { source, sink, stages, region, options, info, source_convert, conversions })
+        let shapes = shapes.into_iter().map(|(name, shape)| format!("{name} {shape}")).collect();
+        Ok(Self { source, sink, stages, region, options, info, source_convert, conversions, shapes })
     }
 
     /// One line on the plugins' sandboxes, for the run's summary.
@@ -188,7 +229,8 @@ impl Prepared {
     /// frame written) is put in place, or kept beside an output that was already there
     /// ([`RunStats::output_kept_aside`]), and the error says what failed.
     pub fn run(self, progress: &mut dyn Progress) -> (RunStats, Result<(), RunError>) {
-        let Prepared { mut source, mut sink, stages, region, options, info, source_convert, conversions } = self;
+        let Prepared { mut source, mut sink, stages, region, options, info, source_convert, conversions, shapes } =
+            self;
         let started = Instant::now();
         let total = match (source.len_hint(), options.max_frames) {
             (Some(n), Some(m)) => Some(n.min(m)),
@@ -264,7 +306,8 @@ impl Prepared {
                 if let Ok(mut c) = counted.lock() {
                     *c = n;
                 }
-                if source_tx.send(Carried { frame: n, lane, desc, reading: None }).is_err() {
+                let meta = info.frame_meta(n - 1);
+                if source_tx.send(Carried { frame: n, lane, desc, meta, reading: None }).is_err() {
                     break;
                 }
             }
@@ -290,7 +333,7 @@ impl Prepared {
         let mut pixels = Vec::new();
         let discards = sink.discards();
         let mut sink_converter = Converter::new("before the output".into(), info.colour, conversions.clone());
-        for Carried { frame, lane, desc, reading } in upstream.iter() {
+        for Carried { frame, lane, desc, reading, .. } in upstream.iter() {
             let written = if discards {
                 // Like ffmpeg's null muxer: the frame is done with, unread.
                 Ok(())
@@ -375,10 +418,16 @@ impl Prepared {
             copies,
             plugins,
             conversions,
+            shapes,
             output_kept_aside,
         };
         (stats, first_error.map_or(Ok(()), Err))
     }
+}
+
+/// Bytes of a frame of `shape`'s size as RGBA: what a buffer needs to hold it in any format.
+fn rgba_bytes(shape: Shape) -> u64 {
+    shape.width as u64 * shape.height as u64 * 4
 }
 
 /// The descriptor of a frame of `shape` at the start of a lane's buffer of `capacity` bytes.

@@ -7,7 +7,7 @@
 //! its bands of the frames still in flight again; the other workers' bands stand. A worker that
 //! stays down is left out, and the bands are cut among those that run.
 
-use super::convert::{self, ConversionLog, Converter};
+use super::convert::{ConversionLog, Converter};
 use super::stats::PluginStats;
 use super::{Carried, Reading, RunOptions, WARM_UP_FRAMES};
 use crate::config::{OnError, PluginConfig};
@@ -34,6 +34,8 @@ pub(super) struct Stage {
     converter: Option<Converter>,
     /// A frame's pixels copied out of the lane to be converted.
     unconverted: Vec<u8>,
+    /// The shape of its output frames, as its plugin declared it: frames of another are refused.
+    output_shape: plugin_sdk::Shape,
 }
 
 /// One process of a stage, and its own restart history.
@@ -57,6 +59,7 @@ struct Pending {
     frame: u64,
     lane: Lane,
     input: FrameDesc,
+    meta: plugin_sdk::FrameMeta,
     reading: Option<Reading>,
     bands: Vec<Band>,
     /// The first failure among its bands: the frame goes to the policy once all are back.
@@ -103,12 +106,14 @@ impl Worker {
 
 impl Stage {
     /// Starts the plugin on `views[0]`, and when it works on bands, up to `views.len()` workers
-    /// in all (one per view, each its own control block on the same boundaries).
+    /// in all (one per view, each its own control block on the same boundaries). `input` is
+    /// the shape of the frames it will get; it declares its output's ([`Stage::output_shape`]).
     pub(super) fn start(
         config: &PluginConfig,
         frame_bytes: u64,
         views: &[Region],
         options: &RunOptions,
+        input: plugin_sdk::Shape,
     ) -> Result<Self, PluginError> {
         let mut spec = PluginSpec::new(&config.name, &config.path, frame_bytes);
         spec.params = config.params.clone();
@@ -119,12 +124,16 @@ impl Stage {
         spec.slots = views[0].slot_count();
         spec.standby = config.max_restarts > 0;
         spec.snapshot_input = config.snapshot_input;
+        spec.input = Some(input);
         let first = PluginProcess::spawn_stage(spec, &views[0])?;
+        let output_shape = first.output_shape().ok_or_else(|| first_error(&first, "it declared no output shape"))?;
         let wanted = views.len();
         let mut workers = vec![];
-        if wanted > 1 && first.band_context().is_none() {
+        let resizes = output_shape.height != input.height;
+        if wanted > 1 && (first.band_context().is_none() || resizes) {
             if config.workers.is_some() {
-                tracing::warn!("plugin \"{}\" works on whole frames only: 1 worker, not {wanted}", config.name);
+                let why = if resizes { "changes the frame's height" } else { "works on whole frames only" };
+                tracing::warn!("plugin \"{}\" {why}: 1 worker, not {wanted}", config.name);
             }
         } else if wanted > 1 {
             // The others start together: each is a process start and an instance, nothing to compile.
@@ -138,7 +147,11 @@ impl Stage {
                     .collect()
             });
             for worker in started {
-                workers.push(Worker::new(worker?));
+                let worker = worker?;
+                if worker.output_shape() != Some(output_shape) {
+                    return Err(first_error(&first, "its workers declared different output shapes"));
+                }
+                workers.push(Worker::new(worker));
             }
         }
         workers.insert(0, Worker::new(first));
@@ -153,10 +166,15 @@ impl Stage {
             band_outputs,
             converter: None,
             unconverted: Vec::new(),
+            output_shape,
         })
     }
 
-    /// The running processes (for descriptions and sandbox reports).
+    /// The shape of the frames this stage makes, as its plugin declared it at start.
+    pub(super) fn output_shape(&self) -> plugin_sdk::Shape {
+        self.output_shape
+    }
+
     /// Frames that arrive in a format the plugin does not take are converted (with `colour`
     /// for Y'CbCr) and counted in `log`.
     pub(super) fn convert_with(&mut self, colour: plugin_sdk::convert::Colour, log: ConversionLog) {
@@ -169,7 +187,7 @@ impl Stage {
     fn convert_input(&mut self, lane: &mut Lane, desc: FrameDesc) -> Option<FrameDesc> {
         let format = plugin_sdk::PixelFormat::from_u32(desc.format)?;
         let takes = self.processes().next()?.description();
-        let to = convert::nearest(format, |f| takes.accepts(f)).filter(|to| *to != format)?;
+        let to = plugin_sdk::convert::nearest(format, |f| takes.accepts(f)).filter(|to| *to != format)?;
         let converter = self.converter.as_mut()?;
         self.region.read_pixels(lane, Buffer::Input, desc.byte_len() as usize, &mut self.unconverted);
         let frame =
@@ -181,6 +199,7 @@ impl Stage {
         Some(FrameDesc { stride, format: to as u32, ..desc })
     }
 
+    /// The running processes (for descriptions and sandbox reports).
     pub(super) fn processes(&self) -> impl Iterator<Item = &PluginProcess> {
         self.workers.iter().filter_map(|w| w.process.as_ref())
     }
@@ -311,7 +330,7 @@ impl Stage {
     /// Waits for every band of a frame. The result is the frame's output descriptor, or the
     /// first failure (the frame then carries its input descriptor to the policy).
     fn collect(&mut self, entry: Pending) -> (Carried, Result<FrameDesc, PluginError>) {
-        let Pending { frame, lane, input, reading, mut bands, mut error, .. } = entry;
+        let Pending { frame, lane, input, meta, reading, mut bands, mut error, .. } = entry;
         let mut outputs = std::mem::take(&mut self.band_outputs);
         outputs.clear();
         for band in &mut bands {
@@ -342,8 +361,8 @@ impl Stage {
                 Err(failure) => error = Some(failure),
             }
         }
-        if error.is_none() && outputs.len() > 1 {
-            error = self.check_shapes(&input, &outputs);
+        if error.is_none() {
+            error = self.check_shapes(&outputs);
         }
         let done = outputs.first().map(|&(_, desc)| desc);
         bands.clear();
@@ -356,7 +375,7 @@ impl Stage {
             (None, Some(desc)) => Ok(desc),
             (None, None) => Err(self.not_running()),
         };
-        (Carried { frame, lane, desc: input, reading: None }, result)
+        (Carried { frame, lane, desc: input, meta, reading: None }, result)
     }
 
     /// Waits for one worker's band.
@@ -372,16 +391,20 @@ impl Stage {
         result
     }
 
-    /// Bands of one frame must describe one output, as high as the input: a worker that says
-    /// otherwise than the rest (the majority, among those of the right height) is killed.
-    fn check_shapes(&mut self, input: &FrameDesc, outputs: &[(usize, FrameDesc)]) -> Option<PluginError> {
+    /// Bands of one frame must describe one output, of the shape the plugin declared at start:
+    /// a worker that says otherwise than the rest (the majority, among those of the declared
+    /// shape) is killed, and so is a lone worker whose frame is not of that shape.
+    fn check_shapes(&mut self, outputs: &[(usize, FrameDesc)]) -> Option<PluginError> {
+        let declared = self.output_shape;
+        let as_declared =
+            |d: &FrameDesc| (d.width, d.height, d.format) == (declared.width, declared.height, declared.format as u32);
         // Every frame, as a rule: all agree, one pass; the vote below only runs on a lie.
         let first = outputs.first()?.1;
-        if first.height == input.height && outputs.iter().all(|(_, desc)| *desc == first) {
+        if as_declared(&first) && outputs.iter().all(|(_, desc)| *desc == first) {
             return None;
         }
         let votes = |desc: &FrameDesc| outputs.iter().filter(|(_, other)| other == desc).count();
-        let agreed = outputs.iter().map(|(_, desc)| desc).filter(|d| d.height == input.height).max_by_key(|d| votes(d));
+        let agreed = outputs.iter().map(|(_, desc)| desc).filter(|d| as_declared(d)).max_by_key(|d| votes(d));
         let mut lied = false;
         for (index, desc) in outputs {
             if Some(desc) != agreed {
@@ -394,8 +417,30 @@ impl Stage {
                 lied = true;
             }
         }
-        let why = "its workers gave the frame's bands different shapes";
+        let why = match (outputs.len(), agreed) {
+            (1, _) | (_, None) => "the frame is not of the shape it declared at start",
+            _ => "its workers gave the frame's bands different shapes",
+        };
         lied.then(|| PluginError { plugin: self.config.name.clone(), kind: Violation::OutputDescriptor(why).into() })
+    }
+
+    /// The metadata the plugin set on a frame it finished, copied out once and decoded; `None`
+    /// when it set none, or set bytes that do not decode (then its input's stands, and the
+    /// run says so).
+    fn output_meta(&mut self, lane: &Lane) -> Option<plugin_sdk::FrameMeta> {
+        let mut bytes = std::mem::take(&mut self.unconverted);
+        let meta = match self.region.read_meta(lane.slot(), Buffer::Output, &mut bytes) {
+            false => None,
+            true => plugin_sdk::FrameMeta::decode(&bytes).or_else(|| {
+                tracing::warn!(
+                    "plugin \"{}\" set frame metadata that does not decode; kept the input's",
+                    self.config.name
+                );
+                None
+            }),
+        };
+        self.unconverted = bytes;
+        meta
     }
 
     fn not_running(&self) -> PluginError {
@@ -425,6 +470,10 @@ impl Stage {
                     }
                 }
                 self.stats.latency_us.record(took.as_micros() as u64);
+                let mut carried = carried;
+                if let Some(meta) = self.output_meta(&carried.lane) {
+                    carried.meta = meta;
+                }
                 Ok(output.send(Carried { desc, ..carried }).is_ok())
             }
             Err(error) => {
@@ -495,7 +544,10 @@ impl Stage {
         free: &Sender<Lane>,
         busy: bool,
     ) -> Result<Option<Pending>, PluginError> {
-        let Carried { frame, mut lane, mut desc, reading } = carried;
+        let Carried { frame, mut lane, mut desc, meta, reading } = carried;
+        // The frame's metadata beside its input; the output's is unset until the plugin sets it.
+        self.region.write_meta(lane.slot(), Buffer::Input, meta.encode().as_deref());
+        self.region.write_meta(lane.slot(), Buffer::Output, None);
         if let Some(converted) = self.convert_input(&mut lane, desc) {
             desc = converted;
         }
@@ -525,7 +577,7 @@ impl Stage {
         }
         let submitted = Instant::now();
         if !bands.is_empty() {
-            return Ok(Some(Pending { frame, lane, input: desc, reading, bands, error, submitted }));
+            return Ok(Some(Pending { frame, lane, input: desc, meta, reading, bands, error, submitted }));
         }
         self.spare_bands.push(bands);
         let error =
@@ -536,7 +588,7 @@ impl Stage {
         if self.config.on_error == OnError::Fail {
             return Err(error);
         }
-        self.apply_policy(&error, Carried { frame, lane, desc, reading }, output, free, busy);
+        self.apply_policy(&error, Carried { frame, lane, desc, meta, reading }, output, free, busy);
         Ok(None)
     }
 
@@ -550,7 +602,7 @@ impl Stage {
         free: &Sender<Lane>,
         busy: bool,
     ) {
-        let Carried { frame, mut lane, desc, reading } = carried;
+        let Carried { frame, mut lane, desc, meta, reading } = carried;
         // A disabled plugin was reported once, when it was disabled.
         let report = !self.disabled() || !matches!(error.kind, ErrorKind::NotRunning);
         match self.config.on_error {
@@ -579,7 +631,7 @@ impl Stage {
                 drop(reading);
                 self.stats.copies += 1;
                 let (done_reading, read) = channel();
-                if output.send(Carried { frame, lane, desc, reading: Some(done_reading) }).is_ok() {
+                if output.send(Carried { frame, lane, desc, meta, reading: Some(done_reading) }).is_ok() {
                     // Ends with an error when the reader drops its end: it is done.
                     let _ = read.recv();
                 }

@@ -151,6 +151,8 @@ pub struct RunStats {
     pub plugins: Vec<PluginStats>,
     /// Frames the host converted from one pixel format to another, and where.
     pub conversions: Vec<Conversion>,
+    /// Each boundary's frames: `input 1280x720 yuv420p`, then each plugin's output.
+    pub shapes: Vec<String>,
     /// After a failed run over an existing output: where this run's frames were kept instead.
     pub output_kept_aside: Option<std::path::PathBuf>,
 }
@@ -211,6 +213,9 @@ impl RunStats {
             self.host_faults_per_frame,
             self.plugins.iter().map(|p| format!(", {} {:.2}", p.name, p.plugin_faults_per_frame)).collect::<String>()
         )?;
+        if !self.shapes.is_empty() {
+            writeln!(out, "frames: {}", self.shapes.join(" -> "))?;
+        }
         for c in &self.conversions {
             let frames = if c.frames == 1 { "frame" } else { "frames" };
             writeln!(out, "converted {} {frames} {} -> {} {} ({})", c.frames, c.from, c.to, c.place, c.colour)?;

@@ -16,8 +16,10 @@ pub const MAGIC: [u8; 8] = *b"PLGHOST\x01";
 /// ([`write_message_with_bytes`]), written from and read into their buffers directly; 7: a stage
 /// may run as several workers (`Load` names the input boundary apart from the control block,
 /// `Ready` says whether the plugin works on bands).
-pub const PROTOCOL_VERSION: u32 = 7;
-pub const MIN_PROTOCOL_VERSION: u32 = 7;
+/// 8: `Init` gives the input's shape and `Ready` the output's it declares; frames on the pipe
+/// carry their metadata.
+pub const PROTOCOL_VERSION: u32 = 8;
+pub const MIN_PROTOCOL_VERSION: u32 = 8;
 
 /// The first argument that puts a binary in runner mode (see `runner::run_if_requested`); the
 /// runner then finds its channel and region on descriptors 3, 4 and 5 (`sys::process`).
@@ -87,9 +89,19 @@ pub enum ToRunner {
     },
     /// Pipe transport: one frame, in `slot`; `desc` is a `FrameDesc` with `data` 0. Its `len`
     /// bytes follow the message on the pipe, raw.
-    Frame { frame: u64, slot: u32, desc: [u8; FRAME_DESC_SIZE], len: u64 },
+    /// `meta`: the frame's encoded metadata (empty: none).
+    Frame {
+        frame: u64,
+        slot: u32,
+        desc: [u8; FRAME_DESC_SIZE],
+        len: u64,
+        #[serde(with = "serde_bytes")]
+        meta: Vec<u8>,
+    },
     /// Create the plugin instance with ABI-encoded parameters; answered by [`ToHost::Ready`].
-    Init { params: Vec<u8> },
+    /// `input`: the shape (a `FrameDesc`, `data` and `capacity` 0) of the frames it will get,
+    /// for which `Ready` says the output's.
+    Init { params: Vec<u8>, input: Option<[u8; FRAME_DESC_SIZE]> },
     /// Report [`ToHost::Stats`].
     Stats,
     /// Exit cleanly.
@@ -103,10 +115,12 @@ pub enum ToHost {
     Loaded { description: String },
     /// The instance is created; frames may flow. `band_context`: the rows of context a band
     /// reads, when the plugin can work on bands of a frame (`None`: whole frames only).
-    Ready { band_context: Option<u32> },
+    /// `output`: for `Init`'s `input`, the shape the plugin declares its output frames have.
+    Ready { band_context: Option<u32>, output: Option<[u8; FRAME_DESC_SIZE]> },
     /// Pipe transport: the processed frame of `slot`; its `len` bytes follow the message on the
     /// pipe, raw (the host reads them straight into the slot's output buffer).
-    FrameDone { frame: u64, slot: u32, desc: [u8; FRAME_DESC_SIZE], len: u64 },
+    /// `meta`: the output's encoded metadata, when the plugin set it.
+    FrameDone { frame: u64, slot: u32, desc: [u8; FRAME_DESC_SIZE], len: u64, meta: Option<Vec<u8>> },
     /// The answer to [`ToRunner::Compile`]: the compiled module. Native code made from an
     /// untrusted module by a sandboxed process: the host only stores it (authenticated) and
     /// hands it to runners with the same sandbox; it never loads it itself.

@@ -23,7 +23,13 @@
 //! page     buffers, by boundary: boundary 0 of slot 0, of slot 1, …, boundary 1 of slot 0, …
 //!          each `slot_capacity` bytes, `boundary_count` boundaries (the last control block
 //!          belongs to the consumer of the last boundary)
+//! then     frame metadata, in the same order: per boundary and slot [`META_AREA`] bytes, a u32
+//!          length (0: not set) and that many bytes of an encoded `FrameMeta` from byte 64
 //! ```
+//!
+//! The host writes a frame's metadata at its input boundary and clears it at the output one
+//! before a stage runs; the stage's runner sets the output's only when its plugin does, and the
+//! host copies it out once and decodes it (untrusted) when the frame comes back.
 //!
 //! Descriptors are copied out with one volatile read and validated by the reader before use.
 //!
@@ -41,8 +47,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"PHREGION");
-/// 4: control blocks counted apart from boundaries (workers), and a band per slot.
-pub const LAYOUT_VERSION: u32 = 4;
+/// 4: control blocks counted apart from boundaries (workers), and a band per slot; 5: frame
+/// metadata areas after the buffers.
+pub const LAYOUT_VERSION: u32 = 5;
+/// Bytes of one frame's metadata area: a length word, padding to 64, then the encoded metadata.
+pub const META_AREA: u64 = 64 + plugin_sdk::abi::MAX_META_BYTES as u64;
 pub const PAGE_SIZE: u64 = 4096;
 pub const MIN_SLOTS: u32 = 2;
 pub const MAX_SLOTS: u32 = 64;
@@ -216,7 +225,7 @@ impl Region {
             return Err(RegionError::Capacity(frame_bytes));
         }
         let offset = buffers_offset(slot_count, stage_count);
-        let size = offset + boundary_count as u64 * slot_count as u64 * slot_capacity;
+        let size = offset + boundary_count as u64 * slot_count as u64 * (slot_capacity + META_AREA);
         let file = memfd::create_sealed(name, size).map_err(RegionError::Create)?;
         let map = memfd::map_shared(&file).map_err(RegionError::Map)?;
         let region = Region::stage_zero(map, file, [slot_count, stage_count, boundary_count], slot_capacity, offset);
@@ -287,7 +296,7 @@ impl Region {
             return Err(RegionError::Capacity(slot_capacity));
         }
         if offset != buffers_offset(slot_count, stage_count)
-            || offset + boundary_count as u64 * slot_count as u64 * slot_capacity != map.len() as u64
+            || offset + boundary_count as u64 * slot_count as u64 * (slot_capacity + META_AREA) != map.len() as u64
         {
             return Err(RegionError::Invalid("its size does not match its header"));
         }
@@ -506,6 +515,52 @@ impl Region {
         unsafe {
             std::ptr::copy_nonoverlapping(src, dst.as_mut_ptr(), len);
             dst.set_len(len);
+        }
+    }
+
+    /// Where the metadata area of a slot's buffer starts, from the start of the region.
+    fn meta_offset(&self, slot: u32, which: Buffer) -> Option<usize> {
+        let boundary = self.boundary + which as u32;
+        if slot >= self.shared.slot_count || boundary >= self.shared.boundary_count {
+            return None;
+        }
+        let m = &self.shared;
+        let areas = m.buffers_offset + m.boundary_count as u64 * m.slot_count as u64 * m.slot_capacity;
+        Some((areas + (boundary as u64 * m.slot_count as u64 + slot as u64) * META_AREA) as usize)
+    }
+
+    /// Copies the metadata of a slot's buffer into `dst` (cleared first); false when none is
+    /// set. Whatever the peer wrote, at most [`plugin_sdk::abi::MAX_META_BYTES`] bytes are read.
+    pub fn read_meta(&self, slot: u32, which: Buffer, dst: &mut Vec<u8>) -> bool {
+        dst.clear();
+        let Some(at) = self.meta_offset(slot, which) else { return false };
+        // SAFETY: the area lies within the mapping (its offset is in range and the mapping's size
+        // was checked to hold every area); the length word is 4-aligned (areas and the buffers
+        // before them are multiples of 64 bytes) and read once, atomically.
+        let len = unsafe { (*(self.base().add(at) as *const AtomicU32)).load(Ordering::Acquire) } as usize;
+        if len == 0 || len > plugin_sdk::abi::MAX_META_BYTES {
+            return false;
+        }
+        dst.reserve(len);
+        // SAFETY: `len` bytes from byte 64 of the area lie within it (checked above); `dst` has
+        // room for them and is the caller's own memory.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.base().add(at + 64), dst.as_mut_ptr(), len);
+            dst.set_len(len);
+        }
+        true
+    }
+
+    /// Sets the metadata of a slot's buffer (`None`: clears it). Longer bytes than
+    /// [`plugin_sdk::abi::MAX_META_BYTES`] are not written; the area is then cleared.
+    pub fn write_meta(&self, slot: u32, which: Buffer, bytes: Option<&[u8]>) {
+        let Some(at) = self.meta_offset(slot, which) else { return };
+        let bytes = bytes.filter(|b| b.len() <= plugin_sdk::abi::MAX_META_BYTES).unwrap_or(&[]);
+        // SAFETY: as in `read_meta`: the area lies within the mapping and holds 64 + the
+        // maximum bytes; the bytes are the caller's own memory.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.base().add(at + 64), bytes.len());
+            (*(self.base().add(at) as *const AtomicU32)).store(bytes.len() as u32, Ordering::Release);
         }
     }
 

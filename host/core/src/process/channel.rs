@@ -434,6 +434,10 @@ fn start_reader(
                     region
                         .fill_from_pipe(slot, Buffer::Output, len, reader)
                         .map_err(|e| format!("its frame's bytes could not be read: {e}"))?;
+                    // Over the pipe as through shared memory, the metadata lands beside the frame.
+                    if let ToHost::FrameDone { meta: Some(meta), .. } = &message {
+                        region.write_meta(slot, Buffer::Output, Some(meta));
+                    }
                     events.queue(message)
                 }
                 message => events.queue(message),

@@ -93,6 +93,10 @@ pub enum Violation {
     DidNotExit,
     #[error("cannot encode a message for it: {0}")]
     Encode(ProtocolError),
+    #[error("it declared an impossible output shape: {0}")]
+    OutputShape(&'static str),
+    #[error("it declared {now} output frames after a restart, not {before} as at its start")]
+    OutputShapeChanged { before: plugin_sdk::Shape, now: plugin_sdk::Shape },
 }
 
 /// A call the handle cannot serve as made: the caller's mistake, not the plugin's.

@@ -145,6 +145,8 @@ impl PluginProcess {
             return Err(self.error(misuse.into()));
         };
         let pixels = &input.data()[..bytes];
+        self.region.write_meta(slot, Buffer::Input, input.metadata().encode().as_deref());
+        self.region.write_meta(slot, Buffer::Output, None);
         let result = match self.spec.transport {
             Transport::SharedMemory => {
                 self.region.write_pixels(&mut lane, Buffer::Input, pixels);
@@ -270,7 +272,9 @@ impl PluginProcess {
                     PipeSource::Caller(bytes) => FrameBytes::Slice(bytes),
                     PipeSource::Lane(len) => FrameBytes::Lane { region: &self.region, lane, len },
                 };
-                let message = ToRunner::Frame { frame, slot, desc: desc.to_bytes(), len: bytes.len() as u64 };
+                let mut meta = Vec::new();
+                self.region.read_meta(slot, Buffer::Input, &mut meta);
+                let message = ToRunner::Frame { frame, slot, desc: desc.to_bytes(), len: bytes.len() as u64, meta };
                 let deadline = submitted + self.spec.limits.deadline + DEADLINE_GRACE;
                 self.current.channel.await_frame(slot, frame);
                 if let Err(kind) = self.current.channel.send_frame(&message, bytes, deadline) {
@@ -296,6 +300,14 @@ impl PluginProcess {
         if let Ok((desc, format)) = &result {
             self.region.read_pixels(&lane, Buffer::Output, desc.byte_len() as usize, &mut output.data);
             set_shape(output, desc, *format);
+            // The plugin's metadata when it set some that decodes, else its input's.
+            let mut bytes = Vec::new();
+            let (mut input, mut set) = (Vec::new(), None);
+            if self.region.read_meta(lane.slot(), Buffer::Output, &mut bytes) {
+                set = plugin_sdk::FrameMeta::decode(&bytes);
+            }
+            self.region.read_meta(lane.slot(), Buffer::Input, &mut input);
+            output.meta = set.or_else(|| plugin_sdk::FrameMeta::decode(&input)).unwrap_or_default();
         }
         let slot = lane.slot() as usize;
         self.slots.pool[slot] = Some(lane);
@@ -385,7 +397,7 @@ impl PluginProcess {
             return Err(ErrorKind::Deadline { frame, deadline: self.spec.limits.deadline });
         };
         match message {
-            ToHost::FrameDone { frame: done, slot: done_slot, desc, len } if done == frame => {
+            ToHost::FrameDone { frame: done, slot: done_slot, desc, len, .. } if done == frame => {
                 let desc = FrameDesc::from_bytes(&desc);
                 let format = region::validate_output(&desc, self.frame_capacity)
                     .ok()

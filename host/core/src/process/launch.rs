@@ -22,6 +22,8 @@ pub(super) struct Loaded {
     /// Rows of context a band of the plugin's output reads, once it is ready; `None`: it needs
     /// whole frames (or is not ready yet).
     pub band_context: Option<u32>,
+    /// The output shape it declared for the spec's input, once it is ready.
+    pub output_shape: Option<plugin_sdk::Shape>,
 }
 
 /// Largest frame in bytes a spec's plugin handles: its slot capacity, or for the pipe transport
@@ -119,7 +121,7 @@ fn load_module(
         other => return Err(Violation::Unexpected { expected: "Loaded", got: message_kind(&other) }.into()),
     };
     let description = PluginDescription::parse(&description).map_err(|e| not_a_plugin(e.into()))?;
-    Ok(Loaded { channel, description, sandbox, band_context: None })
+    Ok(Loaded { channel, description, sandbox, band_context: None, output_shape: None })
 }
 
 impl ErrorKind {

@@ -69,6 +69,8 @@ pub struct PluginProcess {
     frame_capacity: u64,
     /// Frame copies made by the host between lane buffers (see [`PluginProcess::copies`]).
     copies: u64,
+    /// The output shape the first ready instance declared; every later one must say the same.
+    declared: Option<plugin_sdk::Shape>,
 }
 
 impl PluginProcess {
@@ -134,6 +136,7 @@ impl PluginProcess {
             current,
             standby: None,
             copies: 0,
+            declared: None,
         };
         plugin.activate(deadline).map_err(|kind| plugin.error(kind))?;
         Ok(plugin)
@@ -142,6 +145,7 @@ impl PluginProcess {
     /// Makes the loaded process the active one: frees the stage's slots, sends the parameters
     /// and waits for the instance; then starts a standby process if the spec asks for one.
     fn activate(&mut self, deadline: Instant) -> Result<(), ErrorKind> {
+        let input = self.input_shape().map(|shape| shape_desc(shape).to_bytes());
         let channel = &mut self.current.channel;
         channel.starting = true;
         for slot in 0..self.region.slot_count() {
@@ -151,15 +155,28 @@ impl PluginProcess {
         channel.set_active();
         let params = self.current.description.resolve_params(&self.spec.params)?;
         let encoded = abi::encode_params(params.iter().map(|(n, v)| (n.as_str(), v)));
-        let ready = channel.send_message(&ToRunner::Init { params: encoded }, deadline).and_then(|()| {
+        let ready = channel.send_message(&ToRunner::Init { params: encoded, input }, deadline).and_then(|()| {
             match channel.next_message(deadline)? {
-                ToHost::Ready { band_context } => Ok(band_context),
+                ToHost::Ready { band_context, output } => Ok((band_context, output)),
                 ToHost::Failed { failure, .. } => Err(ErrorKind::Init(failure)),
                 other => Err(Violation::Unexpected { expected: "Ready", got: channel::message_kind(&other) }.into()),
             }
         });
         channel.starting = false;
-        self.current.band_context = ready.map_err(|kind| kind.out_of_time(&self.spec))?;
+        let (band_context, output) = ready.map_err(|kind| kind.out_of_time(&self.spec))?;
+        self.current.band_context = band_context;
+        let declared = match (input, output) {
+            (Some(_), Some(desc)) => Some(declared_shape(&abi::FrameDesc::from_bytes(&desc))?),
+            (Some(_), None) => return Err(Violation::Unexpected { expected: "an output shape", got: "none" }.into()),
+            (None, _) => None,
+        };
+        if let (Some(before), Some(now)) = (self.declared, declared)
+            && before != now
+        {
+            return Err(Violation::OutputShapeChanged { before, now }.into());
+        }
+        self.declared = self.declared.or(declared);
+        self.current.output_shape = declared;
         tracing::debug!("plugin \"{}\" ready; sandbox {}", self.spec.name, self.current.sandbox.summary());
         if self.spec.standby && self.standby.is_none() {
             let (spec, region, artifact) = (self.spec.clone(), self.region.clone(), Artifact::clone(&self.artifact));
@@ -199,6 +216,20 @@ impl PluginProcess {
     /// (untrusted: it decides only whether the plugin gets bands); `None`: whole frames only.
     pub fn band_context(&self) -> Option<u32> {
         self.current.band_context
+    }
+
+    /// The shape of the frames it gets: the spec's input in the nearest format it takes.
+    pub fn input_shape(&self) -> Option<plugin_sdk::Shape> {
+        let input = self.spec.input?;
+        let description = &self.current.description;
+        let format = plugin_sdk::convert::nearest(input.format, |f| description.accepts(f))?;
+        Some(plugin_sdk::Shape { format, ..input })
+    }
+
+    /// The shape of its output frames for [`PluginProcess::input_shape`], as it declared it
+    /// when it started (untrusted: checked to be a frame, and every frame is checked against it).
+    pub fn output_shape(&self) -> Option<plugin_sdk::Shape> {
+        self.declared
     }
 
     /// What starts more processes of this plugin, from the same compiled module and parameters:
@@ -327,4 +358,28 @@ impl Drop for PluginProcess {
             let _ = standby.join();
         }
     }
+}
+
+/// The descriptor that tells a plugin the shape of its input frames.
+fn shape_desc(shape: plugin_sdk::Shape) -> abi::FrameDesc {
+    let stride = shape.format.row_bytes(shape.width).min(u32::MAX as u64) as u32;
+    abi::FrameDesc {
+        width: shape.width,
+        height: shape.height,
+        stride,
+        format: shape.format as u32,
+        ..Default::default()
+    }
+}
+
+/// Largest side of a declared output frame.
+const MAX_DECLARED_SIDE: u32 = 16384;
+
+/// The shape a runner's `Ready` declares, checked to be a frame.
+fn declared_shape(desc: &abi::FrameDesc) -> Result<plugin_sdk::Shape, ErrorKind> {
+    let format = abi::PixelFormat::from_u32(desc.format).ok_or(Violation::OutputShape("unknown pixel format"))?;
+    if !(1..=MAX_DECLARED_SIDE).contains(&desc.width) || !(1..=MAX_DECLARED_SIDE).contains(&desc.height) {
+        return Err(Violation::OutputShape("a side is 0 or larger than 16384").into());
+    }
+    Ok(plugin_sdk::Shape::new(desc.width, desc.height, format))
 }

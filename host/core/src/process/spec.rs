@@ -85,6 +85,10 @@ pub struct PluginSpec {
     /// Copy each input frame into the plugin's private memory before `process`, so that the
     /// stage before cannot change it while this plugin reads it (one copy per frame, counted).
     pub snapshot_input: bool,
+    /// The shape of the frames it will get (in the nearest format it takes, see
+    /// [`plugin_sdk::convert::nearest`]); when set, the ready plugin declares its output's
+    /// ([`super::PluginProcess::output_shape`]).
+    pub input: Option<plugin_sdk::Shape>,
 }
 
 impl PluginSpec {
@@ -102,6 +106,7 @@ impl PluginSpec {
             sandbox: SandboxLevel::Standard,
             standby: false,
             snapshot_input: false,
+            input: None,
         }
     }
 

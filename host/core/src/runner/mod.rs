@@ -147,14 +147,22 @@ fn serve() -> Result<(), RunnerError> {
     let description = instance.describe().map_err(fail)?;
     send(&control, &ToHost::Loaded { description })?;
 
-    let params = match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
-        ToRunner::Init { params } => params,
+    let (params, input_shape) = match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
+        ToRunner::Init { params, input } => (params, input),
         ToRunner::Shutdown => return Ok(()),
         other => return Err(fail(Failure::Protocol(format!("expected Init, got {other:?}").into()))),
     };
     let startup = Duration::from_millis(limits.startup_ms.max(1));
     watchdog.guard(startup, || instance.init(&params, 1)).map_err(fail)?;
-    send(&control, &ToHost::Ready { band_context: instance.band_context().map_err(fail)? })?;
+    let output = match input_shape {
+        Some(desc) => {
+            let shape =
+                watchdog.guard(startup, || instance.output_shape(&plugin_sdk::abi::FrameDesc::from_bytes(&desc)));
+            Some(shape.map_err(fail)?.to_bytes())
+        }
+        None => None,
+    };
+    send(&control, &ToHost::Ready { band_context: instance.band_context().map_err(fail)?, output })?;
 
     let deadline = Duration::from_millis(limits.deadline_ms.max(1));
     let recover = |instance: &mut wasm::PluginInstance, failure: &Failure| -> Result<(), RunnerError> {
@@ -169,7 +177,7 @@ fn serve() -> Result<(), RunnerError> {
     if transport == Transport::Pipe {
         loop {
             match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
-                ToRunner::Frame { frame, slot, desc, len } => {
+                ToRunner::Frame { frame, slot, desc, len, meta } => {
                     frames_served += 1;
                     let desc = plugin_sdk::abi::FrameDesc {
                         data: 0,
@@ -183,14 +191,16 @@ fn serve() -> Result<(), RunnerError> {
                     instance
                         .read_input(&desc, &mut input)
                         .map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
+                    instance.set_input_meta(&meta, true);
                     let result = watchdog.guard(deadline, || instance.process(&desc, 1, FrameIo::Heap, None));
                     match result {
                         Ok(done) => {
+                            let meta = instance.take_output_meta();
                             let pixels = instance.heap_output(&done).ok_or_else(|| {
                                 fail(Failure::Protocol("the output lies outside the plugin's memory".into()))
                             })?;
                             let len = pixels.len() as u64;
-                            let done = ToHost::FrameDone { frame, slot, desc: done.to_bytes(), len };
+                            let done = ToHost::FrameDone { frame, slot, desc: done.to_bytes(), len, meta };
                             let mut out = control.lock().map_err(|_| protocol::ProtocolError::Closed)?;
                             protocol::write_message_with_bytes(&mut *out, &done, pixels)?;
                         }
@@ -210,6 +220,7 @@ fn serve() -> Result<(), RunnerError> {
     }
     let mut seen = region.doorbell().load(Ordering::Acquire);
     let window_start = region.stage_window().map_or(0, |(offset, _)| offset);
+    let mut meta = Vec::with_capacity(plugin_sdk::abi::MAX_META_BYTES);
     loop {
         if let Some(slot) = next_submitted(&region) {
             let frame = region.frame_number(slot);
@@ -222,10 +233,15 @@ fn serve() -> Result<(), RunnerError> {
                 (_, 0) => None,
                 band => Some(band),
             };
+            region.read_meta(slot, Buffer::Input, &mut meta);
+            instance.set_input_meta(&meta, band.is_none_or(|(first, _)| first == 0));
             let result = watchdog.guard(deadline, || instance.process(&input_desc, 1, io, band));
             frames_served += 1;
             match result {
                 Ok(output) => {
+                    if let Some(set) = instance.take_output_meta() {
+                        region.write_meta(slot, Buffer::Output, Some(&set));
+                    }
                     region.write_desc(slot, Buffer::Output, &output);
                     handoff::complete(&Futex, region.state(slot), Outcome::Done);
                 }

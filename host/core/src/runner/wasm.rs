@@ -19,6 +19,18 @@ pub struct StoreData {
     /// Set when a `memory.grow` was refused, so a trap right after is reported as the limit.
     memory_denied: Arc<AtomicBool>,
     log: LogSink,
+    /// The metadata of the frame being processed, for the `frame_meta` imports.
+    meta: FrameMetaCall,
+}
+
+/// One frame's metadata while the plugin processes it: the input's (encoded, as the host wrote
+/// it) and the output's once the plugin sets it.
+#[derive(Default)]
+struct FrameMetaCall {
+    input: Vec<u8>,
+    output: Option<Vec<u8>>,
+    /// False in a band that does not start at row 0: only one band speaks for the frame.
+    settable: bool,
 }
 
 impl ResourceLimiter for StoreData {
@@ -71,6 +83,8 @@ struct Exports {
     describe: TypedFunc<(), i32>,
     /// The optional band exports (`abi::OPTIONAL_EXPORTS`), present together or not used.
     bands: Option<(TypedFunc<(), i32>, ProcessRows)>,
+    /// `plugin_output_shape(input, output)`, when the plugin makes frames of another shape.
+    output_shape: Option<TypedFunc<(i32, i32), i32>>,
 }
 
 /// `plugin_process_rows(input, output, first_row, rows)`.
@@ -141,6 +155,47 @@ impl PluginModule {
                 },
             )
             .map_err(|e| Failure::Load(e.to_string().into()))?;
+        linker
+            .func_wrap(
+                abi::IMPORT_MODULE,
+                abi::IMPORT_FRAME_META,
+                |mut caller: Caller<'_, StoreData>, which: i32, ptr: i32, cap: i32| -> i32 {
+                    let meta = &caller.data().meta;
+                    let bytes = match (which, &meta.output) {
+                        (1, Some(output)) => output.clone(),
+                        _ => meta.input.clone(),
+                    };
+                    if bytes.len() <= cap.max(0) as usize {
+                        let memory = caller.get_export(abi::EXPORT_MEMORY).and_then(|e| e.into_memory());
+                        if let Some(memory) = memory {
+                            // Out of bounds: nothing is written, as the ABI says of any bad range.
+                            let _ = GuestMemory::of(memory, &caller).write(ptr as u32 as usize, &bytes);
+                        }
+                    }
+                    bytes.len() as i32
+                },
+            )
+            .map_err(|e| Failure::Load(e.to_string().into()))?;
+        linker
+            .func_wrap(
+                abi::IMPORT_MODULE,
+                abi::IMPORT_SET_FRAME_META,
+                |mut caller: Caller<'_, StoreData>, ptr: i32, len: i32| -> i32 {
+                    if !(0..=abi::MAX_META_BYTES as i32).contains(&len) {
+                        return 1;
+                    }
+                    let bytes = read_guest_bytes(&mut caller, ptr, len as u32);
+                    if bytes.len() != len as usize || abi::FrameMeta::decode(&bytes).is_none() {
+                        return 1;
+                    }
+                    let meta = &mut caller.data_mut().meta;
+                    if meta.settable {
+                        meta.output = Some(bytes);
+                    }
+                    0
+                },
+            )
+            .map_err(|e| Failure::Load(e.to_string().into()))?;
         Ok(Self { engine: engine.clone(), module, linker })
     }
 
@@ -154,7 +209,12 @@ impl PluginModule {
     ) -> Result<PluginInstance, Failure> {
         let frame_bytes = window.as_ref().map_or(2 * frame_capacity as usize, |w| w.len().next_multiple_of(WASM_PAGE));
         let memory_cap = (limits.memory_bytes as usize).saturating_add(frame_bytes + 2 * WASM_PAGE);
-        let data = StoreData { memory_cap, memory_denied: Arc::new(AtomicBool::new(false)), log };
+        let data = StoreData {
+            memory_cap,
+            memory_denied: Arc::new(AtomicBool::new(false)),
+            log,
+            meta: FrameMetaCall::default(),
+        };
         let mut store = Store::new(&self.engine, data);
         store.limiter(|data| data);
         store.set_epoch_deadline(u64::MAX / 2);
@@ -187,6 +247,10 @@ impl PluginModule {
                     func(&instance, &mut store, abi::EXPORT_PROCESS_ROWS)?,
                 )),
                 _ => None,
+            },
+            output_shape: match instance.get_export(&mut store, abi::EXPORT_OUTPUT_SHAPE) {
+                Some(_) => Some(func(&instance, &mut store, abi::EXPORT_OUTPUT_SHAPE)?),
+                None => None,
             },
         };
         let buffers = Buffers::Heap { input: 0, output: 0 };
@@ -421,6 +485,55 @@ impl PluginInstance {
         self.store.set_epoch_deadline(1);
         let rows = band_context.call(&mut self.store, ()).map_err(|e| classify(&self.store, e))?;
         Ok(u32::try_from(rows).ok())
+    }
+
+    /// The shape (width, height, format; packed stride) of the plugin's output for frames of
+    /// `input`'s shape, from `plugin_output_shape` after init; `input`'s own without it.
+    pub fn output_shape(&mut self, input: &FrameDesc) -> Result<FrameDesc, Failure> {
+        let input = FrameDesc { data: 0, capacity: 0, ..*input };
+        let Some(output_shape) = self.exports.output_shape.clone() else { return Ok(input) };
+        let descs = self.descs as usize;
+        let misplaced = || Failure::Protocol("the shape descriptors lie outside the plugin's memory".into());
+        let memory = self.memory();
+        memory.write(descs, &input.to_bytes()).ok_or_else(misplaced)?;
+        memory.write(descs + FRAME_DESC_SIZE, &input.to_bytes()).ok_or_else(misplaced)?;
+        self.store.set_epoch_deadline(1);
+        let status = output_shape.call(&mut self.store, (descs as i32, (descs + FRAME_DESC_SIZE) as i32));
+        self.check_status(status)?;
+        let bytes = self.memory().read(descs + FRAME_DESC_SIZE, FRAME_DESC_SIZE).ok_or_else(misplaced)?;
+        let out = FrameDesc::from_bytes(bytes.as_slice().try_into().map_err(|_| misplaced())?);
+        let format = abi::PixelFormat::from_u32(out.format)
+            .ok_or_else(|| Failure::Plugin("plugin_output_shape gave an unknown pixel format".into()))?;
+        let stride = u32::try_from(format.row_bytes(out.width))
+            .map_err(|_| Failure::Plugin("plugin_output_shape gave a width too large".into()))?;
+        let shape = FrameDesc {
+            data: 0,
+            capacity: 0,
+            width: out.width,
+            height: out.height,
+            stride,
+            format: out.format,
+            ..input
+        };
+        format
+            .planes(shape.width, shape.height, shape.stride)
+            .map_err(|why| Failure::Plugin(format!("plugin_output_shape gave an impossible shape: {why}").into()))?;
+        Ok(shape)
+    }
+
+    /// Gives the next `process` call the input's encoded metadata; `settable`: whether the
+    /// plugin may set the output's (a whole frame, or the band at row 0).
+    pub fn set_input_meta(&mut self, input: &[u8], settable: bool) {
+        let meta = &mut self.store.data_mut().meta;
+        meta.input.clear();
+        meta.input.extend_from_slice(input);
+        meta.output = None;
+        meta.settable = settable;
+    }
+
+    /// The output's encoded metadata, when the last `process` call set it.
+    pub fn take_output_meta(&mut self) -> Option<Vec<u8>> {
+        self.store.data_mut().meta.output.take()
     }
 
     /// Processes one frame whose descriptor is `input` (`data` relative to its buffer), or only

@@ -7,7 +7,10 @@
 //! its band as pixels `[first row, end row, row, 255]` of the band (so a test sees how the host cut
 //! the frame). `band-shape` does the same, except that an instance whose only bands so far start
 //! at row 0 and end above the middle gives its output half the width: a worker that lies about
-//! the frame's shape while the others agree.
+//! the frame's shape while the others agree. `meta-stamp` inverts and sets the output's property
+//! `stamp` to `"<pts> <time base>"` of its input; `meta-show` inverts, then writes its input's
+//! `stamp` property, its frame rate and its property count as text into the start of row 0 (so
+//! that a test reads what reached it in the pixels).
 
 use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
 
@@ -37,6 +40,8 @@ const MODES: &[&str] = &[
     "init-error",
     "bands",
     "band-shape",
+    "meta-stamp",
+    "meta-show",
 ];
 
 /// Recursion that keeps everything in wasm locals, so it exhausts the wasm call stack rather
@@ -163,6 +168,24 @@ impl Plugin for Misbehave {
                     o[3] = i[3];
                 }
             }
+        }
+        match self.mode.as_str() {
+            "meta-stamp" => {
+                let mut meta = input.metadata();
+                let stamp = format!("{} {}/{}", meta.pts, meta.time_base.0, meta.time_base.1);
+                meta.set_property("stamp", &stamp);
+                output.set_metadata(&meta)?;
+            }
+            "meta-show" => {
+                let meta = input.metadata();
+                let (num, den) = meta.frame_rate;
+                let text =
+                    format!("{}|{num}/{den}|{}|", meta.property("stamp").unwrap_or("none"), meta.properties.len());
+                let row = output.row_mut(0);
+                let n = text.len().min(row.len());
+                row[..n].copy_from_slice(&text.as_bytes()[..n]);
+            }
+            _ => {}
         }
         Ok(())
     }
