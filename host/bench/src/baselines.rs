@@ -34,7 +34,7 @@ pub(crate) fn pipe_bytes_round_trip(plan: &Plan, bytes: usize) -> anyhow::Result
     let (mut there_read, mut there_write) = std::io::pipe()?;
     let (mut back_read, mut back_write) = std::io::pipe()?;
     for pipe in [there_write.as_fd(), back_write.as_fd()] {
-        let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+        plugin_host::sys::process::widen_pipe(pipe);
     }
     let echo = std::thread::spawn(move || -> std::io::Result<()> {
         let mut buffer = vec![0u8; bytes];

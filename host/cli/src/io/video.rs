@@ -137,7 +137,9 @@ impl VideoSource {
         args.extend(rest.map(std::ffi::OsStr::new));
         let mut child = spawn("ffmpeg", &args, Stdio::null(), path)?;
         let last_line = LastLine::follow(&mut child);
-        let stdout: Box<dyn Read + Send> = Box::new(child.stdout.take().expect("stdout is piped"));
+        let stdout = child.stdout.take().expect("stdout is piped");
+        plugin_host::sys::process::widen_pipe(std::os::fd::AsFd::as_fd(&stdout));
+        let stdout: Box<dyn Read + Send> = Box::new(stdout);
         let name = format!("ffmpeg decoding {}", path.display());
         let frames = match Y4mSource::from_reader(stdout, name) {
             Ok(frames) => frames,
@@ -272,6 +274,7 @@ impl VideoSink {
             let mut child = spawn("ffmpeg", &args, Stdio::piped(), &self.target)?;
             self.last_line = LastLine::follow(&mut child);
             let stdin: ChildStdin = child.stdin.take().expect("stdin is piped");
+            plugin_host::sys::process::widen_pipe(std::os::fd::AsFd::as_fd(&stdin));
             let name = PathBuf::from(format!("ffmpeg encoding {}", self.target.display()));
             self.encoder = Some((RawSink::y4m_into(Box::new(stdin), name, self.info), child));
         }

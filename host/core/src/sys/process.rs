@@ -27,6 +27,13 @@ pub struct RunnerProcess {
 
 /// Starts `program args…` as a runner: makes its two control pipes (1 MiB buffers where the
 /// system allows, fewer wake-ups for large messages) and hands it their ends and a handle of
+/// Asks for a 1 MiB pipe buffer (the default maximum; 64 KiB otherwise), so that a frame crosses
+/// in a few large reads and writes instead of many small ones. Best effort: a pipe keeps its
+/// size when the kernel refuses.
+pub fn widen_pipe(pipe: std::os::fd::BorrowedFd<'_>) {
+    let _ = nix::fcntl::fcntl(pipe, nix::fcntl::FcntlArg::F_SETPIPE_SZ(1 << 20));
+}
+
 /// `region` as descriptors 3, 4 and 5. With `nonblocking_control` the host's writing end is made
 /// non-blocking before the spawn, so no failure after it leaves a child behind.
 pub fn spawn_runner(
@@ -39,7 +46,7 @@ pub fn spawn_runner(
     use std::os::fd::AsFd;
     let pipe = || -> io::Result<(OwnedFd, OwnedFd)> {
         let (read, write) = nix::unistd::pipe2(OFlag::O_CLOEXEC)?;
-        let _ = fcntl(write.as_fd(), FcntlArg::F_SETPIPE_SZ(1 << 20));
+        widen_pipe(write.as_fd());
         Ok((read, write))
     };
     let (to_runner_read, to_runner_write) = pipe()?;
