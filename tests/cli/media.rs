@@ -176,7 +176,8 @@ fn a_video_file_in_a_video_file_out_keeps_rate_frames_and_audio() {
     let dir = scratch("video");
     let make = "testsrc2=size=96x64:rate=30000/1001";
     let sine = "sine=frequency=440";
-    let encode = ["-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "in.mp4"];
+    let tags = ["-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709", "-color_range", "tv"];
+    let encode = [&tags[..], &["-t", "1", "-c:v", "libx264", "-pix_fmt", "yuv420p", "-c:a", "aac", "in.mp4"]].concat();
     ffmpeg(&dir, &[&["-f", "lavfi", "-i", make, "-f", "lavfi", "-i", sine][..], &encode].concat());
     // A lossless encoder, so that the output's pixels can be compared.
     let config = format!(
@@ -193,6 +194,8 @@ fn a_video_file_in_a_video_file_out_keeps_rate_frames_and_audio() {
     assert_eq!(probe(&dir, "out.mkv", "stream=codec_type"), "video\naudio");
     assert_eq!(probe(&dir, "out.mkv", "stream=r_frame_rate").lines().next(), Some("30000/1001"));
     assert_eq!(probe(&dir, "out.mkv", "stream=codec_name").lines().nth(1), Some("aac"), "audio copied, not re-encoded");
+    let colour = probe(&dir, "out.mkv", "stream=color_space,color_primaries,color_transfer,color_range");
+    assert_eq!(colour.lines().next(), Some("tv|bt709|bt709|bt709"), "the input's colour tags are kept");
     let decode = |file: &str, filter: &str| {
         // Every decoded frame once (mkv's millisecond timestamps would make a constant-rate
         // output repeat one).

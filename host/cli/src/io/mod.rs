@@ -47,12 +47,15 @@ pub struct StreamInfo {
     /// Frames per second as a ratio (`30000:1001`).
     pub rate: (u32, u32),
     pub colour: Colour,
+    /// Colour primaries and transfer, as [`plugin_sdk::FrameMeta`] codes (0: unknown).
+    pub primaries: u8,
+    pub transfer: u8,
 }
 
 impl StreamInfo {
     /// A stream at `rate` whose frames are `height` rows, colour as [`StreamInfo::guess_colour`].
     pub fn new(rate: (u32, u32), height: u32) -> Self {
-        Self { rate, colour: Self::guess_colour(height) }
+        Self { rate, colour: Self::guess_colour(height), primaries: 0, transfer: 0 }
     }
 
     /// For video that does not say: BT.601 below 720 rows, BT.709 from 720 up, limited range
@@ -79,6 +82,8 @@ impl StreamInfo {
                 Range::Limited => 1,
                 Range::Full => 2,
             },
+            primaries: self.primaries,
+            transfer: self.transfer,
             ..Default::default()
         }
     }

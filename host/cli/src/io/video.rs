@@ -65,6 +65,9 @@ struct Probe {
     gray: bool,
     matrix: Option<Matrix>,
     range: Option<Range>,
+    /// `FrameMeta` codes of the primaries and transfer (0: unknown).
+    primaries: u8,
+    transfer: u8,
     /// The first audio stream's codec, when there is one.
     audio: Option<String>,
 }
@@ -102,11 +105,37 @@ fn probe(path: &Path) -> Result<Probe, MediaError> {
             "tv" | "mpeg" => Some(Range::Limited),
             _ => None,
         },
+        primaries: PRIMARIES.iter().position(|p| *p == text("color_primaries")).map_or(0, |i| i as u8 + 1),
+        transfer: TRANSFERS.iter().position(|t| *t == text("color_transfer")).map_or(0, |i| i as u8 + 1),
         audio: streams
             .iter()
             .find(|s| s["codec_type"] == "audio")
             .map(|s| s["codec_name"].as_str().unwrap_or("unknown").to_string()),
     })
+}
+
+/// ffmpeg's names of the colour primaries and transfers with a `FrameMeta` code (code = index + 1).
+const PRIMARIES: [&str; 4] = ["bt709", "smpte170m", "bt470bg", "bt2020"];
+const TRANSFERS: [&str; 4] = ["bt709", "iec61966-2-1", "smpte2084", "arib-std-b67"];
+
+/// The encoder options that tag the output with the frames' colour, as far as it is known.
+fn colour_tags(info: &StreamInfo) -> Vec<String> {
+    let matrix = match info.colour.matrix {
+        Matrix::Bt601 => "smpte170m",
+        Matrix::Bt709 => "bt709",
+    };
+    let range = match info.colour.range {
+        Range::Limited => "tv",
+        Range::Full => "pc",
+    };
+    let mut tags = vec!["-colorspace".to_string(), matrix.into(), "-color_range".into(), range.into()];
+    if let Some(p) = PRIMARIES.get((info.primaries as usize).wrapping_sub(1)) {
+        tags.extend(["-color_primaries".to_string(), p.to_string()]);
+    }
+    if let Some(t) = TRANSFERS.get((info.transfer as usize).wrapping_sub(1)) {
+        tags.extend(["-color_trc".to_string(), t.to_string()]);
+    }
+    tags
 }
 
 /// Frames decoded from a video file by an `ffmpeg` child.
@@ -178,6 +207,7 @@ impl Source for VideoSource {
         if let Some(range) = self.probe.range {
             info.colour.range = range;
         }
+        (info.primaries, info.transfer) = (self.probe.primaries, self.probe.transfer);
         info
     }
     fn next_into(&mut self, frame: &mut OwnedFrame) -> Result<bool, MediaError> {
@@ -268,6 +298,8 @@ impl VideoSink {
                 args.extend(["-i".into(), audio.clone().into_os_string()]);
                 args.extend(["-map", "0:v:0", "-map", "1:a", "-c:a", "copy", "-shortest"].map(Into::into));
             }
+            // The frames' colour first, so that the config's encoder_args can override it.
+            args.extend(colour_tags(&self.info).into_iter().map(Into::into));
             args.extend(self.args.iter().map(Into::into));
             args.extend(["-y".into(), self.partial.clone().into_os_string()]);
             let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
