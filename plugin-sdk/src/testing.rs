@@ -76,8 +76,10 @@ fn check_declared<P: Plugin>(plugin: &P, input: &OwnedFrame, output: &crate::Fra
 
 /// Processes `input` as the host does with `bands` workers: one instance of `P` per band (each
 /// created with `params`), each writing its band's rows ([`crate::abi::band_rows`]) of one
-/// shared output. For a plugin that declares [`Plugin::band_context`], the result must equal
-/// [`run`]'s for every `bands`: test that it does.
+/// shared output. Every band sees the input's metadata, and its output's starts as the input's;
+/// as in the host, the band at row 0 speaks for the frame: the result has the metadata that band
+/// left. For a plugin that declares [`Plugin::band_context`], the result must equal [`run`]'s
+/// for every `bands`: test that it does.
 pub fn run_in_bands<P: Plugin>(
     params: &[(&str, ParamValue)],
     input: &OwnedFrame,
@@ -86,13 +88,14 @@ pub fn run_in_bands<P: Plugin>(
     crate::check_accepts::<P>(input.format)?;
     let capacity = input.data.len().max(input.width as usize * input.height as usize * 4);
     let mut buffer = vec![0u8; capacity];
-    let mut shape = None;
+    let (mut shape, mut frame_meta) = (None, None);
     for band in 0..bands.max(1) {
         let mut plugin = P::new(&params_for::<P>(params))?;
         if plugin.band_context().is_none() {
             return Err(PluginError::new("this plugin does not declare a band context"));
         }
         let rows = crate::abi::band_rows(input.height, band, bands.max(1));
+        let mut meta = input.meta.clone();
         let mut output = crate::FrameMut::new(
             &mut buffer,
             input.width,
@@ -100,16 +103,24 @@ pub fn run_in_bands<P: Plugin>(
             input.stride,
             input.format,
             input.timestamp_us,
-        )?;
+        )?
+        .with_metadata(&mut meta);
+        // The host gives no work to an empty band (a frame shorter than twice the bands).
+        let speaks = rows.start == 0 && !rows.is_empty();
         plugin.process_rows(&input.view(), &mut output, rows)?;
         let this = (output.width(), output.height(), output.stride(), output.format());
         if shape.is_some_and(|s| s != this) || this.1 != input.height {
             return Err(PluginError::new("the bands gave the output different shapes"));
         }
         shape = Some(this);
+        if speaks {
+            frame_meta = Some(meta);
+        }
     }
     let (width, height, stride, format) = shape.expect("at least one band");
-    let output = crate::FrameMut::new(&mut buffer, width, height, stride, format, input.timestamp_us)?;
+    let mut meta = frame_meta.unwrap_or_else(|| input.meta.clone());
+    let output =
+        crate::FrameMut::new(&mut buffer, width, height, stride, format, input.timestamp_us)?.with_metadata(&mut meta);
     Ok(OwnedFrame::from_view(&output))
 }
 
@@ -623,6 +634,61 @@ pub fn assert_frames_match(expected: &OwnedFrame, actual: &OwnedFrame, tolerance
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Fills each row of its band with the input's `range` and the output's as it finds it, and
+    /// names its band in the output's metadata (which only the band at row 0 gets to keep).
+    struct MetaProbe;
+
+    impl Plugin for MetaProbe {
+        fn formats() -> &'static [PixelFormat] {
+            &[PixelFormat::Rgba8]
+        }
+        fn new(_params: &crate::Params) -> Result<Self, PluginError> {
+            Ok(MetaProbe)
+        }
+        fn band_context(&self) -> Option<u32> {
+            Some(0)
+        }
+        fn process(&mut self, input: &crate::Frame, output: &mut crate::FrameMut) -> Result<(), PluginError> {
+            self.process_rows(input, output, 0..input.height())
+        }
+        fn process_rows(
+            &mut self,
+            input: &crate::Frame,
+            output: &mut crate::FrameMut,
+            rows: std::ops::Range<u32>,
+        ) -> Result<(), PluginError> {
+            let (seen, mut meta) = (input.metadata(), output.metadata());
+            for y in rows.clone() {
+                output.row_mut(y).chunks_exact_mut(4).for_each(|p| p.copy_from_slice(&[seen.range, meta.range, 0, 0]));
+            }
+            meta.set_property("band", &format!("{rows:?}"));
+            output.set_metadata(&meta)
+        }
+    }
+
+    #[test]
+    fn bands_see_the_frame_metadata_and_the_band_at_row_0_keeps_the_output_metadata() {
+        let mut input = solid(3, 9, PixelFormat::Rgba8, [1, 2, 3, 4]);
+        input.meta.range = 2;
+        input.meta.set_property("source", "test");
+        let whole = run::<MetaProbe>(&[], &input).unwrap();
+        assert!(whole.packed().chunks_exact(4).all(|p| p == [2, 2, 0, 0]));
+        assert_eq!(whole.meta.property("band"), Some("0..9"));
+        for bands in [1, 2, 3, 7] {
+            let banded = run_in_bands::<MetaProbe>(&[], &input, bands).unwrap();
+            assert_eq!(banded.packed(), whole.packed(), "{bands} bands: every band sees range 2");
+            // The band that starts at row 0 and has rows (9 rows in 7 bands: band 0 has none).
+            let first = (0..bands).map(|k| crate::abi::band_rows(9, k, bands)).find(|r| !r.is_empty()).unwrap();
+            assert_eq!(banded.meta.property("band"), Some(format!("{first:?}").as_str()), "{bands} bands");
+            assert_eq!((banded.meta.range, banded.meta.property("source")), (2, Some("test")), "{bands} bands");
+        }
+        // 2 rows in 7 bands: only the last band has rows, and it speaks for the frame.
+        let short = OwnedFrame { meta: input.meta.clone(), ..solid(3, 2, PixelFormat::Rgba8, [0; 4]) };
+        let banded = run_in_bands::<MetaProbe>(&[], &short, 7).unwrap();
+        assert_eq!(banded.meta.property("band"), Some("0..2"));
+        assert_eq!(banded.packed(), run::<MetaProbe>(&[], &short).unwrap().packed());
+    }
 
     #[test]
     fn golden_cases_read_their_parameter_files() {
