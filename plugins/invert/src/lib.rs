@@ -1,17 +1,27 @@
 //! `invert`: 255 − value for red, green and blue (or luma); alpha kept.
 //!
-//! `yuv420p` frames are inverted as pictures, not as codes. Taken as limited range (the SDK's
-//! and ffmpeg's default for `yuv420p`), luma `Y` becomes `251 − Y` (`16 + 235 − Y`: black, 16,
-//! and white, 235, trade places) and each chroma sample `C` becomes `256 − C` (`16 + 240 − C`:
-//! 128, no colour, stays 128), clamped to the legal ranges 16..=235 and 16..=240. That is
-//! `1 − Y'`, `−Pb`, `−Pr`: the Y'CbCr of `255 − R, G, B`, so the picture is the `rgba8` result's
-//! (converted, within 1 of rounding). It is bit for bit ffmpeg's
-//! `lutyuv=y=negval:u=negval:v=negval`, which is what `negate` computed while it was built on
-//! `lut`. ffmpeg 5.1's `negate` (its own filter now) stores `255 − v` in every plane instead,
-//! whatever the range: white becomes luma 20 rather than 16, black 239 (above white), and the
-//! chroma of every neutral pixel 127 rather than 128, a faint green cast. Sub-black and
-//! super-white codes have no inverse inside the legal range; they become white and black, as
-//! they are shown.
+//! `yuv420p` frames are inverted as pictures, not as codes, in the range the frame's metadata
+//! gives (`FrameMeta::range`, read once per call): 2 is full range; 1 (limited) and 0 (unknown)
+//! are taken as limited range, the SDK's and ffmpeg's default for `yuv420p`. The matrix does not
+//! matter: inverting `R, G, B` inverts `Y'` and negates `Pb`, `Pr` under every matrix.
+//!
+//! - **Limited range:** luma `Y` becomes `251 − Y` (`16 + 235 − Y`: black, 16, and white, 235,
+//!   trade places) and each chroma sample `C` becomes `256 − C` (`16 + 240 − C`: 128, no colour,
+//!   stays 128), clamped to the legal ranges 16..=235 and 16..=240. That is `1 − Y'`, `−Pb`,
+//!   `−Pr`: the Y'CbCr of `255 − R, G, B`, so the picture is the `rgba8` result's (converted,
+//!   within 1 of rounding). It is bit for bit ffmpeg's `lutyuv=y=negval:u=negval:v=negval`, which
+//!   is what `negate` computed while it was built on `lut`. ffmpeg 5.1's `negate` (its own filter
+//!   now) stores `255 − v` in every plane instead, whatever the range: white becomes luma 20
+//!   rather than 16, black 239 (above white), and the chroma of every neutral pixel 127 rather
+//!   than 128, a faint green cast. Sub-black and super-white codes have no inverse inside the
+//!   legal range; they become white and black, as they are shown.
+//! - **Full range:** the same rule with full range's codes (`Y = 255 Y'`, `C = 128 + 255 P`):
+//!   luma `Y` becomes `255 − Y` (`0 + 255 − Y`) and chroma `C` becomes `256 − C` (`128 + 128 −
+//!   C`: 128 stays 128), clamped to 0..=255, so chroma 0 (`P = −128/255`, whose negation has no
+//!   code) becomes 255. Every luma code is inverted exactly, so gray pixels come out as the
+//!   `rgba8` path makes them. ffmpeg has no filter for it: its `negval` and `negate` on
+//!   full-range (`yuvj420p`) frames store `255 − v` in chroma too (neutral 128 becomes 127); the
+//!   rule here is `lutyuv=y=255-val:u='clip(256-val,0,255)':v='clip(256-val,0,255)'`.
 //!
 //! Bands: luma rows `rows` and the chroma rows they cover, `abi::chroma_rows(rows)`.
 
@@ -41,7 +51,11 @@ impl Plugin for Invert {
     fn process_rows(&mut self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) -> Result<(), PluginError> {
         output.set_shape(input.width(), input.height(), input.format())?;
         if input.format() == PixelFormat::Yuv420p {
-            invert_yuv420p(input, output, rows);
+            // One call into the host per call, not per row.
+            match input.metadata().range {
+                FULL_RANGE => invert_yuv420p_full(input, output, rows),
+                _ => invert_yuv420p(input, output, rows),
+            }
             return Ok(());
         }
         for y in rows {
@@ -71,8 +85,11 @@ fn invert_rgba(dst: &mut [u8], src: &[u8]) {
     }
 }
 
-/// Luma `16 + 235 − Y` and chroma `16 + 240 − C`, clamped to 16..=235 and 16..=240, for luma
-/// rows `rows` and the chroma rows they cover (see the crate doc).
+/// `FrameMeta::range` of a full-range frame; 0 (unknown) and 1 are limited range.
+const FULL_RANGE: u8 = 2;
+
+/// Limited range: luma `16 + 235 − Y` and chroma `16 + 240 − C`, clamped to 16..=235 and
+/// 16..=240, for luma rows `rows` and the chroma rows they cover (see the crate doc).
 fn invert_yuv420p(input: &Frame, output: &mut FrameMut, rows: Range<u32>) {
     let (src, mut dst) = (input.plane(0), output.plane_mut(0));
     for y in rows.clone() {
@@ -86,6 +103,24 @@ fn invert_yuv420p(input: &Frame, output: &mut FrameMut, rows: Range<u32>) {
             // 256 − C as (255 − C) + 1, saturating: C = 0 gives 255 and then 240.
             let (s, d) = (src.row(y), dst.row_mut(y));
             d.iter_mut().zip(s).for_each(|(d, s)| *d = (255 - *s).saturating_add(1).clamp(16, 240));
+        }
+    }
+}
+
+/// Full range: luma `255 − Y` and chroma `256 − C` clamped to 0..=255, for luma rows `rows`
+/// and the chroma rows they cover (see the crate doc).
+fn invert_yuv420p_full(input: &Frame, output: &mut FrameMut, rows: Range<u32>) {
+    let (src, mut dst) = (input.plane(0), output.plane_mut(0));
+    for y in rows.clone() {
+        let (s, d) = (src.row(y), dst.row_mut(y));
+        d.iter_mut().zip(s).for_each(|(d, s)| *d = 255 - s);
+    }
+    for plane in 1..3 {
+        let (src, mut dst) = (input.plane(plane), output.plane_mut(plane));
+        for y in chroma_rows(rows.clone()) {
+            // 256 − C as (255 − C) + 1, saturating: C = 0 gives 255.
+            let (s, d) = (src.row(y), dst.row_mut(y));
+            d.iter_mut().zip(s).for_each(|(d, s)| *d = (255 - *s).saturating_add(1));
         }
     }
 }
@@ -195,6 +230,113 @@ mod tests {
         testing::assert_bands_match::<Invert>(&[], &testing::noise(6, 7, 6, PixelFormat::Yuv420p, 6));
     }
 
+    /// `frame` with `meta.range` set to `range`.
+    fn in_range(mut frame: OwnedFrame, range: u8) -> OwnedFrame {
+        frame.meta.range = range;
+        frame
+    }
+
+    /// Per sample, full range: luma `255 − Y`, chroma `256 − C` clamped to 0..=255; the planes
+    /// packed one after another.
+    fn full_range_reference(input: &OwnedFrame) -> Vec<u8> {
+        let (w, h) = (input.width, input.height);
+        let mut out = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                out.push(255 - sample(input, 0, x, y));
+            }
+        }
+        for p in 1..3 {
+            for y in 0..h.div_ceil(2) {
+                for x in 0..w.div_ceil(2) {
+                    out.push((256 - sample(input, p, x, y) as i32).clamp(0, 255) as u8);
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn full_range_yuv420p_matches_its_per_sample_reference() {
+        for (seed, (w, h, pad)) in YUV_SHAPES.into_iter().enumerate() {
+            let input = in_range(testing::noise(w, h, w + pad, PixelFormat::Yuv420p, 40 + seed as u32), 2);
+            let output = testing::run::<Invert>(&[], &input).unwrap();
+            assert_eq!(output.format, PixelFormat::Yuv420p);
+            assert_eq!(output.packed(), full_range_reference(&input), "{w}x{h} + {pad}");
+            assert_eq!(output.meta.range, 2, "the output is still full range");
+        }
+        // Every code: luma 0..=255 becomes 255..=0; chroma 0 has no inverse and becomes 255,
+        // 1 and 255 trade places, 128 stays.
+        // (32x16: every luma code twice, then chroma codes 0..=127 in Cb and 128..=255 in Cr.)
+        let mut every_code = in_range(OwnedFrame::new(32, 16, PixelFormat::Yuv420p), 2);
+        every_code.data.iter_mut().enumerate().for_each(|(i, v)| *v = (i % 256) as u8);
+        let output = testing::run::<Invert>(&[], &every_code).unwrap().packed();
+        assert!((0..512).all(|i| output[i] == 255 - (i % 256) as u8));
+        let chroma = &output[512..];
+        assert_eq!(
+            [chroma[0], chroma[1], chroma[127], chroma[128], chroma[129], chroma[255]],
+            [255, 255, 129, 128, 127, 1]
+        );
+    }
+
+    #[test]
+    fn limited_and_unknown_range_give_the_limited_bytes() {
+        for (seed, (w, h, pad)) in YUV_SHAPES.into_iter().enumerate() {
+            let noise = testing::noise(w, h, w + pad, PixelFormat::Yuv420p, 60 + seed as u32);
+            let limited = testing::run::<Invert>(&[], &in_range(noise.clone(), 1)).unwrap();
+            let unknown = testing::run::<Invert>(&[], &in_range(noise.clone(), 0)).unwrap();
+            assert_eq!(limited.packed(), reference(&noise), "{w}x{h} + {pad}");
+            assert_eq!(unknown.packed(), reference(&noise), "{w}x{h} + {pad}");
+        }
+        // Where the two rules differ: black and white codes, and chroma beyond the legal range.
+        let input = in_range(OwnedFrame::from_pixels(2, 1, PixelFormat::Yuv420p, vec![16, 0, 0, 255]).unwrap(), 0);
+        assert_eq!(testing::run::<Invert>(&[], &input).unwrap().packed(), [235, 235, 240, 16]);
+        let input = in_range(input, 2);
+        assert_eq!(testing::run::<Invert>(&[], &input).unwrap().packed(), [239, 255, 255, 1]);
+    }
+
+    /// `frame` converted to `format` with full-range Y'CbCr (BT.709), rows packed.
+    fn convert_full(frame: &OwnedFrame, format: PixelFormat) -> OwnedFrame {
+        use plugin_sdk::convert::{Colour, Matrix, Range};
+        let mut out = OwnedFrame::new(frame.width, frame.height, format);
+        out.meta.range = 2;
+        let colour = Colour { matrix: Matrix::Bt709, range: Range::Full };
+        plugin_sdk::convert::convert(&frame.view(), &mut out.view_mut(), format, colour).unwrap();
+        out
+    }
+
+    #[test]
+    fn full_range_yuv420p_inverts_the_picture_as_rgba_does() {
+        // Shown as RGBA (full range), within 1 of inverting the RGBA picture; every gray exactly.
+        let input = convert_full(&testing::gradient(37, 23, PixelFormat::Rgba8), PixelFormat::Yuv420p);
+        let in_yuv = convert_full(&testing::run::<Invert>(&[], &input).unwrap(), PixelFormat::Rgba8);
+        let in_rgba = testing::run::<Invert>(&[], &convert_full(&input, PixelFormat::Rgba8)).unwrap();
+        testing::assert_frames_match(&in_rgba, &in_yuv, 1);
+        let ramp: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v, 255]).collect();
+        let ramp =
+            convert_full(&OwnedFrame::from_pixels(16, 16, PixelFormat::Rgba8, ramp).unwrap(), PixelFormat::Yuv420p);
+        let in_yuv = convert_full(&testing::run::<Invert>(&[], &ramp).unwrap(), PixelFormat::Rgba8);
+        let in_rgba = testing::run::<Invert>(&[], &convert_full(&ramp, PixelFormat::Rgba8)).unwrap();
+        testing::assert_frames_match(&in_rgba, &in_yuv, 0);
+        // Black (0) and white (255) trade places; no colour stays no colour.
+        let white = convert_full(&testing::solid(3, 3, PixelFormat::Rgba8, [255; 4]), PixelFormat::Yuv420p);
+        let black = convert_full(&testing::solid(3, 3, PixelFormat::Rgba8, [0, 0, 0, 255]), PixelFormat::Yuv420p);
+        assert_eq!(white.packed(), [&[255; 9][..], &[128; 8]].concat());
+        assert_eq!(testing::run::<Invert>(&[], &white).unwrap(), black);
+        assert_eq!(testing::run::<Invert>(&[], &black).unwrap(), white);
+    }
+
+    #[test]
+    fn full_range_yuv420p_bands_give_the_whole_frame_result() {
+        for (seed, (w, h, stride)) in [(37, 23, 40), (6, 7, 6), (5, 2, 5)].into_iter().enumerate() {
+            let input = in_range(testing::noise(w, h, stride, PixelFormat::Yuv420p, 80 + seed as u32), 2);
+            testing::assert_bands_match::<Invert>(&[], &input);
+            // And the bands did take the full-range rule.
+            let banded = testing::run_in_bands::<Invert>(&[], &input, 3).unwrap();
+            assert_eq!(banded.packed(), full_range_reference(&input), "{w}x{h}");
+        }
+    }
+
     /// `input` (yuv420p) through ffmpeg's `-vf filter`, or `None` (said on stdout) when
     /// `ffmpeg` is not on PATH.
     fn ffmpeg_yuv420p(input: &OwnedFrame, filter: &str) -> Option<OwnedFrame> {
@@ -233,6 +375,19 @@ mod tests {
         for (seed, (w, h, pad)) in YUV_SHAPES.into_iter().enumerate() {
             let input = testing::noise(w, h, w + pad, PixelFormat::Yuv420p, 20 + seed as u32);
             let Some(expected) = ffmpeg_yuv420p(&input, "lutyuv=y=negval:u=negval:v=negval") else { return };
+            let output = testing::run::<Invert>(&[], &input).unwrap();
+            assert!(output.same_pixels(&expected), "{w}x{h} + {pad}: {}", testing::compare(&expected, &output, 0));
+        }
+    }
+
+    #[test]
+    fn full_range_yuv420p_equals_ffmpeg_lutyuv_with_the_same_formula() {
+        // ffmpeg's negval would store 255 − C in chroma here (see the crate doc): the formula is
+        // spelled out.
+        let filter = "lutyuv=y=255-val:u='clip(256-val,0,255)':v='clip(256-val,0,255)'";
+        for (seed, (w, h, pad)) in YUV_SHAPES.into_iter().enumerate() {
+            let input = in_range(testing::noise(w, h, w + pad, PixelFormat::Yuv420p, 100 + seed as u32), 2);
+            let Some(expected) = ffmpeg_yuv420p(&input, filter) else { return };
             let output = testing::run::<Invert>(&[], &input).unwrap();
             assert!(output.same_pixels(&expected), "{w}x{h} + {pad}: {}", testing::compare(&expected, &output, 0));
         }
