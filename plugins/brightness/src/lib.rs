@@ -8,22 +8,33 @@
 //! lookup per byte: 2.7–3.0 ms a 1080p frame here against 3.7–4.0 ms; else the table.
 //!
 //! `yuv420p` frames: the same adjustment, in the same units, of luma only; chroma is copied.
-//! Luma codes are taken as limited range (the SDK's and ffmpeg's default for `yuv420p`), so a
-//! code `Y` stands for the value `v = (Y − 16) × 255 / 219` on the 0..=255 scale the parameters
-//! use, and becomes `((v − 128) × contrast + 128 + brightness) × 219 / 255 + 16`, computed in
-//! `f64` in that order, rounded as above and clamped to 0..=255 ([`adjust_luma`]: a second
-//! table, with its own arithmetic form, which fits every pair in the test grid).
+//! The range of the luma codes comes from the frame's metadata (`FrameMeta::range`, read once
+//! per call): 2 is full range; 1 (limited) and 0 (unknown) are taken as limited range, the
+//! SDK's and ffmpeg's default for `yuv420p`. The matrix does not matter (luma only).
+//!
+//! - **Limited range:** a code `Y` stands for the value `v = (Y − 16) × 255 / 219` on the
+//!   0..=255 scale the parameters use, and becomes `((v − 128) × contrast + 128 + brightness) ×
+//!   219 / 255 + 16`, computed in `f64` in that order, rounded as above and clamped to 0..=255
+//!   ([`adjust_luma`]: a second table, with its own arithmetic form, which fits every pair in the
+//!   test grid).
+//! - **Full range:** 255 codes a unit, not 219, from code 0: a code `Y` is the value `v = Y`
+//!   itself, so it becomes `(Y − 128) × contrast + 128 + brightness`, rounded and clamped: the
+//!   first table and its arithmetic form, exactly what a `gray8` frame gets.
 //!
 //! How it relates to the `rgba8` path: a gray pixel comes out as that path makes it, and with
 //! `contrast` 1 so does any pixel that path does not clip, because adding the same amount to
 //! red, green and blue adds it to luma and leaves chroma as it was (shown as RGBA, within 1 of
 //! rounding; the tests check both). Contrast is where the two differ: on `rgba8` it scales each
 //! pixel's distance from gray too, so colours grow more or less vivid; here colour is kept, as
-//! ffmpeg's `eq` keeps it. Codes outside 16..=235 stay codes (they are not clamped to the legal
-//! range), so the defaults change nothing; shown as RGBA they clip where the `rgba8` path would.
+//! ffmpeg's `eq` keeps it. In limited range, codes outside 16..=235 stay codes (they are not
+//! clamped to the legal range), so the defaults change nothing; shown as RGBA they clip where
+//! the `rgba8` path would. In full range every code is a value, and a gray pixel's luma code is
+//! its `rgba8` value, so gray comes out exactly as that path makes it (shown as RGBA in full
+//! range; the tests check every gray).
 //!
-//! How it relates to ffmpeg: it is bit for bit
-//! `lutyuv=y='clip(round((((val-16)*255/219-128)*CONTRAST+128+BRIGHTNESS)*219/255+16),0,255)':u=val:v=val`.
+//! How it relates to ffmpeg: in limited range it is bit for bit
+//! `lutyuv=y='clip(round((((val-16)*255/219-128)*CONTRAST+128+BRIGHTNESS)*219/255+16),0,255)':u=val:v=val`,
+//! in full range `lutyuv=y='clip(round((val-128)*CONTRAST+128+BRIGHTNESS),0,255)':u=val:v=val`.
 //! `eq=brightness=B:contrast=C`, the nearest built-in filter, also changes luma only, but it
 //! works on the codes as they are: it adds about `255 × B` codes (16 % more than the same step
 //! here, since the limited range spans 219 codes, not 255), pivots contrast on code 128 instead
@@ -39,7 +50,8 @@ pub struct Brightness {
     table: [u8; 256],
     /// The table as arithmetic, when that reproduces it exactly.
     linear: Option<Linear>,
-    /// The table of limited-range luma codes ([`adjust_luma`]), for `yuv420p`.
+    /// The table of limited-range luma codes ([`adjust_luma`]), for `yuv420p` (full-range luma
+    /// uses `table`).
     luma_table: [u8; 256],
     /// That table as arithmetic, when that reproduces it exactly.
     luma_linear: Option<Linear>,
@@ -169,15 +181,24 @@ impl Plugin for Brightness {
     }
 }
 
+/// `FrameMeta::range` of a full-range frame; 0 (unknown) and 1 are limited range.
+const FULL_RANGE: u8 = 2;
+
 impl Brightness {
-    /// Luma rows `rows` through the luma table; the chroma rows they cover copied.
+    /// Luma rows `rows` through the table of the frame's range (limited: the luma table; full:
+    /// the table of values); the chroma rows they cover copied.
     fn process_yuv420p(&self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) {
+        // One call into the host per call, not per row.
+        let (table, linear) = match input.metadata().range {
+            FULL_RANGE => (&self.table, self.linear),
+            _ => (&self.luma_table, self.luma_linear),
+        };
         let (src, mut dst) = (input.plane(0), output.plane_mut(0));
         for y in rows.clone() {
             let (s, d) = (src.row(y), dst.row_mut(y));
-            match self.luma_linear {
+            match linear {
                 Some(f) => d.iter_mut().zip(s).for_each(|(d, s)| *d = f.apply(*s)),
-                None => d.iter_mut().zip(s).for_each(|(d, s)| *d = self.luma_table[*s as usize]),
+                None => d.iter_mut().zip(s).for_each(|(d, s)| *d = table[*s as usize]),
             }
         }
         for plane in 1..3 {
@@ -427,6 +448,123 @@ mod tests {
         }
     }
 
+    /// `frame` with `meta.range` set to `range`.
+    fn in_range(mut frame: OwnedFrame, range: u8) -> OwnedFrame {
+        frame.meta.range = range;
+        frame
+    }
+
+    /// Per sample, full range, straight from the formula, no table: the luma code is the value,
+    /// adjusted as on RGB; chroma as it was. The planes packed one after another.
+    fn full_range_reference(input: &OwnedFrame, brightness: i64, contrast: f64) -> Vec<u8> {
+        let (w, h) = (input.width, input.height);
+        let mut out = Vec::new();
+        for y in 0..h {
+            for x in 0..w {
+                let adjusted = (sample(input, 0, x, y) as f64 - 128.0) * contrast + 128.0 + brightness as f64;
+                out.push(adjusted.round().clamp(0.0, 255.0) as u8);
+            }
+        }
+        for p in 1..3 {
+            for y in 0..h.div_ceil(2) {
+                for x in 0..w.div_ceil(2) {
+                    out.push(sample(input, p, x, y));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn full_range_yuv420p_matches_its_per_sample_reference() {
+        for (seed, (w, h, pad)) in YUV_SHAPES.into_iter().enumerate() {
+            let input = in_range(testing::noise(w, h, w + pad, PixelFormat::Yuv420p, 40 + seed as u32), 2);
+            for (b, c) in SETTINGS {
+                let output = testing::run::<Brightness>(&params(b, c), &input).unwrap();
+                assert_eq!(output.format, PixelFormat::Yuv420p);
+                let expected = full_range_reference(&input, b, c);
+                assert_eq!(output.packed(), expected, "{w}x{h} + {pad}, b={b} c={c}");
+            }
+        }
+        // 40 is 40 codes in full range, 34 (40 × 219 / 255, rounded) in limited.
+        let gray = OwnedFrame::from_pixels(2, 2, PixelFormat::Yuv420p, vec![100, 100, 100, 100, 128, 128]).unwrap();
+        let full = testing::run::<Brightness>(&params(40, 1.0), &in_range(gray.clone(), 2)).unwrap();
+        let limited = testing::run::<Brightness>(&params(40, 1.0), &gray).unwrap();
+        assert_eq!((full.packed()[0], limited.packed()[0]), (140, 134));
+        let input = in_range(testing::noise(37, 23, 40, PixelFormat::Yuv420p, 1), 2);
+        assert!(testing::run::<Brightness>(&[], &input).unwrap().same_pixels(&input), "the defaults change nothing");
+    }
+
+    #[test]
+    fn limited_and_unknown_range_give_the_limited_bytes() {
+        for (seed, (w, h, pad)) in YUV_SHAPES.into_iter().enumerate() {
+            let noise = testing::noise(w, h, w + pad, PixelFormat::Yuv420p, 60 + seed as u32);
+            for (b, c) in SETTINGS {
+                let expected = yuv_reference(&noise, b, c);
+                for range in [0, 1] {
+                    let output = testing::run::<Brightness>(&params(b, c), &in_range(noise.clone(), range)).unwrap();
+                    assert_eq!(output.packed(), expected, "{w}x{h} + {pad}, b={b} c={c}, range {range}");
+                }
+            }
+        }
+    }
+
+    /// `frame` converted to `format` with full-range Y'CbCr (BT.709), rows packed.
+    fn convert_full(frame: &OwnedFrame, format: PixelFormat) -> OwnedFrame {
+        use plugin_sdk::convert::{Colour, Matrix, Range};
+        let mut out = OwnedFrame::new(frame.width, frame.height, format);
+        out.meta.range = 2;
+        let colour = Colour { matrix: Matrix::Bt709, range: Range::Full };
+        plugin_sdk::convert::convert(&frame.view(), &mut out.view_mut(), format, colour).unwrap();
+        out
+    }
+
+    #[test]
+    fn full_range_yuv420p_shows_what_rgba_shows() {
+        // As `yuv420p_shows_what_rgba_shows`, with full-range frames shown as RGBA in full range:
+        // every gray within 1 for every setting, and colours in 2x2 blocks with contrast 1.
+        let ramp: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v, 255]).collect();
+        let ramp = OwnedFrame::from_pixels(16, 16, PixelFormat::Rgba8, ramp).unwrap();
+        let mut blocks = OwnedFrame::new(38, 24, PixelFormat::Rgba8);
+        for (i, p) in blocks.data.chunks_exact_mut(4).enumerate() {
+            let (bx, by) = ((i % 38 / 2) as u32, (i / 38 / 2) as u32);
+            let channel = |k: u32| (60 + k % 136) as u8;
+            p.copy_from_slice(&[channel(bx * 13), channel(by * 29), channel((bx + by) * 7), 255]);
+        }
+        for (b, c) in SETTINGS.into_iter().chain([(-60, 1.0), (255, 1.0), (0, 0.0), (-40, 0.8)]) {
+            for (what, picture) in [("gray", &ramp), ("colour", &blocks)] {
+                if what == "colour" && (c != 1.0 || b.abs() > 60) {
+                    continue; // the RGBA path scales or clips colour here; this one cannot
+                }
+                let input = convert_full(picture, PixelFormat::Yuv420p);
+                let in_yuv =
+                    convert_full(&testing::run::<Brightness>(&params(b, c), &input).unwrap(), PixelFormat::Rgba8);
+                let in_rgba =
+                    testing::run::<Brightness>(&params(b, c), &convert_full(&input, PixelFormat::Rgba8)).unwrap();
+                let report = testing::compare(&in_rgba, &in_yuv, 1);
+                assert!(report.matches(), "{what}, b={b} c={c}: {report}");
+                if what == "gray" {
+                    // Gray survives the full-range conversions unchanged, so it matches exactly.
+                    assert!(in_rgba.same_pixels(&testing::run::<Brightness>(&params(b, c), &ramp).unwrap()));
+                    assert!(testing::compare(&in_rgba, &in_yuv, 0).matches(), "gray, b={b} c={c}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn full_range_yuv420p_bands_give_the_whole_frame_result() {
+        for (b, c) in [(20, 1.0), (20, 1.7), (-3, 0.37)] {
+            for (seed, (w, h, stride)) in [(37, 23, 40), (6, 7, 6), (5, 2, 5)].into_iter().enumerate() {
+                let input = in_range(testing::noise(w, h, stride, PixelFormat::Yuv420p, 80 + seed as u32), 2);
+                testing::assert_bands_match::<Brightness>(&params(b, c), &input);
+                // And the bands did take the full-range rule.
+                let banded = testing::run_in_bands::<Brightness>(&params(b, c), &input, 3).unwrap();
+                assert_eq!(banded.packed(), full_range_reference(&input, b, c), "{w}x{h}, b={b} c={c}");
+            }
+        }
+    }
+
     /// `input` (yuv420p) through ffmpeg's `-vf filter`, or `None` (said on stdout) when
     /// `ffmpeg` is not on PATH.
     fn ffmpeg_yuv420p(input: &OwnedFrame, filter: &str) -> Option<OwnedFrame> {
@@ -469,6 +607,23 @@ mod tests {
         for (b, c) in SETTINGS {
             let filter =
                 format!("lutyuv=y='clip(round((((val-16)*255/219-128)*{c}+128+({b}))*219/255+16),0,255)':u=val:v=val");
+            for input in &inputs {
+                let Some(expected) = ffmpeg_yuv420p(input, &filter) else { return };
+                let output = testing::run::<Brightness>(&params(b, c), input).unwrap();
+                let report = testing::compare(&expected, &output, 0);
+                assert!(output.same_pixels(&expected), "{}x{}, {filter}: {report}", input.width, input.height);
+            }
+        }
+    }
+
+    #[test]
+    fn full_range_yuv420p_equals_ffmpeg_lutyuv_with_the_same_formula() {
+        // 32x16: every luma code twice, chroma codes 0..=127 in Cb and 128..=255 in Cr.
+        let mut every_code = in_range(OwnedFrame::new(32, 16, PixelFormat::Yuv420p), 2);
+        every_code.data.iter_mut().enumerate().for_each(|(i, v)| *v = (i % 256) as u8);
+        let inputs = [every_code, in_range(testing::noise(37, 23, 48, PixelFormat::Yuv420p, 7), 2)];
+        for (b, c) in SETTINGS {
+            let filter = format!("lutyuv=y='clip(round((val-128)*{c}+128+({b})),0,255)':u=val:v=val");
             for input in &inputs {
                 let Some(expected) = ffmpeg_yuv420p(input, &filter) else { return };
                 let output = testing::run::<Brightness>(&params(b, c), input).unwrap();
