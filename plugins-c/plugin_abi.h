@@ -15,7 +15,7 @@
 
 #include <stdint.h>
 
-#define PLUGIN_ABI_VERSION 1
+#define PLUGIN_ABI_VERSION 2
 
 /* Status returned by plugin_init and plugin_process. */
 #define PLUGIN_OK 0

@@ -22,6 +22,7 @@
 //! |---|---|---|
 //! | [`EXPORT_BAND_CONTEXT`] | `() -> i32` | after init: rows of input above and below a band that a band's output reads, or [`WHOLE_FRAME`] |
 //! | [`EXPORT_PROCESS_ROWS`] | `(input: i32, output: i32, first_row: i32, rows: i32) -> i32` | like `plugin_process`, but write only output rows `first_row..first_row + rows` (see [`band_rows`]); the descriptors describe the whole frames |
+//! | [`EXPORT_PROCESS_MANY`] | `(inputs: i32, count: i32, output: i32) -> i32` | for a plugin whose description lists several `inputs`: process one frame of each, `inputs` pointing to `count` consecutive [`FrameDesc`]s in the order of the description |
 //! | [`EXPORT_OUTPUT_SHAPE`] | `(input: i32, output: i32) -> i32` | after init: given an input [`FrameDesc`] (`data` and `capacity` 0), set the output one's `width`, `height` and `format` (preset to the input's) to what `plugin_process` will make of such frames; without it, output = input |
 //!
 //! Imports the host provides, in module [`IMPORT_MODULE`]:
@@ -32,12 +33,19 @@
 //!
 //! # Description
 //!
-//! `{"name": str, "version": str, "description": str, "formats": ["rgba8"|"gray8", …],
+//! `{"name": str, "version": str, "description": str, "formats": ["rgba8"|"gray8"|"yuv420p"|"nv12"|"yuv420p10", …],
+//! "inputs": [{"name": str, "role": str}, …] (optional: absent, one input; at most [`MAX_INPUTS`]),
 //! "params": [{"name": str, "type": "int"|"float"|"bool"|"enum"|"string", "default": value,
 //! "min": number?, "max": number?, "choices": [str]?, "help": str}, …]}`
 
-/// Version of this ABI. A plugin built against another version is refused at load.
-pub const ABI_VERSION: u32 = 1;
+/// Version of this ABI: 2 added plugins with several inputs (`inputs` in the description and
+/// `plugin_process_many`). The host runs modules built for [`MIN_ABI_VERSION`] up to this one,
+/// so a version-1 module keeps working without a rebuild; any other version is refused at load.
+pub const ABI_VERSION: u32 = 2;
+/// The oldest ABI version the host still runs.
+pub const MIN_ABI_VERSION: u32 = 1;
+/// Most inputs a plugin may declare.
+pub const MAX_INPUTS: usize = 16;
 
 pub const EXPORT_MEMORY: &str = "memory";
 pub const EXPORT_ABI_VERSION: &str = "plugin_abi_version";
@@ -52,11 +60,14 @@ pub const EXPORTS: [&str; 6] =
 pub const EXPORT_BAND_CONTEXT: &str = "plugin_band_context";
 pub const EXPORT_PROCESS_ROWS: &str = "plugin_process_rows";
 pub const EXPORT_OUTPUT_SHAPE: &str = "plugin_output_shape";
+pub const EXPORT_PROCESS_MANY: &str = "plugin_process_many";
 /// Exports the host uses when present: a plugin with the first two can be run as several
 /// processes, each on a horizontal band of the same frame; one with the third makes frames of
 /// another size or format, which the host learns before any frame moves. `export_plugin!`
 /// exports these too.
-pub const OPTIONAL_EXPORTS: [&str; 3] = [EXPORT_BAND_CONTEXT, EXPORT_PROCESS_ROWS, EXPORT_OUTPUT_SHAPE];
+/// The fourth serves plugins with several inputs.
+pub const OPTIONAL_EXPORTS: [&str; 4] =
+    [EXPORT_BAND_CONTEXT, EXPORT_PROCESS_ROWS, EXPORT_OUTPUT_SHAPE, EXPORT_PROCESS_MANY];
 /// `plugin_band_context`'s answer for a plugin that needs whole frames.
 pub const WHOLE_FRAME: i32 = -1;
 
@@ -75,7 +86,8 @@ pub const IMPORT_MODULE: &str = "plugin_host";
 pub const IMPORT_LOG: &str = "log";
 /// `frame_meta(which: i32, ptr: i32, cap: i32) -> i32`: during `plugin_process`, copies the
 /// [encoded](FrameMeta::encode) metadata of the input (`which` 0) or the output as it stands
-/// (`which` 1) to `ptr` when it fits in `cap` bytes; returns its length either way.
+/// (`which` 1) to `ptr` when it fits in `cap` bytes; returns its length either way. With several
+/// inputs, input `k` ≥ 1 is `which` = `k + 1` (see [`meta_which`]).
 pub const IMPORT_FRAME_META: &str = "frame_meta";
 /// `set_frame_meta(ptr: i32, len: i32) -> i32`: during `plugin_process`, makes the encoded
 /// metadata at `ptr` the output's; 0 when taken, 1 when malformed or too long (then nothing
@@ -365,6 +377,14 @@ impl FrameDesc {
     /// Bytes the frame covers: up to the end of its last plane's last row (0 if invalid).
     pub fn byte_len(&self) -> u64 {
         self.planes().map_or(0, |p| frame_len(&p))
+    }
+}
+
+/// The `which` of [`IMPORT_FRAME_META`] for input `k` (0-based).
+pub const fn meta_which(input: u32) -> i32 {
+    match input {
+        0 => 0,
+        k => k as i32 + 1,
     }
 }
 

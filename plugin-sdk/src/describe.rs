@@ -10,13 +10,21 @@ pub fn describe_json(
     version: &str,
     description: &str,
     formats: &[PixelFormat],
+    inputs: &[crate::InputSpec],
     params: &[ParamSpec],
 ) -> String {
     let mut out = String::from("{");
     let _ =
         write!(out, "\"name\":{},\"version\":{},\"description\":{},", quote(name), quote(version), quote(description));
     let formats: Vec<String> = formats.iter().map(|f| quote(f.name())).collect();
-    let _ = write!(out, "\"formats\":[{}],\"params\":[", formats.join(","));
+    let _ = write!(out, "\"formats\":[{}],", formats.join(","));
+    // One input is the default, and what a description without the key means.
+    if inputs != [crate::InputSpec::MAIN] {
+        let inputs: Vec<String> =
+            inputs.iter().map(|i| format!("{{\"name\":{},\"role\":{}}}", quote(i.name), quote(i.role))).collect();
+        let _ = write!(out, "\"inputs\":[{}],", inputs.join(","));
+    }
+    out.push_str("\"params\":[");
     for (i, spec) in params.iter().enumerate() {
         if i > 0 {
             out.push(',');
@@ -81,11 +89,18 @@ mod tests {
             "1.0",
             "line\nbreak",
             &[PixelFormat::Rgba8],
+            &[crate::InputSpec::MAIN],
             &[ParamSpec::float("gain", 1.0, 0.0..=4.0).help("how much"), ParamSpec::choice("axis", "x", &["x", "y"])],
         );
         assert_eq!(
             json,
             r#"{"name":"a\"b","version":"1.0","description":"line\nbreak","formats":["rgba8"],"params":[{"name":"gain","help":"how much","type":"float","default":1.0,"min":0.0,"max":4.0},{"name":"axis","help":"","type":"enum","default":"x","choices":["x","y"]}]}"#
+        );
+        let two = [crate::InputSpec::new("a", "background"), crate::InputSpec::new("b", "overlay")];
+        let json = describe_json("mix", "1", "", &[PixelFormat::Rgba8], &two, &[]);
+        assert_eq!(
+            json,
+            r#"{"name":"mix","version":"1","description":"","formats":["rgba8"],"inputs":[{"name":"a","role":"background"},{"name":"b","role":"overlay"}],"params":[]}"#
         );
     }
 }

@@ -34,6 +34,8 @@ pub struct Frame<'a> {
     timestamp_us: i64,
     /// The metadata, when it lives beside the frame (tests); in a module, the host has it.
     meta: Option<&'a FrameMeta>,
+    /// Which input of the plugin the frame is (for its metadata in a module).
+    input: u32,
 }
 
 /// A frame to write. Its shape can change within the buffer's capacity.
@@ -141,7 +143,12 @@ impl<'a> Frame<'a> {
         timestamp_us: i64,
     ) -> Result<Self, PluginError> {
         check_shape(data.len(), width, height, stride, format)?;
-        Ok(Self { data, width, height, stride, format, timestamp_us, meta: None })
+        Ok(Self { data, width, height, stride, format, timestamp_us, meta: None, input: 0 })
+    }
+
+    /// The same frame as input `k` of a plugin with several inputs.
+    pub(crate) fn for_input(self, k: u32) -> Self {
+        Self { input: k, ..self }
     }
 
     pub fn width(&self) -> u32 {
@@ -167,7 +174,7 @@ impl<'a> Frame<'a> {
     pub fn metadata(&self) -> FrameMeta {
         match self.meta {
             Some(meta) => meta.clone(),
-            None => crate::runtime::frame_meta(crate::runtime::MetaOf::Input),
+            None => crate::runtime::frame_meta(abi::meta_which(self.input)),
         }
     }
     /// The same frame with `meta` as its metadata (for tests and hosts).
@@ -258,7 +265,7 @@ impl<'a> FrameMut<'a> {
     pub fn metadata(&self) -> FrameMeta {
         match &self.meta {
             Some(meta) => (*meta).clone(),
-            None => crate::runtime::frame_meta(crate::runtime::MetaOf::Output),
+            None => crate::runtime::frame_meta(crate::runtime::OUTPUT_META),
         }
     }
     /// Makes `meta` the output's metadata; the next plugins and the output get it. Fails if it
@@ -410,6 +417,7 @@ impl OwnedFrame {
             format: self.format,
             timestamp_us: self.timestamp_us,
             meta: Some(&self.meta),
+            input: 0,
         }
     }
 

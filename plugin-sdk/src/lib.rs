@@ -86,6 +86,27 @@ pub trait Plugin: Sized + 'static {
         &[PixelFormat::Rgba8]
     }
 
+    /// The plugin's inputs, in the order [`Plugin::process_many`] gets them. The default, one
+    /// input: the plugin implements [`Plugin::process`]. A plugin with several (an overlay, a
+    /// transition) lists them and implements `process_many`; its `process` is never called.
+    fn inputs() -> &'static [InputSpec] {
+        &[InputSpec::MAIN]
+    }
+
+    /// Processes one frame of each input (as [`Plugin::inputs`] lists them), each with its
+    /// metadata. The default hands the first to [`Plugin::process`].
+    fn process_many(&mut self, inputs: &[Frame<'_>], output: &mut FrameMut<'_>) -> Result<(), PluginError> {
+        let first = inputs.first().ok_or_else(|| PluginError::new("no input frame"))?;
+        self.process(first, output)
+    }
+
+    /// [`Plugin::output_shape`] for a plugin with several inputs, given each input's shape. The
+    /// default: the output shape of the first.
+    fn output_shape_many(&self, inputs: &[Shape]) -> Result<Shape, PluginError> {
+        let first = inputs.first().ok_or_else(|| PluginError::new("no input shape"))?;
+        self.output_shape(*first)
+    }
+
     /// The shape of the frames [`Plugin::process`] makes from frames of shape `input`, once the
     /// instance exists: the host sizes the next plugin's buffers from it before any frame
     /// moves, and refuses a frame of another shape. The default: the input's.
@@ -126,6 +147,25 @@ pub trait Plugin: Sized + 'static {
         } else {
             Err(PluginError::new("this plugin processes whole frames only"))
         }
+    }
+}
+
+/// One input of a plugin: its name (what messages call it) and its role, free text for people
+/// (`"background"`, `"overlay"`, `"from"`, `"to"`). Write the list of [`Plugin::inputs`] with
+/// struct literals, `&[InputSpec { name: "from", role: "from" }, …]`, which Rust keeps in static
+/// memory (a call to `InputSpec::new` there would not be).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InputSpec {
+    pub name: &'static str,
+    pub role: &'static str,
+}
+
+impl InputSpec {
+    /// The one input of an ordinary plugin.
+    pub const MAIN: InputSpec = InputSpec { name: "input", role: "main" };
+
+    pub const fn new(name: &'static str, role: &'static str) -> Self {
+        Self { name, role }
     }
 }
 
@@ -183,7 +223,7 @@ macro_rules! export_plugin {
             static STATE: $crate::runtime::State<$plugin> = $crate::runtime::State::new();
 
             // Natively too: the type is a Plugin, and every ABI export below is made (6 of them,
-            // and the 3 optional ones).
+            // and the 4 optional ones).
             const _: fn() = || {
                 fn is_a_plugin<P: $crate::Plugin>() {}
                 is_a_plugin::<$plugin>();
@@ -191,7 +231,7 @@ macro_rules! export_plugin {
             const _: () =
                 assert!($crate::abi::EXPORTS.len() == 6, "export_plugin! must export every abi::EXPORTS entry");
             const _: () = assert!(
-                $crate::abi::OPTIONAL_EXPORTS.len() == 3,
+                $crate::abi::OPTIONAL_EXPORTS.len() == 4,
                 "export_plugin! must export every abi::OPTIONAL_EXPORTS entry"
             );
 
@@ -232,6 +272,13 @@ macro_rules! export_plugin {
             $crate::__export!(plugin_process_rows = EXPORT_PROCESS_ROWS, fn(input: i32, output: i32, first: i32, rows: i32) -> i32 {
                 // SAFETY: as for `plugin_process`; the rows are checked against the frame.
                 unsafe { STATE.process_rows(input, output, first, rows) }
+            });
+
+            $crate::__export!(plugin_process_many = EXPORT_PROCESS_MANY, fn(inputs: i32, count: i32, output: i32) -> i32 {
+                // SAFETY: per the ABI the host passes `count` input `FrameDesc`s at `inputs` and an
+                // output one, in our memory, describing disjoint buffers within our memory, and
+                // does not touch them while the call runs.
+                unsafe { STATE.process_many(inputs, count, output) }
             });
 
             $crate::__export!(plugin_output_shape = EXPORT_OUTPUT_SHAPE, fn(input: i32, output: i32) -> i32 {

@@ -36,7 +36,7 @@ impl<P: Plugin> State<P> {
 
     pub fn describe(&self, name: &str, version: &str, description: &str) -> i32 {
         let mut inner = self.inner.borrow_mut();
-        let json = crate::describe::describe_json(name, version, description, P::formats(), &P::params());
+        let json = crate::describe::describe_json(name, version, description, P::formats(), P::inputs(), &P::params());
         inner.describe = json.into_bytes();
         inner.describe.push(0);
         inner.describe.as_ptr() as i32
@@ -98,6 +98,22 @@ impl<P: Plugin> State<P> {
         let mut inner = self.inner.borrow_mut();
         // SAFETY: forwarded from this function's contract, which is `run_process`'s.
         let result = unsafe { run_process(&mut inner.plugin, input, output, rows) };
+        match result {
+            Ok(()) => Status::Ok as i32,
+            Err(err) => inner.fail(err),
+        }
+    }
+
+    /// `plugin_process_many`: runs the plugin on one frame of each of its inputs.
+    ///
+    /// # Safety
+    /// `inputs` is the address of `count` consecutive [`FrameDesc`]s and `output` of one, in this
+    /// module's memory (the output one writable); the buffers they describe lie within this
+    /// module's memory and overlap neither each other (the output) nor the descriptors.
+    pub unsafe fn process_many(&self, inputs: i32, count: i32, output: i32) -> i32 {
+        let mut inner = self.inner.borrow_mut();
+        // SAFETY: forwarded from this function's contract.
+        let result = unsafe { run_process_many(&mut inner.plugin, inputs, count, output) };
         match result {
             Ok(()) => Status::Ok as i32,
             Err(err) => inner.fail(err),
@@ -207,6 +223,50 @@ unsafe fn run_process<P: Plugin>(
     Ok(())
 }
 
+/// Runs a plugin with several inputs on one frame of each.
+///
+/// # Safety
+/// As for [`State::process_many`].
+unsafe fn run_process_many<P: Plugin>(
+    plugin: &mut Option<P>,
+    inputs: i32,
+    count: i32,
+    output: i32,
+) -> Result<(), PluginError> {
+    let plugin = plugin.as_mut().ok_or("process was called before a successful init")?;
+    let count = usize::try_from(count).ok().filter(|&n| n == P::inputs().len()).ok_or_else(|| {
+        PluginError::new(format!("the host sent {count} input frames; this plugin takes {}", P::inputs().len()))
+    })?;
+    let mut frames = Vec::with_capacity(count);
+    for k in 0..count {
+        // SAFETY: per this function's contract `count` descriptors follow `inputs`.
+        let desc = unsafe { read_desc(inputs + (k * FRAME_DESC_SIZE) as i32) };
+        let format = PixelFormat::from_u32(desc.format).ok_or("the host sent an unknown pixel format")?;
+        crate::check_accepts::<P>(format)?;
+        // SAFETY: per this function's contract the input buffers are valid and not written.
+        let data = unsafe { std::slice::from_raw_parts(desc.data as usize as *const u8, desc.capacity as usize) };
+        let frame = Frame::new(data, desc.width, desc.height, desc.stride, format, desc.timestamp_us)?;
+        frames.push(frame.for_input(k as u32));
+    }
+    let out_ptr = output as usize as *mut [u8; FRAME_DESC_SIZE];
+    // SAFETY: the output descriptor is readable and writable per this function's contract.
+    let mut out_desc = FrameDesc::from_bytes(unsafe { &*out_ptr });
+    let out_format = PixelFormat::from_u32(out_desc.format).ok_or("the host sent an unknown pixel format")?;
+    // SAFETY: per this function's contract the output buffer is valid, writable and disjoint.
+    let out_data =
+        unsafe { std::slice::from_raw_parts_mut(out_desc.data as usize as *mut u8, out_desc.capacity as usize) };
+    let timestamp = frames[0].timestamp_us();
+    let mut out = FrameMut::new(out_data, out_desc.width, out_desc.height, out_desc.stride, out_format, timestamp)?;
+    plugin.process_many(&frames, &mut out)?;
+    out_desc.width = out.width();
+    out_desc.height = out.height();
+    out_desc.stride = out.stride();
+    out_desc.format = out.format() as u32;
+    // SAFETY: as above.
+    unsafe { *out_ptr = out_desc.to_bytes() };
+    Ok(())
+}
+
 /// # Safety
 /// `ptr` points to a readable [`FrameDesc`].
 unsafe fn read_desc(ptr: i32) -> FrameDesc {
@@ -233,12 +293,8 @@ const _: () = assert!(matches!(abi::IMPORT_LOG.as_bytes(), b"log"));
 const _: () = assert!(matches!(abi::IMPORT_FRAME_META.as_bytes(), b"frame_meta"));
 const _: () = assert!(matches!(abi::IMPORT_SET_FRAME_META.as_bytes(), b"set_frame_meta"));
 
-/// Whose metadata [`frame_meta`] reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MetaOf {
-    Input = 0,
-    Output = 1,
-}
+/// Whose metadata [`frame_meta`] reads: `abi::meta_which(k)` for input `k`, or this.
+pub const OUTPUT_META: i32 = 1;
 
 #[cfg(target_arch = "wasm32")]
 #[link(wasm_import_module = "plugin_host")]
@@ -251,17 +307,17 @@ unsafe extern "C" {
 
 /// The metadata of the frame being processed, from the host.
 #[cfg(target_arch = "wasm32")]
-pub fn frame_meta(which: MetaOf) -> abi::FrameMeta {
+pub fn frame_meta(which: i32) -> abi::FrameMeta {
     let mut buffer = vec![0u8; abi::MAX_META_BYTES];
     // SAFETY: the host writes at most `cap` bytes at `ptr`, a live buffer of that size.
-    let len = unsafe { host_frame_meta(which as i32, buffer.as_mut_ptr(), buffer.len()) };
+    let len = unsafe { host_frame_meta(which, buffer.as_mut_ptr(), buffer.len()) };
     buffer.truncate(len.clamp(0, abi::MAX_META_BYTES as i32) as usize);
     abi::FrameMeta::decode(&buffer).unwrap_or_default()
 }
 
 /// Outside wasm a frame without metadata of its own has the default.
 #[cfg(not(target_arch = "wasm32"))]
-pub fn frame_meta(_which: MetaOf) -> abi::FrameMeta {
+pub fn frame_meta(_which: i32) -> abi::FrameMeta {
     abi::FrameMeta::default()
 }
 

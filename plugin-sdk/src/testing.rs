@@ -32,6 +32,41 @@ pub fn run<P: Plugin>(params: &[(&str, ParamValue)], input: &OwnedFrame) -> Resu
     process(&mut plugin, input)
 }
 
+/// Creates `P` with `params` and processes one frame of each of its inputs, as the host would
+/// for a plugin with several ([`Plugin::inputs`]): the output starts with the first input's
+/// shape and metadata, and has room for an RGBA frame of the largest of the inputs and the
+/// shape [`Plugin::output_shape_many`] declares, which the output must have.
+pub fn run_many<P: Plugin>(params: &[(&str, ParamValue)], inputs: &[&OwnedFrame]) -> Result<OwnedFrame, PluginError> {
+    let plugin = &mut P::new(&params_for::<P>(params))?;
+    if inputs.len() != P::inputs().len() {
+        return Err(PluginError::new(format!(
+            "{} input frames for a plugin that takes {}",
+            inputs.len(),
+            P::inputs().len()
+        )));
+    }
+    for input in inputs {
+        crate::check_accepts::<P>(input.format)?;
+    }
+    let first = inputs[0];
+    let shapes: Vec<crate::Shape> = inputs.iter().map(|f| f.shape()).collect();
+    let declared = plugin.output_shape_many(&shapes)?;
+    let rgba = |s: crate::Shape| s.width as usize * s.height as usize * 4;
+    let capacity = shapes.iter().map(|s| rgba(*s)).chain([rgba(declared), first.data.len()]).max().unwrap_or(0);
+    let mut buffer = vec![0u8; capacity];
+    let mut meta = first.meta.clone();
+    let mut output =
+        crate::FrameMut::new(&mut buffer, first.width, first.height, first.stride, first.format, first.timestamp_us)?
+            .with_metadata(&mut meta);
+    let views: Vec<crate::Frame<'_>> = inputs.iter().map(|f| f.view()).collect();
+    plugin.process_many(&views, &mut output)?;
+    let made = crate::Shape::new(output.width(), output.height(), output.format());
+    if made != declared {
+        return Err(PluginError::new(format!("output_shape_many declares {declared}, but process_many made {made}")));
+    }
+    Ok(OwnedFrame::from_view(&output))
+}
+
 /// The [`Params`] `P` would receive for `params`, defaults filled in.
 pub fn params_for<P: Plugin>(params: &[(&str, ParamValue)]) -> Params {
     let given: Vec<(String, ParamValue)> = params.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
@@ -634,6 +669,49 @@ pub fn assert_frames_match(expected: &OwnedFrame, actual: &OwnedFrame, tolerance
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Two inputs: the output is `a` where `b` is brighter, else `b` (per byte), and carries
+    /// `b`'s metadata property "from" as its own.
+    struct Brighter;
+
+    impl Plugin for Brighter {
+        fn inputs() -> &'static [crate::InputSpec] {
+            &[crate::InputSpec { name: "a", role: "first" }, crate::InputSpec { name: "b", role: "second" }]
+        }
+        fn new(_: &Params) -> Result<Self, PluginError> {
+            Ok(Brighter)
+        }
+        fn process(&mut self, _: &crate::Frame, _: &mut crate::FrameMut) -> Result<(), PluginError> {
+            Err(PluginError::new("takes two inputs"))
+        }
+        fn process_many(&mut self, inputs: &[crate::Frame], output: &mut crate::FrameMut) -> Result<(), PluginError> {
+            let (a, b) = (&inputs[0], &inputs[1]);
+            output.set_shape(a.width(), a.height(), a.format())?;
+            for y in 0..a.height() {
+                let row: Vec<u8> = a.row(y).iter().zip(b.row(y)).map(|(x, y)| (*x).max(*y)).collect();
+                output.row_mut(y).copy_from_slice(&row);
+            }
+            let mut meta = output.metadata();
+            meta.set_property("from", b.metadata().property("name").unwrap_or("?"));
+            output.set_metadata(&meta)
+        }
+    }
+
+    #[test]
+    fn a_plugin_with_two_inputs_gets_both_frames_with_their_metadata() {
+        let mut a = noise(5, 3, 20, PixelFormat::Rgba8, 1);
+        let mut b = noise(5, 3, 20, PixelFormat::Rgba8, 2);
+        a.meta.set_property("name", "a");
+        b.meta.set_property("name", "b");
+        let out = run_many::<Brighter>(&[], &[&a, &b]).unwrap();
+        let expected: Vec<u8> = a.packed().iter().zip(b.packed()).map(|(x, y)| (*x).max(y)).collect();
+        assert_eq!(out.packed(), expected);
+        assert_eq!(out.meta.property("from"), Some("b"));
+        assert_eq!(out.meta.property("name"), Some("a"), "the output starts with the first input's metadata");
+        assert!(run_many::<Brighter>(&[], &[&a]).unwrap_err().0.contains("takes 2"));
+        let json = crate::describe::describe_json("b", "1", "", Brighter::formats(), Brighter::inputs(), &[]);
+        assert!(json.contains(r#""inputs":[{"name":"a","role":"first"},{"name":"b","role":"second"}]"#), "{json}");
+    }
 
     /// Fills each row of its band with the input's `range` and the output's as it finds it, and
     /// names its band in the output's metadata (which only the band at row 0 gets to keep).

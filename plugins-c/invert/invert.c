@@ -78,7 +78,9 @@ static int32_t process_yuv420p(const plugin_frame_desc *in, plugin_frame_desc *o
     return PLUGIN_OK;
 }
 
-int32_t plugin_abi_version(void) { return PLUGIN_ABI_VERSION; }
+/* Version 1 on purpose: it uses nothing newer, and the host runs version-1 modules unchanged
+   (the tests that run this plugin check that). */
+int32_t plugin_abi_version(void) { return 1; }
 
 int32_t plugin_describe(void) { return (int32_t)(uintptr_t)DESCRIPTION; }
 

@@ -100,7 +100,7 @@ fn bad_modules_get_clear_typed_errors() {
     )
     .unwrap();
     let err = PluginProcess::spawn(spec("future", write_temp("future.wasm", &future), 4096)).unwrap_err();
-    assert!(err.to_string().contains("built for plugin ABI version 7; this host speaks version 1"), "{err}");
+    assert!(err.to_string().contains("built for plugin ABI version 7; this host speaks versions 1 to 2"), "{err}");
 
     let garbage = write_temp("garbage.wasm", b"\0asm\x01\0\0\0\xff\xff\xff");
     let err = PluginProcess::spawn(spec("garbage", garbage, 4096)).unwrap_err();

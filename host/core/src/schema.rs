@@ -14,7 +14,22 @@ pub struct PluginDescription {
     pub version: String,
     pub description: String,
     pub formats: Vec<String>,
+    /// The ABI version the module was built for, as the runner that loaded it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub abi_version: Option<u32>,
+    /// Its inputs, for a plugin that takes several; empty: one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub inputs: Vec<InputSchema>,
     pub params: Vec<ParamSchema>,
+}
+
+/// One input of a plugin that takes several.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputSchema {
+    pub name: String,
+    #[serde(default)]
+    pub role: String,
 }
 
 /// One declared parameter.
@@ -115,6 +130,15 @@ impl PluginDescription {
         if description.formats.is_empty() {
             return Err("its description lists no frame formats".into());
         }
+        if description.inputs.len() > plugin_sdk::abi::MAX_INPUTS {
+            let (n, most) = (description.inputs.len(), plugin_sdk::abi::MAX_INPUTS);
+            return Err(format!("its description lists {n} inputs; at most {most}"));
+        }
+        for (i, input) in description.inputs.iter().enumerate() {
+            if input.name.is_empty() || description.inputs[..i].iter().any(|other| other.name == input.name) {
+                return Err(format!("its description names input \"{}\" twice, or not at all", input.name));
+            }
+        }
         for format in &description.formats {
             if PixelFormat::from_name(format).is_none() {
                 return Err(format!("its description lists an unknown frame format \"{format}\""));
@@ -128,6 +152,11 @@ impl PluginDescription {
                 .map_err(|e| format!("its description's default is invalid: {e}"))?;
         }
         Ok(description)
+    }
+
+    /// How many input frames the plugin takes per output frame.
+    pub fn input_count(&self) -> usize {
+        self.inputs.len().max(1)
     }
 
     pub fn accepts(&self, format: PixelFormat) -> bool {

@@ -42,11 +42,7 @@ pub fn list_line(found_as: &str, d: &PluginDescription) -> String {
 /// The JSON form: `{"abi_version": 1, "name", "version", "description", "formats", "params"}`,
 /// `params` as in the ABI's description format.
 pub fn to_json(description: &PluginDescription) -> String {
-    let mut value = serde_json::to_value(description).unwrap_or_default();
-    if let Some(object) = value.as_object_mut() {
-        // The runner refuses any other version, so a loaded plugin speaks this one.
-        object.insert("abi_version".into(), ABI_VERSION.into());
-    }
+    let value = serde_json::to_value(description).unwrap_or_default();
     let text = serde_json::to_string_pretty(&value).unwrap_or_default();
     // JSON escapes only C0 controls; C1 controls and bidi overrides would reach a terminal that
     // shows the output. Inside strings, \uXXXX is the same text to any JSON reader.
@@ -67,12 +63,17 @@ pub fn to_json(description: &PluginDescription) -> String {
 pub fn to_text(d: &PluginDescription) -> String {
     let clean = terminal_safe;
     let mut out = format!(
-        "{} {}\n{}\nABI version: {ABI_VERSION}\nformats: {}\n",
+        "{} {}\n{}\nABI version: {}\nformats: {}\n",
         clean(&d.name),
         clean(&d.version),
         clean(&d.description),
+        d.abi_version.unwrap_or(ABI_VERSION),
         d.formats.join(", ")
     );
+    if !d.inputs.is_empty() {
+        let inputs: Vec<String> = d.inputs.iter().map(|i| format!("{} ({})", clean(&i.name), clean(&i.role))).collect();
+        out.push_str(&format!("inputs: {}\n", inputs.join(", ")));
+    }
     if d.params.is_empty() {
         out.push_str("params: none\n");
     } else {

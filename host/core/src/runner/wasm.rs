@@ -119,6 +119,8 @@ pub struct PluginInstance {
     /// With `input = "snapshot"`: a private buffer the input is copied into before `process`,
     /// so that the previous stage cannot change it while this plugin reads it.
     snapshot: Snapshot,
+    /// The ABI version the module was built for (checked to be one this host runs).
+    abi_version: u32,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -223,10 +225,14 @@ impl PluginModule {
         let version = func::<(), i32>(&instance, &mut store, abi::EXPORT_ABI_VERSION)?
             .call(&mut store, ())
             .map_err(|e| classify(&store, e))?;
-        if version as u32 != abi::ABI_VERSION {
+        if !(abi::MIN_ABI_VERSION..=abi::ABI_VERSION).contains(&(version as u32)) {
             return Err(Failure::Load(
-                format!("it was built for plugin ABI version {version}; this host speaks version {}", abi::ABI_VERSION)
-                    .into(),
+                format!(
+                    "it was built for plugin ABI version {version}; this host speaks versions {} to {}",
+                    abi::MIN_ABI_VERSION,
+                    abi::ABI_VERSION
+                )
+                .into(),
             ));
         }
         let exports = Exports {
@@ -255,8 +261,16 @@ impl PluginModule {
         };
         let buffers = Buffers::Heap { input: 0, output: 0 };
         let snapshot = if limits.snapshot_input && window.is_some() { Snapshot::Wanted } else { Snapshot::Off };
-        let mut instance =
-            PluginInstance { store, exports, buffers, window, descs: 0, capacity: frame_capacity, snapshot };
+        let mut instance = PluginInstance {
+            store,
+            exports,
+            buffers,
+            window,
+            descs: 0,
+            capacity: frame_capacity,
+            snapshot,
+            abi_version: version as u32,
+        };
         if let Some(window) = &instance.window {
             window.arm();
             let pages = window.len().div_ceil(WASM_PAGE) as u64;
@@ -399,7 +413,14 @@ impl PluginInstance {
         let text = self
             .c_string(ptr, abi::MAX_DESCRIBE_BYTES)
             .ok_or_else(|| Failure::Load("its description is not a NUL-terminated string in its memory".into()))?;
-        String::from_utf8(text).map_err(|_| Failure::Load("its description is not UTF-8".into()))
+        let text = String::from_utf8(text).map_err(|_| Failure::Load("its description is not UTF-8".into()))?;
+        // The version it was built for, said by the runner (the module's own word is replaced).
+        let mut json: serde_json::Value = serde_json::from_str(&text)
+            .map_err(|e| Failure::Load(format!("its description is not valid: {e}").into()))?;
+        if let Some(object) = json.as_object_mut() {
+            object.insert("abi_version".into(), self.abi_version.into());
+        }
+        Ok(json.to_string())
     }
 
     /// Creates the plugin instance with ABI-encoded parameters and allocates the frame buffers.
