@@ -44,7 +44,8 @@ const CRATES: &[Crate] = &[
         package: "plugin-host-cli",
         not_on: &["plugin-host-bench"],
         modules: &[
-            ("config", &[]),
+            ("graph", &[]),
+            ("config", &["graph"]),
             ("io", &["config"]),
             ("oneline", &["config"]),
             ("pipeline", &["config", "io"]),

@@ -64,14 +64,12 @@ pub(crate) fn chain(plugins: &Path, options: &BenchOptions) -> anyhow::Result<Ch
             workers: Some(workers),
             params: params.iter().map(|&(k, v)| (k.to_string(), plugin_sdk::abi::ParamValue::Int(v))).collect(),
         };
-        let config = Config {
-            file: PathBuf::from("(bench)"),
-            input: InputConfig::Testsrc { width, height, frames },
-            plugins: (0..stages).map(plugin).collect(),
-            output: OutputConfig::Null,
-            ring: plugin_host_cli::config::DEFAULT_RING,
-            max_frame_bytes: plugin_host_cli::config::DEFAULT_MAX_FRAME_BYTES,
-        };
+        let config = Config::chain(
+            PathBuf::from("(bench)"),
+            InputConfig::Testsrc { width, height, frames },
+            (0..stages).map(plugin).collect(),
+            OutputConfig::Null,
+        );
         let run_options = RunOptions { max_frames: None, runner: options.runner.clone() };
         let (stats, result) = Prepared::new(&config, run_options)?.run(&mut Silent);
         result?;

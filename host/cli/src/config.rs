@@ -1,7 +1,9 @@
-//! Pipeline configs (TOML): an input, a chain of plugins, an output. Parsed strictly (unknown
-//! keys are errors) and checked as a whole before anything runs; every problem is one sentence
-//! that names the file and the key or plugin.
+//! Pipeline configs (TOML): an input, a chain of plugins, an output; or, in the graph form, named
+//! inputs, plugins that name what they take and outputs that name what they write (checked by
+//! [`crate::graph`]). Parsed strictly (unknown keys are errors) and checked as a whole before
+//! anything runs; every problem is one sentence that names the file and the key or plugin.
 
+use crate::graph::{Declared, DeclaredInput, DeclaredOutput, DeclaredPlugin, Graph, OnEnd};
 use plugin_host::ipc::protocol::Transport;
 use plugin_host::process::Limits;
 use plugin_host::sys::sandbox::Level as SandboxLevel;
@@ -28,10 +30,51 @@ struct RawConfig {
     ring: Option<u32>,
     /// Largest frame a plugin may declare, in bytes as RGBA.
     max_frame_bytes: Option<u64>,
-    input: RawInput,
+    input: OneOrMany<RawInput>,
     #[serde(default, rename = "plugin")]
     plugins: Vec<RawPlugin>,
-    output: RawOutput,
+    output: OneOrMany<RawOutput>,
+}
+
+/// `[input]` (one table, the chain form) or `[[input]]` (an array of tables, the graph form).
+#[derive(Debug, Clone)]
+enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> OneOrMany<T> {
+    fn into_vec(self) -> Vec<T> {
+        match self {
+            OneOrMany::One(one) => vec![one],
+            OneOrMany::Many(many) => many,
+        }
+    }
+}
+
+// By hand, not `#[serde(untagged)]`: an untagged enum buffers the table and, when neither form
+// fits, says only that; this hands the table or the array straight to `T`, so a bad key is still
+// named, with its line and column.
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OneOrMany<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = OneOrMany<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a table or an array of tables")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+                T::deserialize(serde::de::value::MapAccessDeserializer::new(map)).map(OneOrMany::One)
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+                Vec::deserialize(serde::de::value::SeqAccessDeserializer::new(seq)).map(OneOrMany::Many)
+            }
+        }
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
+    }
 }
 
 // Tables are parsed as plain structs (not serde-tagged enums) so that toml can point at the
@@ -39,6 +82,10 @@ struct RawConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawInput {
+    /// Needed when there are several inputs; one alone is [`crate::graph::DEFAULT_INPUT_NAME`].
+    name: Option<String>,
+    #[serde(default)]
+    on_end: OnEnd,
     kind: InputKind,
     path: Option<PathBuf>,
     width: Option<u32>,
@@ -60,6 +107,9 @@ enum InputKind {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawOutput {
+    name: Option<String>,
+    /// The node it writes; left out, the last plugin (or the only input).
+    from: Option<String>,
     kind: OutputKind,
     path: Option<PathBuf>,
     format: Option<RawFormat>,
@@ -89,6 +139,19 @@ pub enum InputConfig {
     Y4m { path: PathBuf },
     /// Any video file ffmpeg can decode (ffmpeg runs as a child process).
     Video { path: PathBuf },
+}
+
+impl InputConfig {
+    /// The file or folder it reads; none for the test pattern.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            InputConfig::Png { path }
+            | InputConfig::Raw { path, .. }
+            | InputConfig::Y4m { path }
+            | InputConfig::Video { path } => Some(path),
+            InputConfig::Testsrc { .. } => None,
+        }
+    }
 }
 
 /// Pixel formats of raw video, by ffmpeg's `-pix_fmt` name.
@@ -151,6 +214,19 @@ pub enum OutputConfig {
     Null,
 }
 
+impl OutputConfig {
+    /// The file or folder it writes; none for `null`.
+    pub fn path(&self) -> Option<&Path> {
+        match self {
+            OutputConfig::Png { path }
+            | OutputConfig::Raw { path, .. }
+            | OutputConfig::Y4m { path }
+            | OutputConfig::Video { path, .. } => Some(path),
+            OutputConfig::Null => None,
+        }
+    }
+}
+
 /// What a plugin does with a frame it could not process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -180,6 +256,8 @@ enum InputMode {
 struct RawPlugin {
     name: String,
     path: PathBuf,
+    /// The nodes it takes frames from; left out, the previous node.
+    inputs: Option<Vec<String>>,
     deadline_ms: Option<u64>,
     startup_ms: Option<u64>,
     memory_mb: Option<u64>,
@@ -247,13 +325,22 @@ pub struct PluginConfig {
     pub params: Vec<(String, ParamValue)>,
 }
 
-/// A checked config; paths are resolved against the config file's folder.
+/// A checked config; paths are resolved against the config file's folder. Made by
+/// [`Config::load`] or, for a chain, [`Config::chain`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub file: PathBuf,
+    /// The first input: a chain's only one (the chain runtime reads this).
     pub input: InputConfig,
+    /// At the indices of [`Graph::plugins`].
     pub plugins: Vec<PluginConfig>,
+    /// The first output: a chain's only one (the chain runtime writes this).
     pub output: OutputConfig,
+    /// Every input, at the indices of [`Graph::inputs`] (the first is [`Config::input`]).
+    inputs: Vec<InputConfig>,
+    /// Every output, at the indices of [`Graph::outputs`] (the first is [`Config::output`]).
+    outputs: Vec<OutputConfig>,
+    graph: Graph,
     /// Frames in flight beyond one per plugin: how far a stage may run ahead of the next.
     pub ring: u32,
     /// Largest frame a plugin may declare it makes, counted as RGBA (4 bytes a pixel): buffers
@@ -300,17 +387,31 @@ impl Config {
         let base = path.parent().map_or_else(|| PathBuf::from("."), Path::to_path_buf);
         let resolve = |p: &Path| if p == Path::new("-") || p.is_absolute() { p.to_path_buf() } else { base.join(p) };
 
-        let input = check_input(raw.input, &resolve).map_err(error)?;
-        let output = check_output(raw.output, &resolve).map_err(error)?;
+        // With several inputs or outputs, a problem with one says which (`input #2 ("logo"): …`).
+        let (raw_inputs, raw_outputs) = (raw.input.into_vec(), raw.output.into_vec());
+        let (input_count, output_count) = (raw_inputs.len(), raw_outputs.len());
+        let label = |table: &str, i: usize, count: usize, name: &Option<String>| match (count, name) {
+            (0 | 1, _) => String::new(),
+            (_, Some(name)) => format!("{table} #{} (\"{name}\"): ", i + 1),
+            (_, None) => format!("{table} #{}: ", i + 1),
+        };
+        let mut declared = Declared::default();
+        let mut inputs = Vec::with_capacity(raw_inputs.len());
+        for (i, raw_input) in raw_inputs.into_iter().enumerate() {
+            let at = label("input", i, input_count, &raw_input.name);
+            declared.inputs.push(DeclaredInput { name: raw_input.name.clone(), on_end: raw_input.on_end });
+            inputs.push(check_input(raw_input, &resolve).map_err(|why| error(format!("{at}{why}")))?);
+        }
+        let mut outputs = Vec::with_capacity(raw_outputs.len());
+        for (i, raw_output) in raw_outputs.into_iter().enumerate() {
+            let at = label("output", i, output_count, &raw_output.name);
+            declared.outputs.push(DeclaredOutput { name: raw_output.name.clone(), from: raw_output.from.clone() });
+            outputs.push(check_output(raw_output, &resolve).map_err(|why| error(format!("{at}{why}")))?);
+        }
         let mut plugins: Vec<PluginConfig> = Vec::new();
         for (i, p) in raw.plugins.into_iter().enumerate() {
             let at = format!("plugin #{} (\"{}\")", i + 1, p.name);
-            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-                return Err(error(format!("{at}: name must be non-empty letters, digits, '-' or '_'")));
-            }
-            if plugins.iter().any(|q| q.name == p.name) {
-                return Err(error(format!("plugin name \"{}\" is used twice; instance names must be unique", p.name)));
-            }
+            declared.plugins.push(DeclaredPlugin { name: p.name.clone(), inputs: p.inputs.clone() });
             let positive = |key: &str, v: Option<u64>, default: u64, max: u64| match v {
                 Some(0) => Err(error(format!("{at}: {key} must be at least 1"))),
                 Some(v) if v > max => Err(error(format!("{at}: {key} = {v} exceeds the maximum of {max}"))),
@@ -379,18 +480,19 @@ impl Config {
                 params,
             });
         }
+        let graph = Graph::build(declared).map_err(error)?;
         let ring = match raw.ring {
             None => DEFAULT_RING,
             Some(ring @ 1..=MAX_RING) => ring,
             Some(ring) => return Err(error(format!("ring = {ring} is outside 1..={MAX_RING}"))),
         };
-        if let OutputConfig::Png { path: out }
-        | OutputConfig::Raw { path: out, .. }
-        | OutputConfig::Y4m { path: out }
-        | OutputConfig::Video { path: out, .. } = &output
-            && let Some(what) = overwritten_by(out, path, &input, &plugins, None)
-        {
-            return Err(error(format!("output.path {} is {what}; the run would overwrite it", out.display())));
+        for (i, output) in outputs.iter().enumerate() {
+            if let Some(out) = output.path()
+                && let Some(what) = overwritten_by(out, path, &inputs, &plugins, (&outputs, i))
+            {
+                let at = label("output", i, output_count, &graph.outputs()[i].name);
+                return Err(error(format!("{at}output.path {} is {what}; the run would overwrite it", out.display())));
+            }
         }
         let max_frame_bytes = match raw.max_frame_bytes {
             None => DEFAULT_MAX_FRAME_BYTES,
@@ -399,25 +501,70 @@ impl Config {
                 return Err(error(format!("max_frame_bytes = {bytes} is outside 1..={DEFAULT_MAX_FRAME_BYTES}")));
             }
         };
-        Ok(Config { file: path.to_path_buf(), input, plugins, output, ring, max_frame_bytes })
+        Ok(Config {
+            file: path.to_path_buf(),
+            input: inputs[0].clone(),
+            plugins,
+            output: outputs[0].clone(),
+            inputs,
+            outputs,
+            graph,
+            ring,
+            max_frame_bytes,
+        })
     }
 
-    /// What of this run's own files (config, input, plugins, output) writing `path` would
+    /// The chain `input → plugins → output` (plugin names unique), with the defaults of a
+    /// config file: what the one-line command and the benchmark run.
+    pub fn chain(file: PathBuf, input: InputConfig, plugins: Vec<PluginConfig>, output: OutputConfig) -> Config {
+        Config {
+            file,
+            inputs: vec![input.clone()],
+            outputs: vec![output.clone()],
+            graph: Graph::chain(plugins.iter().map(|p| p.name.clone())),
+            input,
+            plugins,
+            output,
+            ring: DEFAULT_RING,
+            max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
+        }
+    }
+
+    /// How the inputs, plugins and outputs connect; a chain's is [`Graph::chain`].
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// Every input, at the indices of [`Graph::inputs`].
+    pub fn inputs(&self) -> &[InputConfig] {
+        &self.inputs
+    }
+
+    /// Every output, at the indices of [`Graph::outputs`].
+    pub fn outputs(&self) -> &[OutputConfig] {
+        &self.outputs
+    }
+
+    /// Whether the chain runtime can run this config: one input, one output, each plugin fed by
+    /// the one before it ([`Graph::is_chain`]).
+    pub fn is_chain(&self) -> bool {
+        self.graph.is_chain()
+    }
+
+    /// What of this run's own files (config, inputs, plugins, outputs) writing `path` would
     /// overwrite, if any.
     pub fn overwritten_by(&self, path: &Path) -> Option<String> {
-        overwritten_by(path, &self.file, &self.input, &self.plugins, Some(&self.output))
+        overwritten_by(path, &self.file, &self.inputs, &self.plugins, (&self.outputs, self.outputs.len()))
     }
 
-    /// What of the run's own files (config, input, plugins) its output would overwrite, if any.
+    /// What of the run's own files (config, inputs, plugins, earlier outputs) an output would
+    /// overwrite, if any: the first such output's path and what.
     pub fn output_overwrites(&self) -> Option<(PathBuf, String)> {
-        let (OutputConfig::Png { path }
-        | OutputConfig::Raw { path, .. }
-        | OutputConfig::Y4m { path }
-        | OutputConfig::Video { path, .. }) = &self.output
-        else {
-            return None;
-        };
-        overwritten_by(path, &self.file, &self.input, &self.plugins, None).map(|what| (path.clone(), what))
+        self.outputs.iter().enumerate().find_map(|(i, output)| {
+            let path = output.path()?;
+            let what = overwritten_by(path, &self.file, &self.inputs, &self.plugins, (&self.outputs, i))?;
+            Some((path.to_path_buf(), what))
+        })
     }
 
     pub fn error(&self, message: impl Into<String>) -> ConfigError {
@@ -467,14 +614,15 @@ pub fn missing_folder(path: &Path) -> Option<&Path> {
     path.parent().filter(|p| !p.as_os_str().is_empty() && !p.is_dir())
 }
 
-/// What of the run's own files `target` would overwrite, if any: the config, the input (or,
-/// for a PNG folder output, a file inside it), a plugin's module, or with `output` the output.
+/// What of the run's own files `target` would overwrite, if any: the config, an input (or, for
+/// a PNG folder output, a file inside it), a plugin's module, or one of the first `n` outputs
+/// (`(outputs, n)`: the others are counted to name the one it is).
 fn overwritten_by(
     target: &Path,
     config: &Path,
-    input: &InputConfig,
+    inputs: &[InputConfig],
     plugins: &[PluginConfig],
-    output: Option<&OutputConfig>,
+    (outputs, n): (&[OutputConfig], usize),
 ) -> Option<String> {
     let real = real_path(target)?;
     let same = |p: &Path| real_path(p).is_some_and(|r| r == real);
@@ -482,44 +630,44 @@ fn overwritten_by(
     let holds = |outer: &Path, p: &Path| {
         std::fs::canonicalize(outer).is_ok_and(|o| o.is_dir() && real_path(p).is_some_and(|r| r.starts_with(&o)))
     };
-    let input_path = match input {
-        InputConfig::Png { path }
-        | InputConfig::Raw { path, .. }
-        | InputConfig::Y4m { path }
-        | InputConfig::Video { path } => Some(path.as_path()),
-        InputConfig::Testsrc { .. } => None,
+    // `the input` when there is one, else `input #2`.
+    let which = |table: &str, i: usize, count: usize| match count {
+        1 => format!("the {table}"),
+        _ => format!("{table} #{}", i + 1),
     };
     if same(config) {
         return Some("the config file itself".into());
     }
-    if let Some(input) = input_path
-        && (same(input) || holds(target, input))
-    {
-        return Some(if same(input) { "the input" } else { "a folder that holds the input" }.into());
+    for (i, input) in inputs.iter().enumerate() {
+        if let Some(input) = input.path()
+            && (same(input) || holds(target, input))
+        {
+            let it = which("input", i, inputs.len());
+            return Some(if same(input) { it } else { format!("a folder that holds {it}") });
+        }
     }
     if let Some(plugin) = plugins.iter().find(|p| same(&p.path) || holds(target, &p.path)) {
         let module = format!("plugin \"{}\"'s module", plugin.name);
         return Some(if same(&plugin.path) { module } else { format!("a folder that holds {module}") });
     }
-    if let Some(
-        OutputConfig::Png { path: out }
-        | OutputConfig::Raw { path: out, .. }
-        | OutputConfig::Y4m { path: out }
-        | OutputConfig::Video { path: out, .. },
-    ) = output
-    {
+    for (i, output) in outputs[..n].iter().enumerate() {
+        let Some(out) = output.path() else { continue };
         if same(out) {
-            return Some("the output".into());
+            return Some(which("output", i, outputs.len()));
         }
         if holds(out, target) {
-            return Some("inside the output folder".into());
+            return Some(match outputs.len() {
+                1 => "inside the output folder".into(),
+                _ => format!("inside output #{}'s folder", i + 1),
+            });
         }
     }
     None
 }
 
 fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<InputConfig, String> {
-    let RawInput { kind, path, width, height, frames, format } = raw;
+    // The name and on_end are the graph's.
+    let RawInput { kind, path, width, height, frames, format, .. } = raw;
     Ok(match kind {
         InputKind::Testsrc => {
             only("input", "testsrc", &[("path", path.is_some()), ("format", format.is_some())])?;
@@ -763,6 +911,114 @@ mod tests {
         assert_eq!(config.plugins[0].sandbox, SandboxLevel::Standard);
         let err = load(&format!("sandbox = \"off\"\n{MINIMAL}")).unwrap_err();
         assert!(err.starts_with("line 1, column 11: unknown variant `off`, expected `standard` or `strict`"), "{err}");
+    }
+
+    #[test]
+    fn the_chain_form_gives_the_chain() {
+        let text = format!(
+            "{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"a.wasm\"\n[[plugin]]\nname = \"b\"\npath = \"b.wasm\"\n"
+        );
+        let config = load(&text).unwrap();
+        assert_eq!(config.input, InputConfig::Testsrc { width: 1280, height: 720, frames: 120 });
+        assert_eq!(config.output, OutputConfig::Null);
+        assert_eq!(config.plugins.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
+        // Exactly what the one-line command and the benchmark build for the same chain.
+        let chain =
+            Config::chain(config.file.clone(), config.input.clone(), config.plugins.clone(), config.output.clone());
+        assert_eq!(config, chain);
+        assert!(config.is_chain());
+        assert_eq!(config.inputs(), std::slice::from_ref(&config.input));
+        assert_eq!(config.graph().inputs()[0].name, "input");
+        // One input may still be named, and say on_end.
+        let named =
+            load("[input]\nname = \"cam\"\non_end = \"hold_last\"\nkind = \"testsrc\"\n[output]\nkind = \"null\"\n")
+                .unwrap();
+        assert!(named.is_chain());
+        assert_eq!(named.graph().inputs()[0].on_end, OnEnd::HoldLast);
+    }
+
+    const GRAPH: &str = r#"
+[[input]]
+name = "main"
+kind = "video"
+path = "in.mp4"
+on_end = "hold_last"
+
+[[input]]
+name = "logo"
+kind = "png"
+path = "logo.png"
+
+[[plugin]]
+name = "soft"
+path = "blur.wasm"
+
+[[plugin]]
+name = "mix"
+path = "overlay.wasm"
+inputs = ["soft", "logo"]
+
+[[output]]
+kind = "video"
+path = "out.mp4"
+
+[[output]]
+name = "preview"
+from = "main"
+kind = "null"
+"#;
+
+    #[test]
+    fn the_graph_form_loads_every_input_and_output() {
+        use crate::graph::Node;
+        let config = load(GRAPH).unwrap();
+        assert!(!config.is_chain());
+        assert_eq!(config.inputs().len(), 2);
+        assert_eq!(config.input, config.inputs()[0], "input is the first");
+        assert!(matches!(&config.inputs()[1], InputConfig::Png { path } if path.ends_with("logo.png")));
+        assert_eq!(config.outputs()[1], OutputConfig::Null);
+        assert_eq!(config.output, config.outputs()[0], "output is the first");
+        let graph = config.graph();
+        assert_eq!(graph.inputs()[0].on_end, OnEnd::HoldLast);
+        assert_eq!(graph.inputs()[1].on_end, OnEnd::Stop);
+        assert_eq!(graph.plugins()[0].inputs, [Node::Input(0)]);
+        assert_eq!(graph.plugins()[1].inputs, [Node::Plugin(0), Node::Input(1)]);
+        assert_eq!(graph.outputs()[0].from, Node::Plugin(1));
+        assert_eq!(graph.outputs()[1].from, Node::Input(0));
+        assert_eq!(graph.order(), [0, 1]);
+    }
+
+    #[test]
+    fn graph_form_errors_name_the_key_the_node_and_the_file() {
+        let err =
+            load("[[input]]\nname = \"a\"\nkind = \"testsrc\"\nwidht = 3\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert!(err.starts_with("line 4, column 1: unknown field `widht`"), "{err}");
+        let err =
+            load("[input]\nkind = \"testsrc\"\n[[output]]\nkind = \"null\"\n[[output]]\nkind = \"nul\"\n").unwrap_err();
+        assert!(err.starts_with("line 6, column 8: unknown variant `nul`"), "{err}");
+        let err = load("[input]\nkind = \"testsrc\"\non_end = \"pause\"\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert_eq!(err, "line 3, column 10: on_end = \"pause\" is not one of \"stop\", \"hold_last\"");
+        let err = load("input = 3\n[output]\nkind = \"null\"\n").unwrap_err();
+        assert!(err.contains("expected a table or an array of tables"), "{err}");
+        // Among several inputs or outputs, a problem with one says which.
+        let second_png = GRAPH.replace("path = \"logo.png\"", "");
+        assert_eq!(load(&second_png).unwrap_err(), "input #2 (\"logo\"): input.path is required for kind = \"png\"");
+        let same_file =
+            GRAPH.replace("from = \"main\"\nkind = \"null\"", "from = \"main\"\nkind = \"video\"\npath = \"out.mp4\"");
+        let err = load(&same_file).unwrap_err();
+        assert!(err.starts_with("output #2 (\"preview\"): output.path "), "{err}");
+        assert!(err.ends_with("out.mp4 is output #1; the run would overwrite it"), "{err}");
+        // The graph's own checks, through the file.
+        let cycle = GRAPH.replace("path = \"blur.wasm\"", "path = \"blur.wasm\"\ninputs = [\"mix\"]");
+        let err = load(&cycle).unwrap_err();
+        assert!(err.starts_with("a cycle: soft -> mix -> soft"), "{err}");
+        let error = Config::load(Path::new("/nonexistent/c.toml")).unwrap_err();
+        assert!(error.to_string().starts_with("/nonexistent/c.toml: "), "the file comes first: {error}");
+        let err = load(
+            "[[input]]\nkind = \"testsrc\"\n[[input]]\nname = \"b\"\nkind = \"testsrc\"\n[output]\nkind = \"null\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err, "input #1 has no name; with more than one input each needs one (name = \"…\")");
     }
 
     #[test]

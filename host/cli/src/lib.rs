@@ -1,7 +1,8 @@
-//! The `plugin-host` command line, as a library: pipeline configs ([`config`]), the pipeline
-//! that runs them ([`pipeline`]), media input and output ([`io`]), the plugin authors' tools
-//! ([`authoring`]) and the commands themselves ([`cli`]). Built on the `plugin-host` library,
-//! which does everything with plugin processes; this crate never touches one directly.
+//! The `plugin-host` command line, as a library: pipeline configs ([`config`]) and the graphs
+//! they describe ([`graph`]), the pipeline that runs them ([`pipeline`]), media input and output
+//! ([`io`]), the plugin authors' tools ([`authoring`]) and the commands themselves ([`cli`]).
+//! Built on the `plugin-host` library, which does everything with plugin processes; this crate
+//! never touches one directly.
 //!
 //! Its API serves the binary, the benchmark and the tests; applications embed `plugin-host`.
 //!
@@ -13,11 +14,13 @@
 //! io, oneline          sources and sinks: raw video, PNG, the test pattern; the one-off
 //!                      command line's chain and the plugin search path
 //! config               the TOML pipeline config
+//! graph                how a config's inputs, plugins and outputs connect, checked
 //! ```
 
 pub mod authoring;
 pub mod cli;
 pub mod config;
+pub mod graph;
 pub mod io;
 pub mod oneline;
 pub mod pipeline;

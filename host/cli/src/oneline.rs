@@ -271,14 +271,7 @@ pub fn config(line: &OneLine) -> Result<Config, ConfigError> {
             params,
         });
     }
-    let config = Config {
-        file: PathBuf::from(ORIGIN),
-        input,
-        plugins,
-        output,
-        ring: crate::config::DEFAULT_RING,
-        max_frame_bytes: crate::config::DEFAULT_MAX_FRAME_BYTES,
-    };
+    let config = Config::chain(PathBuf::from(ORIGIN), input, plugins, output);
     if let Some((out, what)) = config.output_overwrites() {
         return Err(error(format!("-o {} is {what}; the run would overwrite it", out.display())));
     }

@@ -111,6 +111,12 @@ impl Prepared {
     /// Checks everything a config names and starts the plugins. Problems with the config, the
     /// plugins' modules or parameters, the input or the output are [`RunError::Config`].
     pub fn new(config: &Config, options: RunOptions) -> Result<Self, RunError> {
+        // Only chains run yet: refuse a graph whole rather than run a part of it.
+        if let Some(shape) = config.graph().not_a_chain() {
+            return Err(config
+                .error(format!("this config is a graph ({shape}); running graphs is not implemented yet"))
+                .into());
+        }
         let source = io::open_source(&config.input).map_err(|e| config.error(format!("input: {e}")))?;
         let (width, height, format) = source.shape();
         // A control block per worker (each stage's first is its own), and one for the sink's
