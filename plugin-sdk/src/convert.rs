@@ -32,6 +32,8 @@ pub enum Matrix {
     /// High definition (`Kr = 0.2126`, `Kb = 0.0722`).
     #[default]
     Bt709,
+    /// Ultra high definition, non-constant luminance (`Kr = 0.2627`, `Kb = 0.0593`).
+    Bt2020,
 }
 
 /// Which codes a Y'CbCr frame uses.
@@ -56,12 +58,14 @@ impl Matrix {
         match self {
             Matrix::Bt601 => (0.299, 0.114),
             Matrix::Bt709 => (0.2126, 0.0722),
+            Matrix::Bt2020 => (0.2627, 0.0593),
         }
     }
     pub fn name(self) -> &'static str {
         match self {
             Matrix::Bt601 => "bt601",
             Matrix::Bt709 => "bt709",
+            Matrix::Bt2020 => "bt2020",
         }
     }
 }
@@ -406,7 +410,9 @@ mod tests {
     use super::*;
     use crate::OwnedFrame;
 
-    const COLOURS: [Colour; 4] = [
+    const COLOURS: [Colour; 6] = [
+        Colour { matrix: Matrix::Bt2020, range: Range::Limited },
+        Colour { matrix: Matrix::Bt2020, range: Range::Full },
         Colour { matrix: Matrix::Bt601, range: Range::Limited },
         Colour { matrix: Matrix::Bt601, range: Range::Full },
         Colour { matrix: Matrix::Bt709, range: Range::Limited },

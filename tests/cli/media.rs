@@ -308,3 +308,82 @@ fn frame_metadata_set_by_one_plugin_reaches_the_plugins_after_it_through_one_tha
         }
     }
 }
+
+#[test]
+fn a_playlist_named_like_a_video_cannot_make_ffmpeg_read_other_files() {
+    if !have_ffmpeg("a_playlist_named_like_a_video_cannot_make_ffmpeg_read_other_files") {
+        return;
+    }
+    let dir = scratch("playlist");
+    ffmpeg(
+        &dir,
+        &["-f", "lavfi", "-i", "testsrc2=size=32x32:rate=10", "-t", "1", "-pix_fmt", "yuv420p", "private.mkv"],
+    );
+    let private = dir.join("private.mkv");
+    let playlist = format!("#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10,\n{}\n#EXT-X-ENDLIST\n", private.display());
+    std::fs::write(dir.join("holiday.mp4"), playlist).unwrap();
+    let output = host(&dir, &["run", "-i", "holiday.mp4", "-o", "out.mkv", "invert"], Vec::new());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("holiday.mp4: is a hls file, which names other files"), "{}", stderr(&output));
+    assert!(!dir.join("out.mkv").exists());
+}
+
+#[test]
+fn bad_shapes_and_empty_runs_leave_nothing_that_looks_like_output() {
+    let dir = scratch("empty");
+    // Not ASCII where a header field's tag goes: one sentence, no panic.
+    std::fs::write(dir.join("odd.y4m"), "YUV4MPEG2 W8 H8 \u{e9}x\n").unwrap();
+    let output = host(&dir, &["run", "-i", "odd.y4m", "-o", "out.y4m", "invert"], Vec::new());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("panicked"));
+    // A header and no frame: nothing is written, and the run says so.
+    std::fs::write(dir.join("none.y4m"), "YUV4MPEG2 W8 H8 F25:1 C420jpeg\n").unwrap();
+    let output = host(&dir, &["run", "-i", "none.y4m", "-o", "out.y4m", "invert"], Vec::new());
+    assert_eq!(output.status.code(), Some(2), "a file shorter than one frame: {}", stderr(&output));
+    assert!(stderr(&output).contains("cannot hold one 8x8 yuv420p frame"), "{}", stderr(&output));
+    let empty_stream = b"YUV4MPEG2 W8 H8 F25:1 C420jpeg\n".to_vec();
+    let output = host(&dir, &["run", "-i", "-", "--format", "y4m", "-o", "out.y4m", "invert"], empty_stream);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(stderr(&output).contains("the input gave no frames: nothing was written"), "{}", stderr(&output));
+    assert!(!dir.join("out.y4m").exists());
+    // A plugin that changes the shape cannot pass its input through in place of its output.
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 16\nheight = 8\nframes = 2\n[[plugin]]\nname = \"up\"\npath = \"{}\"\n\
+         on_error = \"passthrough\"\n[output]\nkind = \"null\"\n",
+        plugin("scale").display()
+    );
+    std::fs::write(dir.join("pt.toml"), config).unwrap();
+    let output = host(&dir, &["run", "pt.toml"], Vec::new());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("on_error = \"passthrough\" cannot pass a failed frame on"),
+        "{}",
+        stderr(&output)
+    );
+    // An output name that says nothing about what it is.
+    let output = host(&dir, &["run", "-i", "testsrc:8x8:1", "-o", "out.gif2", "invert"], Vec::new());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("-o out.gif2: cannot tell what it is"), "{}", stderr(&output));
+}
+
+#[test]
+fn interlaced_video_is_refused_with_the_deinterlacer_to_add_and_runs_with_it() {
+    if !have_ffmpeg("interlaced_video_is_refused_with_the_deinterlacer_to_add_and_runs_with_it") {
+        return;
+    }
+    let dir = scratch("interlaced");
+    let make = ["-f", "lavfi", "-i", "testsrc2=size=64x48:rate=25", "-t", "0.4", "-pix_fmt", "yuv420p"];
+    ffmpeg(&dir, &[&make[..], &["-flags", "+ildct+ilme", "-c:v", "mpeg2video", "-top", "1", "in.mkv"]].concat());
+    let output = host(&dir, &["run", "-i", "in.mkv", "-o", "out.mkv", "invert"], Vec::new());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("decoder_args = [\"-vf\", \"yadif\"]"), "{}", stderr(&output));
+    let config = format!(
+        "[input]\nkind = \"video\"\npath = \"in.mkv\"\ndecoder_args = [\"-vf\", \"yadif\"]\n\
+         [[plugin]]\nname = \"invert\"\npath = \"{}\"\n[output]\nkind = \"video\"\npath = \"out.mkv\"\n",
+        plugin("invert").display()
+    );
+    std::fs::write(dir.join("p.toml"), config).unwrap();
+    let output = host(&dir, &["run", "p.toml", "-q"], Vec::new());
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(probe(&dir, "out.mkv", "stream=codec_type"), "video");
+}

@@ -92,6 +92,7 @@ struct RawInput {
     height: Option<u32>,
     frames: Option<u64>,
     format: Option<RawFormat>,
+    decoder_args: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -138,7 +139,8 @@ pub enum InputConfig {
     /// A y4m stream (`ffmpeg -f yuv4mpegpipe`): `-` for stdin, or a file.
     Y4m { path: PathBuf },
     /// Any video file ffmpeg can decode (ffmpeg runs as a child process).
-    Video { path: PathBuf },
+    /// `decoder_args`: ffmpeg options for the decoded frames (`["-vf", "yadif"]`).
+    Video { path: PathBuf, decoder_args: Vec<String> },
 }
 
 impl InputConfig {
@@ -148,7 +150,7 @@ impl InputConfig {
             InputConfig::Png { path }
             | InputConfig::Raw { path, .. }
             | InputConfig::Y4m { path }
-            | InputConfig::Video { path } => Some(path),
+            | InputConfig::Video { path, .. } => Some(path),
             InputConfig::Testsrc { .. } => None,
         }
     }
@@ -667,7 +669,11 @@ fn overwritten_by(
 
 fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<InputConfig, String> {
     // The name and on_end are the graph's.
-    let RawInput { kind, path, width, height, frames, format, .. } = raw;
+    let RawInput { kind, path, width, height, frames, format, decoder_args, .. } = raw;
+    if kind != InputKind::Video && decoder_args.is_some() {
+        let kind = format!("{kind:?}").to_lowercase();
+        return Err(format!("input.decoder_args does not apply to kind = \"{kind}\""));
+    }
     Ok(match kind {
         InputKind::Testsrc => {
             only("input", "testsrc", &[("path", path.is_some()), ("format", format.is_some())])?;
@@ -717,7 +723,7 @@ fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<Inpu
             if path == Path::new("-") {
                 return Err("input.path: a video input is a file; for a stream use kind = \"y4m\"".into());
             }
-            InputConfig::Video { path: resolve(&path) }
+            InputConfig::Video { path: resolve(&path), decoder_args: decoder_args.unwrap_or_default() }
         }
     })
 }

@@ -146,7 +146,9 @@ fn input(line: &OneLine) -> Result<InputConfig, String> {
     if !y4m && raw.is_none() && line.format.is_some() {
         return Err(format!("-i {text}: --format is for - and raw files"));
     }
-    if let (Some(StreamFormat::Raw(flag)), Some(named)) = (line.format, raw_format(&path, None).filter(|_| text != "-"))
+    // A .yuv file may hold any Y'CbCr layout; .rgba and .gray say theirs.
+    let named = raw_format(&path, None).filter(|_| text != "-" && !has_extension(&path, "yuv"));
+    if let (Some(StreamFormat::Raw(flag)), Some(named)) = (line.format, named)
         && flag != named
     {
         return Err(format!("-i {text}: --format disagrees with the file's name; drop one of them"));
@@ -167,7 +169,7 @@ fn input(line: &OneLine) -> Result<InputConfig, String> {
         return Ok(InputConfig::Y4m { path });
     }
     if is_video(&path) {
-        return Ok(InputConfig::Video { path });
+        return Ok(InputConfig::Video { path, decoder_args: Vec::new() });
     }
     if let Some(format) = raw {
         let size = line.size.as_deref().ok_or_else(|| format!("-i {text}: raw frames need --size WxH"))?;
@@ -192,12 +194,22 @@ fn output(line: &OneLine) -> Result<OutputConfig, String> {
         "null" => OutputConfig::Null,
         _ if is_y4m(&path, line.format) => OutputConfig::Y4m { path },
         _ if is_video(&path) => OutputConfig::Video { path, encoder_args: Vec::new() },
-        _ if stream || raw_format(&path, line.format).is_some() => {
+        _ if stream
+            || raw_format(&path, line.format).is_some()
+            || matches!(line.format, Some(StreamFormat::Raw(_))) =>
+        {
             let format = match line.format {
                 Some(StreamFormat::Raw(format)) => Some(format),
                 _ => None,
             };
             OutputConfig::Raw { path, format }
+        }
+        _ if path.extension().is_some() && !path.is_dir() && !has_extension(&path, "png") => {
+            return Err(format!(
+                "-o {}: cannot tell what it is from its name; give a video file (.mp4, .mkv, .mov, …), a .y4m file, a \
+                 folder for PNG frames, a raw file (.rgba, .gray, .yuv, or any name with --format), - or null",
+                line.output
+            ));
         }
         _ => {
             crate::config::check_png_folder("-o", &path)?;
@@ -339,7 +351,8 @@ mod tests {
             InputConfig::Raw { path: "-".into(), width: 8, height: 6, format: RawFormat::Gray }
         );
         assert!(input(&line("clip.xyz", "")).unwrap_err().contains("cannot tell what it is"));
-        assert_eq!(input(&line("clip.MOV", "")).unwrap(), InputConfig::Video { path: "clip.MOV".into() });
+        let video = InputConfig::Video { path: "clip.MOV".into(), decoder_args: Vec::new() };
+        assert_eq!(input(&line("clip.MOV", "")).unwrap(), video);
         let out = output(&line("", "out.mp4")).unwrap();
         assert_eq!(out, OutputConfig::Video { path: "out.mp4".into(), encoder_args: Vec::new() });
         let sized = OneLine { size: Some("8x6".into()), ..line("testsrc", "") };

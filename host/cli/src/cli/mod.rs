@@ -37,9 +37,11 @@ $PLUGIN_HOST_PATH, then the plugins installed beside plugin-host):
   ffmpeg -i in.mp4 -f yuv4mpegpipe - | \\
     plugin-host run -i - -o - --format y4m 'invert' | ffmpeg -i - out.mp4
 
-INPUT: testsrc[:WxH[:N]], a .y4m file, a .png file, a folder of PNG files, a .rgba/.gray/.yuv
-raw file, or - (stdin: y4m with --format y4m, else raw frames); raw frames need --size WxH.
-OUTPUT: a .y4m file, a folder (PNG frames), a raw file, - (stdout, as --format says) or null.
+INPUT: testsrc[:WxH[:N]], a video file (.mp4, .mkv, .mov, .webm, …; decoded by ffmpeg), a .y4m
+file, a .png file, a folder of PNG files, a .rgba/.gray/.yuv raw file, or - (stdin: y4m with
+--format y4m, else raw frames); raw frames need --size WxH. OUTPUT: a video file (encoded by
+ffmpeg, the input video's audio copied), a .y4m file, a folder (PNG frames), a raw file (.rgba,
+.gray, .yuv, or any name with --format), - (stdout) or null. One --format serves - on both sides.
 Frames are converted where a plugin or the output takes another format, and the run says so. Each plugin's key=value parameters are checked
 against its schema, as in a config file.")]
     Run {
@@ -367,7 +369,8 @@ fn run_config(
                 _ => eprintln!("error: {err}"),
             }
             let ending = if plugin_host::sys::signals::stop_requested() { "interrupt" } else { "failure" };
-            let video_gone = matches!(&config.output, OutputConfig::Video { path, .. } if !path.exists());
+            let video_gone =
+                matches!(&config.output, OutputConfig::Video { path, .. } if !path.exists()) || stats.frames_out == 0;
             match &stats.output_kept_aside {
                 None if !output_holds_frames || video_gone => {}
                 None => eprintln!("the output holds the {} frame(s) completed before the {ending}", stats.frames_out),

@@ -77,6 +77,7 @@ impl StreamInfo {
             matrix: match self.colour.matrix {
                 Matrix::Bt601 => 1,
                 Matrix::Bt709 => 2,
+                Matrix::Bt2020 => 3,
             },
             range: match self.colour.range {
                 Range::Limited => 1,
@@ -160,6 +161,11 @@ pub trait Sink {
     fn discards(&self) -> bool {
         false
     }
+    /// Whether the output says which Y'CbCr matrix its frames use (a tagged video file); when it
+    /// does not, frames converted for it use the matrix a reader will assume for their size.
+    fn tags_colour(&self) -> bool {
+        false
+    }
     /// The format the sink writes frames of `format` in: the pipeline converts those that
     /// differ before [`Sink::write`].
     fn format_for(&self, format: PixelFormat) -> PixelFormat {
@@ -176,7 +182,7 @@ pub fn open_source(input: &InputConfig) -> Result<Box<dyn Source>, MediaError> {
             Box::new(raw::RawSource::open(path, *width, *height, format.pixel_format())?)
         }
         InputConfig::Y4m { path } => Box::new(raw::Y4mSource::open(path)?),
-        InputConfig::Video { path } => Box::new(video::VideoSource::open(path)?),
+        InputConfig::Video { path, decoder_args } => Box::new(video::VideoSource::open(path, decoder_args)?),
     })
 }
 
@@ -190,7 +196,7 @@ pub fn open_sink(output: &OutputConfig, info: &StreamInfo, input: &InputConfig) 
         OutputConfig::Y4m { path } => Box::new(raw::RawSink::create_y4m(path, *info)?),
         OutputConfig::Video { path, encoder_args } => {
             let audio = match input {
-                InputConfig::Video { path } => Some(path.as_path()),
+                InputConfig::Video { path, .. } => Some(path.as_path()),
                 _ => None,
             };
             Box::new(video::VideoSink::create(path, *info, audio, encoder_args)?)
@@ -210,6 +216,32 @@ impl Sink for NullSink {
     }
     fn finish(self: Box<Self>) -> Result<(), MediaError> {
         Ok(())
+    }
+}
+
+/// A reader of a descriptor (stdin, a FIFO, a child's output) that waits for data in short
+/// polls, so that a stop request (Ctrl-C, SIGTERM) ends a read that would otherwise wait for a
+/// writer forever: it then fails with "stopped".
+pub struct StopAware<R>(pub R);
+
+impl<R: std::io::Read + std::os::fd::AsFd> std::io::Read for StopAware<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+        loop {
+            if plugin_host::sys::signals::stop_requested() {
+                return Err(std::io::Error::other("stopped"));
+            }
+            let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(100u16)) {
+                Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+                Ok(_) => {}
+                Err(errno) => return Err(errno.into()),
+            }
+            match self.0.read(buf) {
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                result => return result,
+            }
+        }
     }
 }
 
@@ -255,7 +287,13 @@ fn leftover_partials(path: &std::path::Path) -> Vec<PathBuf> {
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let file = entry.file_name().into_string().ok()?;
-            let pid: u32 = file.strip_prefix(&prefix)?.parse().ok()?;
+            let rest = file.strip_prefix(&prefix)?;
+            // A video's partial keeps its extension after the pid (`out.mkv.partial-7.mkv`).
+            let rest = match path.extension().and_then(|e| e.to_str()) {
+                Some(ext) => rest.strip_suffix(&format!(".{ext}")).unwrap_or(rest),
+                None => rest,
+            };
+            let pid: u32 = rest.parse().ok()?;
             let gone = pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists();
             gone.then(|| path.with_file_name(file))
         })

@@ -2,12 +2,13 @@
 //! of width × height pixels back to back, no header; and y4m streams, which are raw frames with
 //! a header line and a line before each frame (see [`super::y4m`]).
 
-use super::y4m::{self, Y4mReader};
+use super::y4m::{self, Header, Y4mReader};
 use super::{DirectRead, FrameShape, MediaError, Sink, Source, StreamInfo, partial_path};
 use plugin_sdk::{Frame, OwnedFrame, PixelFormat};
 use std::fs::File;
 use std::io::{BufWriter, Read, Write};
 use std::os::fd::AsFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 /// Frames read with plain `read(2)` calls of a frame's size, unbuffered (stdin through a
@@ -31,7 +32,18 @@ fn open_input(path: &Path, what: &str) -> Result<(File, String), MediaError> {
     if path.is_dir() {
         return Err(MediaError::Output { path: path.to_path_buf(), reason: format!("is a folder, not {what}") });
     }
-    let file = File::open(path).map_err(|source| MediaError::Read { path: path.to_path_buf(), source })?;
+    // Without waiting for a writer (a FIFO): the reads wait, and a stop request ends them.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .and_then(|file| {
+            use nix::fcntl::{FcntlArg, OFlag, fcntl};
+            let flags = OFlag::from_bits_truncate(fcntl(&file, FcntlArg::F_GETFL)?);
+            fcntl(&file, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+            Ok(file)
+        })
+        .map_err(|source| MediaError::Read { path: path.to_path_buf(), source })?;
     Ok((file, path.display().to_string()))
 }
 
@@ -43,7 +55,18 @@ pub struct Y4mSource {
 impl Y4mSource {
     pub fn open(path: &Path) -> Result<Self, MediaError> {
         let (file, name) = open_input(path, "a y4m file")?;
-        Ok(Self { reader: Y4mReader::new(Box::new(file), name)? })
+        let length = file.metadata().ok().filter(|m| m.is_file()).map(|m| m.len());
+        let reader = Y4mReader::new(Box::new(super::StopAware(file)), name.clone())?;
+        // A file shorter than its first frame says so before buffers are made for its size.
+        let Header { width, height, format, .. } = reader.header;
+        if let Some(length) = length
+            && length < format.packed_len(width, height)
+        {
+            let reason =
+                format!("{length} bytes cannot hold one {width}x{height} {} frame its header promises", format.name());
+            return Err(MediaError::Invalid { name, reason });
+        }
+        Ok(Self { reader })
     }
 
     /// Frames from a y4m stream another program writes.
@@ -109,7 +132,7 @@ impl Source for RawSource {
     fn next_into(&mut self, frame: &mut OwnedFrame) -> Result<bool, MediaError> {
         let need = self.frame_bytes();
         frame.data.resize(need, 0);
-        let got = super::read_full(&mut self.reader, &mut frame.data)
+        let got = super::read_full(&mut super::StopAware(&mut self.reader), &mut frame.data)
             .map_err(|source| MediaError::Read { path: PathBuf::from(&self.name), source })?;
         let Some(shape) = self.frame_read(got)? else { return Ok(false) };
         (frame.width, frame.height, frame.stride, frame.format) =
@@ -171,6 +194,8 @@ pub struct RawSink {
     promised: Option<PixelFormat>,
     /// For a y4m stream: its rate and colour, and whether the header is written.
     y4m: Option<(StreamInfo, bool)>,
+    /// The first frame's shape: every frame of a stream has it.
+    shape: Option<plugin_sdk::Shape>,
 }
 
 enum Destination {
@@ -202,13 +227,21 @@ impl RawSink {
     pub fn y4m_into(writer: Box<dyn Write>, name: PathBuf, info: StreamInfo) -> Self {
         let writer = BufWriter::with_capacity(1 << 20, writer);
         let (destination, y4m) = (Destination::Stream(name), Some((info, false)));
-        Self { writer, destination, file: None, complete: 0, failed: false, promised: None, y4m }
+        Self { writer, destination, file: None, complete: 0, failed: false, promised: None, y4m, shape: None }
     }
 
     fn open(path: &Path, promised: Option<PixelFormat>, y4m: Option<(StreamInfo, bool)>) -> Result<Self, MediaError> {
         let buffered = |writer: Box<dyn Write>| BufWriter::with_capacity(1 << 20, writer);
-        let sink =
-            |writer, destination, file| Self { writer, destination, file, complete: 0, failed: false, promised, y4m };
+        let sink = |writer, destination, file| Self {
+            writer,
+            destination,
+            file,
+            complete: 0,
+            failed: false,
+            promised,
+            y4m,
+            shape: None,
+        };
         if path == Path::new("-") {
             // Frames are bytes a plugin chose: on a terminal they would be escape sequences.
             if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
@@ -266,7 +299,12 @@ impl Sink for RawSink {
             None => self.promised.unwrap_or(format),
         }
     }
-    fn write(&mut self, _index: u64, frame: &Frame<'_>) -> Result<(), MediaError> {
+    fn write(&mut self, index: u64, frame: &Frame<'_>) -> Result<(), MediaError> {
+        let first = *self.shape.get_or_insert(frame.shape());
+        if frame.shape() != first {
+            let reason = format!("it is {}, but the stream's frames are {first}", frame.shape());
+            return Err(MediaError::Frame { frame: index + 1, reason });
+        }
         let mut header = String::new();
         if let Some((info, written)) = &mut self.y4m
             && !*written

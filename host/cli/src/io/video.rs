@@ -3,6 +3,12 @@
 //! rate and the colour range cross in the y4m header, the matrix and the frame count come from
 //! `ffprobe`, and the input's audio is copied into the output untouched when the output's
 //! container can hold it. A decoder or encoder that fails is named with ffmpeg's last error line.
+//!
+//! ffmpeg runs as the user, outside the plugins' sandbox, on files the user names. So that a file
+//! cannot make it read others (an HLS playlist or a concat list named `.mp4` that lists private
+//! files), only demuxers that read one file are allowed ([`DEMUXERS`]). The children run in their
+//! own process group: Ctrl-C reaches the host, which ends them in order (the encoder finishes the
+//! file), not in the middle of a write.
 
 use super::raw::{RawSink, Y4mSource};
 use super::{MediaError, Sink, Source, StreamInfo, partial_path};
@@ -21,24 +27,25 @@ fn failed(path: &Path, reason: impl Into<String>) -> MediaError {
 
 /// Starts `program` with `args`, or says that it is missing and how to get it.
 fn spawn(program: &str, args: &[&std::ffi::OsStr], stdin: Stdio, path: &Path) -> Result<Child, MediaError> {
-    Command::new(program).args(args).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().map_err(|e| {
-        match e.kind() {
-            std::io::ErrorKind::NotFound => failed(path, format!("video files need {program} on PATH; {INSTALL}")),
-            _ => failed(path, format!("cannot start {program}: {e}")),
-        }
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(program);
+    command.args(args).process_group(0).stdin(stdin).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command.spawn().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => failed(path, format!("video files need {program} on PATH; {INSTALL}")),
+        _ => failed(path, format!("cannot start {program}: {e}")),
     })
 }
 
 /// The last non-empty line a child wrote to stderr (kept as it runs, at most 1 KiB of it).
 #[derive(Debug, Clone, Default)]
-struct LastLine(Arc<Mutex<String>>);
+struct LastLine(Arc<Mutex<String>>, Arc<Mutex<Option<std::thread::JoinHandle<()>>>>);
 
 impl LastLine {
     fn follow(child: &mut Child) -> Self {
         let last = LastLine::default();
         if let Some(stderr) = child.stderr.take() {
             let keep = last.clone();
-            std::thread::spawn(move || {
+            let reader = std::thread::spawn(move || {
                 for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                     let line = line.trim();
                     if !line.is_empty()
@@ -48,14 +55,26 @@ impl LastLine {
                     }
                 }
             });
+            if let Ok(mut slot) = last.1.lock() {
+                *slot = Some(reader);
+            }
         }
         last
     }
 
+    /// The last line, once the child has exited: everything it wrote is read first.
     fn get(&self) -> String {
+        if let Some(reader) = self.1.lock().ok().and_then(|mut r| r.take()) {
+            let _ = reader.join();
+        }
         self.0.lock().map(|l| l.clone()).unwrap_or_default()
     }
 }
+
+/// The demuxers ffmpeg may use on an input: containers and streams that read one file. Playlists
+/// and lists of other files (hls, dash, concat, image2 patterns, tee) are not among them.
+pub const DEMUXERS: &str = "mov,mp4,m4a,3gp,3g2,mj2,matroska,webm,avi,mpegts,mxf,flv,mpeg,mpegvideo,ogg,\
+                            yuv4mpegpipe,h264,hevc,m4v,ivf,gif,asf,nut,dv,rawvideo,obu,av1";
 
 /// What `ffprobe` says of a file's first video stream.
 #[derive(Debug, Clone, Default)]
@@ -73,13 +92,24 @@ struct Probe {
 }
 
 fn probe(path: &Path) -> Result<Probe, MediaError> {
-    let args = ["-v", "error", "-show_streams", "-of", "json"].map(std::ffi::OsStr::new);
+    let args = ["-v", "error", "-format_whitelist", DEMUXERS, "-show_streams", "-of", "json"].map(std::ffi::OsStr::new);
     let mut args = args.to_vec();
     args.push(path.as_os_str());
     let child = spawn("ffprobe", &args, Stdio::null(), path)?;
     let output = child.wait_with_output().map_err(|e| failed(path, format!("ffprobe failed: {e}")))?;
     if !output.status.success() {
         let said = String::from_utf8_lossy(&output.stderr);
+        // `[hls @ 0x…] Format not on whitelist …`: a playlist or list of other files.
+        if let Some(line) = said.lines().find(|l| l.contains("not on whitelist")) {
+            let demuxer = line.trim_start_matches('[').split(' ').next().unwrap_or("?");
+            let demuxer = plugin_host::text::terminal_safe(demuxer);
+            return Err(failed(
+                path,
+                format!(
+                    "is a {demuxer} file, which names other files to read; only files that hold their video are read"
+                ),
+            ));
+        }
         let last = said.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no reason given");
         return Err(failed(path, format!("ffmpeg cannot read it: {}", plugin_host::text::terminal_safe(last.trim()))));
     }
@@ -98,6 +128,7 @@ fn probe(path: &Path) -> Result<Probe, MediaError> {
         matrix: match text("color_space").as_str() {
             "bt709" => Some(Matrix::Bt709),
             "smpte170m" | "bt470bg" | "fcc" => Some(Matrix::Bt601),
+            "bt2020nc" | "bt2020c" => Some(Matrix::Bt2020),
             _ => None,
         },
         range: match text("color_range").as_str() {
@@ -123,6 +154,7 @@ fn colour_tags(info: &StreamInfo) -> Vec<String> {
     let matrix = match info.colour.matrix {
         Matrix::Bt601 => "smpte170m",
         Matrix::Bt709 => "bt709",
+        Matrix::Bt2020 => "bt2020nc",
     };
     let range = match info.colour.range {
         Range::Limited => "tv",
@@ -148,7 +180,8 @@ pub struct VideoSource {
 }
 
 impl VideoSource {
-    pub fn open(path: &Path) -> Result<Self, MediaError> {
+    /// `decoder_args`: ffmpeg output options for the decoded frames (`-vf yadif`).
+    pub fn open(path: &Path, decoder_args: &[String]) -> Result<Self, MediaError> {
         match std::fs::metadata(path) {
             Err(_) => return Err(failed(path, "does not exist")),
             Ok(meta) if meta.is_dir() => return Err(failed(path, "is a folder, not a video file")),
@@ -160,18 +193,32 @@ impl VideoSource {
             (_, true) => "yuv420p10le",
             _ => "yuv420p",
         };
-        let mut args: Vec<&std::ffi::OsStr> = ["-nostdin", "-v", "error", "-i"].map(std::ffi::OsStr::new).to_vec();
+        let mut args: Vec<&std::ffi::OsStr> =
+            ["-nostdin", "-v", "error", "-format_whitelist", DEMUXERS, "-i"].map(std::ffi::OsStr::new).to_vec();
         args.push(path.as_os_str());
-        let rest = ["-map", "0:v:0", "-pix_fmt", pix_fmt, "-strict", "-1", "-f", "yuv4mpegpipe", "-"];
+        args.push(std::ffi::OsStr::new("-map"));
+        args.push(std::ffi::OsStr::new("0:v:0"));
+        args.extend(decoder_args.iter().map(std::ffi::OsStr::new));
+        let rest = ["-pix_fmt", pix_fmt, "-strict", "-1", "-f", "yuv4mpegpipe", "-"];
         args.extend(rest.map(std::ffi::OsStr::new));
         let mut child = spawn("ffmpeg", &args, Stdio::null(), path)?;
         let last_line = LastLine::follow(&mut child);
         let stdout = child.stdout.take().expect("stdout is piped");
         plugin_host::sys::process::widen_pipe(std::os::fd::AsFd::as_fd(&stdout));
-        let stdout: Box<dyn Read + Send> = Box::new(stdout);
+        let stdout: Box<dyn Read + Send> = Box::new(super::StopAware(stdout));
         let name = format!("ffmpeg decoding {}", path.display());
         let frames = match Y4mSource::from_reader(stdout, name) {
             Ok(frames) => frames,
+            // What ffmpeg made is not something we read (too large, interlaced): our reason.
+            Err(MediaError::Invalid { reason, .. }) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let hint = match reason.contains("interlaced") {
+                    true => " (in a config, decoder_args = [\"-vf\", \"yadif\"] deinterlaces)",
+                    false => "",
+                };
+                return Err(failed(path, format!("its decoded frames: {reason}{hint}")));
+            }
             Err(e) => {
                 let _ = child.wait();
                 let said = last_line.get();
@@ -214,7 +261,17 @@ impl Source for VideoSource {
         match self.frames.next_into(frame) {
             Ok(true) => Ok(true),
             Ok(false) => self.decoder_error().map_or(Ok(false), Err),
-            Err(e) => Err(self.decoder_error().unwrap_or(e)),
+            Err(e) => {
+                // ffmpeg's own failure explains a stream cut short; otherwise the reason is ours
+                // (a stop request, frames we refuse), and ffmpeg, blocked writing to a reader
+                // that has stopped, is ended.
+                if matches!(self.child.try_wait(), Ok(Some(status)) if !status.success()) {
+                    return Err(self.decoder_error().unwrap_or(e));
+                }
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                Err(e)
+            }
         }
     }
 }
@@ -238,6 +295,10 @@ pub struct VideoSink {
     audio: Option<PathBuf>,
     args: Vec<String>,
     last_line: LastLine,
+    /// The shape of the frames it encodes, once the first came.
+    shape: Option<(u32, u32)>,
+    /// The encoder failed: nothing it wrote is a video.
+    failed: bool,
 }
 
 impl VideoSink {
@@ -252,6 +313,9 @@ impl VideoSink {
             return Err(failed(path, "is a folder, not a video file"));
         }
         let extension = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        if extension.is_empty() {
+            return Err(failed(path, "a video output needs an extension that names its container (.mp4, .mkv, …)"));
+        }
         let folder = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         if !folder.is_dir() {
             return Err(failed(path, format!("its folder {} does not exist", folder.display())));
@@ -287,6 +351,8 @@ impl VideoSink {
             audio,
             args: args.to_vec(),
             last_line: LastLine::default(),
+            shape: None,
+            failed: false,
         })
     }
 
@@ -313,25 +379,64 @@ impl VideoSink {
         Ok(&mut self.encoder.as_mut().expect("started above").0)
     }
 
-    /// Closes the encoder's input and waits for it; its error, if it failed.
+    /// Closes the encoder's input and waits for it; its error, if it failed (then nothing it
+    /// wrote counts).
     fn close(&mut self) -> Result<(), MediaError> {
-        let Some((sink, mut child)) = self.encoder.take() else { return Ok(()) };
+        let Some((sink, mut child)) = self.encoder.take() else {
+            return match self.failed {
+                true => Err(failed(&self.target, "ffmpeg could not encode it")),
+                false => Ok(()),
+            };
+        };
         let flushed = Box::new(sink).finish();
         let status = child.wait().map_err(|e| failed(&self.target, format!("waiting for ffmpeg: {e}")))?;
         if !status.success() {
+            self.failed = true;
             let said = self.last_line.get();
             let said = if said.is_empty() { format!("ffmpeg exited with {status}") } else { said };
-            return Err(failed(&self.target, format!("ffmpeg could not encode it: {said}")));
+            let odd = self.shape.is_some_and(|(w, h)| w % 2 == 1 || h % 2 == 1);
+            let hint = match odd && self.args.is_empty() {
+                true => {
+                    " (the frames have an odd width or height, which the default encoder of 4:2:0 video \
+                         refuses: give encoder_args in a config, for example [\"-c:v\", \"ffv1\"], or make the size even)"
+                }
+                false => "",
+            };
+            return Err(failed(&self.target, format!("ffmpeg could not encode it: {said}{hint}")));
         }
         flushed
     }
 }
 
 /// Whether `input`'s audio can be copied into a file named `.extension`: a trial mux of its
-/// first tenth of a second into a scratch file.
+/// first tenth of a second into a scratch file, in a folder of our own that nobody else can
+/// have put a link in.
 fn audio_fits(input: &Path, extension: &str) -> Result<(), String> {
-    let scratch = std::env::temp_dir().join(format!("plugin-host-audio-{}.{extension}", std::process::id()));
-    let mut args: Vec<&std::ffi::OsStr> = ["-nostdin", "-v", "error", "-i"].map(std::ffi::OsStr::new).to_vec();
+    let folder = private_folder().map_err(|e| format!("cannot make a scratch folder: {e}"))?;
+    let result = trial_mux(input, &folder.join(format!("audio.{extension}")));
+    let _ = std::fs::remove_dir_all(&folder);
+    result
+}
+
+/// A new folder under the temporary directory, readable by us only; created, never reused.
+fn private_folder() -> std::io::Result<PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    for attempt in 0..16u32 {
+        let name = format!("plugin-host-{}-{nanos:x}-{attempt}", std::process::id());
+        let folder = std::env::temp_dir().join(name);
+        match std::fs::DirBuilder::new().mode(0o700).create(&folder) {
+            Ok(()) => return Ok(folder),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(std::io::Error::other("every name tried was taken"))
+}
+
+fn trial_mux(input: &Path, scratch: &Path) -> Result<(), String> {
+    let mut args: Vec<&std::ffi::OsStr> =
+        ["-nostdin", "-v", "error", "-format_whitelist", DEMUXERS, "-i"].map(std::ffi::OsStr::new).to_vec();
     args.push(input.as_os_str());
     args.extend(["-map", "0:a", "-c", "copy", "-t", "0.1", "-y"].map(std::ffi::OsStr::new));
     args.push(scratch.as_os_str());
@@ -339,7 +444,6 @@ fn audio_fits(input: &Path, extension: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?
         .wait_with_output()
         .map_err(|e| e.to_string());
-    let _ = std::fs::remove_file(&scratch);
     let output = output?;
     if output.status.success() {
         return Ok(());
@@ -353,12 +457,17 @@ fn audio_fits(input: &Path, extension: &str) -> Result<(), String> {
 }
 
 impl Sink for VideoSink {
+    fn tags_colour(&self) -> bool {
+        true
+    }
     fn format_for(&self, format: PixelFormat) -> PixelFormat {
         super::y4m::y4m_format(format)
     }
     fn write(&mut self, index: u64, frame: &Frame<'_>) -> Result<(), MediaError> {
+        self.shape.get_or_insert((frame.width(), frame.height()));
         let written = self.start()?.write(index, frame);
         // A write that fails because ffmpeg stopped reading: ffmpeg's reason is the news.
+        self.failed |= written.is_err();
         written.map_err(|e| match self.close() {
             Err(ffmpeg) => ffmpeg,
             Ok(()) => e,
@@ -366,6 +475,10 @@ impl Sink for VideoSink {
     }
     fn finish(mut self: Box<Self>) -> Result<(), MediaError> {
         self.close()?;
+        if self.shape.is_none() {
+            // No frame: no video (ffmpeg would have made an empty, unplayable file).
+            return Ok(());
+        }
         if self.partial.exists() {
             std::fs::rename(&self.partial, &self.target)
                 .map_err(|source| MediaError::Write { path: self.target.clone(), source })?;
@@ -377,7 +490,10 @@ impl Sink for VideoSink {
             return self.finish().map(|()| None);
         }
         self.close()?;
-        Ok(Some(std::mem::take(&mut self.partial)))
+        match self.shape {
+            None => Ok(None),
+            Some(_) => Ok(Some(std::mem::take(&mut self.partial))),
+        }
     }
 }
 

@@ -71,12 +71,24 @@ impl Y4mReader {
     /// Reads the next frame into `frame`; false at the end.
     pub fn next_into(&mut self, frame: &mut OwnedFrame) -> Result<bool, MediaError> {
         let name = self.name.clone();
-        if !read_line(&mut self.reader, &mut self.line, &name)? {
-            return Ok(false);
-        }
-        if !self.line.starts_with(b"FRAME") {
-            let frame = self.next + 1;
-            return Err(bad(&name, format!("frame {frame} does not start with FRAME: the stream is not y4m there")));
+        let frame_number = self.next + 1;
+        let not_a_frame = || {
+            let Header { width, height, format, .. } = self.header;
+            let bytes = format.packed_len(width, height);
+            bad(
+                &name,
+                format!(
+                    "frame {frame_number} does not start with a FRAME line: the frames are not the {bytes} bytes \
+                     of a {width}x{height} {} frame that the header says",
+                    format.name()
+                ),
+            )
+        };
+        match read_line(&mut self.reader, &mut self.line, &name) {
+            Ok(false) => return Ok(false),
+            Ok(true) if self.line.starts_with(b"FRAME") => {}
+            Ok(true) | Err(MediaError::Invalid { .. }) => return Err(not_a_frame()),
+            Err(e) => return Err(e),
         }
         let Header { width, height, format, info } = self.header;
         *frame = OwnedFrame { data: std::mem::take(&mut frame.data), ..OwnedFrame::new(0, 0, format) };
@@ -85,7 +97,7 @@ impl Y4mReader {
         let got = super::read_full(&mut self.reader, &mut frame.data)
             .map_err(|source| MediaError::Read { path: PathBuf::from(&name), source })?;
         if got < need {
-            return Err(MediaError::Truncated { source_name: name, frame: self.next + 1, got, need });
+            return Err(bad(&name, format!("ends inside frame {frame_number}: {got} of its {need} bytes")));
         }
         (frame.width, frame.height, frame.stride, frame.format) =
             (width, height, format.row_bytes(width) as u32, format);
@@ -97,14 +109,19 @@ impl Y4mReader {
 
 /// The header line's fields, checked.
 pub fn parse_header(line: &str) -> Result<Header, String> {
+    // A header written on Windows ends in CR LF.
+    let line = line.strip_suffix('\r').unwrap_or(line);
     let mut fields = line.split(' ');
     if fields.next() != Some(MAGIC) {
         return Err("does not start with YUV4MPEG2: not a y4m stream".into());
     }
     let (mut width, mut height, mut rate, mut format, mut range) = (None, None, (25, 1), PixelFormat::Yuv420p, None);
     for field in fields.filter(|f| !f.is_empty()) {
-        let (tag, value) = field.split_at(1);
-        match tag {
+        // The tag is one character, which need not be ASCII in a file that is not y4m.
+        let mut chars = field.chars();
+        let tag = chars.next().map(String::from).unwrap_or_default();
+        let value = chars.as_str();
+        match tag.as_str() {
             "W" => width = Some(value.parse::<u32>().map_err(|_| format!("width W{value} is not a number"))?),
             "H" => height = Some(value.parse::<u32>().map_err(|_| format!("height H{value} is not a number"))?),
             "F" => rate = parse_ratio(value).ok_or_else(|| format!("frame rate F{value} is not n:d"))?,

@@ -105,6 +105,8 @@ pub struct Prepared {
     conversions: ConversionLog,
     /// Each boundary's frames: `input 1280x720 yuv420p`, then each plugin's output.
     shapes: Vec<String>,
+    /// The height of the frames the output gets.
+    out_height: u32,
 }
 
 impl Prepared {
@@ -160,8 +162,40 @@ impl Prepared {
                         StartFailure::Host => RunError::Plugin(e),
                     }
                 })?;
+                if let Some(description) = stage.processes().next().map(|p| p.description())
+                    && description.input_count() > 1
+                {
+                    let names: Vec<&str> = description.inputs.iter().map(|i| i.name.as_str()).collect();
+                    return Err(config
+                        .error(format!(
+                            "plugin \"{}\" takes {} inputs ({}); a chain gives each plugin one",
+                            plugin.name,
+                            names.len(),
+                            names.join(", ")
+                        ))
+                        .into());
+                }
                 let output = stage.output_shape();
+                let took = stage.processes().next().and_then(|p| p.input_shape()).unwrap_or(input);
+                if plugin.on_error == crate::config::OnError::Passthrough && output != took {
+                    return Err(config
+                        .error(format!(
+                            "plugin \"{}\" makes {output} frames of {took} ones, so on_error = \"passthrough\" \
+                             cannot pass a failed frame on in their place; use \"skip\" or \"fail\"",
+                            plugin.name
+                        ))
+                        .into());
+                }
                 let bytes = rgba_bytes(output);
+                let most = crate::config::MAX_SIDE;
+                if output.width > most || output.height > most {
+                    return Err(config
+                        .error(format!(
+                            "plugin \"{}\" makes {output} frames of {input} ones; each side may be at most {most}",
+                            plugin.name
+                        ))
+                        .into());
+                }
                 if bytes > config.max_frame_bytes {
                     return Err(config
                         .error(format!(
@@ -215,8 +249,9 @@ impl Prepared {
         }
         let sink =
             io::open_sink(&config.output, &info, &config.input).map_err(|e| config.error(format!("output: {e}")))?;
+        let out_height = shapes.last().map_or(height, |(_, shape)| shape.height);
         let shapes = shapes.into_iter().map(|(name, shape)| format!("{name} {shape}")).collect();
-        Ok(Self { source, sink, stages, region, options, info, source_convert, conversions, shapes })
+        Ok(Self { source, sink, stages, region, options, info, source_convert, conversions, shapes, out_height })
     }
 
     /// One line on the plugins' sandboxes, for the run's summary.
@@ -235,8 +270,18 @@ impl Prepared {
     /// frame written) is put in place, or kept beside an output that was already there
     /// ([`RunStats::output_kept_aside`]), and the error says what failed.
     pub fn run(self, progress: &mut dyn Progress) -> (RunStats, Result<(), RunError>) {
-        let Prepared { mut source, mut sink, stages, region, options, info, source_convert, conversions, shapes } =
-            self;
+        let Prepared {
+            mut source,
+            mut sink,
+            stages,
+            region,
+            options,
+            info,
+            source_convert,
+            conversions,
+            shapes,
+            out_height,
+        } = self;
         let started = Instant::now();
         let total = match (source.len_hint(), options.max_frames) {
             (Some(n), Some(m)) => Some(n.min(m)),
@@ -290,7 +335,12 @@ impl Prepared {
                         true => RunError::Interrupted,
                         false => e.into(),
                     })?,
-                    None => match source.next_into(&mut decoded)? {
+                    None => match source.next_into(&mut decoded).map_err(|e| {
+                        match plugin_host::sys::signals::stop_requested() {
+                            true => RunError::Interrupted,
+                            false => e.into(),
+                        }
+                    })? {
                         true => {
                             let frame = match source_convert {
                                 Some(to) => source_converter
@@ -338,7 +388,15 @@ impl Prepared {
         // The last stage's process can still write the buffer: the sink encodes its own copy.
         let mut pixels = Vec::new();
         let discards = sink.discards();
-        let mut sink_converter = Converter::new("before the output".into(), info.colour, conversions.clone());
+        // An output that cannot say its matrix is read with the one usual for its size.
+        let out_colour = match sink.tags_colour() {
+            true => info.colour,
+            false => plugin_sdk::convert::Colour {
+                matrix: StreamInfo::guess_colour(out_height).matrix,
+                range: info.colour.range,
+            },
+        };
+        let mut sink_converter = Converter::new("before the output".into(), out_colour, conversions.clone());
         for Carried { frame, lane, desc, reading, .. } in upstream.iter() {
             let written = if discards {
                 // Like ffmpeg's null muxer: the frame is done with, unread.
@@ -397,7 +455,16 @@ impl Prepared {
             keep(&mut first_error, join(source_thread));
         }
         let mut output_kept_aside = None;
-        if first_error.is_none() {
+        let frames_in = frames_in.lock().map(|n| *n).unwrap_or(0);
+        // An input with no frames, or a run that failed before its first: nothing to put in
+        // place (an empty file would look like an output). Frames that all went to `skip` still
+        // make an (empty) output, as the config asked.
+        if frames_out == 0 && (frames_in == 0 || first_error.is_some()) && !sink.uses_stdout() {
+            drop(sink);
+            if first_error.is_none() {
+                tracing::warn!("the input gave no frames: nothing was written");
+            }
+        } else if first_error.is_none() {
             keep(&mut first_error, sink.finish().map_err(RunError::from));
         } else {
             match sink.keep_aside() {
@@ -406,7 +473,6 @@ impl Prepared {
             }
         }
         progress.finish();
-        let frames_in = frames_in.lock().map(|n| *n).unwrap_or(0);
         let host_faults_per_frame = match (host_warm, plugin_host::sys::process::minor_faults()) {
             (Some(warm), Ok(now)) if frames_out > WARM_UP_FRAMES => {
                 now.saturating_sub(warm) as f64 / (frames_out - WARM_UP_FRAMES) as f64
