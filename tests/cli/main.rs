@@ -10,6 +10,7 @@ mod support;
 mod authors;
 mod chain;
 mod examples;
+mod live;
 mod media;
 mod run;
 mod supervision;

@@ -70,7 +70,7 @@ pub(crate) fn chain(plugins: &Path, options: &BenchOptions) -> anyhow::Result<Ch
             (0..stages).map(plugin).collect(),
             OutputConfig::Null,
         );
-        let run_options = RunOptions { max_frames: None, runner: options.runner.clone() };
+        let run_options = RunOptions { max_frames: None, runner: options.runner.clone(), live: None };
         let (stats, result) = Prepared::new(&config, run_options)?.run(&mut Silent);
         result?;
         Ok(stats)

@@ -22,5 +22,6 @@ pub mod cli;
 pub mod config;
 pub mod graph;
 pub mod io;
+pub mod metrics;
 pub mod oneline;
 pub mod pipeline;

@@ -72,6 +72,10 @@ against its schema, as in a config file.")]
         /// Also write the statistics as JSON to this file.
         #[arg(long, value_name = "PATH")]
         stats_json: Option<PathBuf>,
+        /// Serve live metrics (OpenMetrics text at /metrics) at this address while the run
+        /// lasts, for Prometheus: 127.0.0.1:9100, or 127.0.0.1:0 for a free port.
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<String>,
         /// More log output (plugin debug lines included).
         #[arg(short, long, conflicts_with = "quiet")]
         verbose: bool,
@@ -158,7 +162,20 @@ pub fn main() -> ExitCode {
 
 fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Run { config, input, output, format, size, plugin_path, set, frames, stats_json, quiet, .. } => {
+        Command::Run {
+            config,
+            input,
+            output,
+            format,
+            size,
+            plugin_path,
+            set,
+            frames,
+            stats_json,
+            metrics,
+            quiet,
+            ..
+        } => {
             let loaded = match (input, output) {
                 (Some(input), Some(output)) => {
                     let format = format.map(StreamFormatArg::format);
@@ -170,7 +187,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }),
             };
             match loaded {
-                Ok(config) => run_config(config, frames, stats_json, quiet),
+                Ok(config) => run_config(config, frames, stats_json, metrics, quiet),
                 Err(err) => {
                     let err = RunError::from(err);
                     eprintln!("error: {err}");
@@ -303,6 +320,7 @@ fn run_config(
     config: Config,
     frames: Option<u64>,
     stats_json: Option<PathBuf>,
+    metrics: Option<String>,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     let fail = |err: RunError| {
@@ -322,7 +340,18 @@ fn run_config(
         }
     }
     plugin_host::sys::signals::install_stop_handlers().context("installing the SIGINT/SIGTERM handlers")?;
-    let prepared = match Prepared::new(&config, RunOptions { max_frames: frames, runner: None }) {
+    let live = match &metrics {
+        None => None,
+        Some(addr) => {
+            let live = crate::pipeline::Live::default();
+            match crate::metrics::serve(addr, live.clone()) {
+                Ok(bound) => eprintln!("metrics: http://{bound}/metrics"),
+                Err(message) => return fail(config.error(message).into()),
+            }
+            Some(live)
+        }
+    };
+    let prepared = match Prepared::new(&config, RunOptions { max_frames: frames, runner: None, live: live.clone() }) {
         Ok(prepared) => prepared,
         Err(err) => return fail(err),
     };

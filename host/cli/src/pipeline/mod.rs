@@ -83,6 +83,46 @@ pub struct RunOptions {
     pub max_frames: Option<u64>,
     /// The runner executable (see [`PluginSpec::runner`]).
     pub runner: Option<PathBuf>,
+    /// Where the run publishes its counters while it runs (for `--metrics`).
+    pub live: Option<Live>,
+}
+
+/// A running pipeline's counters, for whoever watches it (the metrics endpoint): each plugin's
+/// statistics, published by its stage a few times a second and at the end, and the frames in
+/// and out, counted as they pass. Its size does not grow with the run.
+#[derive(Debug, Clone, Default)]
+pub struct Live {
+    plugins: Arc<Mutex<Vec<stats::PluginStats>>>,
+    frames_in: Arc<std::sync::atomic::AtomicU64>,
+    frames_out: Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// What [`Live::snapshot`] gives.
+#[derive(Debug, Clone, Default)]
+pub struct LiveStats {
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub plugins: Vec<stats::PluginStats>,
+}
+
+impl Live {
+    pub fn snapshot(&self) -> LiveStats {
+        LiveStats {
+            frames_in: self.frames_in.load(Ordering::Relaxed),
+            frames_out: self.frames_out.load(Ordering::Relaxed),
+            plugins: self.plugins.lock().map(|p| p.clone()).unwrap_or_default(),
+        }
+    }
+
+    /// Stage `index`'s statistics as they stand.
+    fn publish(&self, index: usize, stats: &stats::PluginStats) {
+        if let Ok(mut plugins) = self.plugins.lock() {
+            if plugins.len() <= index {
+                plugins.resize_with(index + 1, Default::default);
+            }
+            plugins[index].clone_from(stats);
+        }
+    }
 }
 
 /// Reports progress from the sink: frames written so far, and the total when known.
@@ -305,6 +345,7 @@ impl Prepared {
         let counted = Arc::clone(&frames_in);
         let max_frames = options.max_frames;
         let first_view = region.clone();
+        let source_live = options.live.clone();
         let first_name = stages.first().map(|s| s.config.name.clone()).unwrap_or_default();
         let mut source_converter = Converter::new(format!("before \"{first_name}\""), info.colour, conversions.clone());
         let source_thread = std::thread::spawn(move || -> Result<(), RunError> {
@@ -362,6 +403,9 @@ impl Prepared {
                 if let Ok(mut c) = counted.lock() {
                     *c = n;
                 }
+                if let Some(live) = &source_live {
+                    live.frames_in.store(n, Ordering::Relaxed);
+                }
                 let meta = info.frame_meta(n - 1);
                 if source_tx.send(Carried { frame: n, lane, desc, meta, reading: None }).is_err() {
                     break;
@@ -372,7 +416,10 @@ impl Prepared {
 
         let stage_count = stages.len() as u32;
         let mut stage_threads = Vec::new();
-        for stage in stages {
+        for (index, mut stage) in stages.into_iter().enumerate() {
+            if let Some(live) = &options.live {
+                stage.publish_to(live.clone(), index);
+            }
             let (tx, rx) = sync_channel::<Carried>(depth);
             let input = std::mem::replace(&mut upstream, rx);
             let free = free_tx.clone();
@@ -421,6 +468,9 @@ impl Prepared {
                 break;
             }
             frames_out += 1;
+            if let Some(live) = &options.live {
+                live.frames_out.store(frames_out, Ordering::Relaxed);
+            }
             if frames_out == WARM_UP_FRAMES {
                 host_warm = plugin_host::sys::process::minor_faults().ok();
             }

@@ -36,6 +36,8 @@ pub(super) struct Stage {
     unconverted: Vec<u8>,
     /// The shape of its output frames, as its plugin declared it: frames of another are refused.
     output_shape: plugin_sdk::Shape,
+    /// Where its statistics are published while it runs, as which stage, and when last.
+    live: Option<(super::Live, usize, Instant)>,
 }
 
 /// One process of a stage, and its own restart history.
@@ -167,7 +169,25 @@ impl Stage {
             converter: None,
             unconverted: Vec::new(),
             output_shape,
+            live: None,
         })
+    }
+
+    /// Publishes the stage's statistics to `live`, as stage `index`, while it runs.
+    pub(super) fn publish_to(&mut self, live: super::Live, index: usize) {
+        live.publish(index, &self.stats);
+        self.live = Some((live, index, Instant::now()));
+    }
+
+    /// Publishes the statistics if the last time was a while ago (or `now` says so).
+    fn publish(&mut self, now: bool) {
+        const EVERY: Duration = Duration::from_millis(250);
+        if let Some((live, index, last)) = &mut self.live
+            && (now || last.elapsed() >= EVERY)
+        {
+            live.publish(*index, &self.stats);
+            *last = Instant::now();
+        }
     }
 
     /// The shape of the frames this stage makes, as its plugin declared it at start.
@@ -212,6 +232,7 @@ impl Stage {
         free: Sender<Lane>,
     ) -> (PluginStats, Result<(), PluginError>) {
         let result = self.serve(&input, &output, &free);
+        self.publish(true);
         for worker in &mut self.workers {
             if let Some(process) = worker.process.as_mut() {
                 if let Some(warm) = worker.warm
@@ -241,6 +262,7 @@ impl Stage {
         let mut ended = false;
         let mut last_done = Instant::now();
         loop {
+            self.publish(false);
             // A death noticed outside a frame (a submit, or asking for counters) is recovered
             // from here, as is one a frame found.
             self.recover(&mut pending);

@@ -82,6 +82,16 @@ impl Latencies {
     pub fn max(&self) -> u64 {
         if self.0.is_empty() { 0 } else { self.0.max() }
     }
+
+    /// How many durations were at most `us` (to the histogram's precision).
+    pub fn count_up_to(&self, us: u64) -> u64 {
+        self.0.count_between(0, us)
+    }
+
+    /// The sum of the durations (to the histogram's precision).
+    pub fn sum_us(&self) -> u64 {
+        self.0.iter_recorded().map(|v| v.value_iterated_to().saturating_mul(v.count_at_value())).sum()
+    }
 }
 
 impl PluginStats {

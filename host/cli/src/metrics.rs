@@ -1,0 +1,118 @@
+//! Live metrics of a run (`plugin-host run --metrics ADDR`): OpenMetrics text at `/metrics`, so
+//! that an existing Prometheus or Grafana can watch a long run. Per plugin: the frame and failure
+//! counters and a latency histogram; for the run: frames in and out. Read-only; it serves only
+//! `GET /metrics`, from a small synchronous server (tiny_http: no async runtime for one route).
+
+use crate::pipeline::{Live, LiveStats};
+use std::fmt::Write;
+use std::net::SocketAddr;
+
+/// Reads one counter of a plugin's statistics.
+type Counter = fn(&crate::pipeline::stats::PluginStats) -> u64;
+
+/// Upper bounds of the latency histogram's buckets, in seconds (and `+Inf`).
+const BUCKETS_S: [f64; 14] = [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0];
+
+/// Starts serving `live` at `addr` (`127.0.0.1:9100`; port 0 picks a free one) on a thread of
+/// its own; returns the address it listens on.
+pub fn serve(addr: &str, live: Live) -> Result<SocketAddr, String> {
+    let server = tiny_http::Server::http(addr).map_err(|e| format!("--metrics {addr}: cannot listen there: {e}"))?;
+    let bound = server.server_addr().to_ip().ok_or_else(|| format!("--metrics {addr}: not an IP address and port"))?;
+    std::thread::Builder::new()
+        .name("metrics".into())
+        .spawn(move || {
+            for request in server.incoming_requests() {
+                let response = match (request.method(), request.url()) {
+                    (tiny_http::Method::Get, "/metrics") => {
+                        let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+                        let header =
+                            tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
+                        tiny_http::Response::from_string(render(&live.snapshot())).with_header(header)
+                    }
+                    _ => tiny_http::Response::from_string("only GET /metrics is served here\n").with_status_code(404),
+                };
+                let _ = request.respond(response);
+            }
+        })
+        .map_err(|e| format!("--metrics: cannot start its thread: {e}"))?;
+    Ok(bound)
+}
+
+/// A label value with `\`, `"` and newlines escaped, as the format asks.
+fn label(value: &str) -> String {
+    value.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+/// The OpenMetrics text of a snapshot.
+pub fn render(stats: &LiveStats) -> String {
+    let mut out = String::new();
+    for (name, help, value) in [
+        ("input_frames", "Frames read from the input.", stats.frames_in),
+        ("output_frames", "Frames written to the output.", stats.frames_out),
+    ] {
+        let _ = writeln!(out, "# TYPE plugin_host_{name} counter\n# HELP plugin_host_{name} {help}");
+        let _ = writeln!(out, "plugin_host_{name}_total {value}");
+    }
+    let counters: [(&str, &str, Counter); 9] = [
+        ("plugin_frames", "Frames the plugin processed.", |p| p.frames),
+        ("plugin_errors", "Frames the plugin failed, for any reason.", |p| p.errors),
+        ("plugin_traps", "Wasm traps.", |p| p.traps),
+        ("plugin_deadline_misses", "Frames past the deadline.", |p| p.deadline_misses),
+        ("plugin_crashes", "Plugin processes that died.", |p| p.crashes),
+        ("plugin_restarts", "Plugin processes restarted.", |p| p.restarts),
+        ("plugin_skipped_frames", "Frames dropped by on_error = skip.", |p| p.skipped),
+        ("plugin_passed_through_frames", "Frames passed on unprocessed by on_error = passthrough.", |p| {
+            p.passed_through
+        }),
+        ("plugin_copies", "Frame copies the host made for the plugin.", |p| p.copies),
+    ];
+    for (name, help, value) in counters {
+        let _ = writeln!(out, "# TYPE plugin_host_{name} counter\n# HELP plugin_host_{name} {help}");
+        for p in &stats.plugins {
+            let _ = writeln!(out, "plugin_host_{name}_total{{plugin=\"{}\"}} {}", label(&p.name), value(p));
+        }
+    }
+    let name = "plugin_latency_seconds";
+    let _ = writeln!(out, "# TYPE plugin_host_{name} histogram\n# HELP plugin_host_{name} Time to process a frame.");
+    for p in &stats.plugins {
+        let plugin = label(&p.name);
+        let histogram = &p.latency_us;
+        for bound in BUCKETS_S {
+            let count = histogram.count_up_to((bound * 1e6) as u64);
+            let _ = writeln!(out, "plugin_host_{name}_bucket{{plugin=\"{plugin}\",le=\"{bound}\"}} {count}");
+        }
+        let total = histogram.len();
+        let _ = writeln!(out, "plugin_host_{name}_bucket{{plugin=\"{plugin}\",le=\"+Inf\"}} {total}");
+        let _ = writeln!(out, "plugin_host_{name}_sum{{plugin=\"{plugin}\"}} {}", histogram.sum_us() as f64 / 1e6);
+        let _ = writeln!(out, "plugin_host_{name}_count{{plugin=\"{plugin}\"}} {total}");
+    }
+    out.push_str("# EOF\n");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::stats::PluginStats;
+
+    #[test]
+    fn the_text_has_counters_cumulative_buckets_and_escaped_labels() {
+        let mut plugin = PluginStats { frames: 7, skipped: 2, ..PluginStats::new("ne\"g") };
+        for us in [50, 700, 700, 3_000, 9_000_000] {
+            plugin.latency_us.record(us);
+        }
+        let text = render(&LiveStats { frames_in: 9, frames_out: 7, plugins: vec![plugin] });
+        assert!(text.contains("plugin_host_input_frames_total 9\n"));
+        assert!(text.contains("plugin_host_plugin_frames_total{plugin=\"ne\\\"g\"} 7\n"), "{text}");
+        assert!(text.contains("plugin_host_plugin_skipped_frames_total{plugin=\"ne\\\"g\"} 2\n"));
+        let buckets: Vec<u64> = text
+            .lines()
+            .filter(|l| l.starts_with("plugin_host_plugin_latency_seconds_bucket"))
+            .map(|l| l.rsplit(' ').next().unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(buckets.len(), BUCKETS_S.len() + 1);
+        assert!(buckets.windows(2).all(|w| w[0] <= w[1]), "cumulative: {buckets:?}");
+        assert_eq!((buckets[0], buckets[2], buckets[4], buckets[14]), (1, 3, 4, 5));
+        assert!(text.ends_with("# EOF\n"));
+    }
+}
