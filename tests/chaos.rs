@@ -130,7 +130,7 @@ fn expected(number: u64) -> OwnedFrame {
 fn kill_chaos_a_thousand_frames_and_a_hundred_kills() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let dir = scratch_dir("chaos", "kills");
-    let options = RunOptions { max_frames: None, runner: Some(host_bin()), live: None };
+    let options = RunOptions { max_frames: None, runner: Some(host_bin()), live: None, changes: Vec::new() };
     // A short run first, so that what lives for the whole process (the spawner thread, caches)
     // exists before the baseline.
     let (_, warm) = Prepared::new(&chaos_config(&dir, 5), options.clone()).unwrap().run(&mut Silent);

@@ -23,6 +23,7 @@
 //! | [`EXPORT_BAND_CONTEXT`] | `() -> i32` | after init: rows of input above and below a band that a band's output reads, or [`WHOLE_FRAME`] |
 //! | [`EXPORT_PROCESS_ROWS`] | `(input: i32, output: i32, first_row: i32, rows: i32) -> i32` | like `plugin_process`, but write only output rows `first_row..first_row + rows` (see [`band_rows`]); the descriptors describe the whole frames |
 //! | [`EXPORT_PROCESS_MANY`] | `(inputs: i32, count: i32, output: i32) -> i32` | for a plugin whose description lists several `inputs`: process one frame of each, `inputs` pointing to `count` consecutive [`FrameDesc`]s in the order of the description |
+//! | [`EXPORT_SET_PARAMS`] | `(params: i32, len: i32) -> i32` | between frames: take new [encoded parameters](encode_params), every parameter of the schema, as `plugin_init` does; a status |
 //! | [`EXPORT_OUTPUT_SHAPE`] | `(input: i32, output: i32) -> i32` | after init: given an input [`FrameDesc`] (`data` and `capacity` 0), set the output one's `width`, `height` and `format` (preset to the input's) to what `plugin_process` will make of such frames; without it, output = input |
 //!
 //! Imports the host provides, in module [`IMPORT_MODULE`]:
@@ -61,13 +62,15 @@ pub const EXPORT_BAND_CONTEXT: &str = "plugin_band_context";
 pub const EXPORT_PROCESS_ROWS: &str = "plugin_process_rows";
 pub const EXPORT_OUTPUT_SHAPE: &str = "plugin_output_shape";
 pub const EXPORT_PROCESS_MANY: &str = "plugin_process_many";
+pub const EXPORT_SET_PARAMS: &str = "plugin_set_params";
 /// Exports the host uses when present: a plugin with the first two can be run as several
 /// processes, each on a horizontal band of the same frame; one with the third makes frames of
 /// another size or format, which the host learns before any frame moves. `export_plugin!`
 /// exports these too.
-/// The fourth serves plugins with several inputs.
-pub const OPTIONAL_EXPORTS: [&str; 4] =
-    [EXPORT_BAND_CONTEXT, EXPORT_PROCESS_ROWS, EXPORT_OUTPUT_SHAPE, EXPORT_PROCESS_MANY];
+/// The fourth serves plugins with several inputs; the fifth changes parameters while running
+/// (without it the host makes a fresh instance with the new ones, in the same process).
+pub const OPTIONAL_EXPORTS: [&str; 5] =
+    [EXPORT_BAND_CONTEXT, EXPORT_PROCESS_ROWS, EXPORT_OUTPUT_SHAPE, EXPORT_PROCESS_MANY, EXPORT_SET_PARAMS];
 /// `plugin_band_context`'s answer for a plugin that needs whole frames.
 pub const WHOLE_FRAME: i32 = -1;
 

@@ -117,6 +117,15 @@ pub trait Plugin: Sized + 'static {
     /// Creates the instance; every parameter of [`Plugin::params`] is present in `params`.
     fn new(params: &Params) -> Result<Self, PluginError>;
 
+    /// Takes new parameters while running, between two frames (every parameter is present, as
+    /// in [`Plugin::new`]). The default makes a fresh instance with them; a plugin whose state
+    /// should survive a change (a temporal filter) keeps it here. On an error the old values
+    /// stay.
+    fn set_params(&mut self, params: &Params) -> Result<(), PluginError> {
+        *self = Self::new(params)?;
+        Ok(())
+    }
+
     /// Processes one frame. `output` starts with the input's size and format and a capacity of
     /// at least the input's size; call [`FrameMut::set_shape`] to produce another size or format.
     fn process(&mut self, input: &Frame<'_>, output: &mut FrameMut<'_>) -> Result<(), PluginError>;
@@ -223,7 +232,7 @@ macro_rules! export_plugin {
             static STATE: $crate::runtime::State<$plugin> = $crate::runtime::State::new();
 
             // Natively too: the type is a Plugin, and every ABI export below is made (6 of them,
-            // and the 4 optional ones).
+            // and the 5 optional ones).
             const _: fn() = || {
                 fn is_a_plugin<P: $crate::Plugin>() {}
                 is_a_plugin::<$plugin>();
@@ -231,7 +240,7 @@ macro_rules! export_plugin {
             const _: () =
                 assert!($crate::abi::EXPORTS.len() == 6, "export_plugin! must export every abi::EXPORTS entry");
             const _: () = assert!(
-                $crate::abi::OPTIONAL_EXPORTS.len() == 4,
+                $crate::abi::OPTIONAL_EXPORTS.len() == 5,
                 "export_plugin! must export every abi::OPTIONAL_EXPORTS entry"
             );
 
@@ -272,6 +281,11 @@ macro_rules! export_plugin {
             $crate::__export!(plugin_process_rows = EXPORT_PROCESS_ROWS, fn(input: i32, output: i32, first: i32, rows: i32) -> i32 {
                 // SAFETY: as for `plugin_process`; the rows are checked against the frame.
                 unsafe { STATE.process_rows(input, output, first, rows) }
+            });
+
+            $crate::__export!(plugin_set_params = EXPORT_SET_PARAMS, fn(params: i32, len: i32) -> i32 {
+                // SAFETY: as for `plugin_init`.
+                unsafe { STATE.set_params(params, len) }
             });
 
             $crate::__export!(plugin_process_many = EXPORT_PROCESS_MANY, fn(inputs: i32, count: i32, output: i32) -> i32 {

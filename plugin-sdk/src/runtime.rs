@@ -70,6 +70,30 @@ impl<P: Plugin> State<P> {
         }
     }
 
+    /// `plugin_set_params`: gives the instance new parameters ([`Plugin::set_params`]).
+    ///
+    /// # Safety
+    /// As for [`State::init`].
+    pub unsafe fn set_params(&self, params: i32, len: i32) -> i32 {
+        let bytes: &[u8] = if len <= 0 {
+            &[]
+        } else {
+            // SAFETY: per this function's contract `len` (> 0) bytes at `params` are readable and
+            // not written during the call.
+            unsafe { std::slice::from_raw_parts(params as usize as *const u8, len as usize) }
+        };
+        let mut inner = self.inner.borrow_mut();
+        let result = match (abi::decode_params(bytes), inner.plugin.as_mut()) {
+            (None, _) => Err(PluginError::new("the host sent malformed parameters")),
+            (_, None) => Err(PluginError::new("set_params was called before a successful init")),
+            (Some(values), Some(plugin)) => plugin.set_params(&Params::resolve(&P::params(), &values)),
+        };
+        match result {
+            Ok(()) => Status::Ok as i32,
+            Err(err) => inner.fail(err),
+        }
+    }
+
     /// `plugin_process`: runs the plugin on one frame.
     ///
     /// # Safety

@@ -69,3 +69,54 @@ fn metrics_count_live_and_the_hosts_memory_stays_flat_over_a_long_run() {
     assert!(text.contains("plugin_host_plugin_latency_seconds_bucket{plugin=\"invert-2\",le=\"+Inf\"} "), "{text}");
     assert!(text.ends_with("# EOF\n"));
 }
+
+/// The raw RGBA frames a config over `testsrc` 48x32 (60 frames) gives, with `extra` arguments.
+fn frames_of(dir: &std::path::Path, blur_radius: i64, extra: &[&str]) -> Result<Vec<Vec<u8>>, String> {
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 48\nheight = 32\nframes = 60\n\
+         [[plugin]]\nname = \"soft\"\npath = \"{}\"\nparams = {{ radius = {blur_radius} }}\n\
+         [[plugin]]\nname = \"neg\"\npath = \"{}\"\n[output]\nkind = \"raw\"\npath = \"out.rgba\"\n",
+        plugin("blur").display(),
+        plugin("invert").display()
+    );
+    std::fs::write(dir.join("p.toml"), config).unwrap();
+    let _ = std::fs::remove_file(dir.join("out.rgba"));
+    let output = Command::new(host_bin()).current_dir(dir).args(["run", "-q", "p.toml"]).args(extra).output().unwrap();
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).into_owned());
+    }
+    Ok(std::fs::read(dir.join("out.rgba")).unwrap().chunks(48 * 32 * 4).map(<[u8]>::to_vec).collect())
+}
+
+#[test]
+fn parameter_changes_apply_from_their_frame_and_replay_exactly() {
+    let dir = scratch_dir("live", "changes");
+    // The test pattern runs at 30 frames/s: frame 15 is at 500 ms, frame 30 at 1000 ms.
+    let changes = "[[change]]\nat_ms = 500\nplugin = \"soft\"\nparams = { radius = 4 }\n\
+                   [[change]]\nat_ms = 1000\nplugin = \"soft\"\nparams = { radius = 0 }\n";
+    std::fs::write(dir.join("changes.toml"), changes).unwrap();
+    let changed = frames_of(&dir, 1, &["--changes", "changes.toml"]).unwrap();
+    let again = frames_of(&dir, 1, &["--changes", "changes.toml"]).unwrap();
+    assert_eq!(changed.len(), 60);
+    assert!(changed == again, "the same change list gives the same bytes");
+    let (one, four, zero) =
+        (frames_of(&dir, 1, &[]).unwrap(), frames_of(&dir, 4, &[]).unwrap(), frames_of(&dir, 0, &[]).unwrap());
+    for (n, frame) in changed.iter().enumerate() {
+        let expected = match n {
+            0..15 => &one[n],
+            15..30 => &four[n],
+            _ => &zero[n],
+        };
+        assert!(frame == expected, "frame {n} has the parameters of its time");
+    }
+    // A value the schema refuses: said before any frame, and nothing written.
+    std::fs::write(dir.join("bad.toml"), "[[change]]\nat_ms = 10\nplugin = \"soft\"\nparams = { radius = 999 }\n")
+        .unwrap();
+    let err = frames_of(&dir, 1, &["--changes", "bad.toml"]).unwrap_err();
+    assert!(err.contains("the change at 10 ms: plugin \"soft\"") && err.contains("999"), "{err}");
+    assert!(!dir.join("out.rgba").exists());
+    std::fs::write(dir.join("who.toml"), "[[change]]\nat_ms = 10\nplugin = \"sfot\"\nparams = { radius = 2 }\n")
+        .unwrap();
+    let err = frames_of(&dir, 1, &["--changes", "who.toml"]).unwrap_err();
+    assert!(err.contains("no plugin named \"sfot\" (there are: soft, neg)"), "{err}");
+}

@@ -70,7 +70,8 @@ pub(crate) fn chain(plugins: &Path, options: &BenchOptions) -> anyhow::Result<Ch
             (0..stages).map(plugin).collect(),
             OutputConfig::Null,
         );
-        let run_options = RunOptions { max_frames: None, runner: options.runner.clone(), live: None };
+        let run_options =
+            RunOptions { max_frames: None, runner: options.runner.clone(), live: None, changes: Vec::new() };
         let (stats, result) = Prepared::new(&config, run_options)?.run(&mut Silent);
         result?;
         Ok(stats)

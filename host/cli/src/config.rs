@@ -327,6 +327,60 @@ pub struct PluginConfig {
     pub params: Vec<(String, ParamValue)>,
 }
 
+/// New values for some of a running plugin's parameters, from the first frame whose timestamp
+/// is at or after `at_us`: a recorded change list replays exactly.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamChange {
+    pub at_us: i64,
+    /// The plugin instance's name in the config.
+    pub plugin: String,
+    pub params: Vec<(String, ParamValue)>,
+}
+
+/// Reads a change list (`--changes FILE`): `[[change]]` tables of `at_ms`, `plugin` and
+/// `params`, checked against `config`'s plugin names (their values are checked against each
+/// plugin's schema when it has started). Sorted by time, in file order within a time.
+pub fn load_changes(path: &Path, config: &Config) -> Result<Vec<ParamChange>, ConfigError> {
+    let error = |message: String| ConfigError { file: path.display().to_string(), message };
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawChanges {
+        #[serde(default)]
+        change: Vec<RawChange>,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct RawChange {
+        at_ms: u64,
+        plugin: String,
+        params: toml::Table,
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read it: {e}")))?;
+    let raw: RawChanges = toml::from_str(&text).map_err(|e| error(e.to_string().trim().replace('\n', " ")))?;
+    let mut changes = Vec::new();
+    for (i, change) in raw.change.into_iter().enumerate() {
+        if !config.plugins.iter().any(|p| p.name == change.plugin) {
+            let names: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
+            return Err(error(format!(
+                "change #{}: no plugin named \"{}\" (there are: {})",
+                i + 1,
+                change.plugin,
+                names.join(", ")
+            )));
+        }
+        let params = change
+            .params
+            .into_iter()
+            .map(|(key, value)| param_value(&key, value).map(|v| (key, v)))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| error(format!("change #{}: {e}", i + 1)))?;
+        let at_us = i64::try_from(change.at_ms.saturating_mul(1000)).unwrap_or(i64::MAX);
+        changes.push(ParamChange { at_us, plugin: change.plugin, params });
+    }
+    changes.sort_by_key(|c| c.at_us);
+    Ok(changes)
+}
+
 /// A checked config; paths are resolved against the config file's folder. Made by
 /// [`Config::load`] or, for a chain, [`Config::chain`].
 #[derive(Debug, Clone, PartialEq)]

@@ -72,6 +72,10 @@ against its schema, as in a config file.")]
         /// Also write the statistics as JSON to this file.
         #[arg(long, value_name = "PATH")]
         stats_json: Option<PathBuf>,
+        /// Change plugins' parameters while running, as this file lists: [[change]] tables of
+        /// at_ms, plugin and params, each applied from the first frame at or after its time.
+        #[arg(long, value_name = "FILE")]
+        changes: Option<PathBuf>,
         /// Serve live metrics (OpenMetrics text at /metrics) at this address while the run
         /// lasts, for Prometheus: 127.0.0.1:9100, or 127.0.0.1:0 for a free port.
         #[arg(long, value_name = "ADDR")]
@@ -173,6 +177,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             frames,
             stats_json,
             metrics,
+            changes,
             quiet,
             ..
         } => {
@@ -187,7 +192,19 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 }),
             };
             match loaded {
-                Ok(config) => run_config(config, frames, stats_json, metrics, quiet),
+                Ok(config) => {
+                    let changes = match &changes {
+                        None => Ok(Vec::new()),
+                        Some(file) => crate::config::load_changes(file, &config),
+                    };
+                    match changes {
+                        Ok(changes) => run_config(config, frames, stats_json, metrics, changes, quiet),
+                        Err(err) => {
+                            eprintln!("error: {err}");
+                            Ok(ExitCode::from(2))
+                        }
+                    }
+                }
                 Err(err) => {
                     let err = RunError::from(err);
                     eprintln!("error: {err}");
@@ -321,6 +338,7 @@ fn run_config(
     frames: Option<u64>,
     stats_json: Option<PathBuf>,
     metrics: Option<String>,
+    changes: Vec<crate::config::ParamChange>,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     let fail = |err: RunError| {
@@ -351,10 +369,11 @@ fn run_config(
             Some(live)
         }
     };
-    let prepared = match Prepared::new(&config, RunOptions { max_frames: frames, runner: None, live: live.clone() }) {
-        Ok(prepared) => prepared,
-        Err(err) => return fail(err),
-    };
+    let prepared =
+        match Prepared::new(&config, RunOptions { max_frames: frames, runner: None, live: live.clone(), changes }) {
+            Ok(prepared) => prepared,
+            Err(err) => return fail(err),
+        };
     let to_stdout = prepared.output_is_stdout();
     // A file or folder holds frames after the run; a stream (stdout, a FIFO) or null does not.
     let output_holds_frames = match &config.output {

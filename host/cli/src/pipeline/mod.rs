@@ -85,6 +85,8 @@ pub struct RunOptions {
     pub runner: Option<PathBuf>,
     /// Where the run publishes its counters while it runs (for `--metrics`).
     pub live: Option<Live>,
+    /// Parameter changes to make while running (`--changes`), in time order.
+    pub changes: Vec<crate::config::ParamChange>,
 }
 
 /// A running pipeline's counters, for whoever watches it (the metrics endpoint): each plugin's
@@ -262,6 +264,19 @@ impl Prepared {
             drop(stages);
             frame_bytes = needed;
         };
+        // Each change goes to its stage, checked against its plugin's schema before any frame.
+        for (k, stage) in stages.iter_mut().enumerate() {
+            let name = &config.plugins[k].name;
+            let mine: Vec<_> = options.changes.iter().filter(|c| &c.plugin == name).cloned().collect();
+            if let Some(description) = stage.processes().next().map(|p| p.description()) {
+                for change in &mine {
+                    description.resolve_params(&change.params).map_err(|e| {
+                        config.error(format!("the change at {} ms: plugin \"{name}\": {e}", change.at_us / 1000))
+                    })?;
+                }
+            }
+            stage.change_at(mine);
+        }
         let info = source.info();
         let conversions = ConversionLog::default();
         for stage in &mut stages {

@@ -38,6 +38,8 @@ pub(super) struct Stage {
     output_shape: plugin_sdk::Shape,
     /// Where its statistics are published while it runs, as which stage, and when last.
     live: Option<(super::Live, usize, Instant)>,
+    /// Parameter changes still to come, in time order.
+    changes: VecDeque<crate::config::ParamChange>,
 }
 
 /// One process of a stage, and its own restart history.
@@ -170,7 +172,29 @@ impl Stage {
             unconverted: Vec::new(),
             output_shape,
             live: None,
+            changes: VecDeque::new(),
         })
+    }
+
+    /// Parameter changes for this stage, in time order, applied as frames reach their times.
+    pub(super) fn change_at(&mut self, changes: Vec<crate::config::ParamChange>) {
+        self.changes = changes.into();
+    }
+
+    /// Gives every running worker the changes due by `timestamp_us` (none of them has a frame
+    /// in flight). A change a worker refuses leaves it with its old values, and is said.
+    fn apply_changes(&mut self, timestamp_us: i64) {
+        while let Some(change) = self.changes.front().filter(|c| c.at_us <= timestamp_us).cloned() {
+            self.changes.pop_front();
+            for worker in &mut self.workers {
+                if let Some(process) = worker.process.as_mut()
+                    && let Err(e) = process.set_params(&change.params)
+                {
+                    tracing::warn!("the change at {} ms was not applied: {e}", change.at_us / 1000);
+                }
+            }
+            self.stats.param_changes += 1;
+        }
     }
 
     /// Publishes the stage's statistics to `live`, as stage `index`, while it runs.
@@ -261,13 +285,23 @@ impl Stage {
         let mut pending: VecDeque<Pending> = VecDeque::new();
         let mut ended = false;
         let mut last_done = Instant::now();
+        // A frame held back until the frames before it are done, for a parameter change.
+        let mut waiting: Option<Carried> = None;
         loop {
             self.publish(false);
             // A death noticed outside a frame (a submit, or asking for counters) is recovered
             // from here, as is one a frame found.
             self.recover(&mut pending);
+            if pending.is_empty()
+                && let Some(carried) = waiting.take()
+            {
+                self.apply_changes(carried.desc.timestamp_us);
+                if let Some(entry) = self.submit(carried, output, free, false)? {
+                    pending.push_back(entry);
+                }
+            }
             // Hand over every frame that has arrived: the plugin works while we wait.
-            while !ended {
+            while !ended && waiting.is_none() {
                 let next = if pending.is_empty() {
                     input.recv().map_err(|_| TryRecvError::Disconnected)
                 } else {
@@ -275,6 +309,15 @@ impl Stage {
                 };
                 match next {
                     Ok(carried) => {
+                        // New parameters apply from the first frame at or after their time: the
+                        // frames before it finish with the old ones first.
+                        if self.changes.front().is_some_and(|c| c.at_us <= carried.desc.timestamp_us) {
+                            if !pending.is_empty() {
+                                waiting = Some(carried);
+                                break;
+                            }
+                            self.apply_changes(carried.desc.timestamp_us);
+                        }
                         let busy = !pending.is_empty();
                         if let Some(entry) = self.submit(carried, output, free, busy)? {
                             pending.push_back(entry);
@@ -292,6 +335,9 @@ impl Stage {
                 continue;
             }
             let Some(entry) = pending.pop_front() else {
+                if waiting.is_some() {
+                    continue;
+                }
                 return Ok(());
             };
             // Service time: from when the plugin could start on this frame to when it was done.

@@ -28,6 +28,8 @@ pub struct PluginStats {
     /// Lies: bad messages, states or descriptors, and frames it refused or could not take.
     pub protocol_violations: u64,
     pub restarts: u64,
+    /// Parameter changes applied while running.
+    pub param_changes: u64,
     pub skipped: u64,
     pub passed_through: u64,
     /// Frame copies the host made for this plugin between lane buffers (passed-through frames,

@@ -17,7 +17,7 @@ pub const MAGIC: [u8; 8] = *b"PLGHOST\x01";
 /// may run as several workers (`Load` names the input boundary apart from the control block,
 /// `Ready` says whether the plugin works on bands).
 /// 8: `Init` gives the input's shape and `Ready` the output's it declares; frames on the pipe
-/// carry their metadata.
+/// carry their metadata; parameters change while running (`SetParams`).
 pub const PROTOCOL_VERSION: u32 = 8;
 pub const MIN_PROTOCOL_VERSION: u32 = 8;
 
@@ -102,6 +102,10 @@ pub enum ToRunner {
     /// `input`: the shape (a `FrameDesc`, `data` and `capacity` 0) of the frames it will get,
     /// for which `Ready` says the output's.
     Init { params: Vec<u8>, input: Option<[u8; FRAME_DESC_SIZE]> },
+    /// Between frames (none in flight): take these ABI-encoded parameters, through
+    /// `plugin_set_params` or, without it, a fresh instance; answered by [`ToHost::ParamsSet`]
+    /// or [`ToHost::Failed`] (the old values then stay).
+    SetParams { params: Vec<u8> },
     /// Report [`ToHost::Stats`].
     Stats,
     /// Exit cleanly.
@@ -128,6 +132,8 @@ pub enum ToHost {
         #[serde(with = "serde_bytes")]
         artifact: Vec<u8>,
     },
+    /// The answer to [`ToRunner::SetParams`]: the new parameters are in use.
+    ParamsSet,
     /// Counters of the plugin process, on request.
     Stats { frames: u64, minor_faults: u64 },
     /// A log line from the plugin.

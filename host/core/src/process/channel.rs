@@ -490,7 +490,11 @@ fn weight(message: &ToHost) -> usize {
         ToHost::Compiled { artifact } => artifact.len(),
         ToHost::Log { message, .. } => message.len(),
         ToHost::Failed { failure, .. } => failure.text_len(),
-        ToHost::Ready { .. } | ToHost::Stats { .. } | ToHost::Sandboxed { .. } | ToHost::FrameDone { .. } => 0,
+        ToHost::Ready { .. }
+        | ToHost::Stats { .. }
+        | ToHost::Sandboxed { .. }
+        | ToHost::FrameDone { .. }
+        | ToHost::ParamsSet => 0,
     }
 }
 
@@ -533,5 +537,6 @@ pub(super) fn message_kind(message: &ToHost) -> &'static str {
         ToHost::Failed { .. } => "Failed for another frame",
         ToHost::Sandboxed { .. } => "Sandboxed",
         ToHost::Compiled { .. } => "Compiled",
+        ToHost::ParamsSet => "ParamsSet",
     }
 }

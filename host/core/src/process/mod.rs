@@ -218,6 +218,37 @@ impl PluginProcess {
         self.current.band_context
     }
 
+    /// Gives the running plugin new values for `given` parameters (the others keep theirs).
+    /// They are checked against its schema first: a bad value is refused with the schema's
+    /// sentence and nothing changes. Call it with no frame in flight: the frames submitted after
+    /// it get the new values, and so does a restarted process. A plugin that fails to take them
+    /// keeps the old ones.
+    pub fn set_params(&mut self, given: &[(String, abi::ParamValue)]) -> Result<(), PluginError> {
+        let mut merged = self.spec.params.clone();
+        for (name, value) in given {
+            match merged.iter_mut().find(|(n, _)| n == name) {
+                Some((_, old)) => *old = value.clone(),
+                None => merged.push((name.clone(), value.clone())),
+            }
+        }
+        let resolved = self.current.description.resolve_params(&merged).map_err(|e| self.error(e.into()))?;
+        let encoded = abi::encode_params(resolved.iter().map(|(n, v)| (n.as_str(), v)));
+        let deadline = Instant::now() + self.spec.limits.startup;
+        let channel = &mut self.current.channel;
+        let answer = channel.send_message(&ToRunner::SetParams { params: encoded }, deadline).and_then(|()| {
+            match channel.next_message(deadline)? {
+                ToHost::ParamsSet => Ok(()),
+                ToHost::Failed { frame: None, failure } => Err(ErrorKind::Init(failure)),
+                other => {
+                    Err(Violation::Unexpected { expected: "ParamsSet", got: channel::message_kind(&other) }.into())
+                }
+            }
+        });
+        answer.map_err(|kind| self.error(kind))?;
+        self.spec.params = merged;
+        Ok(())
+    }
+
     /// The shape of the frames it gets: the spec's input in the nearest format it takes.
     pub fn input_shape(&self) -> Option<plugin_sdk::Shape> {
         let input = self.spec.input?;

@@ -147,7 +147,7 @@ fn serve() -> Result<(), RunnerError> {
     let description = instance.describe().map_err(fail)?;
     send(&control, &ToHost::Loaded { description })?;
 
-    let (params, input_shape) = match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
+    let (mut params, input_shape) = match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
         ToRunner::Init { params, input } => (params, input),
         ToRunner::Shutdown => return Ok(()),
         other => return Err(fail(Failure::Protocol(format!("expected Init, got {other:?}").into()))),
@@ -165,14 +165,38 @@ fn serve() -> Result<(), RunnerError> {
     send(&control, &ToHost::Ready { band_context: instance.band_context().map_err(fail)?, output })?;
 
     let deadline = Duration::from_millis(limits.deadline_ms.max(1));
-    let recover = |instance: &mut wasm::PluginInstance, failure: &Failure| -> Result<(), RunnerError> {
+    let fresh = |params: &[u8]| -> Result<wasm::PluginInstance, Failure> {
+        let mut instance = module.instantiate(&limits, capacity, window.clone(), Arc::clone(&log))?;
+        watchdog.guard(startup, || instance.init(params, 1))?;
+        Ok(instance)
+    };
+    let recover = |instance: &mut wasm::PluginInstance, failure: &Failure, params: &[u8]| -> Result<(), RunnerError> {
         if matches!(failure, Failure::Trap { .. } | Failure::Deadline | Failure::MemoryLimit(_)) {
             // A trap can leave the guest's state half-updated: start it afresh.
-            *instance = module.instantiate(&limits, capacity, window.clone(), Arc::clone(&log)).map_err(fail)?;
-            watchdog.guard(startup, || instance.init(&params, 1)).map_err(fail)?;
+            *instance = fresh(params).map_err(fail)?;
         }
         Ok(())
     };
+    // New parameters between frames: the plugin's own set_params, or a fresh instance with them.
+    // On failure the old ones stay (a trap in set_params leaves a fresh instance with them).
+    let set_params =
+        |instance: &mut wasm::PluginInstance, params: &mut Vec<u8>, new: Vec<u8>| -> Result<(), RunnerError> {
+            let result = match watchdog.guard(startup, || instance.set_params(&new)) {
+                Ok(true) => Ok(()),
+                Ok(false) => fresh(&new).map(|made| *instance = made),
+                Err(failure) => Err(failure),
+            };
+            match result {
+                Ok(()) => {
+                    *params = new;
+                    Ok(send(&control, &ToHost::ParamsSet)?)
+                }
+                Err(failure) => {
+                    send(&control, &ToHost::Failed { frame: None, failure: failure.clone() })?;
+                    recover(instance, &failure, params)
+                }
+            }
+        };
     let mut frames_served = 0u64;
     if transport == Transport::Pipe {
         loop {
@@ -206,11 +230,12 @@ fn serve() -> Result<(), RunnerError> {
                         }
                         Err(failure) => {
                             send(&control, &ToHost::Failed { frame: Some(frame), failure: failure.clone() })?;
-                            recover(&mut instance, &failure)?;
+                            recover(&mut instance, &failure, &params)?;
                         }
                     }
                 }
                 ToRunner::Stats => send(&control, &stats(frames_served))?,
+                ToRunner::SetParams { params: new } => set_params(&mut instance, &mut params, new)?,
                 ToRunner::Shutdown => return Ok(()),
                 other => {
                     return Err(fail(Failure::Protocol(format!("unexpected {other:?} while serving frames").into())));
@@ -248,7 +273,7 @@ fn serve() -> Result<(), RunnerError> {
                 Err(failure) => {
                     send(&control, &ToHost::Failed { frame: Some(frame), failure: failure.clone() })?;
                     handoff::complete(&Futex, region.state(slot), Outcome::Failed);
-                    recover(&mut instance, &failure)?;
+                    recover(&mut instance, &failure, &params)?;
                 }
             }
             continue;
@@ -256,6 +281,7 @@ fn serve() -> Result<(), RunnerError> {
         if control_message_waiting(&input)? {
             match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
                 ToRunner::Stats => send(&control, &stats(frames_served))?,
+                ToRunner::SetParams { params: new } => set_params(&mut instance, &mut params, new)?,
                 ToRunner::Shutdown => return Ok(()),
                 other => {
                     return Err(fail(Failure::Protocol(format!("unexpected {other:?} while serving frames").into())));

@@ -85,6 +85,8 @@ struct Exports {
     bands: Option<(TypedFunc<(), i32>, ProcessRows)>,
     /// `plugin_output_shape(input, output)`, when the plugin makes frames of another shape.
     output_shape: Option<TypedFunc<(i32, i32), i32>>,
+    /// `plugin_set_params(params, len)`, when the plugin takes new parameters itself.
+    set_params: Option<TypedFunc<(i32, i32), i32>>,
 }
 
 /// `plugin_process_rows(input, output, first_row, rows)`.
@@ -256,6 +258,10 @@ impl PluginModule {
             },
             output_shape: match instance.get_export(&mut store, abi::EXPORT_OUTPUT_SHAPE) {
                 Some(_) => Some(func(&instance, &mut store, abi::EXPORT_OUTPUT_SHAPE)?),
+                None => None,
+            },
+            set_params: match instance.get_export(&mut store, abi::EXPORT_SET_PARAMS) {
+                Some(_) => Some(func(&instance, &mut store, abi::EXPORT_SET_PARAMS)?),
                 None => None,
             },
         };
@@ -540,6 +546,20 @@ impl PluginInstance {
             .planes(shape.width, shape.height, shape.stride)
             .map_err(|why| Failure::Plugin(format!("plugin_output_shape gave an impossible shape: {why}").into()))?;
         Ok(shape)
+    }
+
+    /// Gives the instance new ABI-encoded parameters through `plugin_set_params`; `Ok(false)`
+    /// when the module has no such export (the caller then makes a fresh instance).
+    pub fn set_params(&mut self, params: &[u8]) -> Result<bool, Failure> {
+        let Some(set_params) = self.exports.set_params.clone() else { return Ok(false) };
+        let ptr = self.alloc(params.len() as u32)?;
+        self.memory()
+            .write(ptr as usize, params)
+            .ok_or_else(|| Failure::Protocol("the parameters do not fit the plugin's memory".into()))?;
+        self.store.set_epoch_deadline(1);
+        let status = set_params.call(&mut self.store, (ptr as i32, params.len() as i32));
+        self.check_status(status)?;
+        Ok(true)
     }
 
     /// Gives the next `process` call the input's encoded metadata; `settable`: whether the
