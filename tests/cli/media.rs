@@ -387,3 +387,33 @@ fn interlaced_video_is_refused_with_the_deinterlacer_to_add_and_runs_with_it() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert_eq!(probe(&dir, "out.mkv", "stream=codec_type"), "video");
 }
+
+#[test]
+fn a_file_name_cannot_be_an_ffmpeg_protocol_and_a_planted_link_is_not_followed() {
+    if !have_ffmpeg("a_file_name_cannot_be_an_ffmpeg_protocol_and_a_planted_link_is_not_followed") {
+        return;
+    }
+    let dir = scratch("protocol");
+    std::fs::create_dir_all(dir.join("secret")).unwrap();
+    std::fs::write(dir.join("secret/s.txt"), "TOPSECRET").unwrap();
+    std::fs::write(dir.join("hdr.y4m"), "YUV4MPEG2 W16 H16 F1:1 Ip Cmono\nFRAME\n").unwrap();
+    // A name ffmpeg would read as its concat protocol, made to exist as a file.
+    let name = format!("concat:hdr.y4m|{}|hdr.mp4", dir.join("secret/s.txt").display());
+    std::fs::create_dir_all(dir.join(&name).parent().unwrap()).unwrap();
+    std::fs::write(dir.join(&name), b"").unwrap();
+    let output = host(&dir, &["run", "-i", &name, "-o", "leak.gray", "invert"], Vec::new());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(!dir.join("leak.gray").exists());
+    // A link planted where the output's work-in-progress file will be: removed, not followed.
+    std::fs::write(dir.join("victim.txt"), "keep").unwrap();
+    let script = "ln -s victim.txt out.y4m.partial-$$ && exec \"$0\" run -q -i testsrc:16x16:2 -o out.y4m invert";
+    let status = Command::new("sh")
+        .args(["-c", script, host_bin().to_str().unwrap()])
+        .current_dir(&dir)
+        .env("PLUGIN_HOST_PATH", root().join("target/plugins"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    assert_eq!(std::fs::read_to_string(dir.join("victim.txt")).unwrap(), "keep");
+    assert!(std::fs::symlink_metadata(dir.join("out.y4m")).unwrap().is_file());
+}

@@ -143,7 +143,9 @@ fn input(line: &OneLine) -> Result<InputConfig, String> {
     if raw.is_none() && line.size.is_some() {
         return Err(format!("-i {text}: --size is for raw frames (- or a .rgba/.gray/.yuv file)"));
     }
-    if !y4m && raw.is_none() && line.format.is_some() {
+    // --format may be the output's alone (`-o out.yuv --format nv12`).
+    let output_takes_format = line.output == "-" || raw_format(Path::new(&line.output), None).is_some();
+    if !y4m && raw.is_none() && line.format.is_some() && !output_takes_format {
         return Err(format!("-i {text}: --format is for - and raw files"));
     }
     // A .yuv file may hold any Y'CbCr layout; .rgba and .gray say theirs.
@@ -198,8 +200,11 @@ fn output(line: &OneLine) -> Result<OutputConfig, String> {
             || raw_format(&path, line.format).is_some()
             || matches!(line.format, Some(StreamFormat::Raw(_))) =>
         {
+            // A raw file's name says its format (`.yuv`: yuv420p) unless --format does; `-`
+            // carries frames as the chain gives them unless --format says.
             let format = match line.format {
                 Some(StreamFormat::Raw(format)) => Some(format),
+                _ if line.output != "-" => raw_format(&path, None),
                 _ => None,
             };
             OutputConfig::Raw { path, format }

@@ -343,7 +343,9 @@ fn run_config(
 ) -> anyhow::Result<ExitCode> {
     let fail = |err: RunError| {
         eprintln!("error: {err}");
-        Ok(ExitCode::from(err.exit_code()))
+        // Stopped while starting (a stalled input): still an interrupt.
+        let interrupted = plugin_host::sys::signals::stop_requested();
+        Ok(ExitCode::from(if interrupted { RunError::Interrupted.exit_code() } else { err.exit_code() }))
     };
     if let Some(json) = &stats_json {
         let problem = if json.is_dir() {
@@ -387,6 +389,7 @@ fn run_config(
     };
     let sandbox = prepared.sandbox_summary();
     let mut progress = ProgressReport::new(quiet);
+    let run_started = std::time::SystemTime::now();
     let (stats, result) = prepared.run(&mut progress);
     if let Some(json) = &stats_json {
         let text = serde_json::to_string_pretty(&stats).context("encoding the statistics")?;
@@ -417,8 +420,13 @@ fn run_config(
                 _ => eprintln!("error: {err}"),
             }
             let ending = if plugin_host::sys::signals::stop_requested() { "interrupt" } else { "failure" };
-            let video_gone =
-                matches!(&config.output, OutputConfig::Video { path, .. } if !path.exists()) || stats.frames_out == 0;
+            // A video output that failed to encode leaves the file as it was (or none): only a
+            // file this run wrote holds its frames.
+            let written_now = |path: &Path| {
+                std::fs::metadata(path).and_then(|m| m.modified()).is_ok_and(|modified| modified >= run_started)
+            };
+            let video_gone = matches!(&config.output, OutputConfig::Video { path, .. } if !written_now(path))
+                || stats.frames_out == 0;
             match &stats.output_kept_aside {
                 None if !output_holds_frames || video_gone => {}
                 None => eprintln!("the output holds the {} frame(s) completed before the {ending}", stats.frames_out),

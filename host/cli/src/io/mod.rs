@@ -245,6 +245,19 @@ impl<R: std::io::Read + std::os::fd::AsFd> std::io::Read for StopAware<R> {
     }
 }
 
+/// Creates a work-in-progress file as a new file of our own: whatever is at its name (a link
+/// someone planted to make us write elsewhere, or a leftover) is removed first, never followed.
+fn create_partial(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let create = || std::fs::OpenOptions::new().write(true).create_new(true).open(path);
+    match create() {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            std::fs::remove_file(path)?;
+            create()
+        }
+        result => result,
+    }
+}
+
 /// Reads until `buffer` is full or the input ends; how many bytes it read.
 fn read_full(reader: &mut impl std::io::Read, buffer: &mut [u8]) -> std::io::Result<usize> {
     let mut got = 0;

@@ -47,6 +47,29 @@ fn open_input(path: &Path, what: &str) -> Result<(File, String), MediaError> {
     Ok((file, path.display().to_string()))
 }
 
+/// Opens a device or FIFO to write, waiting for a FIFO's reader in short polls that a stop
+/// request (Ctrl-C) ends.
+fn open_stream(path: &Path) -> std::io::Result<File> {
+    loop {
+        match std::fs::OpenOptions::new().write(true).custom_flags(libc::O_NONBLOCK).open(path) {
+            Ok(file) => {
+                use nix::fcntl::{FcntlArg, OFlag, fcntl};
+                let flags = OFlag::from_bits_truncate(fcntl(&file, FcntlArg::F_GETFL)?);
+                fcntl(&file, FcntlArg::F_SETFL(flags - OFlag::O_NONBLOCK))?;
+                return Ok(file);
+            }
+            // A FIFO with no reader yet.
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if plugin_host::sys::signals::stop_requested() {
+                    return Err(std::io::Error::other("stopped while waiting for a reader"));
+                }
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 /// Frames of a y4m stream (a file, or `-` for stdin).
 pub struct Y4mSource {
     reader: Y4mReader,
@@ -258,13 +281,13 @@ impl RawSink {
                 return Err(MediaError::Output { path: path.to_path_buf(), reason: "is a folder, not a file".into() });
             }
             Ok(meta) if !meta.is_file() => {
-                let stream = std::fs::OpenOptions::new().write(true).open(path).map_err(write_err)?;
+                let stream = open_stream(path).map_err(write_err)?;
                 return Ok(sink(buffered(Box::new(stream)), Destination::Stream(path.into()), None));
             }
             _ => {}
         }
         let partial = partial_path(path);
-        let file = File::create(&partial).map_err(write_err)?;
+        let file = super::create_partial(&partial).map_err(write_err)?;
         let handle = file.try_clone().map_err(write_err)?;
         Ok(sink(buffered(Box::new(file)), Destination::File(Some((partial, path.into()))), Some(handle)))
     }

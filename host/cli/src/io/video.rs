@@ -91,12 +91,54 @@ struct Probe {
     audio: Option<String>,
 }
 
+/// How ffmpeg gets a file name: as a file, never a protocol (`concat:a|b`, `subfile:` and the
+/// like would make it read other files), and only with the file protocol allowed.
+fn as_file(path: &Path) -> std::ffi::OsString {
+    let mut name = std::ffi::OsString::from("file:");
+    name.push(path.as_os_str());
+    name
+}
+
+/// ffmpeg options that keep it to local files and the one-file demuxers, before an `-i`.
+const INPUT_LIMITS: [&str; 4] = ["-protocol_whitelist", "file,pipe", "-format_whitelist", DEMUXERS];
+
+/// Waits for a child's output; a stop request (Ctrl-C) ends the child and the wait.
+fn output_or_stop(mut child: Child, path: &Path) -> Result<std::process::Output, MediaError> {
+    let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
+    let readers = [stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), stderr.take().map(|s| Box::new(s) as _)]
+        .map(|pipe| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        });
+    let status = loop {
+        if plugin_host::sys::signals::stop_requested() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(failed(path, "stopped"));
+        }
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => return Err(failed(path, format!("waiting for ffprobe: {e}"))),
+        }
+    };
+    let [out, err] = readers.map(|r| r.join().unwrap_or_default());
+    Ok(std::process::Output { status, stdout: out, stderr: err })
+}
+
 fn probe(path: &Path) -> Result<Probe, MediaError> {
-    let args = ["-v", "error", "-format_whitelist", DEMUXERS, "-show_streams", "-of", "json"].map(std::ffi::OsStr::new);
-    let mut args = args.to_vec();
-    args.push(path.as_os_str());
+    let mut args: Vec<std::ffi::OsString> = ["-v", "error"].map(Into::into).to_vec();
+    args.extend(INPUT_LIMITS.map(Into::into));
+    args.extend(["-show_streams", "-of", "json"].map(Into::into));
+    args.push(as_file(path));
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
     let child = spawn("ffprobe", &args, Stdio::null(), path)?;
-    let output = child.wait_with_output().map_err(|e| failed(path, format!("ffprobe failed: {e}")))?;
+    let output = output_or_stop(child, path)?;
     if !output.status.success() {
         let said = String::from_utf8_lossy(&output.stderr);
         // `[hls @ 0x…] Format not on whitelist …`: a playlist or list of other files.
@@ -185,6 +227,9 @@ impl VideoSource {
         match std::fs::metadata(path) {
             Err(_) => return Err(failed(path, "does not exist")),
             Ok(meta) if meta.is_dir() => return Err(failed(path, "is a folder, not a video file")),
+            Ok(meta) if !meta.is_file() => {
+                return Err(failed(path, "is not a regular file; for a stream of frames use kind = \"y4m\""));
+            }
             Ok(_) => {}
         }
         let probe = probe(path)?;
@@ -193,14 +238,14 @@ impl VideoSource {
             (_, true) => "yuv420p10le",
             _ => "yuv420p",
         };
-        let mut args: Vec<&std::ffi::OsStr> =
-            ["-nostdin", "-v", "error", "-format_whitelist", DEMUXERS, "-i"].map(std::ffi::OsStr::new).to_vec();
-        args.push(path.as_os_str());
-        args.push(std::ffi::OsStr::new("-map"));
-        args.push(std::ffi::OsStr::new("0:v:0"));
-        args.extend(decoder_args.iter().map(std::ffi::OsStr::new));
-        let rest = ["-pix_fmt", pix_fmt, "-strict", "-1", "-f", "yuv4mpegpipe", "-"];
-        args.extend(rest.map(std::ffi::OsStr::new));
+        let mut args: Vec<std::ffi::OsString> = ["-nostdin", "-v", "error"].map(Into::into).to_vec();
+        args.extend(INPUT_LIMITS.map(Into::into));
+        args.push("-i".into());
+        args.push(as_file(path));
+        args.extend(["-map", "0:v:0"].map(Into::into));
+        args.extend(decoder_args.iter().map(Into::into));
+        args.extend(["-pix_fmt", pix_fmt, "-strict", "-1", "-f", "yuv4mpegpipe", "-"].map(Into::into));
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
         let mut child = spawn("ffmpeg", &args, Stdio::null(), path)?;
         let last_line = LastLine::follow(&mut child);
         let stdout = child.stdout.take().expect("stdout is piped");
@@ -328,6 +373,8 @@ impl VideoSink {
             partial
                 .set_extension(format!("{}.{extension}", partial.extension().and_then(|e| e.to_str()).unwrap_or("")));
         }
+        // Ours, made here: ffmpeg then writes this file, not whatever a link there pointed to.
+        super::create_partial(&partial).map_err(|source| MediaError::Write { path: partial.clone(), source })?;
         let codec = audio_from.and_then(|input| probe(input).ok()?.audio.map(|codec| (input, codec)));
         let audio = match codec {
             Some((input, codec)) => match audio_fits(input, extension) {
@@ -361,13 +408,15 @@ impl VideoSink {
             let mut args: Vec<std::ffi::OsString> =
                 ["-nostdin", "-v", "error", "-f", "yuv4mpegpipe", "-i", "-"].map(Into::into).to_vec();
             if let Some(audio) = &self.audio {
-                args.extend(["-i".into(), audio.clone().into_os_string()]);
+                args.extend(INPUT_LIMITS.map(Into::into));
+                args.extend(["-i".into(), as_file(audio)]);
                 args.extend(["-map", "0:v:0", "-map", "1:a", "-c:a", "copy", "-shortest"].map(Into::into));
             }
             // The frames' colour first, so that the config's encoder_args can override it.
             args.extend(colour_tags(&self.info).into_iter().map(Into::into));
             args.extend(self.args.iter().map(Into::into));
-            args.extend(["-y".into(), self.partial.clone().into_os_string()]);
+            // The partial file exists already (made exclusively, see `create`): ffmpeg writes it.
+            args.extend(["-y".into(), as_file(&self.partial)]);
             let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
             let mut child = spawn("ffmpeg", &args, Stdio::piped(), &self.target)?;
             self.last_line = LastLine::follow(&mut child);
@@ -435,16 +484,14 @@ fn private_folder() -> std::io::Result<PathBuf> {
 }
 
 fn trial_mux(input: &Path, scratch: &Path) -> Result<(), String> {
-    let mut args: Vec<&std::ffi::OsStr> =
-        ["-nostdin", "-v", "error", "-format_whitelist", DEMUXERS, "-i"].map(std::ffi::OsStr::new).to_vec();
-    args.push(input.as_os_str());
-    args.extend(["-map", "0:a", "-c", "copy", "-t", "0.1", "-y"].map(std::ffi::OsStr::new));
-    args.push(scratch.as_os_str());
-    let output = spawn("ffmpeg", &args, Stdio::null(), input)
-        .map_err(|e| e.to_string())?
-        .wait_with_output()
-        .map_err(|e| e.to_string());
-    let output = output?;
+    let mut args: Vec<std::ffi::OsString> = ["-nostdin", "-v", "error"].map(Into::into).to_vec();
+    args.extend(INPUT_LIMITS.map(Into::into));
+    args.extend(["-i".into(), as_file(input)]);
+    args.extend(["-map", "0:a", "-c", "copy", "-t", "0.1", "-y"].map(Into::into));
+    args.push(as_file(scratch));
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    let child = spawn("ffmpeg", &args, Stdio::null(), input).map_err(|e| e.to_string())?;
+    let output = output_or_stop(child, input).map_err(|e| e.to_string())?;
     if output.status.success() {
         return Ok(());
     }

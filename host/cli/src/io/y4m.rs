@@ -58,7 +58,8 @@ impl Y4mReader {
         if !read_line(&mut reader, &mut line, &name)? {
             return Err(bad(&name, "is empty, not a y4m stream"));
         }
-        let text = String::from_utf8_lossy(&line).into_owned();
+        // Escaped before anything of it can reach an error message (a terminal).
+        let text = plugin_host::text::terminal_safe(&String::from_utf8_lossy(&line));
         let header = parse_header(&text).map_err(|reason| bad(&name, reason))?;
         Ok(Self { reader, name, header, next: 0, line })
     }
