@@ -360,6 +360,12 @@ fn bad_shapes_and_empty_runs_leave_nothing_that_looks_like_output() {
         "{}",
         stderr(&output)
     );
+    // A stream whose header claims frames beyond max_frame_bytes: refused before any buffer.
+    let config = "max_frame_bytes = 1000000\n[input]\nkind = \"y4m\"\npath = \"-\"\n[output]\nkind = \"null\"\n";
+    std::fs::write(dir.join("lim.toml"), config).unwrap();
+    let output = host(&dir, &["run", "lim.toml"], b"YUV4MPEG2 W8192 H8192 F25:1\nFRAME\nabc".to_vec());
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("its 8192x8192 frames are 268435456 bytes as RGBA"), "{}", stderr(&output));
     // An output name that says nothing about what it is.
     let output = host(&dir, &["run", "-i", "testsrc:8x8:1", "-o", "out.gif2", "invert"], Vec::new());
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));

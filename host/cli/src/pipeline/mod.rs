@@ -181,6 +181,16 @@ impl Prepared {
         // has the chain started again with larger ones, once: the shapes depend only on the
         // parameters and the input's shape.
         let mut frame_bytes = rgba_bytes(Shape::new(width, height, format));
+        // The input's frames count against the limit too: a stream's header alone (a y4m on
+        // stdin) would otherwise size every buffer.
+        if frame_bytes > config.max_frame_bytes {
+            return Err(config
+                .error(format!(
+                    "input: its {width}x{height} frames are {frame_bytes} bytes as RGBA, more than max_frame_bytes = {}",
+                    config.max_frame_bytes
+                ))
+                .into());
+        }
         let (region, mut stages, shapes) = loop {
             let region =
                 Region::create_with_workers("plugin-host:chain", control_blocks, boundaries, lanes.max(2), frame_bytes)
