@@ -120,3 +120,69 @@ fn parameter_changes_apply_from_their_frame_and_replay_exactly() {
     let err = frames_of(&dir, 1, &["--changes", "who.toml"]).unwrap_err();
     assert!(err.contains("no plugin named \"sfot\" (there are: soft, neg)"), "{err}");
 }
+
+/// `POST /params` at `addr` with `token` (or none) and a JSON body: the status line and body.
+fn post_params(addr: &str, token: Option<&str>, body: &str) -> (String, String) {
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "POST /params HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\n\r\n{body}", body.len())
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    (head.lines().next().unwrap_or_default().to_string(), body.to_string())
+}
+
+#[test]
+fn a_parameter_posted_while_running_applies_from_one_frame_on_and_needs_the_token() {
+    let dir = scratch_dir("live", "control");
+    let (w, h, frames) = (16usize, 16usize, 30_000usize);
+    let run = |chain: &str, control: bool| {
+        let mut command = Command::new(host_bin());
+        command
+            .current_dir(&dir)
+            .args(["run", "-q", "-i", &format!("testsrc:{w}x{h}:{frames}"), "-o", "out.rgba", chain])
+            .env("PLUGIN_HOST_PATH", root().join("target/plugins"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if control {
+            command.args(["--control", "127.0.0.1:0"]);
+        }
+        command.spawn().unwrap()
+    };
+    let frames_of = |file: &str| -> Vec<Vec<u8>> {
+        std::fs::read(dir.join(file)).unwrap().chunks(w * h * 4).map(<[u8]>::to_vec).collect()
+    };
+    for (radius, file) in [(1, "one.rgba"), (4, "four.rgba")] {
+        let output = run(&format!("blur radius={radius} ! invert"), false).wait_with_output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        std::fs::rename(dir.join("out.rgba"), dir.join(file)).unwrap();
+    }
+    let mut child = run("blur radius=1 ! invert", true);
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    let addr = first.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap().to_string();
+    let token = first.rsplit("token: ").next().unwrap().trim().to_string();
+    std::thread::spawn(move || lines.for_each(drop));
+    while sample(&get_metrics(&addr), "plugin_host_output_frames_total") < 1_000 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let change = r#"{"plugin": "blur", "params": {"radius": 4}}"#;
+    let (status, body) = post_params(&addr, None, change);
+    assert!(status.contains("401"), "without the token: {status} {body}");
+    let (status, body) = post_params(&addr, Some("0123"), change);
+    assert!(status.contains("401"), "a wrong token: {status} {body}");
+    let (status, body) = post_params(&addr, Some(&token), r#"{"plugin": "blur", "params": {"radius": 400}}"#);
+    assert!(status.contains("400") && body.contains("= 400 is out of range 0..=64"), "{status} {body}");
+    let (status, body) = post_params(&addr, Some(&token), change);
+    assert!(status.contains("202"), "{status} {body}");
+    assert!(child.wait().unwrap().success());
+
+    let (changed, one, four) = (frames_of("out.rgba"), frames_of("one.rgba"), frames_of("four.rgba"));
+    assert_eq!(changed.len(), frames);
+    let from = changed.iter().zip(&one).position(|(a, b)| a != b).expect("the change took effect");
+    assert!(from >= 1_000, "not before it was posted: frame {from}");
+    assert!(changed[..from] == one[..from], "the frames before it have the old value");
+    assert!(changed[from..] == four[from..], "every frame from it on has the new value");
+}

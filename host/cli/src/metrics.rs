@@ -1,7 +1,9 @@
 //! Live metrics of a run (`plugin-host run --metrics ADDR`): OpenMetrics text at `/metrics`, so
 //! that an existing Prometheus or Grafana can watch a long run. Per plugin: the frame and failure
-//! counters and a latency histogram; for the run: frames in and out. Read-only; it serves only
-//! `GET /metrics`, from a small synchronous server (tiny_http: no async runtime for one route).
+//! counters and a latency histogram; for the run: frames in and out. With `--control ADDR` the
+//! same server also takes `POST /params` (new parameter values, from the next frame), which
+//! needs the random token printed at start. A small synchronous server (tiny_http: no async
+//! runtime for two routes).
 
 use crate::pipeline::{Live, LiveStats};
 use std::fmt::Write;
@@ -15,14 +17,18 @@ const BUCKETS_S: [f64; 14] = [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0
 
 /// Starts serving `live` at `addr` (`127.0.0.1:9100`; port 0 picks a free one) on a thread of
 /// its own; returns the address it listens on.
-pub fn serve(addr: &str, live: Live) -> Result<SocketAddr, String> {
+pub fn serve(addr: &str, live: Live, token: Option<String>) -> Result<SocketAddr, String> {
     let server = tiny_http::Server::http(addr).map_err(|e| format!("--metrics {addr}: cannot listen there: {e}"))?;
     let bound = server.server_addr().to_ip().ok_or_else(|| format!("--metrics {addr}: not an IP address and port"))?;
     std::thread::Builder::new()
         .name("metrics".into())
         .spawn(move || {
-            for request in server.incoming_requests() {
+            for mut request in server.incoming_requests() {
                 let response = match (request.method(), request.url()) {
+                    (tiny_http::Method::Post, "/params") if token.is_some() => {
+                        let (status, body) = post_params(&mut request, &live, token.as_deref().unwrap_or_default());
+                        tiny_http::Response::from_string(body).with_status_code(status)
+                    }
                     (tiny_http::Method::Get, "/metrics") => {
                         let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
                         let header =
@@ -36,6 +42,61 @@ pub fn serve(addr: &str, live: Live) -> Result<SocketAddr, String> {
         })
         .map_err(|e| format!("--metrics: cannot start its thread: {e}"))?;
     Ok(bound)
+}
+
+/// A random token for the control API: 128 bits from the kernel, in hex.
+pub fn new_token() -> std::io::Result<String> {
+    let mut bytes = [0u8; 16];
+    std::io::Read::read_exact(&mut std::fs::File::open("/dev/urandom")?, &mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// `POST /params` with `{"plugin": NAME, "params": {KEY: VALUE, …}}` and the token in an
+/// `Authorization: Bearer TOKEN` header: the status and a one-line JSON answer.
+fn post_params(request: &mut tiny_http::Request, live: &Live, token: &str) -> (u16, String) {
+    let answer = |status, key: &str, text: &str| (status, format!("{}\n", serde_json::json!({ key: text })));
+    let given = request
+        .headers()
+        .iter()
+        .find(|h| h.field.equiv("Authorization"))
+        .map(|h| h.value.as_str().trim().to_string())
+        .unwrap_or_default();
+    // Compared in full whatever the first difference: no timing clue to the token.
+    let expected = format!("Bearer {token}");
+    let same =
+        given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |d, (a, b)| d | (a ^ b)) == 0;
+    if !same {
+        return answer(401, "error", "this needs the token printed at start: Authorization: Bearer TOKEN");
+    }
+    let mut body = Vec::new();
+    let read = std::io::Read::read_to_end(&mut std::io::Read::take(request.as_reader(), 64 * 1024 + 1), &mut body);
+    if read.is_err() || body.len() > 64 * 1024 {
+        return answer(400, "error", "the body is unreadable or larger than 64 KiB");
+    }
+    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return answer(400, "error", "the body is not JSON: {\"plugin\": NAME, \"params\": {KEY: VALUE}}");
+    };
+    let (Some(plugin), Some(params)) = (json["plugin"].as_str(), json["params"].as_object()) else {
+        return answer(400, "error", "give {\"plugin\": NAME, \"params\": {KEY: VALUE}}");
+    };
+    let mut values = Vec::new();
+    for (key, value) in params {
+        use plugin_sdk::abi::ParamValue;
+        let value = match value {
+            serde_json::Value::Bool(b) => ParamValue::Bool(*b),
+            serde_json::Value::String(s) => ParamValue::Str(s.clone()),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => ParamValue::Int(i),
+                None => ParamValue::Float(n.as_f64().unwrap_or(f64::NAN)),
+            },
+            _ => return answer(400, "error", &format!("parameter \"{key}\" is not a number, boolean or string")),
+        };
+        values.push((key.clone(), value));
+    }
+    match live.set_params(plugin, values) {
+        Ok(()) => answer(202, "applies", "from the next frame"),
+        Err(message) => answer(400, "error", &message),
+    }
 }
 
 /// A label value with `\`, `"` and newlines escaped, as the format asks.

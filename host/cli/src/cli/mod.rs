@@ -80,6 +80,11 @@ against its schema, as in a config file.")]
         /// lasts, for Prometheus: 127.0.0.1:9100, or 127.0.0.1:0 for a free port.
         #[arg(long, value_name = "ADDR")]
         metrics: Option<String>,
+        /// Serve the metrics and a control API at this address: POST /params with
+        /// {"plugin": NAME, "params": {...}} changes a plugin's parameters from its next frame.
+        /// Requests that change anything need the token printed at start.
+        #[arg(long, value_name = "ADDR", conflicts_with = "metrics")]
+        control: Option<String>,
         /// More log output (plugin debug lines included).
         #[arg(short, long, conflicts_with = "quiet")]
         verbose: bool,
@@ -177,6 +182,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             frames,
             stats_json,
             metrics,
+            control,
             changes,
             quiet,
             ..
@@ -198,7 +204,14 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                         Some(file) => crate::config::load_changes(file, &config),
                     };
                     match changes {
-                        Ok(changes) => run_config(config, frames, stats_json, metrics, changes, quiet),
+                        Ok(changes) => {
+                            let serve = match (metrics, control) {
+                                (Some(addr), _) => Some((addr, false)),
+                                (None, Some(addr)) => Some((addr, true)),
+                                (None, None) => None,
+                            };
+                            run_config(config, frames, stats_json, serve, changes, quiet)
+                        }
                         Err(err) => {
                             eprintln!("error: {err}");
                             Ok(ExitCode::from(2))
@@ -337,7 +350,7 @@ fn run_config(
     config: Config,
     frames: Option<u64>,
     stats_json: Option<PathBuf>,
-    metrics: Option<String>,
+    serve: Option<(String, bool)>,
     changes: Vec<crate::config::ParamChange>,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -360,12 +373,21 @@ fn run_config(
         }
     }
     plugin_host::sys::signals::install_stop_handlers().context("installing the SIGINT/SIGTERM handlers")?;
-    let live = match &metrics {
+    let live = match &serve {
         None => None,
-        Some(addr) => {
+        Some((addr, control)) => {
             let live = crate::pipeline::Live::default();
-            match crate::metrics::serve(addr, live.clone()) {
-                Ok(bound) => eprintln!("metrics: http://{bound}/metrics"),
+            let token = match control {
+                true => Some(crate::metrics::new_token().context("making the control token")?),
+                false => None,
+            };
+            match crate::metrics::serve(addr, live.clone(), token.clone()) {
+                Ok(bound) => match token {
+                    Some(token) => {
+                        eprintln!("control: http://{bound}/params, metrics: http://{bound}/metrics, token: {token}")
+                    }
+                    None => eprintln!("metrics: http://{bound}/metrics"),
+                },
                 Err(message) => return fail(config.error(message).into()),
             }
             Some(live)

@@ -97,6 +97,16 @@ pub struct Live {
     plugins: Arc<Mutex<Vec<stats::PluginStats>>>,
     frames_in: Arc<std::sync::atomic::AtomicU64>,
     frames_out: Arc<std::sync::atomic::AtomicU64>,
+    /// Per plugin name: its schema, and where new values for it go while it runs.
+    controls: Arc<Mutex<Vec<LiveControl>>>,
+}
+
+/// One running plugin as the control API sees it.
+#[derive(Debug)]
+struct LiveControl {
+    name: String,
+    description: plugin_host::schema::PluginDescription,
+    changes: Sender<Vec<(String, plugin_sdk::abi::ParamValue)>>,
 }
 
 /// What [`Live::snapshot`] gives.
@@ -114,6 +124,18 @@ impl Live {
             frames_out: self.frames_out.load(Ordering::Relaxed),
             plugins: self.plugins.lock().map(|p| p.clone()).unwrap_or_default(),
         }
+    }
+
+    /// Gives running plugin `plugin` new values for `params`, from the next frame it takes:
+    /// checked against its schema first (the schema's sentence when refused; nothing changes).
+    pub fn set_params(&self, plugin: &str, params: Vec<(String, plugin_sdk::abi::ParamValue)>) -> Result<(), String> {
+        let controls = self.controls.lock().map_err(|_| "the run's controls are gone".to_string())?;
+        let Some(control) = controls.iter().find(|c| c.name == plugin) else {
+            let names: Vec<&str> = controls.iter().map(|c| c.name.as_str()).collect();
+            return Err(format!("no plugin named \"{plugin}\" is running (there are: {})", names.join(", ")));
+        };
+        control.description.resolve_params(&params).map_err(|e| format!("plugin \"{plugin}\": {e}"))?;
+        control.changes.send(params).map_err(|_| format!("plugin \"{plugin}\" has stopped"))
     }
 
     /// Stage `index`'s statistics as they stand.
@@ -444,6 +466,14 @@ impl Prepared {
         for (index, mut stage) in stages.into_iter().enumerate() {
             if let Some(live) = &options.live {
                 stage.publish_to(live.clone(), index);
+                let description = stage.processes().next().map(|p| p.description().clone());
+                if let Some(description) = description {
+                    let (changes, receiver) = channel();
+                    stage.take_live_changes(receiver);
+                    if let Ok(mut controls) = live.controls.lock() {
+                        controls.push(LiveControl { name: stage.config.name.clone(), description, changes });
+                    }
+                }
             }
             let (tx, rx) = sync_channel::<Carried>(depth);
             let input = std::mem::replace(&mut upstream, rx);

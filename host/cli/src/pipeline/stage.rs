@@ -40,6 +40,8 @@ pub(super) struct Stage {
     live: Option<(super::Live, usize, Instant)>,
     /// Parameter changes still to come, in time order.
     changes: VecDeque<crate::config::ParamChange>,
+    /// New values sent while running (the control API): applied from the next frame.
+    live_changes: Option<Receiver<Vec<(String, plugin_sdk::abi::ParamValue)>>>,
 }
 
 /// One process of a stage, and its own restart history.
@@ -173,12 +175,26 @@ impl Stage {
             output_shape,
             live: None,
             changes: VecDeque::new(),
+            live_changes: None,
         })
     }
 
     /// Parameter changes for this stage, in time order, applied as frames reach their times.
     pub(super) fn change_at(&mut self, changes: Vec<crate::config::ParamChange>) {
         self.changes = changes.into();
+    }
+
+    /// Takes new values sent while running from `receiver`.
+    pub(super) fn take_live_changes(&mut self, receiver: Receiver<Vec<(String, plugin_sdk::abi::ParamValue)>>) {
+        self.live_changes = Some(receiver);
+    }
+
+    /// Values sent while running become changes due at the next frame, before any later one.
+    fn queue_live_changes(&mut self) {
+        while let Some(params) = self.live_changes.as_ref().and_then(|r| r.try_recv().ok()) {
+            let plugin = self.config.name.clone();
+            self.changes.push_front(crate::config::ParamChange { at_us: i64::MIN, plugin, params });
+        }
     }
 
     /// Gives every running worker the changes due by `timestamp_us` (none of them has a frame
@@ -309,6 +325,7 @@ impl Stage {
                 };
                 match next {
                     Ok(carried) => {
+                        self.queue_live_changes();
                         // New parameters apply from the first frame at or after their time: the
                         // frames before it finish with the old ones first.
                         if self.changes.front().is_some_and(|c| c.at_us <= carried.desc.timestamp_us) {
