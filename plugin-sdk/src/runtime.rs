@@ -49,13 +49,8 @@ impl<P: Plugin> State<P> {
     /// memory (a buffer from [`alloc`]) that nothing writes to during the call.
     pub unsafe fn init(&self, params: i32, len: i32) -> i32 {
         install_panic_hook();
-        let bytes: &[u8] = if len <= 0 {
-            &[]
-        } else {
-            // SAFETY: per this function's contract `len` (> 0) bytes at `params` are readable and
-            // not written during the call.
-            unsafe { std::slice::from_raw_parts(params as usize as *const u8, len as usize) }
-        };
+        // SAFETY: forwarded from this function's contract.
+        let bytes = unsafe { guest_bytes(params, len) };
         let result = match abi::decode_params(bytes) {
             Some(values) => P::new(&Params::resolve(&P::params(), &values)),
             None => Err(PluginError::new("the host sent malformed parameters")),
@@ -75,13 +70,8 @@ impl<P: Plugin> State<P> {
     /// # Safety
     /// As for [`State::init`].
     pub unsafe fn set_params(&self, params: i32, len: i32) -> i32 {
-        let bytes: &[u8] = if len <= 0 {
-            &[]
-        } else {
-            // SAFETY: per this function's contract `len` (> 0) bytes at `params` are readable and
-            // not written during the call.
-            unsafe { std::slice::from_raw_parts(params as usize as *const u8, len as usize) }
-        };
+        // SAFETY: forwarded from this function's contract.
+        let bytes = unsafe { guest_bytes(params, len) };
         let mut inner = self.inner.borrow_mut();
         let result = match (abi::decode_params(bytes), inner.plugin.as_mut()) {
             (None, _) => Err(PluginError::new("the host sent malformed parameters")),
@@ -212,7 +202,7 @@ unsafe fn run_process<P: Plugin>(
     // SAFETY: per this function's contract both descriptors are readable.
     let (in_desc, out_ptr) = unsafe { (read_desc(input), output as usize as *mut [u8; FRAME_DESC_SIZE]) };
     // SAFETY: as above.
-    let mut out_desc = FrameDesc::from_bytes(unsafe { &*out_ptr });
+    let out_desc = FrameDesc::from_bytes(unsafe { &*out_ptr });
     let format = PixelFormat::from_u32(in_desc.format).ok_or("the host sent an unknown pixel format")?;
     crate::check_accepts::<P>(format)?;
     let out_format = PixelFormat::from_u32(out_desc.format).unwrap_or(format);
@@ -238,12 +228,8 @@ unsafe fn run_process<P: Plugin>(
             }
         }
     }
-    out_desc.width = out.width();
-    out_desc.height = out.height();
-    out_desc.stride = out.stride();
-    out_desc.format = out.format() as u32;
     // SAFETY: the output descriptor is writable per this function's contract.
-    unsafe { *out_ptr = out_desc.to_bytes() };
+    unsafe { write_output_desc(out_ptr, out_desc, &out) };
     Ok(())
 }
 
@@ -274,7 +260,7 @@ unsafe fn run_process_many<P: Plugin>(
     }
     let out_ptr = output as usize as *mut [u8; FRAME_DESC_SIZE];
     // SAFETY: the output descriptor is readable and writable per this function's contract.
-    let mut out_desc = FrameDesc::from_bytes(unsafe { &*out_ptr });
+    let out_desc = FrameDesc::from_bytes(unsafe { &*out_ptr });
     let out_format = PixelFormat::from_u32(out_desc.format).ok_or("the host sent an unknown pixel format")?;
     // SAFETY: per this function's contract the output buffer is valid, writable and disjoint.
     let out_data =
@@ -282,13 +268,39 @@ unsafe fn run_process_many<P: Plugin>(
     let timestamp = frames[0].timestamp_us();
     let mut out = FrameMut::new(out_data, out_desc.width, out_desc.height, out_desc.stride, out_format, timestamp)?;
     plugin.process_many(&frames, &mut out)?;
-    out_desc.width = out.width();
-    out_desc.height = out.height();
-    out_desc.stride = out.stride();
-    out_desc.format = out.format() as u32;
     // SAFETY: as above.
-    unsafe { *out_ptr = out_desc.to_bytes() };
+    unsafe { write_output_desc(out_ptr, out_desc, &out) };
     Ok(())
+}
+
+/// Writes the shape the plugin gave its output into the output descriptor at `out_ptr`.
+///
+/// # Safety
+/// `out_ptr` points to a writable [`FrameDesc`].
+unsafe fn write_output_desc(out_ptr: *mut [u8; FRAME_DESC_SIZE], desc: FrameDesc, out: &FrameMut<'_>) {
+    let desc = FrameDesc {
+        width: out.width(),
+        height: out.height(),
+        stride: out.stride(),
+        format: out.format() as u32,
+        ..desc
+    };
+    // SAFETY: per this function's contract.
+    unsafe { *out_ptr = desc.to_bytes() };
+}
+
+/// The `len` bytes the host wrote at `ptr` (none when `len <= 0`).
+///
+/// # Safety
+/// Unless `len <= 0`, `len` bytes at `ptr` are readable and not written while the slice lives.
+unsafe fn guest_bytes<'a>(ptr: i32, len: i32) -> &'a [u8] {
+    match usize::try_from(len) {
+        Ok(len) if len > 0 => {
+            // SAFETY: per this function's contract.
+            unsafe { std::slice::from_raw_parts(ptr as usize as *const u8, len) }
+        }
+        _ => &[],
+    }
 }
 
 /// # Safety
