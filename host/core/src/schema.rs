@@ -134,9 +134,23 @@ impl PluginDescription {
             let (n, most) = (description.inputs.len(), plugin_sdk::abi::MAX_INPUTS);
             return Err(format!("its description lists {n} inputs; at most {most}"));
         }
+        // Input names and roles reach messages and configs: plain words only, checked here once.
+        let plain = |text: &str, extra: fn(char) -> bool| {
+            text.chars().count() <= 64
+                && text.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || extra(c))
+        };
         for (i, input) in description.inputs.iter().enumerate() {
-            if input.name.is_empty() || description.inputs[..i].iter().any(|other| other.name == input.name) {
-                return Err(format!("its description names input \"{}\" twice, or not at all", input.name));
+            if input.name.is_empty() || !plain(&input.name, |_| false) {
+                return Err("its description names an input with other than 1 to 64 letters, digits, '-' or '_'".into());
+            }
+            if !plain(&input.role, |c| c == ' ') {
+                return Err(format!(
+                    "input \"{}\" of its description has a role of other than plain words",
+                    input.name
+                ));
+            }
+            if description.inputs[..i].iter().any(|other| other.name == input.name) {
+                return Err(format!("its description names input \"{}\" twice", input.name));
             }
         }
         for format in &description.formats {
@@ -313,6 +327,16 @@ mod tests {
     #[test]
     fn untrusted_descriptions_are_checked() {
         assert!(PluginDescription::parse("{").is_err());
+        let with_inputs = |inputs: &str| {
+            PluginDescription::parse(&format!(
+                r#"{{"name":"x","version":"1","description":"","formats":["rgba8"],"inputs":{inputs},"params":[]}}"#
+            ))
+        };
+        let two = with_inputs(r#"[{"name":"a","role":"background"},{"name":"b-2","role":"over lay"}]"#).unwrap();
+        assert_eq!(two.input_count(), 2);
+        assert!(with_inputs(r#"[{"name":"a\u001b[2J","role":""}]"#).unwrap_err().contains("letters, digits"));
+        assert!(with_inputs(r#"[{"name":"a","role":"\u009b"}]"#).unwrap_err().contains("plain words"));
+        assert!(with_inputs(r#"[{"name":"a","role":""},{"name":"a","role":""}]"#).unwrap_err().contains("twice"));
         assert!(
             PluginDescription::parse(r#"{"name":"x","version":"1","description":"","formats":["yuv"],"params":[]}"#)
                 .is_err()
