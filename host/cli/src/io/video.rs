@@ -46,12 +46,22 @@ impl LastLine {
         if let Some(stderr) = child.stderr.take() {
             let keep = last.clone();
             let reader = std::thread::spawn(move || {
-                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                    let line = line.trim();
-                    if !line.is_empty()
+                // Lines of at most 1 KiB (a longer one counts as several): whatever the media
+                // makes ffmpeg say, this holds one short line.
+                let mut reader = BufReader::new(stderr);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match reader.by_ref().take(1024).read_until(b'\n', &mut line) {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {}
+                    }
+                    let text = String::from_utf8_lossy(&line);
+                    let text = text.trim();
+                    if !text.is_empty()
                         && let Ok(mut kept) = keep.0.lock()
                     {
-                        *kept = plugin_host::text::terminal_safe(&line.chars().take(1024).collect::<String>());
+                        *kept = plugin_host::text::terminal_safe(text);
                     }
                 }
             });
@@ -102,6 +112,10 @@ fn as_file(path: &Path) -> std::ffi::OsString {
 /// ffmpeg options that keep it to local files and the one-file demuxers, before an `-i`.
 const INPUT_LIMITS: [&str; 4] = ["-protocol_whitelist", "file,pipe", "-format_whitelist", DEMUXERS];
 
+/// Most bytes kept of a short-lived child's stdout or stderr (ffprobe's JSON, a trial mux's
+/// complaint); the rest is read and dropped, so the child never blocks on a full pipe.
+const MAX_CHILD_OUTPUT: u64 = 4 << 20;
+
 /// Waits for a child's output; a stop request (Ctrl-C) ends the child and the wait.
 fn output_or_stop(mut child: Child, path: &Path) -> Result<std::process::Output, MediaError> {
     let (mut stdout, mut stderr) = (child.stdout.take(), child.stderr.take());
@@ -110,7 +124,8 @@ fn output_or_stop(mut child: Child, path: &Path) -> Result<std::process::Output,
             std::thread::spawn(move || {
                 let mut bytes = Vec::new();
                 if let Some(mut pipe) = pipe {
-                    let _ = pipe.read_to_end(&mut bytes);
+                    let _ = pipe.by_ref().take(MAX_CHILD_OUTPUT).read_to_end(&mut bytes);
+                    let _ = std::io::copy(&mut pipe, &mut std::io::sink());
                 }
                 bytes
             })
