@@ -102,6 +102,10 @@ pub trait Source: Send {
     fn len_hint(&self) -> Option<u64>;
     /// Width, height and format of the frames.
     fn shape(&self) -> (u32, u32, plugin_sdk::PixelFormat);
+    /// The codec of the input's audio, for a video file that has some (its output may copy it).
+    fn audio_codec(&self) -> Option<String> {
+        None
+    }
     /// Their rate and colour: 30 frames/s and [`StreamInfo::guess_colour`] unless the source says.
     fn info(&self) -> StreamInfo {
         StreamInfo::new((30, 1), self.shape().1)
@@ -188,17 +192,17 @@ pub fn open_source(input: &InputConfig) -> Result<Box<dyn Source>, MediaError> {
 
 /// Prepares the configured output, checking that it is writable; nothing appears at the
 /// output path until [`Sink::finish`].
-/// `input` is where the frames come from: a video file's audio goes to a video output.
-pub fn open_sink(output: &OutputConfig, info: &StreamInfo, input: &InputConfig) -> Result<Box<dyn Sink>, MediaError> {
+/// `audio`: the input video file and its audio codec, when it has audio a video output may copy.
+pub fn open_sink(
+    output: &OutputConfig,
+    info: &StreamInfo,
+    audio: Option<(&std::path::Path, &str)>,
+) -> Result<Box<dyn Sink>, MediaError> {
     Ok(match output {
         OutputConfig::Png { path } => Box::new(png_io::PngSink::create(path)?),
         OutputConfig::Raw { path, format } => Box::new(raw::RawSink::create(path, format.map(|f| f.pixel_format()))?),
         OutputConfig::Y4m { path } => Box::new(raw::RawSink::create_y4m(path, *info)?),
         OutputConfig::Video { path, encoder_args } => {
-            let audio = match input {
-                InputConfig::Video { path, .. } => Some(path.as_path()),
-                _ => None,
-            };
             Box::new(video::VideoSink::create(path, *info, audio, encoder_args)?)
         }
         OutputConfig::Null => Box::new(NullSink),

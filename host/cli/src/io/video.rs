@@ -300,6 +300,9 @@ impl VideoSource {
 }
 
 impl Source for VideoSource {
+    fn audio_codec(&self) -> Option<String> {
+        self.probe.audio.clone()
+    }
     fn len_hint(&self) -> Option<u64> {
         self.probe.frames
     }
@@ -362,11 +365,12 @@ pub struct VideoSink {
 }
 
 impl VideoSink {
-    /// `audio_from`: the input video file, whose audio the output gets when it can.
+    /// `audio_from`: the input video file and the codec of its audio (as its source probed it),
+    /// which the output gets when it can.
     pub fn create(
         path: &Path,
         info: StreamInfo,
-        audio_from: Option<&Path>,
+        audio_from: Option<(&Path, &str)>,
         args: &[String],
     ) -> Result<Self, MediaError> {
         if path.is_dir() {
@@ -390,8 +394,7 @@ impl VideoSink {
         }
         // Ours, made here: ffmpeg then writes this file, not whatever a link there pointed to.
         super::create_partial(&partial).map_err(|source| MediaError::Write { path: partial.clone(), source })?;
-        let codec = audio_from.and_then(|input| probe(input).ok()?.audio.map(|codec| (input, codec)));
-        let audio = match codec {
+        let audio = match audio_from {
             Some((input, codec)) => match audio_fits(input, extension) {
                 Ok(()) => Some(input.to_path_buf()),
                 Err(why) => {

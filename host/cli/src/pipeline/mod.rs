@@ -334,8 +334,13 @@ impl Prepared {
                 }
             }
         }
-        let sink =
-            io::open_sink(&config.output, &info, &config.input).map_err(|e| config.error(format!("output: {e}")))?;
+        // A video file's audio, as its source found it, may go to a video output.
+        let codec = source.audio_codec();
+        let audio = match (&config.input, &codec) {
+            (crate::config::InputConfig::Video { path, .. }, Some(codec)) => Some((path.as_path(), codec.as_str())),
+            _ => None,
+        };
+        let sink = io::open_sink(&config.output, &info, audio).map_err(|e| config.error(format!("output: {e}")))?;
         let out_height = shapes.last().map_or(height, |(_, shape)| shape.height);
         let shapes = shapes.into_iter().map(|(name, shape)| format!("{name} {shape}")).collect();
         Ok(Self { source, sink, stages, region, options, info, source_convert, conversions, shapes, out_height })
