@@ -237,6 +237,12 @@ fn a_video_file_ffmpeg_cannot_read_or_write_is_named_with_its_reason() {
     assert!(!dir.join("out.mp4").exists());
     let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name()).collect();
     assert!(!leftovers.iter().any(|n| n.to_string_lossy().contains("partial")), "{leftovers:?}");
+    // The same over an output that was there: it stays as it was, and nothing is claimed.
+    std::fs::copy(dir.join("in.mp4"), dir.join("out.mp4")).unwrap();
+    let output = host(&dir, &["run", "p.toml", "-q"], Vec::new());
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(!stderr(&output).contains("frame(s) completed"), "{}", stderr(&output));
+    assert_eq!(std::fs::read(dir.join("out.mp4")).unwrap(), std::fs::read(dir.join("in.mp4")).unwrap());
 }
 
 #[test]

@@ -401,9 +401,7 @@ fn run_config(
     let to_stdout = prepared.output_is_stdout();
     // A file or folder holds frames after the run; a stream (stdout, a FIFO) or null does not.
     let output_holds_frames = match &config.output {
-        OutputConfig::Png { .. } => true,
-        // Known after the run: an encoder that failed leaves no file.
-        OutputConfig::Video { .. } => true,
+        OutputConfig::Png { .. } | OutputConfig::Video { .. } => true,
         OutputConfig::Raw { path, .. } | OutputConfig::Y4m { path } => {
             !to_stdout && std::fs::metadata(path).map_or(true, |m| m.is_file())
         }
@@ -411,7 +409,6 @@ fn run_config(
     };
     let sandbox = prepared.sandbox_summary();
     let mut progress = ProgressReport::new(quiet);
-    let run_started = std::time::SystemTime::now();
     let (stats, result) = prepared.run(&mut progress);
     if let Some(json) = &stats_json {
         let text = serde_json::to_string_pretty(&stats).context("encoding the statistics")?;
@@ -442,15 +439,10 @@ fn run_config(
                 _ => eprintln!("error: {err}"),
             }
             let ending = if plugin_host::sys::signals::stop_requested() { "interrupt" } else { "failure" };
-            // A video output that failed to encode leaves the file as it was (or none): only a
-            // file this run wrote holds its frames.
-            let written_now = |path: &Path| {
-                std::fs::metadata(path).and_then(|m| m.modified()).is_ok_and(|modified| modified >= run_started)
-            };
-            let video_gone = matches!(&config.output, OutputConfig::Video { path, .. } if !written_now(path))
-                || stats.frames_out == 0;
             match &stats.output_kept_aside {
-                None if !output_holds_frames || video_gone => {}
+                // Nothing this run made was put in place (no frame, or a video that failed to
+                // encode): nothing to claim.
+                None if !output_holds_frames || !stats.output_written => {}
                 None => eprintln!("the output holds the {} frame(s) completed before the {ending}", stats.frames_out),
                 Some(kept) => eprintln!(
                     "the output that was already there is untouched; the {} frame(s) completed before the {ending} \

@@ -565,6 +565,7 @@ impl Prepared {
             keep(&mut first_error, join(source_thread));
         }
         let mut output_kept_aside = None;
+        let mut output_written = false;
         let frames_in = frames_in.lock().map(|n| *n).unwrap_or(0);
         // An input with no frames, or a run that failed before its first: nothing to put in
         // place (an empty file would look like an output). Frames that all went to `skip` still
@@ -575,9 +576,13 @@ impl Prepared {
                 tracing::warn!("the input gave no frames: nothing was written");
             }
         } else if first_error.is_none() {
-            keep(&mut first_error, sink.finish().map_err(RunError::from));
+            match sink.finish() {
+                Ok(()) => output_written = frames_out > 0,
+                Err(e) => keep(&mut first_error, Err(e.into())),
+            }
         } else {
             match sink.keep_aside() {
+                Ok(None) => output_written = frames_out > 0,
                 Ok(kept) => output_kept_aside = kept,
                 Err(e) => keep(&mut first_error, Err(e.into())),
             }
@@ -602,6 +607,7 @@ impl Prepared {
             conversions,
             shapes,
             output_kept_aside,
+            output_written,
         };
         (stats, first_error.map_or(Ok(()), Err))
     }

@@ -165,6 +165,9 @@ pub struct RunStats {
     pub conversions: Vec<Conversion>,
     /// Each boundary's frames: `input 1280x720 yuv420p`, then each plugin's output.
     pub shapes: Vec<String>,
+    /// Whether the output now holds this run's frames (put in place; false when it had none, or
+    /// the output failed, a video encoder say).
+    pub output_written: bool,
     /// After a failed run over an existing output: where this run's frames were kept instead.
     pub output_kept_aside: Option<std::path::PathBuf>,
 }
