@@ -176,3 +176,28 @@ pub fn load_untrusted_module(dir: &std::path::Path, bytes: &[u8]) -> Result<Stri
         Err(err) => Err(err.to_string()),
     }
 }
+
+/// `plugin-host` to run in `dir` with the example plugins on its search path, stdin closed,
+/// stdout and stderr piped.
+pub fn host_command(dir: &std::path::Path) -> std::process::Command {
+    use std::process::Stdio;
+    let mut command = std::process::Command::new(host_bin());
+    command
+        .current_dir(dir)
+        .env("PLUGIN_HOST_PATH", root().join("target/plugins"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// Starts `command` and returns it with the first line it writes to stderr (where a run with
+/// `--metrics` or `--control` announces its address); later lines are read and dropped.
+pub fn spawn_announced(command: &mut std::process::Command) -> (std::process::Child, String) {
+    use std::io::BufRead;
+    let mut child = command.spawn().unwrap();
+    let mut lines = std::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    std::thread::spawn(move || lines.for_each(drop));
+    (child, first)
+}

@@ -1,7 +1,7 @@
 //! A run watched while it runs: the metrics endpoint, and the host's memory over a long run.
 
 use crate::support::*;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
 /// `GET /metrics` at `addr` (`127.0.0.1:PORT`): the body.
@@ -29,23 +29,18 @@ fn rss_kib(pid: u32) -> u64 {
 
 #[test]
 fn metrics_count_live_and_the_hosts_memory_stays_flat_over_a_long_run() {
-    let mut child = Command::new(host_bin())
-        .args(["run", "-q", "-i", "testsrc:16x16:10000000", "-o", "null", "invert ! flip ! invert"])
-        .args(["--metrics", "127.0.0.1:0"])
-        .env("PLUGIN_HOST_PATH", root().join("target/plugins"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+    let dir = scratch_dir("live", "metrics");
+    let (mut child, first) = spawn_announced(
+        host_command(&dir)
+            .args(["run", "-q", "-i", "testsrc:16x16:10000000", "-o", "null", "invert ! flip ! invert"])
+            .args(["--metrics", "127.0.0.1:0"])
+            .stdout(Stdio::null()),
+    );
     let addr = first
         .strip_prefix("metrics: http://")
         .and_then(|rest| rest.strip_suffix("/metrics"))
         .unwrap_or_else(|| panic!("the address first: {first}"))
         .to_string();
-    std::thread::spawn(move || lines.for_each(drop));
     // Memory at two points of the run, counted in frames (not seconds): a per-frame leak of a
     // few bytes per stage (as the latency vectors once were) shows as hundreds of KiB here.
     let until = |frames: u64| loop {
@@ -137,34 +132,23 @@ fn post_params(addr: &str, token: Option<&str>, body: &str) -> (String, String) 
 fn a_parameter_posted_while_running_applies_from_one_frame_on_and_needs_the_token() {
     let dir = scratch_dir("live", "control");
     let (w, h, frames) = (16usize, 16usize, 30_000usize);
-    let run = |chain: &str, control: bool| {
-        let mut command = Command::new(host_bin());
+    let run = |chain: &str| {
+        let mut command = host_command(&dir);
+        command.args(["run", "-q", "-i", &format!("testsrc:{w}x{h}:{frames}"), "-o", "out.rgba", chain]);
+        command.stdout(Stdio::null());
         command
-            .current_dir(&dir)
-            .args(["run", "-q", "-i", &format!("testsrc:{w}x{h}:{frames}"), "-o", "out.rgba", chain])
-            .env("PLUGIN_HOST_PATH", root().join("target/plugins"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        if control {
-            command.args(["--control", "127.0.0.1:0"]);
-        }
-        command.spawn().unwrap()
     };
     let frames_of = |file: &str| -> Vec<Vec<u8>> {
         std::fs::read(dir.join(file)).unwrap().chunks(w * h * 4).map(<[u8]>::to_vec).collect()
     };
     for (radius, file) in [(1, "one.rgba"), (4, "four.rgba")] {
-        let output = run(&format!("blur radius={radius} ! invert"), false).wait_with_output().unwrap();
+        let output = run(&format!("blur radius={radius} ! invert")).output().unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         std::fs::rename(dir.join("out.rgba"), dir.join(file)).unwrap();
     }
-    let mut child = run("blur radius=1 ! invert", true);
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let first = lines.next().unwrap().unwrap();
+    let (mut child, first) = spawn_announced(run("blur radius=1 ! invert").args(["--control", "127.0.0.1:0"]));
     let addr = first.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap().to_string();
     let token = first.rsplit("token: ").next().unwrap().trim().to_string();
-    std::thread::spawn(move || lines.for_each(drop));
     while sample(&get_metrics(&addr), "plugin_host_output_frames_total") < 1_000 {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }

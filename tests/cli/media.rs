@@ -19,15 +19,7 @@ fn stderr(output: &Output) -> String {
 
 /// `plugin-host ARGS` in `dir`, example plugins on the search path, `stdin` fed to it.
 fn host(dir: &Path, args: &[&str], stdin: Vec<u8>) -> Output {
-    let mut child = Command::new(host_bin())
-        .args(args)
-        .current_dir(dir)
-        .env("PLUGIN_HOST_PATH", root().join("target/plugins"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = host_command(dir).args(args).stdin(Stdio::piped()).spawn().unwrap();
     let mut pipe = child.stdin.take().unwrap();
     std::thread::spawn(move || {
         let _ = pipe.write_all(&stdin);
