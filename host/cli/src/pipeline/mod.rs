@@ -33,9 +33,10 @@ struct Carried {
     frame: u64,
     lane: Lane,
     desc: FrameDesc,
-    /// Its metadata: set by the source, carried through every stage, changed only by a plugin
-    /// that sets it (decoded and checked when it comes back).
-    meta: plugin_sdk::FrameMeta,
+    /// Its metadata, encoded (`FrameMeta::encode`) and known to decode: set by the source,
+    /// carried through every stage, changed only by a plugin that sets it (checked when it
+    /// comes back). Kept encoded, so that a stage writes it as it is.
+    meta: Vec<u8>,
     /// Set on a frame a failed stage passed through: the host copied it into that stage's
     /// output boundary, which its plugin can write whenever it runs. The stage runs nothing
     /// until whoever reads the frame next drops this, when it is done with the buffer.
@@ -458,7 +459,7 @@ impl Prepared {
                 if let Some(live) = &source_live {
                     live.frames_in.store(n, Ordering::Relaxed);
                 }
-                let meta = info.frame_meta(n - 1);
+                let meta = info.frame_meta(n - 1).encode().unwrap_or_default();
                 if source_tx.send(Carried { frame: n, lane, desc, meta, reading: None }).is_err() {
                     break;
                 }

@@ -34,6 +34,10 @@ pub(super) struct Stage {
     converter: Option<Converter>,
     /// A frame's pixels copied out of the lane to be converted.
     unconverted: Vec<u8>,
+    /// The metadata a plugin set, copied out to be checked (reused from frame to frame).
+    meta_scratch: Vec<u8>,
+    /// Whether undecodable metadata from the plugin has been said already.
+    bad_meta_said: bool,
     /// The shape of its output frames, as its plugin declared it: frames of another are refused.
     output_shape: plugin_sdk::Shape,
     /// Where its statistics are published while it runs, as which stage, and when last.
@@ -65,7 +69,7 @@ struct Pending {
     frame: u64,
     lane: Lane,
     input: FrameDesc,
-    meta: plugin_sdk::FrameMeta,
+    meta: Vec<u8>,
     reading: Option<Reading>,
     bands: Vec<Band>,
     /// The first failure among its bands: the frame goes to the policy once all are back.
@@ -172,6 +176,8 @@ impl Stage {
             band_outputs,
             converter: None,
             unconverted: Vec::new(),
+            meta_scratch: Vec::new(),
+            bad_meta_said: false,
             output_shape,
             live: None,
             changes: VecDeque::new(),
@@ -509,23 +515,18 @@ impl Stage {
         lied.then(|| PluginError { plugin: self.config.name.clone(), kind: Violation::OutputDescriptor(why).into() })
     }
 
-    /// The metadata the plugin set on a frame it finished, copied out once and decoded; `None`
-    /// when it set none, or set bytes that do not decode (then its input's stands, and the
-    /// run says so).
-    fn output_meta(&mut self, lane: &Lane) -> Option<plugin_sdk::FrameMeta> {
-        let mut bytes = std::mem::take(&mut self.unconverted);
-        let meta = match self.region.read_meta(lane.slot(), Buffer::Output, &mut bytes) {
-            false => None,
-            true => plugin_sdk::FrameMeta::decode(&bytes).or_else(|| {
-                tracing::warn!(
-                    "plugin \"{}\" set frame metadata that does not decode; kept the input's",
-                    self.config.name
-                );
-                None
-            }),
-        };
-        self.unconverted = bytes;
-        meta
+    /// Makes `meta` the metadata the plugin set on a frame it finished, when it set some that
+    /// decodes (copied out once, then checked); otherwise the input's stands. Bytes that do not
+    /// decode are said once per stage, not once per frame.
+    fn take_output_meta(&mut self, lane: &Lane, meta: &mut Vec<u8>) {
+        if !self.region.read_meta(lane.slot(), Buffer::Output, &mut self.meta_scratch) {
+            return;
+        }
+        if plugin_sdk::FrameMeta::decode(&self.meta_scratch).is_some() {
+            std::mem::swap(meta, &mut self.meta_scratch);
+        } else if !std::mem::replace(&mut self.bad_meta_said, true) {
+            tracing::warn!("plugin \"{}\" set frame metadata that does not decode; kept the input's", self.config.name);
+        }
     }
 
     fn not_running(&self) -> PluginError {
@@ -556,9 +557,7 @@ impl Stage {
                 }
                 self.stats.latency_us.record(took.as_micros() as u64);
                 let mut carried = carried;
-                if let Some(meta) = self.output_meta(&carried.lane) {
-                    carried.meta = meta;
-                }
+                self.take_output_meta(&carried.lane, &mut carried.meta);
                 Ok(output.send(Carried { desc, ..carried }).is_ok())
             }
             Err(error) => {
@@ -631,7 +630,7 @@ impl Stage {
     ) -> Result<Option<Pending>, PluginError> {
         let Carried { frame, mut lane, mut desc, meta, reading } = carried;
         // The frame's metadata beside its input; the output's is unset until the plugin sets it.
-        self.region.write_meta(lane.slot(), Buffer::Input, meta.encode().as_deref());
+        self.region.write_meta(lane.slot(), Buffer::Input, Some(&meta));
         self.region.write_meta(lane.slot(), Buffer::Output, None);
         if let Some(converted) = self.convert_input(&mut lane, desc) {
             desc = converted;
