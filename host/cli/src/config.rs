@@ -356,18 +356,10 @@ pub fn load_changes(path: &Path, config: &Config) -> Result<Vec<ParamChange>, Co
         params: toml::Table,
     }
     let text = std::fs::read_to_string(path).map_err(|e| error(format!("cannot read it: {e}")))?;
-    let raw: RawChanges = toml::from_str(&text).map_err(|e| error(e.to_string().trim().replace('\n', " ")))?;
+    let raw: RawChanges = toml::from_str(&text).map_err(|e| error(describe_toml_error(&text, &e)))?;
     let mut changes = Vec::new();
     for (i, change) in raw.change.into_iter().enumerate() {
-        if !config.plugins.iter().any(|p| p.name == change.plugin) {
-            let names: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
-            return Err(error(format!(
-                "change #{}: no plugin named \"{}\" (there are: {})",
-                i + 1,
-                change.plugin,
-                names.join(", ")
-            )));
-        }
+        config.plugin_index(&change.plugin).map_err(|e| error(format!("change #{}: {e}", i + 1)))?;
         let params = change
             .params
             .into_iter()
@@ -542,6 +534,29 @@ impl Config {
             Some(ring @ 1..=MAX_RING) => ring,
             Some(ring) => return Err(error(format!("ring = {ring} is outside 1..={MAX_RING}"))),
         };
+        // One process has one stdin and one stdout: `-` serves one input and one output.
+        let stdio = Some(Path::new("-"));
+        let input_count = inputs.len();
+        if let Some(i) = inputs
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find(|(i, input)| input.path() == stdio && inputs[..*i].iter().any(|earlier| earlier.path() == stdio))
+            .map(|(i, _)| i)
+        {
+            let at = label("input", i, input_count, &Some(graph.inputs()[i].name.clone()));
+            return Err(error(format!("{at}input.path \"-\" is stdin, which an earlier input reads already")));
+        }
+        if let Some(i) = outputs
+            .iter()
+            .enumerate()
+            .skip(1)
+            .find(|(i, output)| output.path() == stdio && outputs[..*i].iter().any(|earlier| earlier.path() == stdio))
+            .map(|(i, _)| i)
+        {
+            let at = label("output", i, output_count, &graph.outputs()[i].name);
+            return Err(error(format!("{at}output.path \"-\" is stdout, which an earlier output writes already")));
+        }
         for (i, output) in outputs.iter().enumerate() {
             if let Some(out) = output.path()
                 && let Some(what) = overwritten_by(out, path, &inputs, &plugins, (&outputs, i))
@@ -620,6 +635,18 @@ impl Config {
             let path = output.path()?;
             let what = overwritten_by(path, &self.file, &self.inputs, &self.plugins, (&self.outputs, i))?;
             Some((path.to_path_buf(), what))
+        })
+    }
+
+    /// Which of the plugins is named `name`, or the sentence saying there is none (with the
+    /// names there are, and the closest).
+    pub fn plugin_index(&self, name: &str) -> Result<usize, String> {
+        self.plugins.iter().position(|p| p.name == name).ok_or_else(|| {
+            let names: Vec<String> = self.plugins.iter().map(|p| p.name.clone()).collect();
+            let suggestion = plugin_host::schema::closest(name, &names)
+                .map(|s| format!("; did you mean \"{s}\"?"))
+                .unwrap_or_default();
+            format!("no plugin named \"{name}\" (there are: {}){suggestion}", names.join(", "))
         })
     }
 
@@ -724,10 +751,8 @@ fn overwritten_by(
 fn check_input(raw: RawInput, resolve: &dyn Fn(&Path) -> PathBuf) -> Result<InputConfig, String> {
     // The name and on_end are the graph's.
     let RawInput { kind, path, width, height, frames, format, decoder_args, .. } = raw;
-    if kind != InputKind::Video && decoder_args.is_some() {
-        let kind = format!("{kind:?}").to_lowercase();
-        return Err(format!("input.decoder_args does not apply to kind = \"{kind}\""));
-    }
+    let name = format!("{kind:?}").to_lowercase();
+    only("input", &name, &[("decoder_args", kind != InputKind::Video && decoder_args.is_some())])?;
     Ok(match kind {
         InputKind::Testsrc => {
             only("input", "testsrc", &[("path", path.is_some()), ("format", format.is_some())])?;
@@ -915,6 +940,36 @@ mod tests {
     }
 
     const MINIMAL: &str = "[input]\nkind = \"testsrc\"\n[output]\nkind = \"null\"\n";
+
+    #[test]
+    fn a_plugin_may_be_named_input_and_stdin_and_stdout_serve_one_each() {
+        let chain =
+            "[input]\nkind = \"testsrc\"\n[[plugin]]\nname = \"input\"\npath = \"x.wasm\"\n[output]\nkind = \"null\"\n";
+        assert!(load(chain).unwrap().is_chain(), "the unnamed input's default name is not taken from the user");
+        let two_stdout = "[input]\nkind = \"testsrc\"\n[[output]]\nkind = \"raw\"\npath = \"-\"\n\
+                          [[output]]\nkind = \"y4m\"\npath = \"-\"\n";
+        let err = load(two_stdout).unwrap_err();
+        assert!(
+            err.contains("output #2: output.path \"-\" is stdout, which an earlier output writes already"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_change_list_names_its_plugin_and_its_syntax_errors_by_line() {
+        let dir = std::env::temp_dir().join(format!("plugin-host-changes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let config = Config::chain(
+            dir.join("c.toml"),
+            InputConfig::Testsrc { width: 8, height: 8, frames: 1 },
+            Vec::new(),
+            OutputConfig::Null,
+        );
+        std::fs::write(dir.join("bad.toml"), "[[change]]\nat_ms = \"soon\"\n").unwrap();
+        let err = load_changes(&dir.join("bad.toml"), &config).unwrap_err().message;
+        assert!(err.starts_with("line 2, column"), "{err}");
+        assert!(!err.contains('\n') && !err.contains('|'), "one sentence: {err}");
+    }
 
     #[test]
     fn minimal_config_takes_defaults() {

@@ -143,6 +143,7 @@ impl Graph {
             return Err("there is no output; add an [output] table".into());
         }
         let several = inputs.len() > 1;
+        let inputs_named: Vec<bool> = inputs.iter().map(|input| input.name.is_some()).collect();
         let inputs: Vec<InputNode> = inputs
             .into_iter()
             .enumerate()
@@ -154,7 +155,10 @@ impl Graph {
                 None => Ok(InputNode { name: DEFAULT_INPUT_NAME.into(), on_end: input.on_end }),
             })
             .collect::<Result<_, _>>()?;
-        let names = Names { inputs: &inputs, plugins: &plugins, outputs: &outputs };
+        // The name an unnamed input gets is no name the user chose: a plugin may have it (the
+        // plugin wins references to it).
+        let implicit_input = !several && inputs_named.iter().all(|named| !named);
+        let names = Names { inputs: &inputs, plugins: &plugins, outputs: &outputs, implicit_input };
         names.check_unique()?;
 
         let mut resolved = Vec::with_capacity(plugins.len());
@@ -327,12 +331,19 @@ struct Names<'a> {
     inputs: &'a [InputNode],
     plugins: &'a [DeclaredPlugin],
     outputs: &'a [DeclaredOutput],
+    /// The one input has the default name, not one from the config.
+    implicit_input: bool,
 }
 
 impl Names<'_> {
     /// Every name with what it names (`input #1`, `plugin #2`, `output #1`), in file order.
     fn all(&self) -> Vec<(&str, String)> {
-        let inputs = self.inputs.iter().enumerate().map(|(i, n)| (n.name.as_str(), format!("input #{}", i + 1)));
+        let inputs = self
+            .inputs
+            .iter()
+            .enumerate()
+            .filter(|_| !self.implicit_input)
+            .map(|(i, n)| (n.name.as_str(), format!("input #{}", i + 1)));
         let plugins = self.plugins.iter().enumerate().map(|(i, p)| (p.name.as_str(), format!("plugin #{}", i + 1)));
         let outputs = self
             .outputs
@@ -360,11 +371,11 @@ impl Names<'_> {
 
     /// The node `name` names, for `at` (`plugin "mix"`), which `verb` it (`takes`).
     fn node(&self, name: &str, at: &str, verb: &str) -> Result<Node, String> {
-        if let Some(i) = self.inputs.iter().position(|n| n.name == name) {
-            return Ok(Node::Input(i));
-        }
         if let Some(i) = self.plugins.iter().position(|p| p.name == name) {
             return Ok(Node::Plugin(i));
+        }
+        if let Some(i) = self.inputs.iter().position(|n| n.name == name) {
+            return Ok(Node::Input(i));
         }
         if self.outputs.iter().any(|o| o.name.as_deref() == Some(name)) {
             return Err(format!(

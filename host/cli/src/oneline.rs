@@ -304,12 +304,8 @@ pub fn apply_sets(config: &mut Config, sets: &[String]) -> Result<(), ConfigErro
             return Err(config.error(format!("--set {set}: write NAME.KEY=VALUE")));
         };
         let value = typed_value(key, value).map_err(|why| config.error(format!("--set {set}: {why}")))?;
-        let Some(plugin) = config.plugins.iter_mut().find(|p| p.name == name) else {
-            let names: Vec<&str> = config.plugins.iter().map(|p| p.name.as_str()).collect();
-            return Err(
-                config.error(format!("--set {set}: no plugin named \"{name}\" (there are: {})", names.join(", ")))
-            );
-        };
+        let index = config.plugin_index(name).map_err(|why| config.error(format!("--set {set}: {why}")))?;
+        let plugin = &mut config.plugins[index];
         plugin.params.retain(|(k, _)| k != key);
         plugin.params.push((key.to_string(), value));
     }
