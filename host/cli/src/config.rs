@@ -535,25 +535,16 @@ impl Config {
             Some(ring) => return Err(error(format!("ring = {ring} is outside 1..={MAX_RING}"))),
         };
         // One process has one stdin and one stdout: `-` serves one input and one output.
-        let stdio = Some(Path::new("-"));
+        // The second of `paths` that is `-`.
+        let second_dash = |paths: Vec<Option<&Path>>| {
+            paths.iter().enumerate().filter(|(_, p)| **p == Some(Path::new("-"))).nth(1).map(|(i, _)| i)
+        };
         let input_count = inputs.len();
-        if let Some(i) = inputs
-            .iter()
-            .enumerate()
-            .skip(1)
-            .find(|(i, input)| input.path() == stdio && inputs[..*i].iter().any(|earlier| earlier.path() == stdio))
-            .map(|(i, _)| i)
-        {
+        if let Some(i) = second_dash(inputs.iter().map(InputConfig::path).collect()) {
             let at = label("input", i, input_count, &Some(graph.inputs()[i].name.clone()));
             return Err(error(format!("{at}input.path \"-\" is stdin, which an earlier input reads already")));
         }
-        if let Some(i) = outputs
-            .iter()
-            .enumerate()
-            .skip(1)
-            .find(|(i, output)| output.path() == stdio && outputs[..*i].iter().any(|earlier| earlier.path() == stdio))
-            .map(|(i, _)| i)
-        {
+        if let Some(i) = second_dash(outputs.iter().map(OutputConfig::path).collect()) {
             let at = label("output", i, output_count, &graph.outputs()[i].name);
             return Err(error(format!("{at}output.path \"-\" is stdout, which an earlier output writes already")));
         }
