@@ -288,12 +288,14 @@ fn rescale(v: u16, from: u32, to: u32) -> u16 {
 }
 
 /// The format to give a consumer that takes `accepts` a frame in `from`: `from` itself when it
-/// takes it, else the nearest it takes (same family and depth first), `None` if none.
+/// takes it, else the one it takes that loses least: first those that keep every value (a
+/// repacking, more bits: gray into RGBA or 10-bit Y'CbCr), then the lossy ones, more precise
+/// first. `None` if it takes none.
 pub fn nearest(from: PixelFormat, accepts: impl Fn(PixelFormat) -> bool) -> Option<PixelFormat> {
     use PixelFormat::*;
     let order: &[PixelFormat] = match from {
         Rgba8 => &[Rgba8, Yuv420p10, Yuv420p, Nv12, Gray8],
-        Gray8 => &[Gray8, Yuv420p, Nv12, Yuv420p10, Rgba8],
+        Gray8 => &[Gray8, Rgba8, Yuv420p10, Yuv420p, Nv12],
         Yuv420p => &[Yuv420p, Nv12, Yuv420p10, Rgba8, Gray8],
         Nv12 => &[Nv12, Yuv420p, Yuv420p10, Rgba8, Gray8],
         Yuv420p10 => &[Yuv420p10, Yuv420p, Nv12, Rgba8, Gray8],
@@ -463,6 +465,8 @@ mod tests {
         assert_eq!(nearest(Rgba8, takes(&[Gray8, Yuv420p])), Some(Yuv420p));
         assert_eq!(nearest(Nv12, takes(&[Nv12])), Some(Nv12));
         assert_eq!(nearest(Gray8, takes(&[])), None);
+        assert_eq!(nearest(Gray8, takes(&[Yuv420p, Rgba8])), Some(Rgba8), "lossless before lossy");
+        assert_eq!(nearest(Rgba8, takes(&[Yuv420p, Yuv420p10])), Some(Yuv420p10), "more precise first");
     }
 
     #[test]
