@@ -185,6 +185,14 @@ pub fn luma_bt709(r: u8, g: u8, b: u8) -> u8 {
     ((13933 * r as u32 + 46871 * g as u32 + 4732 * b as u32 + 32768) >> 16) as u8
 }
 
+/// The error for a call with another number of input frames than [`Plugin::inputs`] lists
+/// (`process`, with one, for a plugin that takes several): "this plugin takes 2 inputs
+/// (from, to), not 1".
+pub fn wrong_input_count<P: Plugin>(given: usize) -> PluginError {
+    let names: Vec<&str> = P::inputs().iter().map(|i| i.name).collect();
+    PluginError::new(format!("this plugin takes {} inputs ({}), not {given}", names.len(), names.join(", ")))
+}
+
 /// Refuses a frame format the plugin did not declare in [`Plugin::formats`].
 pub fn check_accepts<P: Plugin>(format: PixelFormat) -> Result<(), PluginError> {
     if P::formats().contains(&format) {

@@ -244,9 +244,10 @@ unsafe fn run_process_many<P: Plugin>(
     output: i32,
 ) -> Result<(), PluginError> {
     let plugin = plugin.as_mut().ok_or("process was called before a successful init")?;
-    let count = usize::try_from(count).ok().filter(|&n| n == P::inputs().len()).ok_or_else(|| {
-        PluginError::new(format!("the host sent {count} input frames; this plugin takes {}", P::inputs().len()))
-    })?;
+    let count = usize::try_from(count)
+        .ok()
+        .filter(|&n| n == P::inputs().len())
+        .ok_or_else(|| crate::wrong_input_count::<P>(count.max(0) as usize))?;
     let mut frames = Vec::with_capacity(count);
     for k in 0..count {
         // SAFETY: per this function's contract `count` descriptors follow `inputs`.

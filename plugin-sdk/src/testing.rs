@@ -38,33 +38,7 @@ pub fn run<P: Plugin>(params: &[(&str, ParamValue)], input: &OwnedFrame) -> Resu
 /// shape [`Plugin::output_shape_many`] declares, which the output must have.
 pub fn run_many<P: Plugin>(params: &[(&str, ParamValue)], inputs: &[&OwnedFrame]) -> Result<OwnedFrame, PluginError> {
     let plugin = &mut P::new(&params_for::<P>(params))?;
-    if inputs.len() != P::inputs().len() {
-        return Err(PluginError::new(format!(
-            "{} input frames for a plugin that takes {}",
-            inputs.len(),
-            P::inputs().len()
-        )));
-    }
-    for input in inputs {
-        crate::check_accepts::<P>(input.format)?;
-    }
-    let first = inputs[0];
-    let shapes: Vec<crate::Shape> = inputs.iter().map(|f| f.shape()).collect();
-    let declared = plugin.output_shape_many(&shapes)?;
-    let rgba = |s: crate::Shape| s.width as usize * s.height as usize * 4;
-    let capacity = shapes.iter().map(|s| rgba(*s)).chain([rgba(declared), first.data.len()]).max().unwrap_or(0);
-    let mut buffer = vec![0u8; capacity];
-    let mut meta = first.meta.clone();
-    let mut output =
-        crate::FrameMut::new(&mut buffer, first.width, first.height, first.stride, first.format, first.timestamp_us)?
-            .with_metadata(&mut meta);
-    let views: Vec<crate::Frame<'_>> = inputs.iter().map(|f| f.view()).collect();
-    plugin.process_many(&views, &mut output)?;
-    let made = crate::Shape::new(output.width(), output.height(), output.format());
-    if made != declared {
-        return Err(PluginError::new(format!("output_shape_many declares {declared}, but process_many made {made}")));
-    }
-    Ok(OwnedFrame::from_view(&output))
+    process_frames(plugin, inputs, true)
 }
 
 /// The [`Params`] `P` would receive for `params`, defaults filled in.
@@ -75,38 +49,45 @@ pub fn params_for<P: Plugin>(params: &[(&str, ParamValue)]) -> Params {
 
 /// Processes `input` with an existing instance.
 pub fn process<P: Plugin>(plugin: &mut P, input: &OwnedFrame) -> Result<OwnedFrame, PluginError> {
-    crate::check_accepts::<P>(input.format)?;
-    let capacity = output_capacity(plugin, input)?;
-    let mut buffer = vec![0u8; capacity];
-    // The output's metadata starts as the input's, as in the host.
-    let mut meta = input.meta.clone();
-    let mut output =
-        crate::FrameMut::new(&mut buffer, input.width, input.height, input.stride, input.format, input.timestamp_us)?
-            .with_metadata(&mut meta);
-    plugin.process(&input.view(), &mut output)?;
-    check_declared(plugin, input, &output)?;
-    Ok(OwnedFrame::from_view(&output))
+    process_frames(plugin, &[input], false)
 }
 
-/// Room for the output as the host gives it: an RGBA frame of the larger of the input's size
-/// and the size [`Plugin::output_shape`] declares.
-fn output_capacity<P: Plugin>(plugin: &P, input: &OwnedFrame) -> Result<usize, PluginError> {
-    let declared = plugin.output_shape(input.shape())?;
-    let rgba = |w: u32, h: u32| w as usize * h as usize * 4;
-    Ok(input.data.len().max(rgba(input.width, input.height)).max(rgba(declared.width, declared.height)))
-}
-
-/// The host refuses an output whose shape is not the one [`Plugin::output_shape`] declared.
-fn check_declared<P: Plugin>(plugin: &P, input: &OwnedFrame, output: &crate::FrameMut<'_>) -> Result<(), PluginError> {
-    let declared = plugin.output_shape(input.shape())?;
-    let made = crate::Shape::new(output.width(), output.height(), output.format());
-    match made == declared {
-        true => Ok(()),
-        false => Err(PluginError::new(format!(
-            "output_shape declares {declared} for {} frames, but process made {made}",
-            input.shape()
-        ))),
+/// One call of `process` (or, `many`, of `process_many` with every input), as the host makes
+/// it: formats checked, the output starting with the first input's shape and metadata, room for
+/// an RGBA frame of the largest of the inputs and the declared output, and the output refused
+/// unless it has the declared shape.
+fn process_frames<P: Plugin>(plugin: &mut P, inputs: &[&OwnedFrame], many: bool) -> Result<OwnedFrame, PluginError> {
+    let Some(first) = inputs.first().filter(|_| !many || inputs.len() == P::inputs().len()) else {
+        return Err(crate::wrong_input_count::<P>(inputs.len()));
+    };
+    for input in inputs {
+        crate::check_accepts::<P>(input.format)?;
     }
+    let shapes: Vec<crate::Shape> = inputs.iter().map(|f| f.shape()).collect();
+    let declared = match many {
+        true => plugin.output_shape_many(&shapes)?,
+        false => plugin.output_shape(shapes[0])?,
+    };
+    let rgba = |s: &crate::Shape| s.width as usize * s.height as usize * 4;
+    let capacity = shapes.iter().chain([&declared]).map(rgba).chain([first.data.len()]).max().unwrap_or(0);
+    let mut buffer = vec![0u8; capacity];
+    let mut meta = first.meta.clone();
+    let mut output =
+        crate::FrameMut::new(&mut buffer, first.width, first.height, first.stride, first.format, first.timestamp_us)?
+            .with_metadata(&mut meta);
+    match many {
+        true => plugin.process_many(&inputs.iter().map(|f| f.view()).collect::<Vec<_>>(), &mut output)?,
+        false => plugin.process(&first.view(), &mut output)?,
+    }
+    let made = crate::Shape::new(output.width(), output.height(), output.format());
+    if made != declared {
+        let of: Vec<String> = shapes.iter().map(|s| s.to_string()).collect();
+        return Err(PluginError::new(format!(
+            "the plugin declares {declared} output for {} frames, but made {made}",
+            of.join(" and ")
+        )));
+    }
+    Ok(OwnedFrame::from_view(&output))
 }
 
 /// Processes `input` as the host does with `bands` workers: one instance of `P` per band (each

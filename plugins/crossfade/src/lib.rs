@@ -63,17 +63,16 @@ impl Plugin for Crossfade {
             [from, to] => Err(PluginError::new(format!(
                 "crossfade needs its two inputs in the same shape, but `from` is {from} and `to` is {to}"
             ))),
-            _ => Err(takes_two(inputs.len())),
+            _ => Err(plugin_sdk::wrong_input_count::<Self>(inputs.len())),
         }
     }
 
     fn process(&mut self, _input: &Frame, _output: &mut FrameMut) -> Result<(), PluginError> {
-        Err(takes_two(1))
+        Err(plugin_sdk::wrong_input_count::<Self>(1))
     }
 
     fn process_many(&mut self, inputs: &[Frame], output: &mut FrameMut) -> Result<(), PluginError> {
-        let [from, to] = inputs else { return Err(takes_two(inputs.len())) };
-        plugin_sdk::check_accepts::<Self>(from.format())?;
+        let [from, to] = inputs else { return Err(plugin_sdk::wrong_input_count::<Self>(inputs.len())) };
         let shape = self.output_shape_many(&[from.shape(), to.shape()])?;
         output.set_shape(shape.width, shape.height, shape.format)?;
         let w = self.weight(time_us(from));
@@ -121,11 +120,6 @@ fn mix_row(out: &mut [u8], from: &[u8], to: &[u8], w: u32) {
             }
         }
     }
-}
-
-/// The error for a call with other than two inputs (`process` has one).
-fn takes_two(given: usize) -> PluginError {
-    PluginError::new(format!("crossfade takes 2 inputs (from, to), not {given}: the host runs it with process_many"))
 }
 
 plugin_sdk::export_plugin!(Crossfade);
@@ -284,7 +278,7 @@ mod tests {
     #[test]
     fn one_input_is_refused() {
         let err = testing::run::<Crossfade>(&[], &testing::gradient(2, 2, PixelFormat::Rgba8)).unwrap_err();
-        assert!(err.0.starts_with("crossfade takes 2 inputs (from, to), not 1"), "{err}");
+        assert!(err.0.contains("takes 2 inputs (from, to), not 1"), "{err}");
         assert_eq!(
             Crossfade::inputs().iter().map(|i| (i.name, i.role)).collect::<Vec<_>>(),
             [("from", "from"), ("to", "to")]

@@ -66,19 +66,16 @@ impl Plugin for Overlay {
     fn output_shape_many(&self, inputs: &[Shape]) -> Result<Shape, PluginError> {
         match inputs {
             [background, _foreground] => Ok(*background),
-            _ => Err(takes_two(inputs.len())),
+            _ => Err(plugin_sdk::wrong_input_count::<Self>(inputs.len())),
         }
     }
 
     fn process(&mut self, _input: &Frame, _output: &mut FrameMut) -> Result<(), PluginError> {
-        Err(takes_two(1))
+        Err(plugin_sdk::wrong_input_count::<Self>(1))
     }
 
     fn process_many(&mut self, inputs: &[Frame], output: &mut FrameMut) -> Result<(), PluginError> {
-        let [background, foreground] = inputs else { return Err(takes_two(inputs.len())) };
-        for frame in inputs {
-            plugin_sdk::check_accepts::<Self>(frame.format())?;
-        }
+        let [background, foreground] = inputs else { return Err(plugin_sdk::wrong_input_count::<Self>(inputs.len())) };
         output.copy_from(background)?;
         // The rectangle of the background that the foreground covers, in background pixels.
         let span = |at: i64, inner: u32, outer: u32| at.max(0)..(at + inner as i64).min(outer as i64);
@@ -102,13 +99,6 @@ impl Plugin for Overlay {
         }
         Ok(())
     }
-}
-
-/// The error for a call with other than two inputs (`process` has one).
-fn takes_two(given: usize) -> PluginError {
-    PluginError::new(format!(
-        "overlay takes 2 inputs (background, foreground), not {given}: the host runs it with process_many"
-    ))
 }
 
 /// `fg` over `bg` with the foreground's alpha scaled by `opacity` (0..=255), as the crate doc
@@ -294,7 +284,7 @@ mod tests {
     fn one_input_is_refused() {
         let input = testing::solid(2, 2, PixelFormat::Rgba8, [0, 0, 0, 255]);
         let err = testing::run::<Overlay>(&[], &input).unwrap_err();
-        assert!(err.0.starts_with("overlay takes 2 inputs (background, foreground), not 1"), "{err}");
+        assert!(err.0.contains("takes 2 inputs (background, foreground), not 1"), "{err}");
         let gray = testing::solid(2, 2, PixelFormat::Gray8, [0; 4]);
         assert!(testing::run_many::<Overlay>(&[], &[&input, &gray]).is_err());
         assert_eq!(

@@ -45,7 +45,7 @@ impl Plugin for Stack {
     }
 
     fn output_shape_many(&self, inputs: &[Shape]) -> Result<Shape, PluginError> {
-        let [first, second] = inputs else { return Err(takes_two(inputs.len())) };
+        let [first, second] = inputs else { return Err(plugin_sdk::wrong_input_count::<Self>(inputs.len())) };
         if first.format != second.format {
             return Err(PluginError::new(format!(
                 "stack needs its two inputs in one format, but `first` is {} and `second` is {}",
@@ -72,12 +72,11 @@ impl Plugin for Stack {
     }
 
     fn process(&mut self, _input: &Frame, _output: &mut FrameMut) -> Result<(), PluginError> {
-        Err(takes_two(1))
+        Err(plugin_sdk::wrong_input_count::<Self>(1))
     }
 
     fn process_many(&mut self, inputs: &[Frame], output: &mut FrameMut) -> Result<(), PluginError> {
-        let [first, second] = inputs else { return Err(takes_two(inputs.len())) };
-        plugin_sdk::check_accepts::<Self>(first.format())?;
+        let [first, second] = inputs else { return Err(plugin_sdk::wrong_input_count::<Self>(inputs.len())) };
         let shape = self.output_shape_many(&[first.shape(), second.shape()])?;
         output.set_shape(shape.width, shape.height, shape.format)?;
         match shape.format {
@@ -118,11 +117,6 @@ impl Stack {
             }
         }
     }
-}
-
-/// The error for a call with other than two inputs (`process` has one).
-fn takes_two(given: usize) -> PluginError {
-    PluginError::new(format!("stack takes 2 inputs (first, second), not {given}: the host runs it with process_many"))
 }
 
 plugin_sdk::export_plugin!(Stack);
@@ -223,7 +217,7 @@ mod tests {
     #[test]
     fn one_input_is_refused() {
         let err = testing::run::<Stack>(&[], &testing::gradient(2, 2, PixelFormat::Rgba8)).unwrap_err();
-        assert!(err.0.starts_with("stack takes 2 inputs (first, second), not 1"), "{err}");
+        assert!(err.0.contains("takes 2 inputs (first, second), not 1"), "{err}");
         assert_eq!(Stack::inputs().iter().map(|i| i.name).collect::<Vec<_>>(), ["first", "second"]);
     }
 }
