@@ -435,6 +435,11 @@ impl FrameMeta {
         }
     }
 
+    /// The range `range` says ([`crate::convert::Range::code`]); `None` when unknown.
+    pub fn colour_range(&self) -> Option<crate::convert::Range> {
+        crate::convert::Range::from_code(self.range)
+    }
+
     /// Presentation time in microseconds (0 when the time base is unknown).
     pub fn pts_us(&self) -> i64 {
         let (num, den) = self.time_base;

@@ -70,7 +70,31 @@ impl Matrix {
     }
 }
 
+impl Matrix {
+    /// Its [`crate::FrameMeta::matrix`] code.
+    pub fn code(self) -> u8 {
+        match self {
+            Matrix::Bt601 => 1,
+            Matrix::Bt709 => 2,
+            Matrix::Bt2020 => 3,
+        }
+    }
+}
+
 impl Range {
+    /// Its [`crate::FrameMeta::range`] code.
+    pub fn code(self) -> u8 {
+        match self {
+            Range::Limited => 1,
+            Range::Full => 2,
+        }
+    }
+
+    /// The range a [`crate::FrameMeta::range`] code says; `None` for 0 (unknown) or another.
+    pub fn from_code(code: u8) -> Option<Self> {
+        [Range::Limited, Range::Full].into_iter().find(|r| r.code() == code)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Range::Limited => "limited",

@@ -345,11 +345,19 @@ unsafe extern "C" {
 /// The metadata of the frame being processed, from the host.
 #[cfg(target_arch = "wasm32")]
 pub fn frame_meta(which: i32) -> abi::FrameMeta {
-    let mut buffer = vec![0u8; abi::MAX_META_BYTES];
-    // SAFETY: the host writes at most `cap` bytes at `ptr`, a live buffer of that size.
-    let len = unsafe { host_frame_meta(which, buffer.as_mut_ptr(), buffer.len()) };
-    buffer.truncate(len.clamp(0, abi::MAX_META_BYTES as i32) as usize);
-    abi::FrameMeta::decode(&buffer).unwrap_or_default()
+    // Most metadata is a few dozen bytes: ask with room for that, and again with room for all
+    // of it only when the host says it is longer.
+    let mut buffer = vec![0u8; 256];
+    loop {
+        // SAFETY: the host writes at most `cap` bytes at `ptr`, a live buffer of that size.
+        let len = unsafe { host_frame_meta(which, buffer.as_mut_ptr(), buffer.len()) };
+        let len = len.clamp(0, abi::MAX_META_BYTES as i32) as usize;
+        if len <= buffer.len() {
+            buffer.truncate(len);
+            return abi::FrameMeta::decode(&buffer).unwrap_or_default();
+        }
+        buffer.resize(len, 0);
+    }
 }
 
 /// Outside wasm a frame without metadata of its own has the default.

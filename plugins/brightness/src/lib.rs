@@ -181,16 +181,14 @@ impl Plugin for Brightness {
     }
 }
 
-/// `FrameMeta::range` of a full-range frame; 0 (unknown) and 1 are limited range.
-const FULL_RANGE: u8 = 2;
-
 impl Brightness {
     /// Luma rows `rows` through the table of the frame's range (limited: the luma table; full:
     /// the table of values); the chroma rows they cover copied.
     fn process_yuv420p(&self, input: &Frame, output: &mut FrameMut, rows: Range<u32>) {
         // One call into the host per call, not per row.
-        let (table, linear) = match input.metadata().range {
-            FULL_RANGE => (&self.table, self.linear),
+        // Unknown range is limited range.
+        let (table, linear) = match input.metadata().colour_range() {
+            Some(plugin_sdk::convert::Range::Full) => (&self.table, self.linear),
             _ => (&self.luma_table, self.luma_linear),
         };
         let (src, mut dst) = (input.plane(0), output.plane_mut(0));

@@ -52,8 +52,9 @@ impl Plugin for Invert {
         output.set_shape(input.width(), input.height(), input.format())?;
         if input.format() == PixelFormat::Yuv420p {
             // One call into the host per call, not per row.
-            match input.metadata().range {
-                FULL_RANGE => invert_yuv420p_full(input, output, rows),
+            // Unknown range is limited range.
+            match input.metadata().colour_range() {
+                Some(plugin_sdk::convert::Range::Full) => invert_yuv420p_full(input, output, rows),
                 _ => invert_yuv420p(input, output, rows),
             }
             return Ok(());
@@ -84,9 +85,6 @@ fn invert_rgba(dst: &mut [u8], src: &[u8]) {
         d.copy_from_slice(&pixel.to_le_bytes());
     }
 }
-
-/// `FrameMeta::range` of a full-range frame; 0 (unknown) and 1 are limited range.
-const FULL_RANGE: u8 = 2;
 
 /// Limited range: luma `16 + 235 − Y` and chroma `16 + 240 − C`, clamped to 16..=235 and
 /// 16..=240, for luma rows `rows` and the chroma rows they cover (see the crate doc).

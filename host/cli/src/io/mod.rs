@@ -74,15 +74,8 @@ impl StreamInfo {
             time_base: (den, num),
             duration: 1,
             frame_rate: (num, den),
-            matrix: match self.colour.matrix {
-                Matrix::Bt601 => 1,
-                Matrix::Bt709 => 2,
-                Matrix::Bt2020 => 3,
-            },
-            range: match self.colour.range {
-                Range::Limited => 1,
-                Range::Full => 2,
-            },
+            matrix: self.colour.matrix.code(),
+            range: self.colour.range.code(),
             primaries: self.primaries,
             transfer: self.transfer,
             ..Default::default()
