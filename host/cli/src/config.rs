@@ -923,7 +923,10 @@ mod tests {
     }
 
     fn load(text: &str) -> Result<Config, String> {
-        let dir = std::env::temp_dir().join(format!("plugin-host-config-{}-{}", std::process::id(), text.len()));
+        // A folder per call: tests run at once, and two texts may have one length.
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("plugin-host-config-{}-{call}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("c.toml");
         std::fs::write(&path, text).unwrap();
