@@ -237,18 +237,12 @@ impl Prepared {
                         StartFailure::Host => RunError::Plugin(e),
                     }
                 })?;
-                if let Some(description) = stage.processes().next().map(|p| p.description())
-                    && description.input_count() > 1
-                {
-                    let names: Vec<&str> = description.inputs.iter().map(|i| i.name.as_str()).collect();
-                    return Err(config
-                        .error(format!(
-                            "plugin \"{}\" takes {} inputs ({}); a chain gives each plugin one",
-                            plugin.name,
-                            names.len(),
-                            names.join(", ")
-                        ))
-                        .into());
+                if let Some(description) = stage.processes().next().map(|p| p.description()) {
+                    let takes: Vec<&str> = match description.inputs.is_empty() {
+                        true => vec![plugin_sdk::InputSpec::MAIN.name],
+                        false => description.inputs.iter().map(|i| i.name.as_str()).collect(),
+                    };
+                    config.graph().check_input_count(k, &takes).map_err(|e| config.error(e))?;
                 }
                 let output = stage.output_shape();
                 let took = stage.processes().next().and_then(|p| p.input_shape()).unwrap_or(input);
