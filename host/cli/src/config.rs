@@ -378,15 +378,11 @@ pub fn load_changes(path: &Path, config: &Config) -> Result<Vec<ParamChange>, Co
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     pub file: PathBuf,
-    /// The first input: a chain's only one (the chain runtime reads this).
-    pub input: InputConfig,
     /// At the indices of [`Graph::plugins`].
     pub plugins: Vec<PluginConfig>,
-    /// The first output: a chain's only one (the chain runtime writes this).
-    pub output: OutputConfig,
-    /// Every input, at the indices of [`Graph::inputs`] (the first is [`Config::input`]).
+    /// Every input, at the indices of [`Graph::inputs`]; never empty.
     inputs: Vec<InputConfig>,
-    /// Every output, at the indices of [`Graph::outputs`] (the first is [`Config::output`]).
+    /// Every output, at the indices of [`Graph::outputs`]; never empty.
     outputs: Vec<OutputConfig>,
     graph: Graph,
     /// Frames in flight beyond one per plugin: how far a stage may run ahead of the next.
@@ -565,9 +561,7 @@ impl Config {
         };
         Ok(Config {
             file: path.to_path_buf(),
-            input: inputs[0].clone(),
             plugins,
-            output: outputs[0].clone(),
             inputs,
             outputs,
             graph,
@@ -581,12 +575,10 @@ impl Config {
     pub fn chain(file: PathBuf, input: InputConfig, plugins: Vec<PluginConfig>, output: OutputConfig) -> Config {
         Config {
             file,
-            inputs: vec![input.clone()],
-            outputs: vec![output.clone()],
+            inputs: vec![input],
+            outputs: vec![output],
             graph: Graph::chain(plugins.iter().map(|p| p.name.clone())),
-            input,
             plugins,
-            output,
             ring: DEFAULT_RING,
             max_frame_bytes: DEFAULT_MAX_FRAME_BYTES,
         }
@@ -595,6 +587,16 @@ impl Config {
     /// How the inputs, plugins and outputs connect; a chain's is [`Graph::chain`].
     pub fn graph(&self) -> &Graph {
         &self.graph
+    }
+
+    /// The first input: a chain's only one (what the chain runtime reads).
+    pub fn input(&self) -> &InputConfig {
+        &self.inputs[0]
+    }
+
+    /// The first output: a chain's only one (what the chain runtime writes).
+    pub fn output(&self) -> &OutputConfig {
+        &self.outputs[0]
     }
 
     /// Every input, at the indices of [`Graph::inputs`].
@@ -968,7 +970,7 @@ mod tests {
     #[test]
     fn minimal_config_takes_defaults() {
         let config = load(MINIMAL).unwrap();
-        assert_eq!(config.input, InputConfig::Testsrc { width: 1280, height: 720, frames: 120 });
+        assert_eq!(*config.input(), InputConfig::Testsrc { width: 1280, height: 720, frames: 120 });
         assert!(config.plugins.is_empty());
     }
 
@@ -1028,15 +1030,15 @@ mod tests {
             "{MINIMAL}[[plugin]]\nname = \"a\"\npath = \"a.wasm\"\n[[plugin]]\nname = \"b\"\npath = \"b.wasm\"\n"
         );
         let config = load(&text).unwrap();
-        assert_eq!(config.input, InputConfig::Testsrc { width: 1280, height: 720, frames: 120 });
-        assert_eq!(config.output, OutputConfig::Null);
+        assert_eq!(*config.input(), InputConfig::Testsrc { width: 1280, height: 720, frames: 120 });
+        assert_eq!(*config.output(), OutputConfig::Null);
         assert_eq!(config.plugins.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["a", "b"]);
         // Exactly what the one-line command and the benchmark build for the same chain.
         let chain =
-            Config::chain(config.file.clone(), config.input.clone(), config.plugins.clone(), config.output.clone());
+            Config::chain(config.file.clone(), config.input().clone(), config.plugins.clone(), config.output().clone());
         assert_eq!(config, chain);
         assert!(config.is_chain());
-        assert_eq!(config.inputs(), std::slice::from_ref(&config.input));
+        assert_eq!(config.inputs(), std::slice::from_ref(config.input()));
         assert_eq!(config.graph().inputs()[0].name, "input");
         // One input may still be named, and say on_end.
         let named =
@@ -1083,10 +1085,10 @@ kind = "null"
         let config = load(GRAPH).unwrap();
         assert!(!config.is_chain());
         assert_eq!(config.inputs().len(), 2);
-        assert_eq!(config.input, config.inputs()[0], "input is the first");
+        assert_eq!(*config.input(), config.inputs()[0], "input is the first");
         assert!(matches!(&config.inputs()[1], InputConfig::Png { path } if path.ends_with("logo.png")));
         assert_eq!(config.outputs()[1], OutputConfig::Null);
-        assert_eq!(config.output, config.outputs()[0], "output is the first");
+        assert_eq!(*config.output(), config.outputs()[0], "output is the first");
         let graph = config.graph();
         assert_eq!(graph.inputs()[0].on_end, OnEnd::HoldLast);
         assert_eq!(graph.inputs()[1].on_end, OnEnd::Stop);

@@ -400,7 +400,7 @@ fn run_config(
         };
     let to_stdout = prepared.output_is_stdout();
     // A file or folder holds frames after the run; a stream (stdout, a FIFO) or null does not.
-    let output_holds_frames = match &config.output {
+    let output_holds_frames = match config.output() {
         OutputConfig::Png { .. } | OutputConfig::Video { .. } => true,
         OutputConfig::Raw { path, .. } | OutputConfig::Y4m { path } => {
             !to_stdout && std::fs::metadata(path).map_or(true, |m| m.is_file())

@@ -184,7 +184,7 @@ impl Prepared {
                 .error(format!("this config is a graph ({shape}); running graphs is not implemented yet"))
                 .into());
         }
-        let source = io::open_source(&config.input).map_err(|e| config.error(format!("input: {e}")))?;
+        let source = io::open_source(config.input()).map_err(|e| config.error(format!("input: {e}")))?;
         let (width, height, format) = source.shape();
         // A control block per worker (each stage's first is its own), and one for the sink's
         // view of the last buffer; a boundary per plugin and one more.
@@ -331,11 +331,11 @@ impl Prepared {
         }
         // A video file's audio, as its source found it, may go to a video output.
         let codec = source.audio_codec();
-        let audio = match (&config.input, &codec) {
+        let audio = match (config.input(), &codec) {
             (crate::config::InputConfig::Video { path, .. }, Some(codec)) => Some((path.as_path(), codec.as_str())),
             _ => None,
         };
-        let sink = io::open_sink(&config.output, &info, audio).map_err(|e| config.error(format!("output: {e}")))?;
+        let sink = io::open_sink(config.output(), &info, audio).map_err(|e| config.error(format!("output: {e}")))?;
         let out_height = shapes.last().map_or(height, |(_, shape)| shape.height);
         let shapes = shapes.into_iter().map(|(name, shape)| format!("{name} {shape}")).collect();
         Ok(Self { source, sink, stages, region, options, info, source_convert, conversions, shapes, out_height })
