@@ -218,6 +218,19 @@ pub fn to_format(frame: &OwnedFrame, format: PixelFormat) -> OwnedFrame {
     out
 }
 
+/// The frame in `format` by [`crate::convert`] with `colour`, rows packed; a Y'CbCr result's
+/// metadata says its matrix and range, as a host's source would.
+pub fn to_format_in(frame: &OwnedFrame, format: PixelFormat, colour: crate::convert::Colour) -> OwnedFrame {
+    let mut out = OwnedFrame::new(frame.width, frame.height, format);
+    out.timestamp_us = frame.timestamp_us;
+    crate::convert::convert(&frame.view(), &mut out.view_mut(), format, colour)
+        .expect("a packed frame of the input's size holds the converted frame");
+    if format.is_yuv() {
+        (out.meta.matrix, out.meta.range) = (colour.matrix.code(), colour.range.code());
+    }
+    out
+}
+
 /// The frame as RGBA (gray `v` becomes `v, v, v, 255`; Y'CbCr as [`to_format`]), rows packed.
 pub fn to_rgba(frame: &OwnedFrame) -> OwnedFrame {
     to_format(frame, PixelFormat::Rgba8)

@@ -559,15 +559,7 @@ impl Config {
                 return Err(error(format!("max_frame_bytes = {bytes} is outside 1..={DEFAULT_MAX_FRAME_BYTES}")));
             }
         };
-        Ok(Config {
-            file: path.to_path_buf(),
-            plugins,
-            inputs,
-            outputs,
-            graph,
-            ring,
-            max_frame_bytes,
-        })
+        Ok(Config { file: path.to_path_buf(), plugins, inputs, outputs, graph, ring, max_frame_bytes })
     }
 
     /// The chain `input → plugins → output` (plugin names unique), with the defaults of a

@@ -447,6 +447,12 @@ mod tests {
     }
 
     /// `frame` with `meta.range` set to `range`.
+    /// `frame` converted to `format` in full range (BT.709), its metadata saying so.
+    fn full(frame: &OwnedFrame, format: PixelFormat) -> OwnedFrame {
+        use plugin_sdk::convert::{Colour, Matrix, Range};
+        testing::to_format_in(frame, format, Colour { matrix: Matrix::Bt709, range: Range::Full })
+    }
+
     fn in_range(mut frame: OwnedFrame, range: u8) -> OwnedFrame {
         frame.meta.range = range;
         frame
@@ -508,14 +514,6 @@ mod tests {
     }
 
     /// `frame` converted to `format` with full-range Y'CbCr (BT.709), rows packed.
-    fn convert_full(frame: &OwnedFrame, format: PixelFormat) -> OwnedFrame {
-        use plugin_sdk::convert::{Colour, Matrix, Range};
-        let mut out = OwnedFrame::new(frame.width, frame.height, format);
-        out.meta.range = 2;
-        let colour = Colour { matrix: Matrix::Bt709, range: Range::Full };
-        plugin_sdk::convert::convert(&frame.view(), &mut out.view_mut(), format, colour).unwrap();
-        out
-    }
 
     #[test]
     fn full_range_yuv420p_shows_what_rgba_shows() {
@@ -534,11 +532,9 @@ mod tests {
                 if what == "colour" && (c != 1.0 || b.abs() > 60) {
                     continue; // the RGBA path scales or clips colour here; this one cannot
                 }
-                let input = convert_full(picture, PixelFormat::Yuv420p);
-                let in_yuv =
-                    convert_full(&testing::run::<Brightness>(&params(b, c), &input).unwrap(), PixelFormat::Rgba8);
-                let in_rgba =
-                    testing::run::<Brightness>(&params(b, c), &convert_full(&input, PixelFormat::Rgba8)).unwrap();
+                let input = full(picture, PixelFormat::Yuv420p);
+                let in_yuv = full(&testing::run::<Brightness>(&params(b, c), &input).unwrap(), PixelFormat::Rgba8);
+                let in_rgba = testing::run::<Brightness>(&params(b, c), &full(&input, PixelFormat::Rgba8)).unwrap();
                 let report = testing::compare(&in_rgba, &in_yuv, 1);
                 assert!(report.matches(), "{what}, b={b} c={c}: {report}");
                 if what == "gray" {

@@ -229,6 +229,12 @@ mod tests {
     }
 
     /// `frame` with `meta.range` set to `range`.
+    /// `frame` converted to `format` in full range (BT.709), its metadata saying so.
+    fn full(frame: &OwnedFrame, format: PixelFormat) -> OwnedFrame {
+        use plugin_sdk::convert::{Colour, Matrix, Range};
+        testing::to_format_in(frame, format, Colour { matrix: Matrix::Bt709, range: Range::Full })
+    }
+
     fn in_range(mut frame: OwnedFrame, range: u8) -> OwnedFrame {
         frame.meta.range = range;
         frame
@@ -294,31 +300,22 @@ mod tests {
     }
 
     /// `frame` converted to `format` with full-range Y'CbCr (BT.709), rows packed.
-    fn convert_full(frame: &OwnedFrame, format: PixelFormat) -> OwnedFrame {
-        use plugin_sdk::convert::{Colour, Matrix, Range};
-        let mut out = OwnedFrame::new(frame.width, frame.height, format);
-        out.meta.range = 2;
-        let colour = Colour { matrix: Matrix::Bt709, range: Range::Full };
-        plugin_sdk::convert::convert(&frame.view(), &mut out.view_mut(), format, colour).unwrap();
-        out
-    }
 
     #[test]
     fn full_range_yuv420p_inverts_the_picture_as_rgba_does() {
         // Shown as RGBA (full range), within 1 of inverting the RGBA picture; every gray exactly.
-        let input = convert_full(&testing::gradient(37, 23, PixelFormat::Rgba8), PixelFormat::Yuv420p);
-        let in_yuv = convert_full(&testing::run::<Invert>(&[], &input).unwrap(), PixelFormat::Rgba8);
-        let in_rgba = testing::run::<Invert>(&[], &convert_full(&input, PixelFormat::Rgba8)).unwrap();
+        let input = full(&testing::gradient(37, 23, PixelFormat::Rgba8), PixelFormat::Yuv420p);
+        let in_yuv = full(&testing::run::<Invert>(&[], &input).unwrap(), PixelFormat::Rgba8);
+        let in_rgba = testing::run::<Invert>(&[], &full(&input, PixelFormat::Rgba8)).unwrap();
         testing::assert_frames_match(&in_rgba, &in_yuv, 1);
         let ramp: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v, 255]).collect();
-        let ramp =
-            convert_full(&OwnedFrame::from_pixels(16, 16, PixelFormat::Rgba8, ramp).unwrap(), PixelFormat::Yuv420p);
-        let in_yuv = convert_full(&testing::run::<Invert>(&[], &ramp).unwrap(), PixelFormat::Rgba8);
-        let in_rgba = testing::run::<Invert>(&[], &convert_full(&ramp, PixelFormat::Rgba8)).unwrap();
+        let ramp = full(&OwnedFrame::from_pixels(16, 16, PixelFormat::Rgba8, ramp).unwrap(), PixelFormat::Yuv420p);
+        let in_yuv = full(&testing::run::<Invert>(&[], &ramp).unwrap(), PixelFormat::Rgba8);
+        let in_rgba = testing::run::<Invert>(&[], &full(&ramp, PixelFormat::Rgba8)).unwrap();
         testing::assert_frames_match(&in_rgba, &in_yuv, 0);
         // Black (0) and white (255) trade places; no colour stays no colour.
-        let white = convert_full(&testing::solid(3, 3, PixelFormat::Rgba8, [255; 4]), PixelFormat::Yuv420p);
-        let black = convert_full(&testing::solid(3, 3, PixelFormat::Rgba8, [0, 0, 0, 255]), PixelFormat::Yuv420p);
+        let white = full(&testing::solid(3, 3, PixelFormat::Rgba8, [255; 4]), PixelFormat::Yuv420p);
+        let black = full(&testing::solid(3, 3, PixelFormat::Rgba8, [0, 0, 0, 255]), PixelFormat::Yuv420p);
         assert_eq!(white.packed(), [&[255; 9][..], &[128; 8]].concat());
         assert_eq!(testing::run::<Invert>(&[], &white).unwrap(), black);
         assert_eq!(testing::run::<Invert>(&[], &black).unwrap(), white);
