@@ -406,12 +406,9 @@ mod tests {
         assert!(testing::run::<Brightness>(&[], &input).unwrap().same_pixels(&input), "the defaults change nothing");
     }
 
-    #[test]
-    fn yuv420p_shows_what_rgba_shows() {
-        // Shown as RGBA, the yuv420p output is the RGBA output of the same picture, within the
-        // rounding of the conversions (which contrast above 1 magnifies, as the RGBA path starts
-        // from rounded RGB): on a ramp of every gray for every setting, and with contrast 1 on
-        // colours in 2x2 blocks (so that 4:2:0 loses nothing) that stay within 0..=255.
+    /// Every gray (16x16), and colours in 2x2 blocks within 60..196 (so that 4:2:0 loses
+    /// nothing): the pictures the yuv420p path is compared with the RGBA path on.
+    fn ramp_and_blocks() -> (OwnedFrame, OwnedFrame) {
         let ramp: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v, 255]).collect();
         let ramp = OwnedFrame::from_pixels(16, 16, PixelFormat::Rgba8, ramp).unwrap();
         let mut blocks = OwnedFrame::new(38, 24, PixelFormat::Rgba8);
@@ -420,6 +417,16 @@ mod tests {
             let channel = |k: u32| (60 + k % 136) as u8;
             p.copy_from_slice(&[channel(bx * 13), channel(by * 29), channel((bx + by) * 7), 255]);
         }
+        (ramp, blocks)
+    }
+
+    #[test]
+    fn yuv420p_shows_what_rgba_shows() {
+        // Shown as RGBA, the yuv420p output is the RGBA output of the same picture, within the
+        // rounding of the conversions (which contrast above 1 magnifies, as the RGBA path starts
+        // from rounded RGB): on a ramp of every gray for every setting, and with contrast 1 on
+        // colours in 2x2 blocks (so that 4:2:0 loses nothing) that stay within 0..=255.
+        let (ramp, blocks) = ramp_and_blocks();
         let settings: [(i64, f64); 8] =
             [(0, 1.0), (40, 1.0), (-60, 1.0), (20, 1.2), (-40, 0.8), (10, 0.5), (0, 0.0), (255, 1.0)];
         for (b, c) in settings {
@@ -513,20 +520,11 @@ mod tests {
         }
     }
 
-    /// `frame` converted to `format` with full-range Y'CbCr (BT.709), rows packed.
-
     #[test]
     fn full_range_yuv420p_shows_what_rgba_shows() {
         // As `yuv420p_shows_what_rgba_shows`, with full-range frames shown as RGBA in full range:
         // every gray within 1 for every setting, and colours in 2x2 blocks with contrast 1.
-        let ramp: Vec<u8> = (0..=255u8).flat_map(|v| [v, v, v, 255]).collect();
-        let ramp = OwnedFrame::from_pixels(16, 16, PixelFormat::Rgba8, ramp).unwrap();
-        let mut blocks = OwnedFrame::new(38, 24, PixelFormat::Rgba8);
-        for (i, p) in blocks.data.chunks_exact_mut(4).enumerate() {
-            let (bx, by) = ((i % 38 / 2) as u32, (i / 38 / 2) as u32);
-            let channel = |k: u32| (60 + k % 136) as u8;
-            p.copy_from_slice(&[channel(bx * 13), channel(by * 29), channel((bx + by) * 7), 255]);
-        }
+        let (ramp, blocks) = ramp_and_blocks();
         for (b, c) in SETTINGS.into_iter().chain([(-60, 1.0), (255, 1.0), (0, 0.0), (-40, 0.8)]) {
             for (what, picture) in [("gray", &ramp), ("colour", &blocks)] {
                 if what == "colour" && (c != 1.0 || b.abs() > 60) {

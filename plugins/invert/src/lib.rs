@@ -299,8 +299,6 @@ mod tests {
         assert_eq!(testing::run::<Invert>(&[], &input).unwrap().packed(), [239, 255, 255, 1]);
     }
 
-    /// `frame` converted to `format` with full-range Y'CbCr (BT.709), rows packed.
-
     #[test]
     fn full_range_yuv420p_inverts_the_picture_as_rgba_does() {
         // Shown as RGBA (full range), within 1 of inverting the RGBA picture; every gray exactly.
