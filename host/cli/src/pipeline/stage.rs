@@ -40,6 +40,8 @@ pub(super) struct Stage {
     bad_meta_said: bool,
     /// The shape of its output frames, as its plugin declared it: frames of another are refused.
     output_shape: plugin_sdk::Shape,
+    /// The format its plugin gets frames in (the nearest it takes to what comes in).
+    takes: plugin_sdk::PixelFormat,
     /// Where its statistics are published while it runs, as which stage, and when last.
     live: Option<(super::Live, usize, Instant)>,
     /// Parameter changes still to come, in time order.
@@ -137,6 +139,8 @@ impl Stage {
         spec.input = Some(input);
         let first = PluginProcess::spawn_stage(spec, &views[0])?;
         let output_shape = first.output_shape().ok_or_else(|| first_error(&first, "it declared no output shape"))?;
+        // The format its frames are converted to when they come in another, fixed at start.
+        let takes = first.input_shape().map_or(input.format, |shape| shape.format);
         let wanted = views.len();
         let mut workers = vec![];
         let resizes = output_shape.height != input.height;
@@ -179,6 +183,7 @@ impl Stage {
             meta_scratch: Vec::new(),
             bad_meta_said: false,
             output_shape,
+            takes,
             live: None,
             changes: VecDeque::new(),
             live_changes: None,
@@ -251,9 +256,11 @@ impl Stage {
     /// copied out once, converted, written back (the lane's buffers hold any format of the
     /// frame's size). `None`: it cannot be (the plugin then refuses the frame).
     fn convert_input(&mut self, lane: &mut Lane, desc: FrameDesc) -> Option<FrameDesc> {
+        let to = self.takes;
+        if desc.format == to as u32 {
+            return None;
+        }
         let format = plugin_sdk::PixelFormat::from_u32(desc.format)?;
-        let takes = self.processes().next()?.description();
-        let to = plugin_sdk::convert::nearest(format, |f| takes.accepts(f)).filter(|to| *to != format)?;
         let converter = self.converter.as_mut()?;
         self.region.read_pixels(lane, Buffer::Input, desc.byte_len() as usize, &mut self.unconverted);
         let frame =
