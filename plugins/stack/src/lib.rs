@@ -54,12 +54,8 @@ impl Plugin for Stack {
             )));
         }
         let sum = |a: u32, b: u32, side: &str| {
-            a.checked_add(b).ok_or_else(|| {
-                PluginError::new(format!(
-                    "the stacked frame would be {side} than {} pixels (the most a frame has)",
-                    u32::MAX
-                ))
-            })
+            a.checked_add(b)
+                .ok_or_else(|| PluginError::new(format!("the stacked frame would be {side} than {} pixels", u32::MAX)))
         };
         Ok(match self.vertical {
             false => {
