@@ -63,14 +63,23 @@ pub const EXPORT_PROCESS_ROWS: &str = "plugin_process_rows";
 pub const EXPORT_OUTPUT_SHAPE: &str = "plugin_output_shape";
 pub const EXPORT_PROCESS_MANY: &str = "plugin_process_many";
 pub const EXPORT_SET_PARAMS: &str = "plugin_set_params";
+pub const EXPORT_OUTPUT_SHAPE_MANY: &str = "plugin_output_shape_many";
 /// Exports the host uses when present: a plugin with the first two can be run as several
 /// processes, each on a horizontal band of the same frame; one with the third makes frames of
 /// another size or format, which the host learns before any frame moves. `export_plugin!`
 /// exports these too.
 /// The fourth serves plugins with several inputs; the fifth changes parameters while running
-/// (without it the host makes a fresh instance with the new ones, in the same process).
-pub const OPTIONAL_EXPORTS: [&str; 5] =
-    [EXPORT_BAND_CONTEXT, EXPORT_PROCESS_ROWS, EXPORT_OUTPUT_SHAPE, EXPORT_PROCESS_MANY, EXPORT_SET_PARAMS];
+/// (without it the host makes a fresh instance with the new ones, in the same process); the
+/// sixth is the third for plugins with several inputs (`inputs, count, output`, as
+/// `plugin_process_many`).
+pub const OPTIONAL_EXPORTS: [&str; 6] = [
+    EXPORT_BAND_CONTEXT,
+    EXPORT_PROCESS_ROWS,
+    EXPORT_OUTPUT_SHAPE,
+    EXPORT_PROCESS_MANY,
+    EXPORT_SET_PARAMS,
+    EXPORT_OUTPUT_SHAPE_MANY,
+];
 /// `plugin_band_context`'s answer for a plugin that needs whole frames.
 pub const WHOLE_FRAME: i32 = -1;
 

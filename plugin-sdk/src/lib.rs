@@ -240,7 +240,7 @@ macro_rules! export_plugin {
             static STATE: $crate::runtime::State<$plugin> = $crate::runtime::State::new();
 
             // Natively too: the type is a Plugin, and every ABI export below is made (6 of them,
-            // and the 5 optional ones).
+            // and the 6 optional ones).
             const _: fn() = || {
                 fn is_a_plugin<P: $crate::Plugin>() {}
                 is_a_plugin::<$plugin>();
@@ -248,7 +248,7 @@ macro_rules! export_plugin {
             const _: () =
                 assert!($crate::abi::EXPORTS.len() == 6, "export_plugin! must export every abi::EXPORTS entry");
             const _: () = assert!(
-                $crate::abi::OPTIONAL_EXPORTS.len() == 5,
+                $crate::abi::OPTIONAL_EXPORTS.len() == 6,
                 "export_plugin! must export every abi::OPTIONAL_EXPORTS entry"
             );
 
@@ -306,7 +306,13 @@ macro_rules! export_plugin {
             $crate::__export!(plugin_output_shape = EXPORT_OUTPUT_SHAPE, fn(input: i32, output: i32) -> i32 {
                 // SAFETY: per the ABI the host passes two `FrameDesc`s it wrote into our memory
                 // (the output one writable) and does not touch them while the call runs.
-                unsafe { STATE.output_shape(input, output) }
+                unsafe { STATE.output_shape(input, 1, output) }
+            });
+
+            $crate::__export!(plugin_output_shape_many = EXPORT_OUTPUT_SHAPE_MANY, fn(inputs: i32, count: i32, output: i32) -> i32 {
+                // SAFETY: per the ABI the host passes `count` input `FrameDesc`s at `inputs` and
+                // a writable output one, in our memory, untouched while the call runs.
+                unsafe { STATE.output_shape(inputs, count, output) }
             });
         };
     };

@@ -134,22 +134,28 @@ impl<P: Plugin> State<P> {
         }
     }
 
-    /// `plugin_output_shape`: the instance's [`Plugin::output_shape`] for the input descriptor's
-    /// shape, written into the output descriptor.
+    /// `plugin_output_shape` (`count` 1) and `plugin_output_shape_many`: the instance's
+    /// [`Plugin::output_shape`] (or [`Plugin::output_shape_many`]) for the input descriptors'
+    /// shapes, written into the output descriptor.
     ///
     /// # Safety
-    /// `input` and `output` are the addresses of [`FrameDesc`]s in this module's memory, the
-    /// output one writable, that nothing else touches during the call.
-    pub unsafe fn output_shape(&self, input: i32, output: i32) -> i32 {
+    /// `inputs` is the address of `count` consecutive [`FrameDesc`]s and `output` of one, in
+    /// this module's memory, the output one writable, that nothing else touches during the call.
+    pub unsafe fn output_shape(&self, inputs: i32, count: i32, output: i32) -> i32 {
         let mut inner = self.inner.borrow_mut();
-        // SAFETY: per this function's contract the input descriptor is readable.
-        let in_desc = unsafe { read_desc(input) };
-        let result = match (inner.plugin.as_ref(), PixelFormat::from_u32(in_desc.format)) {
+        let shapes: Result<Vec<crate::Shape>, PluginError> = (0..count.clamp(0, abi::MAX_INPUTS as i32))
+            .map(|k| {
+                // SAFETY: per this function's contract `count` descriptors are readable.
+                let desc = unsafe { read_desc(inputs + k * FRAME_DESC_SIZE as i32) };
+                let format = PixelFormat::from_u32(desc.format).ok_or("the host sent an unknown pixel format")?;
+                Ok(crate::Shape::new(desc.width, desc.height, format))
+            })
+            .collect();
+        let result = match (inner.plugin.as_ref(), shapes) {
             (None, _) => Err(PluginError::new("output_shape was called before a successful init")),
-            (_, None) => Err(PluginError::new("the host sent an unknown pixel format")),
-            (Some(plugin), Some(format)) => {
-                plugin.output_shape(crate::Shape::new(in_desc.width, in_desc.height, format))
-            }
+            (_, Err(e)) => Err(e),
+            (Some(plugin), Ok(shapes)) if count == 1 => plugin.output_shape(shapes[0]),
+            (Some(plugin), Ok(shapes)) => plugin.output_shape_many(&shapes),
         };
         match result {
             Ok(shape) => {

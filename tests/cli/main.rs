@@ -10,6 +10,7 @@ mod support;
 mod authors;
 mod chain;
 mod examples;
+mod graph;
 mod live;
 mod media;
 mod run;

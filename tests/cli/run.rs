@@ -256,15 +256,6 @@ fn every_config_error_is_one_clear_sentence_and_writes_nothing() {
             format!("{input}[[plugin]]\nname = \"a\"\npath = \"a.wasm\"\ninputs = [\"input\", \"a\"]\n{output}"),
             "pipeline.toml: a cycle: a -> a".into(),
         ),
-        (
-            // A checked graph, refused whole by the chain runtime before anything starts.
-            "graph-not-run",
-            "[[input]]\nname = \"main\"\nkind = \"testsrc\"\n[[input]]\nname = \"logo\"\nkind = \"testsrc\"\n\
-             [[plugin]]\nname = \"mix\"\npath = \"overlay.wasm\"\ninputs = [\"main\", \"logo\"]\n\
-             [[output]]\nkind = \"png\"\npath = \"out\"\n[[output]]\nfrom = \"main\"\nkind = \"null\"\n"
-                .into(),
-            "pipeline.toml: this config is a graph (2 inputs, 2 outputs); running graphs is not implemented yet".into(),
-        ),
     ];
     for (name, config, culprit) in cases {
         assert_config_error(name, &config, &culprit);

@@ -140,7 +140,7 @@ impl FrameShape {
 }
 
 /// Consumes frames in order.
-pub trait Sink {
+pub trait Sink: Send {
     /// Writes the frame that was frame `index` (0-based) of the input.
     fn write(&mut self, index: u64, frame: &Frame<'_>) -> Result<(), MediaError>;
     /// Puts the output in place. Not called when the run fails before its first frame.

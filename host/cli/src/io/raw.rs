@@ -204,7 +204,7 @@ impl RawSource {
 /// An output that exists and is not a regular file (`/dev/null`, a FIFO, a socket) is a stream,
 /// written in place: renaming over it would replace the device or pipe with a plain file.
 pub struct RawSink {
-    writer: BufWriter<Box<dyn Write>>,
+    writer: BufWriter<Box<dyn Write + Send>>,
     destination: Destination,
     /// For a file: a handle to cut it back to `complete` bytes after a failed write.
     file: Option<File>,
@@ -247,14 +247,14 @@ impl RawSink {
     }
 
     /// A y4m stream into a program's input (ffmpeg encoding it).
-    pub fn y4m_into(writer: Box<dyn Write>, name: PathBuf, info: StreamInfo) -> Self {
+    pub fn y4m_into(writer: Box<dyn Write + Send>, name: PathBuf, info: StreamInfo) -> Self {
         let writer = BufWriter::with_capacity(1 << 20, writer);
         let (destination, y4m) = (Destination::Stream(name), Some((info, false)));
         Self { writer, destination, file: None, complete: 0, failed: false, promised: None, y4m, shape: None }
     }
 
     fn open(path: &Path, promised: Option<PixelFormat>, y4m: Option<(StreamInfo, bool)>) -> Result<Self, MediaError> {
-        let buffered = |writer: Box<dyn Write>| BufWriter::with_capacity(1 << 20, writer);
+        let buffered = |writer: Box<dyn Write + Send>| BufWriter::with_capacity(1 << 20, writer);
         let sink = |writer, destination, file| Self {
             writer,
             destination,

@@ -10,6 +10,7 @@
 //! unchanged), and it is counted. Frames keep their order; memory is the ring of lanes.
 
 mod convert;
+mod graph_run;
 mod stage;
 pub mod stats;
 
@@ -157,8 +158,54 @@ pub trait Progress {
     fn finish(&mut self);
 }
 
-/// A checked, started pipeline: input open, output prepared, every plugin running.
-pub struct Prepared {
+/// A checked, started pipeline: inputs open, outputs prepared, every plugin running.
+pub struct Prepared(Kind);
+
+enum Kind {
+    Chain(Chain),
+    Graph(graph_run::Graph),
+}
+
+impl Prepared {
+    /// Checks everything a config names and starts the plugins. Problems with the config, the
+    /// plugins' modules or parameters, the inputs or the outputs are [`RunError::Config`].
+    pub fn new(config: &Config, options: RunOptions) -> Result<Self, RunError> {
+        Ok(Prepared(match config.is_chain() {
+            true => Kind::Chain(Chain::new(config, options)?),
+            false => Kind::Graph(graph_run::Graph::new(config, options)?),
+        }))
+    }
+
+    /// One line on the plugins' sandboxes, for the run's summary.
+    pub fn sandbox_summary(&self) -> String {
+        let processes: Vec<&plugin_host::process::PluginProcess> = match &self.0 {
+            Kind::Chain(chain) => chain.stages.iter().filter_map(|s| s.processes().next()).collect(),
+            Kind::Graph(graph) => graph.processes().collect(),
+        };
+        plugin_host::sys::sandbox::Report::run_summary(processes.into_iter().map(|p| (p.name(), p.sandbox())))
+    }
+
+    /// Whether an output goes to stdout (then nothing else may be printed there).
+    pub fn output_is_stdout(&self) -> bool {
+        match &self.0 {
+            Kind::Chain(chain) => chain.sink.uses_stdout(),
+            Kind::Graph(graph) => graph.output_is_stdout(),
+        }
+    }
+
+    /// Runs every frame through the pipeline. On failure the output so far (complete up to the
+    /// last frame written) is put in place, or kept beside an output that was already there
+    /// ([`RunStats::output_kept_aside`]), and the error says what failed.
+    pub fn run(self, progress: &mut dyn Progress) -> (RunStats, Result<(), RunError>) {
+        match self.0 {
+            Kind::Chain(chain) => chain.run(progress),
+            Kind::Graph(graph) => graph.run(progress),
+        }
+    }
+}
+
+/// A prepared chain: one input, plugins in a row, one output, on lanes.
+struct Chain {
     source: Box<dyn Source>,
     sink: Box<dyn Sink>,
     stages: Vec<Stage>,
@@ -174,16 +221,8 @@ pub struct Prepared {
     out_height: u32,
 }
 
-impl Prepared {
-    /// Checks everything a config names and starts the plugins. Problems with the config, the
-    /// plugins' modules or parameters, the input or the output are [`RunError::Config`].
-    pub fn new(config: &Config, options: RunOptions) -> Result<Self, RunError> {
-        // Only chains run yet: refuse a graph whole rather than run a part of it.
-        if let Some(shape) = config.graph().not_a_chain() {
-            return Err(config
-                .error(format!("this config is a graph ({shape}); running graphs is not implemented yet"))
-                .into());
-        }
+impl Chain {
+    fn new(config: &Config, options: RunOptions) -> Result<Self, RunError> {
         let source = io::open_source(config.input()).map_err(|e| config.error(format!("input: {e}")))?;
         let (width, height, format) = source.shape();
         // A control block per worker (each stage's first is its own), and one for the sink's
@@ -246,35 +285,7 @@ impl Prepared {
                 }
                 let output = stage.output_shape();
                 let took = stage.processes().next().and_then(|p| p.input_shape()).unwrap_or(input);
-                if plugin.on_error == crate::config::OnError::Passthrough && output != took {
-                    return Err(config
-                        .error(format!(
-                            "plugin \"{}\" makes {output} frames of {took} ones, so on_error = \"passthrough\" \
-                             cannot pass a failed frame on in their place; use \"skip\" or \"fail\"",
-                            plugin.name
-                        ))
-                        .into());
-                }
-                let bytes = rgba_bytes(output);
-                let most = crate::config::MAX_SIDE;
-                if output.width > most || output.height > most {
-                    return Err(config
-                        .error(format!(
-                            "plugin \"{}\" makes {output} frames of {input} ones; each side may be at most {most}",
-                            plugin.name
-                        ))
-                        .into());
-                }
-                if bytes > config.max_frame_bytes {
-                    return Err(config
-                        .error(format!(
-                            "plugin \"{}\" makes {output} frames of {input} ones: {bytes} bytes as RGBA, more than \
-                             max_frame_bytes = {}",
-                            plugin.name, config.max_frame_bytes
-                        ))
-                        .into());
-                }
-                needed = needed.max(bytes);
+                needed = needed.max(check_output_shape(config, plugin, took, output)?);
                 shapes.push((plugin.name.clone(), output));
                 stages.push(stage);
                 if needed > frame_bytes {
@@ -341,23 +352,8 @@ impl Prepared {
         Ok(Self { source, sink, stages, region, options, info, source_convert, conversions, shapes, out_height })
     }
 
-    /// One line on the plugins' sandboxes, for the run's summary.
-    pub fn sandbox_summary(&self) -> String {
-        plugin_host::sys::sandbox::Report::run_summary(
-            self.stages.iter().filter_map(|s| s.processes().next()).map(|p| (p.name(), p.sandbox())),
-        )
-    }
-
-    /// Whether the output goes to stdout (then nothing else may be printed there).
-    pub fn output_is_stdout(&self) -> bool {
-        self.sink.uses_stdout()
-    }
-
-    /// Runs every frame through the chain. On failure the output so far (complete up to the last
-    /// frame written) is put in place, or kept beside an output that was already there
-    /// ([`RunStats::output_kept_aside`]), and the error says what failed.
-    pub fn run(self, progress: &mut dyn Progress) -> (RunStats, Result<(), RunError>) {
-        let Prepared {
+    fn run(self, progress: &mut dyn Progress) -> (RunStats, Result<(), RunError>) {
+        let Chain {
             mut source,
             mut sink,
             stages,
@@ -606,6 +602,43 @@ impl Prepared {
         };
         (stats, first_error.map_or(Ok(()), Err))
     }
+}
+
+/// Checks the shape a started plugin declared for its output, given frames of `input`: within
+/// the sides and bytes allowed, and, for `on_error = "passthrough"`, the input's own (a failed
+/// frame's input goes on in its place). Returns its bytes as RGBA.
+fn check_output_shape(
+    config: &Config,
+    plugin: &crate::config::PluginConfig,
+    input: Shape,
+    output: Shape,
+) -> Result<u64, RunError> {
+    let name = &plugin.name;
+    if plugin.on_error == crate::config::OnError::Passthrough && output != input {
+        return Err(config
+            .error(format!(
+                "plugin \"{name}\" makes {output} frames of {input} ones, so on_error = \"passthrough\" cannot pass \
+                 a failed frame on in their place; use \"skip\" or \"fail\""
+            ))
+            .into());
+    }
+    let most = crate::config::MAX_SIDE;
+    if output.width > most || output.height > most {
+        return Err(config
+            .error(format!("plugin \"{name}\" makes {output} frames of {input} ones; each side may be at most {most}"))
+            .into());
+    }
+    let bytes = rgba_bytes(output);
+    if bytes > config.max_frame_bytes {
+        return Err(config
+            .error(format!(
+                "plugin \"{name}\" makes {output} frames of {input} ones: {bytes} bytes as RGBA, more than \
+                 max_frame_bytes = {}",
+                config.max_frame_bytes
+            ))
+            .into());
+    }
+    Ok(bytes)
 }
 
 /// Bytes of a frame of `shape`'s size as RGBA: what a buffer needs to hold it in any format.

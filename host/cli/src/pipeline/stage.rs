@@ -91,7 +91,7 @@ struct Band {
 
 /// Back-off before restart number `n` (1-based) of a run of failures: none for the first, then
 /// 10 ms doubling up to 1 s.
-fn restart_backoff(failures_in_a_row: u32) -> Duration {
+pub(super) fn restart_backoff(failures_in_a_row: u32) -> Duration {
     match failures_in_a_row {
         0 | 1 => Duration::ZERO,
         n => Duration::from_millis(10u64 << (n - 2).min(7)).min(Duration::from_secs(1)),

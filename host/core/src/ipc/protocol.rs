@@ -18,8 +18,10 @@ pub const MAGIC: [u8; 8] = *b"PLGHOST\x01";
 /// `Ready` says whether the plugin works on bands).
 /// 8: `Init` gives the input's shape and `Ready` the output's it declares; frames on the pipe
 /// carry their metadata; parameters change while running (`SetParams`).
-pub const PROTOCOL_VERSION: u32 = 8;
-pub const MIN_PROTOCOL_VERSION: u32 = 8;
+/// 9: graph nodes (`Load` may name the boundaries a node reads and writes, `Init` the shapes of
+/// its other inputs).
+pub const PROTOCOL_VERSION: u32 = 9;
+pub const MIN_PROTOCOL_VERSION: u32 = 9;
 
 /// The first argument that puts a binary in runner mode (see `runner::run_if_requested`); the
 /// runner then finds its channel and region on descriptors 3, 4 and 5 (`sys::process`).
@@ -79,6 +81,9 @@ pub enum ToRunner {
         stage: u32,
         /// Which of each slot's buffers it reads (it writes the next boundary's).
         boundary: u32,
+        /// A graph node: the boundaries it reads and writes instead (`boundary` is then the
+        /// first it reads), and each frame names its input buffers (`Region::set_inputs`).
+        node: Option<crate::ipc::region::NodeBuffers>,
     },
     /// Compile the module (wasm bytes) for the runners' engine; answered by
     /// [`ToHost::Compiled`], after which the runner exits. The host never parses or compiles an
@@ -101,7 +106,8 @@ pub enum ToRunner {
     /// Create the plugin instance with ABI-encoded parameters; answered by [`ToHost::Ready`].
     /// `input`: the shape (a `FrameDesc`, `data` and `capacity` 0) of the frames it will get,
     /// for which `Ready` says the output's.
-    Init { params: Vec<u8>, input: Option<[u8; FRAME_DESC_SIZE]> },
+    /// `others`: the shapes of a graph node's other inputs, in order.
+    Init { params: Vec<u8>, input: Option<[u8; FRAME_DESC_SIZE]>, others: Vec<[u8; FRAME_DESC_SIZE]> },
     /// Between frames (none in flight): take these ABI-encoded parameters, through
     /// `plugin_set_params` or, without it, a fresh instance; answered by [`ToHost::ParamsSet`]
     /// or [`ToHost::Failed`] (the old values then stay).

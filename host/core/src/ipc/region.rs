@@ -48,8 +48,9 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 
 pub const REGION_MAGIC: u64 = u64::from_le_bytes(*b"PHREGION");
 /// 4: control blocks counted apart from boundaries (workers), and a band per slot; 5: frame
-/// metadata areas after the buffers.
-pub const LAYOUT_VERSION: u32 = 5;
+/// metadata areas after the buffers; 6: a table of input buffers per slot (graph nodes, which
+/// read frames of other boundaries and slots than their output's).
+pub const LAYOUT_VERSION: u32 = 6;
 /// Bytes of one frame's metadata area: a length word, padding to 64, then the encoded metadata.
 pub const META_AREA: u64 = 64 + plugin_sdk::abi::MAX_META_BYTES as u64;
 pub const PAGE_SIZE: u64 = 4096;
@@ -98,13 +99,38 @@ pub struct SlotControl {
     /// the whole frame).
     pub band_first: AtomicU32,
     pub band_rows: AtomicU32,
-    _reserved: [u8; 40],
+    _reserved: [u8; 36],
+    /// Graph nodes: how many of `inputs` the slot's frame has (0: the chain's one input, the
+    /// same slot of the view's input boundary).
+    pub input_count: AtomicU32,
+    pub inputs: [InputRef; MAX_INPUTS],
+}
+
+/// One input of a graph node's frame: which buffer holds it, and its descriptor.
+#[repr(C)]
+pub struct InputRef {
+    pub boundary: u32,
+    pub slot: u32,
+    pub desc: [u8; FRAME_DESC_SIZE],
+}
+
+/// Most inputs a frame of a graph node has (the ABI's limit).
+pub const MAX_INPUTS: usize = plugin_sdk::abi::MAX_INPUTS;
+
+/// The boundaries a graph node's view covers: the ones it reads (mapped read-only into its
+/// plugin's memory, in this order) and the one it writes.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeBuffers {
+    pub reads: Vec<u32>,
+    pub write: u32,
 }
 
 const _: () = assert!(size_of::<RegionHeader>() == 64);
 const _: () = assert!(offset_of!(RegionHeader, stage_count) == 32);
 const _: () = assert!(size_of::<StageControl>() == 64);
-const _: () = assert!(size_of::<SlotControl>() == 128);
+const _: () = assert!(size_of::<InputRef>() == 40);
+const _: () = assert!(size_of::<SlotControl>() == 128 + 40 * MAX_INPUTS);
+const _: () = assert!(offset_of!(SlotControl, input_count) == 124);
 const _: () = assert!(offset_of!(SlotControl, frame_number) == 8);
 const _: () = assert!(offset_of!(SlotControl, input) == 16);
 const _: () = assert!(offset_of!(SlotControl, output) == 48);
@@ -156,8 +182,10 @@ pub struct Region {
     shared: Arc<Mapping>,
     /// Its control block.
     stage: u32,
-    /// Its input boundary (its output is the next).
+    /// Its input boundary (its output is the next), or a graph node's first.
     boundary: u32,
+    /// A graph node's boundaries; `None`: a chain's view (`boundary` and the next).
+    node: Option<Arc<NodeBuffers>>,
 }
 
 /// The right to use one slot's buffers in the host. There is one token per slot, handed out once
@@ -166,6 +194,8 @@ pub struct Region {
 #[derive(Debug)]
 pub struct Lane {
     slot: u32,
+    /// A graph's token is for one boundary's buffer of the slot; a chain's for all of them.
+    boundary: Option<u32>,
     /// The mapping the token belongs to (its address), so that it cannot open another region.
     owner: usize,
 }
@@ -313,7 +343,7 @@ impl Region {
         let lanes_taken = AtomicBool::new(false);
         let mapping =
             Mapping { map, file, slot_count, stage_count, boundary_count, slot_capacity, buffers_offset, lanes_taken };
-        Region { shared: Arc::new(mapping), stage: 0, boundary: 0 }
+        Region { shared: Arc::new(mapping), stage: 0, boundary: 0, node: None }
     }
 
     /// The view of another stage of the same mapping: its control block and input boundary `stage`.
@@ -330,7 +360,30 @@ impl Region {
         if boundary >= self.shared.boundary_count {
             return Err(RegionError::Stage(boundary));
         }
-        Ok(Region { shared: Arc::clone(&self.shared), stage, boundary })
+        Ok(Region { shared: Arc::clone(&self.shared), stage, boundary, node: None })
+    }
+
+    /// The view of control block `stage` as a graph node that reads `buffers.reads` and writes
+    /// `buffers.write`: each a boundary of the region, the written one not among those read.
+    pub fn for_node(&self, stage: u32, buffers: NodeBuffers) -> Result<Self, RegionError> {
+        let boundaries = self.shared.boundary_count;
+        if buffers.reads.is_empty() || buffers.reads.len() > MAX_STAGES as usize {
+            return Err(RegionError::Invalid("a node reads between 1 and 64 boundaries"));
+        }
+        if let Some(&bad) = buffers.reads.iter().chain([&buffers.write]).find(|&&b| b >= boundaries) {
+            return Err(RegionError::Stage(bad));
+        }
+        if buffers.reads.contains(&buffers.write) {
+            return Err(RegionError::Invalid("a node reads the boundary it writes"));
+        }
+        let mut view = self.for_worker(stage, buffers.reads[0])?;
+        view.node = Some(Arc::new(buffers));
+        Ok(view)
+    }
+
+    /// A graph node's boundaries, for a view made by [`Region::for_node`].
+    pub fn node(&self) -> Option<&NodeBuffers> {
+        self.node.as_deref()
     }
 
     /// Host: the lane tokens, one per slot; only the first call gets them.
@@ -338,7 +391,20 @@ impl Region {
         if self.shared.lanes_taken.swap(true, Ordering::AcqRel) {
             return Vec::new();
         }
-        (0..self.shared.slot_count).map(|slot| Lane { slot, owner: self.owner() }).collect()
+        (0..self.shared.slot_count).map(|slot| Lane { slot, boundary: None, owner: self.owner() }).collect()
+    }
+
+    /// Host, for a graph: a token per slot of each boundary (`[boundary][slot]`), so that each
+    /// boundary's buffers are handed around on their own. Only the first call (of this or
+    /// [`Region::take_lanes`]) gets them.
+    pub fn take_buffers(&self) -> Vec<Vec<Lane>> {
+        if self.shared.lanes_taken.swap(true, Ordering::AcqRel) {
+            return Vec::new();
+        }
+        let owner = self.owner();
+        (0..self.shared.boundary_count)
+            .map(|b| (0..self.shared.slot_count).map(|slot| Lane { slot, boundary: Some(b), owner }).collect())
+            .collect()
     }
 
     fn owner(&self) -> usize {
@@ -430,6 +496,38 @@ impl Region {
         count.store(rows, Ordering::Release);
     }
 
+    /// Host, graph nodes: the buffers the slot's next frame reads, as (boundary, slot,
+    /// descriptor), at most [`MAX_INPUTS`]; empty: a chain's frame.
+    pub fn set_inputs(&self, slot: u32, inputs: &[(u32, u32, FrameDesc)]) {
+        assert!(inputs.len() <= MAX_INPUTS, "more than {MAX_INPUTS} inputs");
+        let slot = self.slot_ptr(slot);
+        for (k, (boundary, buffer, desc)) in inputs.iter().enumerate() {
+            let entry = InputRef { boundary: *boundary, slot: *buffer, desc: desc.to_bytes() };
+            // SAFETY: k < MAX_INPUTS, so the entry lies within the slot's control, in the
+            // mapping; plain integers and bytes, written with a volatile store (another process
+            // maps them).
+            unsafe { addr_of_mut!((*slot).inputs[k]).write_volatile(entry) };
+        }
+        // SAFETY: as for `doorbell`.
+        unsafe { &*addr_of_mut!((*slot).input_count) }.store(inputs.len() as u32, Ordering::Release);
+    }
+
+    /// Runner: the buffers the slot's frame reads (see [`Region::set_inputs`]), copied out
+    /// once. Untrusted: the count is cut to [`MAX_INPUTS`]; the caller checks each buffer
+    /// against its window ([`Region::window_offset`]) and each descriptor.
+    pub fn inputs(&self, slot: u32, into: &mut Vec<(u32, u32, FrameDesc)>) {
+        into.clear();
+        let slot = self.slot_ptr(slot);
+        // SAFETY: as for `doorbell`.
+        let count = unsafe { &*addr_of_mut!((*slot).input_count) }.load(Ordering::Acquire) as usize;
+        for k in 0..count.min(MAX_INPUTS) {
+            // SAFETY: as in `set_inputs`; a torn read gives wrong numbers, which the caller's
+            // checks catch, never an invalid value.
+            let entry = unsafe { addr_of_mut!((*slot).inputs[k]).read_volatile() };
+            into.push((entry.boundary, entry.slot, FrameDesc::from_bytes(&entry.desc)));
+        }
+    }
+
     /// Copies a descriptor out of the region. The result is untrusted until validated.
     pub fn read_desc(&self, slot: u32, which: Buffer) -> FrameDesc {
         let slot = self.slot_ptr(slot);
@@ -473,19 +571,54 @@ impl Region {
         self.shared.slot_count as u64 * self.shared.slot_capacity
     }
 
-    /// Runner: what this stage maps into its plugin's memory, as (offset in the region, length):
-    /// its input boundary (to map read-only) directly followed by its output boundary (writable),
-    /// each [`Region::boundary_len`] bytes. `None` for a view with no output boundary.
-    pub fn stage_window(&self) -> Option<(u64, u64)> {
-        (self.boundary + 1 < self.shared.boundary_count)
-            .then(|| (self.boundary_offset(self.boundary), 2 * self.boundary_len()))
+    /// The boundaries this view reads, in window order, and the one it writes (`None` for the
+    /// view of a chain's last boundary, which has no output).
+    fn window_boundaries(&self) -> (Vec<u32>, Option<u32>) {
+        match &self.node {
+            Some(node) => (node.reads.clone(), Some(node.write)),
+            None => (vec![self.boundary], Some(self.boundary + 1).filter(|&b| b < self.shared.boundary_count)),
+        }
+    }
+
+    /// Runner: what this view maps into its plugin's memory, one part after the other, as (offset
+    /// in the region, length, writable): each boundary it reads, read-only, then the one it
+    /// writes, each [`Region::boundary_len`] bytes. `None` for a view with no output boundary.
+    pub fn window_parts(&self) -> Option<Vec<(u64, u64, bool)>> {
+        let (reads, write) = self.window_boundaries();
+        let write = write?;
+        let part = |b: u32, writable| (self.boundary_offset(b), self.boundary_len(), writable);
+        Some(reads.into_iter().map(|b| part(b, false)).chain([part(write, true)]).collect())
+    }
+
+    /// Runner: where the buffer of `slot` on `boundary` lies in this view's window (see
+    /// [`Region::window_parts`]); `None` when the view does not map it, or maps it writable
+    /// and `read_only` asks for an input.
+    pub fn window_offset(&self, boundary: u32, slot: u32, read_only: bool) -> Option<u64> {
+        if slot >= self.shared.slot_count {
+            return None;
+        }
+        let (reads, write) = self.window_boundaries();
+        let part = match reads.iter().position(|&b| b == boundary) {
+            Some(k) => k,
+            None if !read_only && write == Some(boundary) => reads.len(),
+            None => return None,
+        };
+        Some(part as u64 * self.boundary_len() + slot as u64 * self.shared.slot_capacity)
+    }
+
+    /// The boundary of `which` buffer as this view sees it.
+    fn boundary_of(&self, which: Buffer) -> u32 {
+        match (&self.node, which) {
+            (Some(node), Buffer::Output) => node.write,
+            _ => self.boundary + which as u32,
+        }
     }
 
     /// Offset of a slot buffer from the start of the region: this stage's input boundary or its
     /// output boundary.
     pub fn buffer_offset(&self, slot: u32, which: Buffer) -> u64 {
         assert!(slot < self.shared.slot_count, "slot {slot} out of range");
-        self.boundary_offset(self.boundary + which as u32) + slot as u64 * self.shared.slot_capacity
+        self.boundary_offset(self.boundary_of(which)) + slot as u64 * self.shared.slot_capacity
     }
 
     fn buffer_ptr(&self, slot: u32, which: Buffer, offset: usize, len: usize) -> *mut u8 {
@@ -495,8 +628,11 @@ impl Region {
         unsafe { self.base().add(start) }
     }
 
-    fn check_lane(&self, lane: &Lane) {
+    fn check_lane(&self, lane: &Lane, which: Buffer) {
         assert_eq!(lane.owner, self.owner(), "a lane token used on a region it does not belong to");
+        if let Some(boundary) = lane.boundary {
+            assert_eq!(boundary, self.boundary_of(which), "a buffer token used for another boundary's buffer");
+        }
     }
 
     /// Host: copies the first `len` bytes of a lane's buffer into `dst` (replacing what it held).
@@ -505,7 +641,7 @@ impl Region {
     /// so the host never holds a Rust reference to them: it copies out with a raw copy, once,
     /// and works on its own bytes.
     pub fn read_pixels(&self, lane: &Lane, which: Buffer, len: usize, dst: &mut Vec<u8>) {
-        self.check_lane(lane);
+        self.check_lane(lane, which);
         let src = self.buffer_ptr(lane.slot, which, 0, len);
         dst.clear();
         dst.reserve(len);
@@ -520,7 +656,10 @@ impl Region {
 
     /// Where the metadata area of a slot's buffer starts, from the start of the region.
     fn meta_offset(&self, slot: u32, which: Buffer) -> Option<usize> {
-        let boundary = self.boundary + which as u32;
+        self.meta_offset_at(self.boundary_of(which), slot)
+    }
+
+    fn meta_offset_at(&self, boundary: u32, slot: u32) -> Option<usize> {
         if slot >= self.shared.slot_count || boundary >= self.shared.boundary_count {
             return None;
         }
@@ -532,8 +671,13 @@ impl Region {
     /// Copies the metadata of a slot's buffer into `dst` (cleared first); false when none is
     /// set. Whatever the peer wrote, at most [`plugin_sdk::abi::MAX_META_BYTES`] bytes are read.
     pub fn read_meta(&self, slot: u32, which: Buffer, dst: &mut Vec<u8>) -> bool {
+        self.read_meta_at(self.boundary_of(which), slot, dst)
+    }
+
+    /// [`Region::read_meta`] of the buffer of `slot` on any `boundary` (a graph node's inputs).
+    pub fn read_meta_at(&self, boundary: u32, slot: u32, dst: &mut Vec<u8>) -> bool {
         dst.clear();
-        let Some(at) = self.meta_offset(slot, which) else { return false };
+        let Some(at) = self.meta_offset_at(boundary, slot) else { return false };
         // SAFETY: the area lies within the mapping (its offset is in range and the mapping's size
         // was checked to hold every area); the length word is 4-aligned (areas and the buffers
         // before them are multiples of 64 bytes) and read once, atomically.
@@ -566,7 +710,7 @@ impl Region {
 
     /// Host: copies `src` into the start of a lane's buffer.
     pub fn write_pixels(&self, lane: &mut Lane, which: Buffer, src: &[u8]) {
-        self.check_lane(lane);
+        self.check_lane(lane, which);
         let dst = self.buffer_ptr(lane.slot, which, 0, src.len());
         // SAFETY: `dst` is valid for `src.len()` bytes (buffer_ptr); `src` is the host's own
         // memory, never the mapping, so they do not overlap.
@@ -584,8 +728,8 @@ impl Region {
         fd: std::os::fd::BorrowedFd<'_>,
     ) -> std::io::Result<usize> {
         use std::os::fd::AsRawFd;
-        self.check_lane(lane);
-        if self.boundary + which as u32 >= self.shared.boundary_count {
+        self.check_lane(lane, which);
+        if self.boundary_of(which) >= self.shared.boundary_count {
             return Err(std::io::Error::other("this view of the region has no such buffer"));
         }
         let dst = self.buffer_ptr(lane.slot, which, 0, len);
@@ -609,7 +753,7 @@ impl Region {
         if slot >= self.shared.slot_count || len as u64 > self.shared.slot_capacity {
             return Err(std::io::Error::other(format!("{len} bytes for slot {slot} do not fit it")));
         }
-        if self.boundary + which as u32 >= self.shared.boundary_count {
+        if self.boundary_of(which) >= self.shared.boundary_count {
             return Err(std::io::Error::other("this view of the region has no such buffer"));
         }
         let dst = self.buffer_ptr(slot, which, 0, len);
@@ -641,7 +785,7 @@ impl Region {
         fd: std::os::fd::BorrowedFd<'_>,
     ) -> std::io::Result<usize> {
         use std::os::fd::AsRawFd;
-        self.check_lane(lane);
+        self.check_lane(lane, which);
         let src = self.buffer_ptr(lane.slot, which, 0, len);
         let from_header = sent.min(header.len());
         let from_pixels = (sent - from_header).min(len);
@@ -662,7 +806,8 @@ impl Region {
     /// Host: copies a lane's input buffer into its output buffer (the failure path's one copy,
     /// when a frame passes a stage unchanged).
     pub fn copy_input_to_output(&self, lane: &mut Lane, len: usize) {
-        self.check_lane(lane);
+        self.check_lane(lane, Buffer::Input);
+        self.check_lane(lane, Buffer::Output);
         let src = self.buffer_ptr(lane.slot, Buffer::Input, 0, len);
         let dst = self.buffer_ptr(lane.slot, Buffer::Output, 0, len);
         // SAFETY: both ranges are within the mapping and are the slot's buffers on two distinct
@@ -776,6 +921,37 @@ mod tests {
     }
 
     #[test]
+    fn a_graph_node_maps_the_boundaries_it_reads_and_the_one_it_writes_only() {
+        let region = Region::create_with_workers("test", 5, 5, 2, 4096).unwrap();
+        let node = region.for_node(2, NodeBuffers { reads: vec![3, 0], write: 4 }).unwrap();
+        let part = |b: u32| (region.for_worker(0, b).unwrap().buffer_offset(0, Buffer::Input), 2 * 4096);
+        let parts: Vec<_> = node.window_parts().unwrap();
+        assert_eq!(
+            parts,
+            vec![(part(3).0, part(3).1, false), (part(0).0, part(0).1, false), (part(4).0, part(4).1, true)]
+        );
+        assert_eq!(node.window_offset(0, 1, true), Some(2 * 4096 + 4096), "boundary 0 is the second part");
+        assert_eq!(node.window_offset(4, 1, false), Some(4 * 4096 + 4096), "its output, writable");
+        assert_eq!(node.window_offset(4, 1, true), None, "its output is no input");
+        assert_eq!(node.window_offset(1, 0, true), None, "a boundary it does not read");
+        assert_eq!(node.window_offset(0, 2, true), None, "no such slot");
+        assert!(region.for_node(2, NodeBuffers { reads: vec![1], write: 1 }).is_err());
+        assert!(region.for_node(2, NodeBuffers { reads: vec![5], write: 1 }).is_err());
+        let desc = FrameDesc { data: 0, capacity: 4096, width: 2, height: 2, stride: 8, format: 0, timestamp_us: 7 };
+        node.set_inputs(1, &[(3, 0, desc), (0, 1, desc)]);
+        let mut inputs = Vec::new();
+        region.for_node(2, NodeBuffers { reads: vec![3, 0], write: 4 }).unwrap().inputs(1, &mut inputs);
+        assert_eq!(inputs, vec![(3, 0, desc), (0, 1, desc)]);
+        let mut tokens = region.take_buffers();
+        assert!(region.take_lanes().is_empty(), "tokens are handed out once");
+        let view = region.for_worker(4, 1).unwrap();
+        view.write_pixels(&mut tokens[1][0], Buffer::Input, b"xy");
+        let mut back = Vec::new();
+        view.read_pixels(&tokens[1][0], Buffer::Input, 2, &mut back);
+        assert_eq!(back, b"xy");
+    }
+
+    #[test]
     fn a_stage_output_is_the_next_stage_input_in_place() {
         let region = Region::create_chain("test", 3, 2, 4096).unwrap();
         let views: Vec<Region> = (0..3).map(|k| region.for_stage(k).unwrap()).collect();
@@ -801,8 +977,9 @@ mod tests {
         // Every boundary is its own buffer: stage 0's input is untouched by all of this.
         views[0].read_pixels(&lanes[1], Buffer::Input, 3, &mut seen);
         assert_eq!(seen, [0, 0, 0]);
-        assert_eq!(views[1].stage_window(), Some((views[1].buffer_offset(0, Buffer::Input), 2 * 2 * 4096)));
-        assert_eq!(views[2].stage_window(), None, "the sink's view has no output boundary");
+        let (input, output) = (views[1].buffer_offset(0, Buffer::Input), views[1].buffer_offset(0, Buffer::Output));
+        assert_eq!(views[1].window_parts(), Some(vec![(input, 2 * 4096, false), (output, 2 * 4096, true)]));
+        assert_eq!(views[2].window_parts(), None, "the sink's view has no output boundary");
         let reopened = Region::open(region.file().try_clone().unwrap()).unwrap();
         assert_eq!(reopened.stage_count(), 3);
     }

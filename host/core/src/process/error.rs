@@ -118,6 +118,12 @@ pub enum Misuse {
     WholeFramesOnly,
     #[error("rows {0:?} are no band of the frame")]
     BadBand(std::ops::Range<u32>),
+    #[error("frames with named inputs go to a graph node over shared memory only")]
+    NotANode,
+    #[error("a node's frame has between 1 and {most} inputs, not {0}", most = crate::ipc::region::MAX_INPUTS)]
+    InputCount(usize),
+    #[error("slot {0} is not one of the region's")]
+    NoSuchSlot(u32),
 }
 
 /// A plugin process that stopped answering; it has been killed.

@@ -222,6 +222,37 @@ impl PluginProcess {
         self.hand_over(lane, frame, &desc, band, None)
     }
 
+    /// Graph node ([`crate::ipc::region::Region::for_node`]): hands over frame `frame` made of
+    /// `inputs`, (boundary, slot, descriptor) each in the plugin's order, all in buffers the
+    /// node reads, its output to go to `slot` of the boundary it writes. The caller keeps every
+    /// one of those buffers unchanged, and the output one unread, until the frame is collected
+    /// with [`PluginProcess::receive_band`].
+    pub fn submit_node(
+        &mut self,
+        slot: u32,
+        frame: u64,
+        inputs: &[(u32, u32, FrameDesc)],
+    ) -> Result<BandTicket, PluginError> {
+        self.check_running()?;
+        if self.region.node().is_none() || self.spec.transport != Transport::SharedMemory {
+            return Err(self.error(Misuse::NotANode.into()));
+        }
+        if inputs.is_empty() || inputs.len() > region::MAX_INPUTS {
+            return Err(self.error(Misuse::InputCount(inputs.len()).into()));
+        }
+        if slot >= self.region.slot_count() {
+            return Err(self.error(Misuse::NoSuchSlot(slot).into()));
+        }
+        let mut checked = Vec::with_capacity(inputs.len());
+        for &(boundary, buffer, desc) in inputs {
+            let desc = FrameDesc { data: 0, capacity: self.frame_capacity as u32, ..desc };
+            self.check_input(&desc)?;
+            checked.push((boundary, buffer, desc));
+        }
+        self.region.set_inputs(slot, &checked);
+        self.ring(slot, frame, &checked[0].2, None)
+    }
+
     /// Checks a frame against the plugin's formats and capacity; returns its length in bytes.
     fn check_input(&self, desc: &FrameDesc) -> Result<u64, PluginError> {
         let format = desc.validate().map_err(|why| self.error(ErrorKind::BadFrame(why.to_string())))?;
@@ -247,27 +278,14 @@ impl PluginProcess {
         pipe: Option<PipeSource<'_>>,
     ) -> Result<BandTicket, PluginError> {
         let slot = lane.slot();
+        let Some(source) = pipe else { return self.ring(slot, frame, desc, band) };
         // The frame's time starts here, before a pipe transport's send, which counts against it.
         let submitted = Instant::now();
         if self.slots.in_flight[slot as usize] {
             return Err(self.error(Misuse::SlotInFlight(slot).into()));
         }
-        match pipe {
-            None => {
-                self.region.write_desc(slot, Buffer::Input, desc);
-                let (first, rows) = band.unwrap_or((0, 0));
-                self.region.set_band(slot, first, rows);
-                self.region.set_frame_number(slot, frame);
-                handoff::submit(&Futex, self.region.state(slot), self.region.doorbell());
-                // Pairs with the reader's store of `gone` before it scans the slots: one of the
-                // two sides sees the other.
-                std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-                if self.current.channel.is_gone() {
-                    // The reader may have scanned the slots before this submit: end our own wait.
-                    handoff::abandon(&Futex, self.region.state(slot));
-                }
-            }
-            Some(source) => {
+        {
+            {
                 let bytes = match source {
                     PipeSource::Caller(bytes) => FrameBytes::Slice(bytes),
                     PipeSource::Lane(len) => FrameBytes::Lane { region: &self.region, lane, len },
@@ -282,6 +300,36 @@ impl PluginProcess {
                     return Err(self.error(kind));
                 }
             }
+        }
+        self.slots.in_flight[slot as usize] = true;
+        self.slots.next_frame = frame + 1;
+        Ok(BandTicket { owner: self.slots.serial, slot, frame, submitted })
+    }
+
+    /// Shared memory: puts the frame's descriptor, band and number in `slot`'s control and
+    /// rings the runner's doorbell.
+    fn ring(
+        &mut self,
+        slot: u32,
+        frame: u64,
+        desc: &FrameDesc,
+        band: Option<(u32, u32)>,
+    ) -> Result<BandTicket, PluginError> {
+        let submitted = Instant::now();
+        if self.slots.in_flight[slot as usize] {
+            return Err(self.error(Misuse::SlotInFlight(slot).into()));
+        }
+        self.region.write_desc(slot, Buffer::Input, desc);
+        let (first, rows) = band.unwrap_or((0, 0));
+        self.region.set_band(slot, first, rows);
+        self.region.set_frame_number(slot, frame);
+        handoff::submit(&Futex, self.region.state(slot), self.region.doorbell());
+        // Pairs with the reader's store of `gone` before it scans the slots: one of the two
+        // sides sees the other.
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        if self.current.channel.is_gone() {
+            // The reader may have scanned the slots before this submit: end our own wait.
+            handoff::abandon(&Futex, self.region.state(slot));
         }
         self.slots.in_flight[slot as usize] = true;
         self.slots.next_frame = frame + 1;

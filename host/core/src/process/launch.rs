@@ -82,6 +82,7 @@ impl Loaded {
             frame_capacity,
             stage: region.stage(),
             boundary: region.boundary(),
+            node: region.node().cloned(),
         };
         load_module(channel, spec, &load, deadline).map_err(|kind| err(kind.out_of_time(spec)))
     }

@@ -146,6 +146,8 @@ impl PluginProcess {
     /// and waits for the instance; then starts a standby process if the spec asks for one.
     fn activate(&mut self, deadline: Instant) -> Result<(), ErrorKind> {
         let input = self.input_shape().map(|shape| shape_desc(shape).to_bytes());
+        let others =
+            self.spec.more_inputs.iter().filter_map(|&s| self.taken(s)).map(|s| shape_desc(s).to_bytes()).collect();
         let channel = &mut self.current.channel;
         channel.starting = true;
         for slot in 0..self.region.slot_count() {
@@ -155,7 +157,7 @@ impl PluginProcess {
         channel.set_active();
         let params = self.current.description.resolve_params(&self.spec.params)?;
         let encoded = abi::encode_params(params.iter().map(|(n, v)| (n.as_str(), v)));
-        let ready = channel.send_message(&ToRunner::Init { params: encoded, input }, deadline).and_then(|()| {
+        let ready = channel.send_message(&ToRunner::Init { params: encoded, input, others }, deadline).and_then(|()| {
             match channel.next_message(deadline)? {
                 ToHost::Ready { band_context, output } => Ok((band_context, output)),
                 ToHost::Failed { failure, .. } => Err(ErrorKind::Init(failure)),
@@ -251,7 +253,11 @@ impl PluginProcess {
 
     /// The shape of the frames it gets: the spec's input in the nearest format it takes.
     pub fn input_shape(&self) -> Option<plugin_sdk::Shape> {
-        let input = self.spec.input?;
+        self.taken(self.spec.input?)
+    }
+
+    /// `input` in the nearest format the plugin takes; `None` when it takes none of them.
+    pub fn taken(&self, input: plugin_sdk::Shape) -> Option<plugin_sdk::Shape> {
         let description = &self.current.description;
         let format = plugin_sdk::convert::nearest(input.format, |f| description.accepts(f))?;
         Some(plugin_sdk::Shape { format, ..input })

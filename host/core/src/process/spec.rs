@@ -89,6 +89,8 @@ pub struct PluginSpec {
     /// [`plugin_sdk::convert::nearest`]); when set, the ready plugin declares its output's
     /// ([`super::PluginProcess::output_shape`]).
     pub input: Option<plugin_sdk::Shape>,
+    /// A graph node's other inputs' shapes, in order (in formats it takes: the graph checks).
+    pub more_inputs: Vec<plugin_sdk::Shape>,
 }
 
 impl PluginSpec {
@@ -107,6 +109,7 @@ impl PluginSpec {
             standby: false,
             snapshot_input: false,
             input: None,
+            more_inputs: Vec::new(),
         }
     }
 

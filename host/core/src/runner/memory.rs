@@ -4,8 +4,8 @@
 //!
 //! The memory is an ordinary private anonymous reservation (PROT_NONE until grown), except that
 //! one grow — the one the runner makes right after instantiation, with the window armed — maps
-//! the stage's buffers, shared, at the memory's end: its input boundary read-only, then its output
-//! boundary writable (see [`crate::ipc::region`]). A guest store into the read-only part faults,
+//! the stage's buffers, shared, at the memory's end, one part after the other: each boundary it
+//! reads read-only, then its output boundary writable (see [`crate::ipc::region`]). A guest store into the read-only part faults,
 //! and wasmtime turns the fault into a trap. The guest's allocator grows past the window as usual.
 
 use std::fs::File;
@@ -18,10 +18,9 @@ use wasmtime::{LinearMemory, MemoryCreator, MemoryType};
 /// Where the region's buffers go and whether the next grow places them.
 pub struct Window {
     file: File,
-    file_offset: u64,
+    /// (offset in the file, length, writable), mapped one after the other.
+    parts: Vec<(u64, usize, bool)>,
     len: usize,
-    /// Bytes at the window's start that are mapped read-only (the stage's input).
-    read_only: usize,
     armed: AtomicBool,
     /// Offset in linear memory where the window was placed, once placed.
     placed_at: AtomicUsize,
@@ -29,14 +28,14 @@ pub struct Window {
 }
 
 impl Window {
-    /// A window over `len` bytes of `file` from `file_offset` (both page-aligned), of which the
-    /// first `read_only` bytes (page-aligned, at most `len`) are mapped read-only.
-    pub fn new(file: File, file_offset: u64, len: usize, read_only: usize) -> Arc<Self> {
+    /// A window over `parts` of `file`, (offset, length, writable) each, page-aligned, placed
+    /// one after the other.
+    pub fn new(file: File, parts: Vec<(u64, usize, bool)>) -> Arc<Self> {
+        let len = parts.iter().map(|&(_, len, _)| len).sum();
         Arc::new(Self {
             file,
-            file_offset,
+            parts,
             len,
-            read_only: read_only.min(len),
             armed: AtomicBool::new(false),
             placed_at: AtomicUsize::new(usize::MAX),
             failure: Mutex::new(None),
@@ -141,11 +140,12 @@ impl WindowedMemory {
 
     fn map_window(&mut self, at: usize) -> std::io::Result<()> {
         let window = &self.window;
-        let parts = [
-            (0, window.read_only, libc::PROT_READ),
-            (window.read_only, window.len - window.read_only, libc::PROT_READ | libc::PROT_WRITE),
-        ];
-        for (offset, len, protection) in parts.into_iter().filter(|&(_, len, _)| len > 0) {
+        let mut offset = 0;
+        for &(file_offset, len, writable) in window.parts.iter().filter(|&&(_, len, _)| len > 0) {
+            let protection = match writable {
+                true => libc::PROT_READ | libc::PROT_WRITE,
+                false => libc::PROT_READ,
+            };
             // SAFETY: [at + offset, at + offset + len) lies within our reservation (checked by
             // grow_to); MAP_FIXED replaces those PROT_NONE pages of our own reservation with the
             // shared file mapping. The region file is sealed against shrinking, so accesses can
@@ -158,12 +158,13 @@ impl WindowedMemory {
                     protection,
                     libc::MAP_SHARED | libc::MAP_FIXED | libc::MAP_POPULATE,
                     window.file.as_raw_fd(),
-                    (window.file_offset + offset as u64) as libc::off_t,
+                    file_offset as libc::off_t,
                 )
             };
             if rc == libc::MAP_FAILED {
                 return Err(std::io::Error::last_os_error());
             }
+            offset += len;
         }
         Ok(())
     }

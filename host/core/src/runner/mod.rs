@@ -105,11 +105,11 @@ fn serve() -> Result<(), RunnerError> {
         false => Ok(()),
     };
 
-    let (module_bytes, precompiled, limits, transport, pipe_capacity, [stage, boundary]) =
+    let (module_bytes, precompiled, limits, transport, pipe_capacity, [stage, boundary], node) =
         match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
-            ToRunner::Load { module, precompiled, limits, transport, frame_capacity, stage, boundary, .. } => {
-                (module, precompiled, limits, transport, frame_capacity, [stage, boundary])
-            }
+            ToRunner::Load {
+                module, precompiled, limits, transport, frame_capacity, stage, boundary, node, ..
+            } => (module, precompiled, limits, transport, frame_capacity, [stage, boundary], node),
             ToRunner::Compile { module } => {
                 forbid_threads()?;
                 return Ok(send(&control, &compile(module))?);
@@ -117,16 +117,20 @@ fn serve() -> Result<(), RunnerError> {
             other => return Err(fail(Failure::Protocol(format!("expected Load, got {other:?}").into()))),
         };
     let region = Region::open(File::from(region_fd)).map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
-    let region = region.for_worker(stage, boundary).map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
+    let region = match node {
+        Some(node) => region.for_node(stage, node),
+        None => region.for_worker(stage, boundary),
+    };
+    let region = region.map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
     let (capacity, window) = match transport {
         Transport::SharedMemory => {
-            let (offset, len) = region
-                .stage_window()
+            let parts = region
+                .window_parts()
                 .ok_or_else(|| fail(Failure::Protocol(format!("stage {stage} has no output boundary").into())))?;
             let region_file = region.file().try_clone().map_err(|e| fail(Failure::Protocol(e.to_string().into())))?;
-            // Its input read-only, its output writable, nothing of any other boundary.
-            let window = Window::new(region_file, offset, len as usize, region.boundary_len() as usize);
-            (region.slot_capacity(), Some(window))
+            // Its inputs read-only, its output writable, nothing of any other boundary.
+            let parts = parts.into_iter().map(|(offset, len, writable)| (offset, len as usize, writable)).collect();
+            (region.slot_capacity(), Some(Window::new(region_file, parts)))
         }
         Transport::Pipe => (pipe_capacity.next_multiple_of(PAGE_SIZE), None),
     };
@@ -147,17 +151,23 @@ fn serve() -> Result<(), RunnerError> {
     let description = instance.describe().map_err(fail)?;
     send(&control, &ToHost::Loaded { description })?;
 
-    let (mut params, input_shape) = match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
-        ToRunner::Init { params, input } => (params, input),
+    let (mut params, input_shape, other_shapes) = match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
+        ToRunner::Init { params, input, others } => (params, input, others),
         ToRunner::Shutdown => return Ok(()),
         other => return Err(fail(Failure::Protocol(format!("expected Init, got {other:?}").into()))),
     };
     let startup = Duration::from_millis(limits.startup_ms.max(1));
     watchdog.guard(startup, || instance.init(&params, 1)).map_err(fail)?;
     let output = match input_shape {
-        Some(desc) => {
+        Some(desc) if other_shapes.is_empty() => {
             let shape =
                 watchdog.guard(startup, || instance.output_shape(&plugin_sdk::abi::FrameDesc::from_bytes(&desc)));
+            Some(shape.map_err(fail)?.to_bytes())
+        }
+        Some(desc) => {
+            let shapes: Vec<_> =
+                [desc].iter().chain(&other_shapes).map(plugin_sdk::abi::FrameDesc::from_bytes).collect();
+            let shape = watchdog.guard(startup, || instance.output_shape_many(&shapes));
             Some(shape.map_err(fail)?.to_bytes())
         }
         None => None,
@@ -197,6 +207,29 @@ fn serve() -> Result<(), RunnerError> {
                 }
             }
         };
+    // A frame in a slot is done: its output's descriptor and metadata, or its failure, go back.
+    let finish_frame = |instance: &mut wasm::PluginInstance,
+                        slot: u32,
+                        frame: u64,
+                        result: Result<plugin_sdk::abi::FrameDesc, Failure>,
+                        params: &[u8]|
+     -> Result<(), RunnerError> {
+        match result {
+            Ok(output) => {
+                if let Some(set) = instance.take_output_meta() {
+                    region.write_meta(slot, Buffer::Output, Some(&set));
+                }
+                region.write_desc(slot, Buffer::Output, &output);
+                handoff::complete(&Futex, region.state(slot), Outcome::Done);
+            }
+            Err(failure) => {
+                send(&control, &ToHost::Failed { frame: Some(frame), failure: failure.clone() })?;
+                handoff::complete(&Futex, region.state(slot), Outcome::Failed);
+                recover(instance, &failure, params)?;
+            }
+        }
+        Ok(())
+    };
     let mut frames_served = 0u64;
     if transport == Transport::Pipe {
         loop {
@@ -244,16 +277,50 @@ fn serve() -> Result<(), RunnerError> {
         }
     }
     let mut seen = region.doorbell().load(Ordering::Acquire);
-    let window_start = region.stage_window().map_or(0, |(offset, _)| offset);
     let mut meta = Vec::with_capacity(plugin_sdk::abi::MAX_META_BYTES);
+    let mut inputs = Vec::with_capacity(plugin_sdk::abi::MAX_INPUTS);
+    let mut metas: Vec<Vec<u8>> = Vec::new();
     loop {
         if let Some(slot) = next_submitted(&region) {
             let frame = region.frame_number(slot);
+            if region.node().is_some() {
+                // A graph node's frame: its inputs lie in other boundaries' slots, named by the
+                // host; each must be a buffer this node maps read-only.
+                region.inputs(slot, &mut inputs);
+                let output = region.window_offset(region.node().map_or(0, |n| n.write), slot, false);
+                let mut placed = Vec::with_capacity(inputs.len());
+                metas.resize_with(inputs.len(), Vec::new);
+                for (k, &(boundary, buffer, desc)) in inputs.iter().enumerate() {
+                    match region.window_offset(boundary, buffer, true) {
+                        Some(offset) => placed.push((desc, offset as u32)),
+                        None => {
+                            let why = format!("input {k} of frame {frame} lies outside the node's window");
+                            return Err(fail(Failure::Protocol(why.into())));
+                        }
+                    }
+                    region.read_meta_at(boundary, buffer, &mut metas[k]);
+                }
+                let Some(output) = output.filter(|_| !placed.is_empty()) else {
+                    return Err(fail(Failure::Protocol(format!("frame {frame} names no inputs").into())));
+                };
+                instance.set_input_metas(&metas[..placed.len()]);
+                let result = watchdog.guard(deadline, || match placed.as_slice() {
+                    [(desc, input)] => {
+                        instance.process(desc, 1, FrameIo::InPlace { input: *input, output: output as u32 }, None)
+                    }
+                    many => instance.process_many(many, output as u32),
+                });
+                frames_served += 1;
+                finish_frame(&mut instance, slot, frame, result, &params)?;
+                continue;
+            }
             let input_desc = region.read_desc(slot, Buffer::Input);
-            let io = FrameIo::InPlace {
-                input: (region.buffer_offset(slot, Buffer::Input) - window_start) as u32,
-                output: (region.buffer_offset(slot, Buffer::Output) - window_start) as u32,
+            let (Some(input), Some(output)) =
+                (region.window_offset(boundary, slot, true), region.window_offset(boundary + 1, slot, false))
+            else {
+                return Err(fail(Failure::Protocol(format!("slot {slot} lies outside the window").into())));
             };
+            let io = FrameIo::InPlace { input: input as u32, output: output as u32 };
             let band = match region.band(slot) {
                 (_, 0) => None,
                 band => Some(band),
@@ -262,20 +329,7 @@ fn serve() -> Result<(), RunnerError> {
             instance.set_input_meta(&meta, band.is_none_or(|(first, _)| first == 0));
             let result = watchdog.guard(deadline, || instance.process(&input_desc, 1, io, band));
             frames_served += 1;
-            match result {
-                Ok(output) => {
-                    if let Some(set) = instance.take_output_meta() {
-                        region.write_meta(slot, Buffer::Output, Some(&set));
-                    }
-                    region.write_desc(slot, Buffer::Output, &output);
-                    handoff::complete(&Futex, region.state(slot), Outcome::Done);
-                }
-                Err(failure) => {
-                    send(&control, &ToHost::Failed { frame: Some(frame), failure: failure.clone() })?;
-                    handoff::complete(&Futex, region.state(slot), Outcome::Failed);
-                    recover(&mut instance, &failure, &params)?;
-                }
-            }
+            finish_frame(&mut instance, slot, frame, result, &params)?;
             continue;
         }
         if control_message_waiting(&input)? {

@@ -28,6 +28,8 @@ pub struct StoreData {
 #[derive(Default)]
 struct FrameMetaCall {
     input: Vec<u8>,
+    /// A graph node's other inputs' metadata (input `k` ≥ 1 is `others[k - 1]`).
+    others: Vec<Vec<u8>>,
     output: Option<Vec<u8>>,
     /// False in a band that does not start at row 0: only one band speaks for the frame.
     settable: bool,
@@ -87,7 +89,14 @@ struct Exports {
     output_shape: Option<TypedFunc<(i32, i32), i32>>,
     /// `plugin_set_params(params, len)`, when the plugin takes new parameters itself.
     set_params: Option<TypedFunc<(i32, i32), i32>>,
+    /// `plugin_process_many(inputs, count, output)`, for plugins with several inputs.
+    process_many: Option<ManyFrames>,
+    /// `plugin_output_shape_many(inputs, count, output)`.
+    output_shape_many: Option<ManyFrames>,
 }
+
+/// An export taking `count` input descriptors at an address and an output descriptor.
+type ManyFrames = TypedFunc<(i32, i32, i32), i32>;
 
 /// `plugin_process_rows(input, output, first_row, rows)`.
 type ProcessRows = TypedFunc<(i32, i32, i32, i32), i32>;
@@ -167,6 +176,7 @@ impl PluginModule {
                     let meta = &caller.data().meta;
                     let bytes = match (which, &meta.output) {
                         (1, Some(output)) => output.clone(),
+                        (2.., _) => meta.others.get(which as usize - 2).cloned().unwrap_or_default(),
                         _ => meta.input.clone(),
                     };
                     if bytes.len() <= cap.max(0) as usize {
@@ -262,6 +272,14 @@ impl PluginModule {
             },
             set_params: match instance.get_export(&mut store, abi::EXPORT_SET_PARAMS) {
                 Some(_) => Some(func(&instance, &mut store, abi::EXPORT_SET_PARAMS)?),
+                None => None,
+            },
+            process_many: match instance.get_export(&mut store, abi::EXPORT_PROCESS_MANY) {
+                Some(_) => Some(func(&instance, &mut store, abi::EXPORT_PROCESS_MANY)?),
+                None => None,
+            },
+            output_shape_many: match instance.get_export(&mut store, abi::EXPORT_OUTPUT_SHAPE_MANY) {
+                Some(_) => Some(func(&instance, &mut store, abi::EXPORT_OUTPUT_SHAPE_MANY)?),
                 None => None,
             },
         };
@@ -444,7 +462,8 @@ impl PluginInstance {
         if self.snapshot == Snapshot::Wanted {
             self.snapshot = Snapshot::At(self.alloc(self.capacity)?);
         }
-        self.descs = self.alloc(2 * FRAME_DESC_SIZE as u32)?;
+        // The output's descriptor, then room for every input's.
+        self.descs = self.alloc(((1 + abi::MAX_INPUTS) * FRAME_DESC_SIZE) as u32)?;
         Ok(())
     }
 
@@ -519,15 +538,38 @@ impl PluginInstance {
     pub fn output_shape(&mut self, input: &FrameDesc) -> Result<FrameDesc, Failure> {
         let input = FrameDesc { data: 0, capacity: 0, ..*input };
         let Some(output_shape) = self.exports.output_shape.clone() else { return Ok(input) };
+        self.ask_shape(&[input], |store, inputs, output| output_shape.call(store, (inputs, output)))
+    }
+
+    /// [`PluginInstance::output_shape`] for a graph node's inputs, from
+    /// `plugin_output_shape_many`; the first input's shape without it.
+    pub fn output_shape_many(&mut self, inputs: &[FrameDesc]) -> Result<FrameDesc, Failure> {
+        let inputs: Vec<FrameDesc> = inputs.iter().map(|d| FrameDesc { data: 0, capacity: 0, ..*d }).collect();
+        let first = *inputs.first().ok_or_else(|| Failure::Protocol("a node with no inputs".into()))?;
+        let Some(output_shape) = self.exports.output_shape_many.clone() else { return Ok(first) };
+        let count = inputs.len() as i32;
+        self.ask_shape(&inputs, |store, at, output| output_shape.call(store, (at, count, output)))
+    }
+
+    /// Writes `inputs`' descriptors (and the first as the output's), calls `ask` with their
+    /// address and the output's, and checks the shape it wrote into the output.
+    fn ask_shape(
+        &mut self,
+        inputs: &[FrameDesc],
+        ask: impl FnOnce(&mut Store<StoreData>, i32, i32) -> wasmtime::Result<i32>,
+    ) -> Result<FrameDesc, Failure> {
+        let input = inputs[0];
         let descs = self.descs as usize;
         let misplaced = || Failure::Protocol("the shape descriptors lie outside the plugin's memory".into());
         let memory = self.memory();
         memory.write(descs, &input.to_bytes()).ok_or_else(misplaced)?;
-        memory.write(descs + FRAME_DESC_SIZE, &input.to_bytes()).ok_or_else(misplaced)?;
+        for (k, desc) in inputs.iter().enumerate().take(abi::MAX_INPUTS) {
+            memory.write(descs + (k + 1) * FRAME_DESC_SIZE, &desc.to_bytes()).ok_or_else(misplaced)?;
+        }
         self.store.set_epoch_deadline(1);
-        let status = output_shape.call(&mut self.store, (descs as i32, (descs + FRAME_DESC_SIZE) as i32));
+        let status = ask(&mut self.store, (descs + FRAME_DESC_SIZE) as i32, descs as i32);
         self.check_status(status)?;
-        let bytes = self.memory().read(descs + FRAME_DESC_SIZE, FRAME_DESC_SIZE).ok_or_else(misplaced)?;
+        let bytes = self.memory().read(descs, FRAME_DESC_SIZE).ok_or_else(misplaced)?;
         let out = FrameDesc::from_bytes(bytes.as_slice().try_into().map_err(|_| misplaced())?);
         let format = abi::PixelFormat::from_u32(out.format)
             .ok_or_else(|| Failure::Plugin("plugin_output_shape gave an unknown pixel format".into()))?;
@@ -568,13 +610,75 @@ impl PluginInstance {
         let meta = &mut self.store.data_mut().meta;
         meta.input.clear();
         meta.input.extend_from_slice(input);
+        meta.others.clear();
         meta.output = None;
         meta.settable = settable;
+    }
+
+    /// [`PluginInstance::set_input_meta`] for a graph node's frame: each input's, in order.
+    pub fn set_input_metas(&mut self, inputs: &[Vec<u8>]) {
+        self.set_input_meta(inputs.first().map_or(&[][..], |m| m.as_slice()), true);
+        self.store.data_mut().meta.others.extend(inputs.iter().skip(1).cloned());
     }
 
     /// The output's encoded metadata, when the last `process` call set it.
     pub fn take_output_meta(&mut self) -> Option<Vec<u8>> {
         self.store.data_mut().meta.output.take()
+    }
+
+    /// Processes one frame of each of a graph node's inputs, `(descriptor, offset of its buffer
+    /// in the window)` each, into the output buffer at `output` in the window, through
+    /// `plugin_process_many`; returns the validated output descriptor (`data` 0). The output
+    /// starts as the first input's shape.
+    pub fn process_many(&mut self, inputs: &[(FrameDesc, u32)], output: u32) -> Result<FrameDesc, Failure> {
+        let Some(process_many) = self.exports.process_many.clone() else {
+            return Err(Failure::Plugin("it takes one input (it has no plugin_process_many)".into()));
+        };
+        let Buffers::Window { base, len } = self.buffers else {
+            return Err(Failure::Protocol("a graph node's frames are in the window".into()));
+        };
+        if inputs.is_empty() || inputs.len() > abi::MAX_INPUTS {
+            return Err(Failure::Protocol("a node's frame has no inputs or too many".into()));
+        }
+        let capacity = self.capacity;
+        let fits = |at: u32| at.checked_add(capacity).is_some_and(|end| end <= len);
+        if !fits(output) || inputs.iter().any(|&(_, at)| !fits(at)) {
+            return Err(Failure::Protocol("a slot buffer lies outside the frame window".into()));
+        }
+        let descs = self.descs as usize;
+        let memory = self.memory();
+        let misplaced = || Failure::Protocol("a frame buffer lies outside the plugin's memory".into());
+        for (k, (desc, at)) in inputs.iter().enumerate() {
+            if desc.validate().is_err() || desc.data as u64 + desc.byte_len() > capacity as u64 {
+                return Err(Failure::Protocol(format!("the host sent an invalid descriptor for input {k}").into()));
+            }
+            let placed = FrameDesc { data: base + at + desc.data, capacity: capacity - desc.data, ..*desc };
+            memory.write(descs + (k + 1) * FRAME_DESC_SIZE, &placed.to_bytes()).ok_or_else(misplaced)?;
+        }
+        let first = inputs[0].0;
+        let out_buf = base + output;
+        let out_desc = FrameDesc { data: out_buf, capacity, ..first };
+        memory.write(descs, &out_desc.to_bytes()).ok_or_else(misplaced)?;
+        self.store.set_epoch_deadline(1);
+        let call = (descs as i32 + FRAME_DESC_SIZE as i32, inputs.len() as i32, descs as i32);
+        let status = process_many.call(&mut self.store, call);
+        self.check_status(status)?;
+        self.take_output(descs, out_buf, first.timestamp_us)
+    }
+
+    /// The output descriptor the plugin wrote at `at`, checked: still in its buffer at
+    /// `out_buf`, and a valid frame; `data` made 0 and the input's time kept.
+    fn take_output(&mut self, at: usize, out_buf: u32, timestamp_us: i64) -> Result<FrameDesc, Failure> {
+        let misplaced = || Failure::Protocol("a frame buffer lies outside the plugin's memory".into());
+        // The call may have grown the memory: look again.
+        let bytes = self.memory().read(at, FRAME_DESC_SIZE).ok_or_else(misplaced)?;
+        let out = FrameDesc::from_bytes(bytes.as_slice().try_into().map_err(|_| misplaced())?);
+        if out.data != out_buf || out.capacity != self.capacity {
+            return Err(Failure::Plugin("the plugin moved its output buffer".into()));
+        }
+        out.validate()
+            .map_err(|why| Failure::Plugin(format!("the plugin's output descriptor is invalid: {why}").into()))?;
+        Ok(FrameDesc { data: 0, timestamp_us, ..out })
     }
 
     /// Processes one frame whose descriptor is `input` (`data` relative to its buffer), or only
@@ -625,15 +729,6 @@ impl PluginInstance {
             }
         };
         self.check_status(status)?;
-        // The call may have grown the memory: look again.
-        let memory = self.memory();
-        let bytes = memory.read(descs + FRAME_DESC_SIZE, FRAME_DESC_SIZE).ok_or_else(misplaced)?;
-        let out = FrameDesc::from_bytes(bytes.as_slice().try_into().map_err(|_| misplaced())?);
-        if out.data != out_buf || out.capacity != self.capacity {
-            return Err(Failure::Plugin("the plugin moved its output buffer".into()));
-        }
-        out.validate()
-            .map_err(|why| Failure::Plugin(format!("the plugin's output descriptor is invalid: {why}").into()))?;
-        Ok(FrameDesc { data: 0, timestamp_us: input.timestamp_us, ..out })
+        self.take_output(descs + FRAME_DESC_SIZE, out_buf, input.timestamp_us)
     }
 }

@@ -1,0 +1,1049 @@
+//! Running a graph config: a thread per input, per plugin and per output, joined by bounded
+//! channels that carry shared references to frames in one region.
+//!
+//! Every node (an input or a plugin) owns a boundary of the region and hands out its slots. A
+//! frame is one slot of its node's boundary; each consumer gets a reference to it ([`FrameRef`]),
+//! and the slot goes back to its node when the last consumer drops it: a node feeding a preview
+//! and a master is read in place by both. A plugin's process maps the boundaries of its inputs
+//! read-only and its own writable, and each frame names the slots its inputs lie in
+//! (`Region::set_inputs`). Nothing is copied between nodes: sources decode into their boundary;
+//! outputs encode from a copy of their own (a plugin process can still write its boundary).
+//!
+//! Timing: a plugin makes one frame for each frame of its *clock*, its first input that has not
+//! ended. Each other input gives the latest frame whose timestamp is at or before the clock
+//! frame's, or its first frame while none is that early: a 10 fps input beside a 30 fps one
+//! repeats each frame three times, and a still image (one frame) stands for the whole run. When
+//! the clock ends held (`on_end = "hold_last"`, or a still image) the next input that has not
+//! ended becomes the clock, and the ended one keeps its last frame; when an input ends with
+//! `stop`, its consumers end at the first clock frame later than its last.
+//!
+//! Failures: `skip` makes no frame (consumers pairing with the node keep its previous one);
+//! `passthrough` hands on the first input's frame itself, so consumers also map, read-only, the
+//! boundaries such a frame can come from (no copy either); `fail` ends the whole graph with the
+//! error. A node disabled after `max_restarts` applies its policy to every further frame, and
+//! the other branches keep running. Graphs run each plugin as one process, on shared memory.
+
+use super::convert::{ConversionLog, Converter};
+use super::stats::{PluginStats, RunStats};
+use super::{
+    Live, LiveControl, Progress, RunError, RunOptions, check_output_shape, lane_desc, panic_message, rgba_bytes,
+};
+use crate::config::{Config, OnError, ParamChange, PluginConfig};
+use crate::graph::{Node, OnEnd};
+use crate::io::{self, FrameShape, MediaError, Sink, Source, StreamInfo};
+use plugin_host::ipc::protocol::Transport;
+use plugin_host::ipc::region::{Buffer, Lane, NodeBuffers, Region};
+use plugin_host::process::{ErrorKind, PluginError, PluginProcess, PluginSpec, StartFailure};
+use plugin_sdk::abi::{FrameDesc, ParamValue};
+use plugin_sdk::{Frame, OwnedFrame, PixelFormat, Shape};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Frames an edge holds between a node and one consumer.
+const EDGE_DEPTH: usize = 2;
+/// How often a thread waiting for a free slot looks whether the run is over.
+const POLL: Duration = Duration::from_millis(50);
+
+/// One frame of a node, in a slot of the node's boundary; the slot goes back to the node when
+/// the last reference is dropped.
+struct Shared {
+    /// The number of the input frame it comes from (its clock's, through every plugin), from 1:
+    /// outputs name frames by it, so a skipped frame leaves a gap.
+    number: u64,
+    boundary: u32,
+    token: Option<Lane>,
+    desc: FrameDesc,
+    /// Encoded `FrameMeta`, known to decode.
+    meta: Vec<u8>,
+    free: Sender<Lane>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            let _ = self.free.send(token);
+        }
+    }
+}
+
+impl Shared {
+    fn token(&self) -> &Lane {
+        self.token.as_ref().expect("a frame holds its slot until dropped")
+    }
+}
+
+type FrameRef = Arc<Shared>;
+
+/// What travels on an edge: frames, then how their node ended (`hold`: its last frame stays
+/// valid). A closed edge is an end that does not hold.
+enum Msg {
+    Frame(FrameRef),
+    End { hold: bool },
+}
+
+/// Where a node's frames go.
+struct Fanout(Vec<SyncSender<Msg>>);
+
+impl Fanout {
+    /// Gives `frame` to every consumer still there; false once none is.
+    fn send(&mut self, frame: &FrameRef) -> bool {
+        self.0.retain(|tx| tx.send(Msg::Frame(Arc::clone(frame))).is_ok());
+        !self.0.is_empty()
+    }
+
+    fn end(self, hold: bool) {
+        for tx in self.0 {
+            let _ = tx.send(Msg::End { hold });
+        }
+    }
+}
+
+/// Takes a free slot from `free`, waiting while the run goes on; `None` once it is over.
+fn next_slot(free: &Receiver<Lane>, abort: &AtomicBool) -> Option<Lane> {
+    loop {
+        match free.recv_timeout(POLL) {
+            Ok(lane) => return Some(lane),
+            Err(RecvTimeoutError::Timeout) if !abort.load(Ordering::Acquire) => {}
+            Err(_) => return None,
+        }
+    }
+}
+
+/// An input of the graph, ready to run.
+struct InputRun {
+    name: String,
+    source: Box<dyn Source>,
+    /// The format its frames are converted to for the plugins that take them, if another.
+    convert_to: Option<PixelFormat>,
+    hold: bool,
+}
+
+/// A plugin of the graph, started.
+struct NodeRun {
+    config: PluginConfig,
+    process: PluginProcess,
+    /// Its view of the region (the boundary it writes is its output's).
+    view: Region,
+    /// The node each input comes from.
+    inputs: Vec<Node>,
+    output: Shape,
+}
+
+/// An output of the graph, prepared.
+struct OutputRun {
+    label: String,
+    sink: Box<dyn Sink>,
+    colour: plugin_sdk::convert::Colour,
+}
+
+/// A checked, started graph.
+pub(super) struct Graph {
+    config: Config,
+    region: Region,
+    inputs: Vec<InputRun>,
+    nodes: Vec<NodeRun>,
+    outputs: Vec<OutputRun>,
+    options: RunOptions,
+    conversions: ConversionLog,
+    shapes: Vec<String>,
+}
+
+impl Graph {
+    pub(super) fn new(config: &Config, options: RunOptions) -> Result<Self, RunError> {
+        let graph = config.graph();
+        let mut inputs = Vec::new();
+        for (i, input) in config.inputs().iter().enumerate() {
+            let name = graph.inputs()[i].name.clone();
+            let source = io::open_source(input).map_err(|e| config.error(format!("input \"{name}\": {e}")))?;
+            let (width, height, format) = source.shape();
+            let bytes = rgba_bytes(Shape::new(width, height, format));
+            if bytes > config.max_frame_bytes {
+                return Err(config
+                    .error(format!(
+                        "input \"{name}\": its {width}x{height} frames are {bytes} bytes as RGBA, more than \
+                         max_frame_bytes = {}",
+                        config.max_frame_bytes
+                    ))
+                    .into());
+            }
+            // A still image (one frame) is valid for the whole run.
+            let still = matches!(input, crate::config::InputConfig::Png { .. }) && source.len_hint() == Some(1);
+            let hold = still || graph.inputs()[i].on_end == OnEnd::HoldLast;
+            inputs.push(InputRun { name, source, convert_to: None, hold });
+        }
+        if let Some(plugin) = config.plugins.iter().find(|p| p.transport == Transport::Pipe) {
+            return Err(config
+                .error(format!(
+                    "plugin \"{}\": in a graph every plugin reads its inputs in place (transport = \"shared\")",
+                    plugin.name
+                ))
+                .into());
+        }
+        let boundaries = (inputs.len() + config.plugins.len()) as u32;
+        if boundaries > plugin_host::ipc::region::MAX_STAGES {
+            let most = plugin_host::ipc::region::MAX_STAGES;
+            return Err(config.error(format!("a graph has at most {most} inputs and plugins together")).into());
+        }
+        let boundary = |node: Node| match node {
+            Node::Input(i) => i as u32,
+            Node::Plugin(p) => (inputs.len() + p) as u32,
+        };
+        // What each plugin maps: its inputs' boundaries and, through inputs that pass failed
+        // frames through, the boundaries those frames come from.
+        let reads = |p: usize| {
+            let mut reads = Vec::new();
+            let mut todo: Vec<Node> = graph.plugins()[p].inputs.clone();
+            while let Some(node) = todo.pop() {
+                if !reads.contains(&boundary(node)) {
+                    reads.push(boundary(node));
+                }
+                if let Node::Plugin(q) = node
+                    && config.plugins[q].on_error == OnError::Passthrough
+                {
+                    todo.push(graph.plugins()[q].inputs[0]);
+                }
+            }
+            reads.sort_by_key(|&b| {
+                graph.plugins()[p].inputs.iter().position(|&n| boundary(n) == b).unwrap_or(usize::MAX)
+            });
+            reads
+        };
+        let slots = (config.ring + 2 * EDGE_DEPTH as u32 + 2).clamp(4, plugin_host::ipc::region::MAX_SLOTS);
+        let mut frame_bytes = inputs
+            .iter()
+            .map(|i| {
+                let (w, h, f) = i.source.shape();
+                rgba_bytes(Shape::new(w, h, f))
+            })
+            .max()
+            .unwrap_or(0);
+        // Buffers hold the graph's largest frame; a plugin that makes larger ones than the first
+        // try was made for has the graph started again with larger buffers, once.
+        let (region, nodes) = loop {
+            let region = Region::create_with_workers(
+                "plugin-host:graph",
+                boundaries.max(2),
+                boundaries.max(2),
+                slots,
+                frame_bytes,
+            )
+            .map_err(|e| RunError::Plugin(PluginError { plugin: "graph".into(), kind: e.into() }))?;
+            let mut shapes: Vec<Option<Shape>> = vec![None; config.plugins.len()];
+            let mut nodes: Vec<Option<NodeRun>> = (0..config.plugins.len()).map(|_| None).collect();
+            let mut needed = frame_bytes;
+            for &p in graph.order() {
+                let plugin = &config.plugins[p];
+                let given: Vec<Shape> = graph.plugins()[p]
+                    .inputs
+                    .iter()
+                    .map(|&node| match node {
+                        Node::Input(i) => {
+                            let (w, h, f) = inputs[i].source.shape();
+                            Shape::new(w, h, f)
+                        }
+                        Node::Plugin(q) => shapes[q].expect("plugins start after what they take"),
+                    })
+                    .collect();
+                let view = region
+                    .for_node(p as u32, NodeBuffers { reads: reads(p), write: boundary(Node::Plugin(p)) })
+                    .map_err(|e| config.error(e.to_string()))?;
+                let process =
+                    start(plugin, frame_bytes, &view, &options, &given).map_err(|e| match e.kind.start_failure() {
+                        StartFailure::Interrupted => RunError::Interrupted,
+                        StartFailure::BadPlugin | StartFailure::Init => RunError::Config(config.error(e.to_string())),
+                        StartFailure::Host => RunError::Plugin(e),
+                    })?;
+                let description = process.description();
+                let takes: Vec<&str> = match description.inputs.is_empty() {
+                    true => vec![plugin_sdk::InputSpec::MAIN.name],
+                    false => description.inputs.iter().map(|i| i.name.as_str()).collect(),
+                };
+                graph.check_input_count(p, &takes).map_err(|e| config.error(e))?;
+                // Frames reach a plugin in a format it takes: an input's are converted once, at
+                // the source; a plugin's must already be one.
+                for (k, &node) in graph.plugins()[p].inputs.iter().enumerate() {
+                    let shape = given[k];
+                    let Some(taken) = process.taken(shape) else {
+                        return Err(config
+                            .error(format!(
+                                "plugin \"{}\" takes none of the formats {}'s {} frames convert to (it takes {})",
+                                plugin.name,
+                                describe(graph, node),
+                                shape.format.name(),
+                                description.formats.join(", ")
+                            ))
+                            .into());
+                    };
+                    if taken.format != shape.format && matches!(node, Node::Plugin(_)) {
+                        return Err(config
+                            .error(format!(
+                                "plugin \"{}\" does not take the {} frames {} makes (it takes {}); put a plugin \
+                                 that converts between them, or use plugins that share a format",
+                                plugin.name,
+                                shape.format.name(),
+                                describe(graph, node),
+                                description.formats.join(", ")
+                            ))
+                            .into());
+                    }
+                }
+                let output = process
+                    .output_shape()
+                    .ok_or_else(|| config.error(format!("plugin \"{}\" declared no output shape", plugin.name)))?;
+                let first = process.taken(given[0]).unwrap_or(given[0]);
+                needed = needed.max(check_output_shape(config, plugin, first, output)?);
+                shapes[p] = Some(output);
+                let inputs = graph.plugins()[p].inputs.clone();
+                nodes[p] = Some(NodeRun { config: plugin.clone(), process, view, inputs, output });
+                if needed > frame_bytes {
+                    break;
+                }
+            }
+            if needed <= frame_bytes {
+                break (region, nodes.into_iter().map(|n| n.expect("every plugin started")).collect::<Vec<_>>());
+            }
+            if frame_bytes >= needed
+                || frame_bytes
+                    > inputs
+                        .iter()
+                        .map(|i| {
+                            let (w, h, f) = i.source.shape();
+                            rgba_bytes(Shape::new(w, h, f))
+                        })
+                        .max()
+                        .unwrap_or(0)
+            {
+                return Err(config.error("the plugins declared other output shapes when started again").into());
+            }
+            drop(nodes);
+            frame_bytes = needed;
+        };
+        // Each input is converted once, to the format every plugin taking it gets.
+        for (i, input) in inputs.iter_mut().enumerate() {
+            let (w, h, format) = input.source.shape();
+            let mut target: Option<(PixelFormat, &str)> = None;
+            for (p, node) in nodes.iter().enumerate() {
+                for _ in node.inputs.iter().filter(|&&n| n == Node::Input(i)) {
+                    let taken = node.process.taken(Shape::new(w, h, format)).map_or(format, |s| s.format);
+                    match target {
+                        Some((other, who)) if other != taken => {
+                            return Err(config
+                                .error(format!(
+                                    "input \"{}\" ({}) goes to plugin \"{who}\" as {} and to plugin \"{}\" as {}; an \
+                                     input is converted once, so the plugins that take it must share a format",
+                                    input.name,
+                                    format.name(),
+                                    other.name(),
+                                    config.plugins[p].name,
+                                    taken.name()
+                                ))
+                                .into());
+                        }
+                        _ => target = Some((taken, config.plugins[p].name.as_str())),
+                    }
+                }
+            }
+            input.convert_to = target.map(|(f, _)| f).filter(|&f| f != format);
+        }
+        for (p, change) in options.changes.iter().enumerate() {
+            let index = config.plugin_index(&change.plugin).map_err(|e| config.error(e))?;
+            nodes[index].process.description().resolve_params(&change.params).map_err(|e| {
+                config.error(format!(
+                    "change #{}: at {} ms: plugin \"{}\": {e}",
+                    p + 1,
+                    change.at_us / 1000,
+                    change.plugin
+                ))
+            })?;
+        }
+        let mut outputs = Vec::new();
+        for (o, output) in config.outputs().iter().enumerate() {
+            let node = &graph.outputs()[o];
+            let label = match &node.name {
+                Some(name) => format!("output \"{name}\""),
+                None => format!("output #{}", o + 1),
+            };
+            // Its rate and colour are those of the input its frames come from first.
+            let mut origin = node.from;
+            while let Node::Plugin(p) = origin {
+                origin = graph.plugins()[p].inputs[0];
+            }
+            let Node::Input(i) = origin else { unreachable!("the loop ends at an input") };
+            let info = inputs[i].source.info();
+            let height = match node.from {
+                Node::Input(i) => inputs[i].source.shape().1,
+                Node::Plugin(p) => nodes[p].output.height,
+            };
+            let sink = io::open_sink(output, &info, None).map_err(|e| config.error(format!("{label}: {e}")))?;
+            let colour = match sink.tags_colour() {
+                true => info.colour,
+                false => plugin_sdk::convert::Colour {
+                    matrix: StreamInfo::guess_colour(height).matrix,
+                    range: info.colour.range,
+                },
+            };
+            outputs.push(OutputRun { label, sink, colour });
+        }
+        let mut shapes: Vec<String> = inputs
+            .iter()
+            .map(|i| {
+                let (w, h, f) = i.source.shape();
+                format!("{} {}", i.name, Shape::new(w, h, f))
+            })
+            .collect();
+        shapes.extend(nodes.iter().map(|n| format!("{} {}", n.config.name, n.output)));
+        Ok(Graph {
+            config: config.clone(),
+            region,
+            inputs,
+            nodes,
+            outputs,
+            options,
+            conversions: ConversionLog::default(),
+            shapes,
+        })
+    }
+
+    pub(super) fn processes(&self) -> impl Iterator<Item = &PluginProcess> {
+        self.nodes.iter().map(|n| &n.process)
+    }
+
+    pub(super) fn output_is_stdout(&self) -> bool {
+        self.outputs.iter().any(|o| o.sink.uses_stdout())
+    }
+
+    pub(super) fn run(self, progress: &mut dyn Progress) -> (RunStats, Result<(), RunError>) {
+        let Graph { config, region, inputs, nodes, outputs, options, conversions, shapes } = self;
+        let graph = config.graph().clone();
+        let started = Instant::now();
+        progress.start(None);
+        let abort = Arc::new(AtomicBool::new(false));
+        let first_error: Arc<Mutex<Option<RunError>>> = Arc::default();
+        let fail = {
+            let (abort, first_error) = (Arc::clone(&abort), Arc::clone(&first_error));
+            move |error: RunError| {
+                if let Ok(mut first) = first_error.lock()
+                    && first.is_none()
+                {
+                    *first = Some(error);
+                }
+                abort.store(true, Ordering::Release);
+            }
+        };
+        // Each boundary's free slots.
+        let mut pools: Vec<(Sender<Lane>, Option<Receiver<Lane>>)> = Vec::new();
+        for tokens in region.take_buffers() {
+            let (tx, rx) = channel();
+            for token in tokens {
+                let _ = tx.send(token);
+            }
+            pools.push((tx, Some(rx)));
+        }
+        let views: Arc<Vec<Region>> = Arc::new(
+            (0..pools.len() as u32).map(|b| region.for_worker(0, b).expect("a view of each boundary")).collect(),
+        );
+        // The edges: every node's fan-out, every consumer's receivers in its inputs' order.
+        let node_count = inputs.len() + nodes.len();
+        let input_count = inputs.len();
+        let index = |node: Node| match node {
+            Node::Input(i) => i,
+            Node::Plugin(p) => input_count + p,
+        };
+        let mut fanouts: Vec<Vec<SyncSender<Msg>>> = (0..node_count).map(|_| Vec::new()).collect();
+        let mut node_inputs: Vec<Vec<Receiver<Msg>>> = Vec::new();
+        for node in &nodes {
+            let mut receivers = Vec::new();
+            for &from in &node.inputs {
+                let (tx, rx) = sync_channel(EDGE_DEPTH);
+                fanouts[index(from)].push(tx);
+                receivers.push(rx);
+            }
+            node_inputs.push(receivers);
+        }
+        let mut output_inputs = Vec::new();
+        for output in graph.outputs() {
+            let (tx, rx) = sync_channel(EDGE_DEPTH);
+            fanouts[index(output.from)].push(tx);
+            output_inputs.push(rx);
+        }
+        let mut fanouts = fanouts.into_iter().map(|f| Some(Fanout(f))).collect::<Vec<_>>();
+
+        let frames_in = Arc::new(AtomicU64::new(0));
+        let mut source_threads = Vec::new();
+        for (i, input) in inputs.into_iter().enumerate() {
+            let free = pools[i].1.take().expect("each pool is taken once");
+            let fanout = fanouts[i].take().expect("each fan-out is taken once");
+            let view = views[i].clone();
+            let pool = pools[i].0.clone();
+            let (abort, fail, counted) = (Arc::clone(&abort), fail.clone(), Arc::clone(&frames_in));
+            let converter = Converter::new(
+                format!("after input \"{}\"", input.name),
+                input.source.info().colour,
+                conversions.clone(),
+            );
+            let live = options.live.clone();
+            let max_frames = options.max_frames;
+            source_threads.push(std::thread::spawn(move || {
+                let source = SourceRun { input, view, free, pool, fanout, converter, max_frames, live, counted };
+                if let Err(e) = source.run(&abort) {
+                    fail(e);
+                }
+            }));
+        }
+
+        let mut node_threads = Vec::new();
+        for (p, (node, receivers)) in nodes.into_iter().zip(node_inputs).enumerate() {
+            let b = index(Node::Plugin(p));
+            let free = pools[b].1.take().expect("each pool is taken once");
+            let fanout = fanouts[b].take().expect("each fan-out is taken once");
+            let pool = pools[b].0.clone();
+            let changes: VecDeque<ParamChange> =
+                options.changes.iter().filter(|c| c.plugin == node.config.name).cloned().collect();
+            let mut live_changes = None;
+            if let Some(live) = &options.live {
+                let (tx, rx) = channel();
+                live_changes = Some(rx);
+                if let Ok(mut controls) = live.controls.lock() {
+                    let description = node.process.description().clone();
+                    controls.push(LiveControl { name: node.config.name.clone(), description, changes: tx });
+                }
+            }
+            let run = NodeThread {
+                stats: PluginStats { workers: 1, ..PluginStats::new(&node.config.name) },
+                node,
+                boundary: b as u32,
+                receivers,
+                free,
+                pool,
+                fanout,
+                changes,
+                live_changes,
+                live: options.live.clone().map(|l| (l, p, Instant::now())),
+                restarts: VecDeque::new(),
+                failures_in_a_row: 0,
+                disabled: false,
+            };
+            let (abort, fail) = (Arc::clone(&abort), fail.clone());
+            node_threads.push(std::thread::spawn(move || run.run(&abort, &fail)));
+        }
+        drop(pools);
+
+        let frames_out: Arc<Vec<AtomicU64>> = Arc::new(outputs.iter().map(|_| AtomicU64::new(0)).collect());
+        let mut output_threads = Vec::new();
+        for (o, (output, rx)) in outputs.into_iter().zip(output_inputs).enumerate() {
+            let views = Arc::clone(&views);
+            let (abort, fail, frames_out) = (Arc::clone(&abort), fail.clone(), Arc::clone(&frames_out));
+            let converter = Converter::new(format!("before {}", output.label), output.colour, conversions.clone());
+            let live = options.live.clone();
+            output_threads.push(std::thread::spawn(move || {
+                write_output(output, rx, &views, converter, &abort, &frames_out[o], live.as_ref(), &fail)
+            }));
+        }
+
+        // The progress follows the first output.
+        while !output_threads.iter().all(|t| t.is_finished()) {
+            std::thread::sleep(POLL);
+            progress.frame_done(frames_out[0].load(Ordering::Relaxed));
+            if plugin_host::sys::signals::stop_requested() {
+                fail(RunError::Interrupted);
+            }
+        }
+        let mut written = Vec::new();
+        for handle in output_threads {
+            match handle.join() {
+                Ok(result) => written.push(result),
+                Err(panic) => fail(RunError::Panic(panic_message(&panic))),
+            }
+        }
+        abort.store(true, Ordering::Release);
+        let mut plugins = Vec::new();
+        let mut copies = 0;
+        for handle in node_threads {
+            match handle.join() {
+                Ok((mut stats, process_copies)) => {
+                    stats.finish();
+                    copies += process_copies;
+                    plugins.push(stats);
+                }
+                Err(panic) => fail(RunError::Panic(panic_message(&panic))),
+            }
+        }
+        for handle in source_threads {
+            // A source may sit in a blocking read (stdin) after a failure: leave it behind.
+            if handle.is_finished()
+                && let Err(panic) = handle.join()
+            {
+                fail(RunError::Panic(panic_message(&panic)));
+            }
+        }
+        progress.finish();
+        let error = first_error.lock().ok().and_then(|mut e| e.take());
+        let frames_out: u64 = frames_out.iter().map(|n| n.load(Ordering::Relaxed)).sum();
+        let mut output_kept_aside = None;
+        let mut output_written = false;
+        for (sink, wrote) in written {
+            let result = match (&error, sink) {
+                (_, None) => Ok(None),
+                (None, Some(sink)) if wrote > 0 || sink.uses_stdout() => sink.finish().map(|()| None),
+                (None, Some(sink)) => {
+                    drop(sink);
+                    Ok(None)
+                }
+                (Some(_), Some(sink)) => sink.keep_aside(),
+            };
+            match result {
+                Ok(kept) => {
+                    output_written |= wrote > 0 && kept.is_none();
+                    output_kept_aside = output_kept_aside.or(kept);
+                }
+                Err(e) => fail(e.into()),
+            }
+        }
+        let error = error.or_else(|| first_error.lock().ok().and_then(|mut e| e.take()));
+        let stats = RunStats {
+            frames_in: frames_in.load(Ordering::Relaxed),
+            frames_out,
+            wall_s: started.elapsed().as_secs_f64(),
+            host_faults_per_frame: 0.0,
+            copies,
+            plugins,
+            conversions: conversions.take(),
+            shapes,
+            output_written,
+            output_kept_aside,
+        };
+        (stats, error.map_or(Ok(()), Err))
+    }
+}
+
+/// `node` as messages name it.
+fn describe(graph: &crate::graph::Graph, node: Node) -> String {
+    match node {
+        Node::Input(_) => format!("input \"{}\"", graph.name(node)),
+        Node::Plugin(_) => format!("plugin \"{}\"", graph.name(node)),
+    }
+}
+
+/// Starts plugin `config` as a graph node on `view`, given frames of `inputs`' shapes.
+fn start(
+    config: &PluginConfig,
+    frame_bytes: u64,
+    view: &Region,
+    options: &RunOptions,
+    inputs: &[Shape],
+) -> Result<PluginProcess, PluginError> {
+    if config.workers.is_some_and(|w| w > 1) {
+        tracing::warn!("plugin \"{}\": in a graph each plugin runs as 1 process (workers ignored)", config.name);
+    }
+    let mut spec = PluginSpec::new(&config.name, &config.path, frame_bytes);
+    spec.params = config.params.clone();
+    spec.limits = config.limits.clone();
+    spec.transport = Transport::SharedMemory;
+    spec.runner = options.runner.clone();
+    spec.sandbox = config.sandbox;
+    spec.slots = view.slot_count();
+    spec.standby = config.max_restarts > 0;
+    spec.snapshot_input = config.snapshot_input;
+    spec.input = inputs.first().copied();
+    spec.more_inputs = inputs.iter().skip(1).copied().collect();
+    PluginProcess::spawn_stage(spec, view)
+}
+
+/// A graph input's thread: decodes into free slots of its boundary and hands each frame to
+/// every consumer.
+struct SourceRun {
+    input: InputRun,
+    view: Region,
+    free: Receiver<Lane>,
+    pool: Sender<Lane>,
+    fanout: Fanout,
+    converter: Converter,
+    max_frames: Option<u64>,
+    live: Option<Live>,
+    counted: Arc<AtomicU64>,
+}
+
+impl SourceRun {
+    fn run(mut self, abort: &AtomicBool) -> Result<(), RunError> {
+        let interrupted = |e: MediaError| match plugin_host::sys::signals::stop_requested() {
+            true => RunError::Interrupted,
+            false => RunError::Media(e),
+        };
+        let mut decoded = OwnedFrame::new(0, 0, PixelFormat::Rgba8);
+        let info = self.input.source.info();
+        let mut n = 0u64;
+        while self.max_frames.is_none_or(|m| n < m) {
+            let Some(mut token) = next_slot(&self.free, abort) else { break };
+            let view = &self.view;
+            let mut read_into_slot =
+                |fd: std::os::fd::BorrowedFd<'_>, len| view.fill_from_fd(&mut token, Buffer::Input, len, fd);
+            let direct = match self.input.convert_to {
+                None => self.input.source.next_direct(&mut read_into_slot),
+                Some(_) => None,
+            };
+            let shape = match direct {
+                Some(read) => read.map_err(interrupted)?,
+                None => match self.input.source.next_into(&mut decoded).map_err(interrupted)? {
+                    false => None,
+                    true => {
+                        let frame = match self.input.convert_to {
+                            Some(to) => self
+                                .converter
+                                .convert(&decoded.view(), to)
+                                .map_err(|reason| MediaError::Frame { frame: n + 1, reason })?,
+                            None => &decoded,
+                        };
+                        let shape = FrameShape::of(frame);
+                        let bytes = lane_desc(shape, 0).byte_len() as usize;
+                        self.view.write_pixels(&mut token, Buffer::Input, &frame.data[..bytes]);
+                        Some(shape)
+                    }
+                },
+            };
+            let Some(shape) = shape else { break };
+            n += 1;
+            let total = self.counted.fetch_add(1, Ordering::Relaxed) + 1;
+            if let Some(live) = &self.live {
+                live.frames_in.store(total, Ordering::Relaxed);
+            }
+            let desc = lane_desc(shape, self.view.slot_capacity() as u32);
+            let meta = info.frame_meta(n - 1).encode().unwrap_or_default();
+            let boundary = self.view.boundary();
+            let frame =
+                Arc::new(Shared { number: n, boundary, token: Some(token), desc, meta, free: self.pool.clone() });
+            if !self.fanout.send(&frame) {
+                return Ok(());
+            }
+        }
+        self.fanout.end(self.input.hold);
+        Ok(())
+    }
+}
+
+/// One input of a plugin as its thread pairs it: the latest frame at or before the clock, the
+/// next one when already read, and whether it has ended (and holds its last frame).
+#[derive(Default)]
+struct Pairing {
+    latest: Option<FrameRef>,
+    next: Option<FrameRef>,
+    ended: Option<bool>,
+}
+
+impl Pairing {
+    /// Reads from `rx` until the next frame is later than `t` or the input ends.
+    fn advance(&mut self, rx: &Receiver<Msg>, t: i64) {
+        loop {
+            if let Some(next) = self.next.take() {
+                if next.desc.timestamp_us > t && self.latest.is_some() {
+                    self.next = Some(next);
+                    return;
+                }
+                // At or before `t`, or the first frame there is: it is the one to use.
+                self.latest = Some(next);
+                continue;
+            }
+            if self.ended.is_some() {
+                return;
+            }
+            match rx.recv() {
+                Ok(Msg::Frame(frame)) => self.next = Some(frame),
+                Ok(Msg::End { hold }) => self.ended = Some(hold),
+                Err(_) => self.ended = Some(false),
+            }
+        }
+    }
+
+    /// Whether the input stopped before `t`: ended without holding, and its last frame earlier.
+    fn stopped_before(&self, t: i64) -> bool {
+        self.ended == Some(false) && self.next.is_none() && self.latest.as_ref().is_none_or(|f| f.desc.timestamp_us < t)
+    }
+}
+
+/// A plugin's thread: pairs its inputs, runs its process, applies its policy, restarts it.
+struct NodeThread {
+    node: NodeRun,
+    boundary: u32,
+    receivers: Vec<Receiver<Msg>>,
+    free: Receiver<Lane>,
+    pool: Sender<Lane>,
+    fanout: Fanout,
+    stats: PluginStats,
+    changes: VecDeque<ParamChange>,
+    live_changes: Option<Receiver<Vec<(String, ParamValue)>>>,
+    live: Option<(Live, usize, Instant)>,
+    restarts: VecDeque<Instant>,
+    failures_in_a_row: u32,
+    /// Past `max_restarts`: the policy handles every further frame.
+    disabled: bool,
+}
+
+impl NodeThread {
+    /// Runs until the clock ends; returns the statistics and the process's own copies.
+    fn run(mut self, abort: &AtomicBool, fail: &(impl Fn(RunError) + Clone)) -> (PluginStats, u64) {
+        let hold = self.serve(abort, fail);
+        let copies = self.node.process.copies();
+        self.publish(true);
+        let NodeThread { node, fanout, stats, .. } = self;
+        fanout.end(hold);
+        let _ = node.process.shutdown();
+        (stats, copies)
+    }
+
+    /// Returns whether the node ended holding its last frame (every input did).
+    fn serve(&mut self, abort: &AtomicBool, fail: &impl Fn(RunError)) -> bool {
+        let count = self.receivers.len();
+        let mut inputs: Vec<Pairing> = (0..count).map(|_| Pairing::default()).collect();
+        let mut clock = 0;
+        let mut made = 0u64;
+        loop {
+            if abort.load(Ordering::Acquire) {
+                return false;
+            }
+            // The clock's next frame.
+            let pairing = &mut inputs[clock];
+            let frame = match pairing.next.take() {
+                Some(frame) => Some(frame),
+                None if pairing.ended.is_some() => None,
+                None => match self.receivers[clock].recv() {
+                    Ok(Msg::Frame(frame)) => Some(frame),
+                    Ok(Msg::End { hold }) => {
+                        pairing.ended = Some(hold);
+                        None
+                    }
+                    Err(_) => {
+                        pairing.ended = Some(false);
+                        None
+                    }
+                },
+            };
+            let Some(frame) = frame else {
+                if inputs[clock].ended == Some(false) {
+                    return false;
+                }
+                match (0..count).find(|&k| inputs[k].ended.is_none()) {
+                    Some(next) => {
+                        clock = next;
+                        continue;
+                    }
+                    None => return true,
+                }
+            };
+            let t = frame.desc.timestamp_us;
+            inputs[clock].latest = Some(frame);
+            let mut paired = Vec::with_capacity(count);
+            for (k, (input, rx)) in inputs.iter_mut().zip(&self.receivers).enumerate() {
+                if k != clock {
+                    input.advance(rx, t);
+                    if input.stopped_before(t) {
+                        return false;
+                    }
+                }
+                match &input.latest {
+                    Some(frame) => paired.push(Arc::clone(frame)),
+                    // An input that ended before its first frame: nothing to pair.
+                    None => return false,
+                }
+            }
+            made += 1;
+            self.apply_changes(t);
+            match self.process(made, &paired, clock, abort) {
+                Ok(Some(out)) => {
+                    if !self.fanout.send(&out) {
+                        return false;
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    fail(RunError::Plugin(error));
+                    return false;
+                }
+            }
+            self.publish(false);
+        }
+    }
+
+    /// Runs frame `made` on `inputs`; the frame to hand on (none when skipped), or the error
+    /// when the policy is `fail`.
+    /// `clock`: which input's frame this is (its number names the output frame).
+    fn process(
+        &mut self,
+        made: u64,
+        inputs: &[FrameRef],
+        clock: usize,
+        abort: &AtomicBool,
+    ) -> Result<Option<FrameRef>, PluginError> {
+        let running = !self.disabled && (self.node.process.pid().is_some() || self.restart());
+        let error = match running {
+            false => PluginError { plugin: self.node.config.name.clone(), kind: ErrorKind::NotRunning },
+            true => {
+                let Some(token) = next_slot(&self.free, abort) else { return Ok(None) };
+                let named: Vec<(u32, u32, FrameDesc)> =
+                    inputs.iter().map(|f| (f.boundary, f.token().slot(), f.desc)).collect();
+                let process = &mut self.node.process;
+                let started = Instant::now();
+                let done =
+                    process.submit_node(token.slot(), made, &named).and_then(|ticket| process.receive_band(ticket));
+                match done {
+                    Ok(desc) => {
+                        self.stats.latency_us.record(started.elapsed().as_micros() as u64);
+                        return Ok(Some(self.output(token, desc, &inputs[0], inputs[clock].number)));
+                    }
+                    Err(error) => {
+                        let _ = self.pool.send(token);
+                        self.stats.count_failure(&error.kind);
+                        error
+                    }
+                }
+            }
+        };
+        // A disabled node was reported once, when it was disabled.
+        let disabled = !running;
+        match self.node.config.on_error {
+            OnError::Fail => Err(error),
+            OnError::Skip => {
+                if !disabled {
+                    tracing::warn!("{error}; frame {made} skipped");
+                }
+                self.stats.skipped += 1;
+                Ok(None)
+            }
+            OnError::Passthrough => {
+                if !disabled {
+                    tracing::warn!("{error}; frame {made} passed through unchanged");
+                }
+                self.stats.passed_through += 1;
+                Ok(Some(Arc::clone(&inputs[0])))
+            }
+        }
+    }
+
+    /// The frame the plugin made in `token`'s slot, numbered `number`, with its metadata: the
+    /// plugin's when it set some that decodes, else its first input's.
+    fn output(&mut self, token: Lane, desc: FrameDesc, first: &FrameRef, number: u64) -> FrameRef {
+        self.stats.frames += 1;
+        self.failures_in_a_row = 0;
+        let mut meta = Vec::new();
+        let set = self.node.view.read_meta(token.slot(), Buffer::Output, &mut meta)
+            && plugin_sdk::FrameMeta::decode(&meta).is_some();
+        if !set {
+            meta.clone_from(&first.meta);
+        }
+        let (boundary, free) = (self.boundary, self.pool.clone());
+        Arc::new(Shared { number, boundary, token: Some(token), desc, meta, free })
+    }
+
+    /// Starts the process again after a death, within `max_restarts` per window; false when the
+    /// node is disabled (its policy then handles every further frame).
+    fn restart(&mut self) -> bool {
+        let config = &self.node.config;
+        loop {
+            let now = Instant::now();
+            self.restarts.retain(|&at| now.duration_since(at) < config.restart_window);
+            if self.restarts.len() >= config.max_restarts as usize {
+                let what = match config.on_error {
+                    OnError::Passthrough => "passing its first input's frames through",
+                    OnError::Skip | OnError::Fail => "skipping every further frame",
+                };
+                let (name, restarts, window) = (&config.name, self.restarts.len(), config.restart_window);
+                tracing::error!("plugin \"{name}\": disabled after {restarts} restarts within {window:?}; {what}");
+                self.disabled = true;
+                return false;
+            }
+            self.restarts.push_back(now);
+            self.failures_in_a_row += 1;
+            std::thread::sleep(super::stage::restart_backoff(self.failures_in_a_row));
+            self.stats.restarts += 1;
+            let started = Instant::now();
+            match self.node.process.restart() {
+                Ok(()) => {
+                    self.stats.restart_us.record(started.elapsed().as_micros() as u64);
+                    return true;
+                }
+                Err(error) => tracing::warn!("{error}; restarting again"),
+            }
+        }
+    }
+
+    /// Applies the parameter changes due at `t` (and any sent while running).
+    fn apply_changes(&mut self, t: i64) {
+        while let Some(params) = self.live_changes.as_ref().and_then(|r| r.try_recv().ok()) {
+            let plugin = self.node.config.name.clone();
+            self.changes.push_front(ParamChange { at_us: i64::MIN, plugin, params });
+        }
+        while let Some(change) = self.changes.front().filter(|c| c.at_us <= t).cloned() {
+            self.changes.pop_front();
+            if let Err(e) = self.node.process.set_params(&change.params) {
+                tracing::warn!("the change at {} ms was not applied: {e}", change.at_us / 1000);
+            }
+            self.stats.param_changes += 1;
+        }
+    }
+
+    fn publish(&mut self, now: bool) {
+        if let Some((live, index, last)) = &mut self.live
+            && (now || last.elapsed() >= Duration::from_millis(250))
+        {
+            live.publish(*index, &self.stats);
+            *last = Instant::now();
+        }
+    }
+}
+
+/// An output's thread: encodes every frame it gets from its own copy. Returns the sink (to
+/// finish or keep aside) and how many frames it wrote.
+#[allow(clippy::too_many_arguments)]
+fn write_output(
+    mut output: OutputRun,
+    rx: Receiver<Msg>,
+    views: &[Region],
+    mut converter: Converter,
+    abort: &AtomicBool,
+    written: &AtomicU64,
+    live: Option<&Live>,
+    fail: &impl Fn(RunError),
+) -> (Option<Box<dyn Sink>>, u64) {
+    let mut pixels = Vec::new();
+    let discards = output.sink.discards();
+    let mut n = 0u64;
+    loop {
+        let frame = match rx.recv_timeout(POLL) {
+            Ok(Msg::Frame(frame)) => frame,
+            Ok(Msg::End { .. }) | Err(RecvTimeoutError::Disconnected) => break,
+            Err(RecvTimeoutError::Timeout) if abort.load(Ordering::Acquire) => break,
+            Err(RecvTimeoutError::Timeout) => continue,
+        };
+        if !discards {
+            let (desc, number) = (frame.desc, frame.number);
+            views[frame.boundary as usize].read_pixels(
+                frame.token(),
+                Buffer::Input,
+                desc.byte_len() as usize,
+                &mut pixels,
+            );
+            drop(frame);
+            let format = PixelFormat::from_u32(desc.format).unwrap_or(PixelFormat::Rgba8);
+            let result = Frame::new(&pixels, desc.width, desc.height, desc.stride, format, desc.timestamp_us)
+                .map_err(|e| MediaError::Frame { frame: n + 1, reason: e.0 })
+                .and_then(|view| match output.sink.format_for(format) {
+                    to if to == format => output.sink.write(number - 1, &view),
+                    to => match converter.convert(&view, to) {
+                        Ok(converted) => output.sink.write(number - 1, &converted.view()),
+                        Err(reason) => Err(MediaError::Frame { frame: n + 1, reason }),
+                    },
+                });
+            if let Err(e) = result {
+                fail(RunError::Media(e));
+                return (Some(output.sink), n);
+            }
+        }
+        n += 1;
+        written.store(n, Ordering::Relaxed);
+        if let Some(live) = live {
+            live.frames_out.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    (Some(output.sink), n)
+}
