@@ -48,7 +48,7 @@ const CRATES: &[Crate] = &[
             ("config", &["graph"]),
             ("io", &["config"]),
             ("oneline", &["config"]),
-            ("pipeline", &["config", "io"]),
+            ("pipeline", &["graph", "config", "io"]),
             ("metrics", &["pipeline"]),
             ("authoring", &["config", "io"]),
             ("cli", &["authoring", "config", "io", "metrics", "oneline", "pipeline"]),

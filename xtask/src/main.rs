@@ -32,9 +32,22 @@ fn main() -> Result<()> {
             test(&root, &args[1..])
         }
         Some("demo") => {
+            let example = match (args.get(1).map(String::as_str), args.get(2)) {
+                (None, _) => None,
+                (Some("--example"), Some(name)) => Some(name.as_str()),
+                _ => bail!("usage: cargo xtask demo [--example NAME] (the examples: {})", examples(&root).join(", ")),
+            };
+            if let Some(name) = example
+                && !examples(&root).iter().any(|e| e == name)
+            {
+                bail!("there is no example \"{name}\"; the examples: {}", examples(&root).join(", "));
+            }
             build_plugins_all(&root, false)?;
             build_release(&root, "plugin-host-cli")?;
-            demo(&root)
+            match example {
+                None => demo(&root),
+                Some(name) => demo_example(&root, name),
+            }
         }
         Some("bench") => {
             build_plugins_all(&root, false)?;
@@ -58,7 +71,7 @@ fn main() -> Result<()> {
             install::run(&root, &args[1..])
         }
         _ => bail!(
-            "usage: cargo xtask build [--plugin-debuginfo] | test [cargo test args] | demo | bench [args] | bench-ffmpeg | layers | install [--prefix DIR]"
+            "usage: cargo xtask build [--plugin-debuginfo] | test [cargo test args] | demo [--example NAME] | bench [args] | bench-ffmpeg | layers | install [--prefix DIR]"
         ),
     }
 }
@@ -233,8 +246,40 @@ fn demo(root: &Path) -> Result<()> {
     run(Command::new(&host).current_dir(root).args(["run", "-q", "--frames", "30"]).arg(&input_config))?;
     let frame = "frame-000030.png";
     let picture = root.join("target/demo-side-by-side.png");
-    side_by_side(&root.join("target/demo-input").join(frame), &root.join("target/demo").join(frame), &picture)?;
+    half_size_row(&[&root.join("target/demo-input").join(frame), &root.join("target/demo").join(frame)], &picture)?;
     eprintln!("xtask: the demo's frames are in target/demo/; input and output side by side: {}", picture.display());
+    Ok(())
+}
+
+/// The graph examples: `examples/NAME.toml`, each writing its frames to `target/example-NAME/`.
+fn examples(root: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(root.join("examples"))
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.strip_suffix(".toml").map(str::to_string))
+                .filter(|name| {
+                    let text = std::fs::read_to_string(root.join("examples").join(format!("{name}.toml")));
+                    text.is_ok_and(|t| t.contains(&format!("../target/example-{name}\"")))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+/// Runs `examples/NAME.toml` and writes its output's middle frame at half size to
+/// `target/example-NAME.png` (the picture the README shows).
+fn demo_example(root: &Path, name: &str) -> Result<()> {
+    let host = root.join("target/release/plugin-host");
+    let frames = root.join("target").join(format!("example-{name}"));
+    let _ = std::fs::remove_dir_all(&frames);
+    run(Command::new(&host).current_dir(root).args(["run"]).arg(format!("examples/{name}.toml")))?;
+    let mut written: Vec<PathBuf> = std::fs::read_dir(&frames)?.filter_map(|e| Some(e.ok()?.path())).collect();
+    written.sort();
+    let middle = written.get(written.len() / 2).context("the example wrote no frames")?;
+    let picture = root.join("target").join(format!("example-{name}.png"));
+    half_size_row(&[middle], &picture)?;
+    eprintln!("xtask: the example's frames are in {}; one at half size: {}", frames.display(), picture.display());
     Ok(())
 }
 
@@ -249,15 +294,19 @@ fn read_rgba(path: &Path) -> Result<(u32, u32, Vec<u8>)> {
     Ok((info.width, info.height, data))
 }
 
-/// Writes `left` and `right` (same size, RGBA) side by side, each at half size.
-fn side_by_side(left: &Path, right: &Path, out: &Path) -> Result<()> {
-    let (w, h, a) = read_rgba(left)?;
-    let (_, _, b) = read_rgba(right)?;
+/// Writes `images` (PNG files of one size, RGBA) side by side, each at half size.
+fn half_size_row(images: &[&Path], out: &Path) -> Result<()> {
+    let read: Vec<(u32, u32, Vec<u8>)> = images.iter().map(|p| read_rgba(p)).collect::<Result<_>>()?;
+    let (w, h) = (read[0].0, read[0].1);
+    if read.iter().any(|(iw, ih, _)| (*iw, *ih) != (w, h)) {
+        bail!("the pictures to put side by side differ in size");
+    }
     let (hw, hh) = (w / 2, h / 2);
     let gap = 8;
-    let width = hw * 2 + gap;
+    let width = hw * images.len() as u32 + gap * (images.len() as u32 - 1);
     let mut pixels = vec![255u8; (width * hh * 4) as usize];
-    for (image, x0) in [(&a, 0), (&b, hw + gap)] {
+    for (k, (_, _, image)) in read.iter().enumerate() {
+        let x0 = k as u32 * (hw + gap);
         for y in 0..hh {
             for x in 0..hw {
                 let src = (((y * 2) * w + x * 2) * 4) as usize;

@@ -19,10 +19,12 @@
 //!   and a restart after SIGKILL (kill → dead process reaped → new process ready), with and
 //!   without a standby process.
 //! - A pipeline of 1 and of 4 invert stages, frames per second.
+//! - A graph of two branches from one input against the two chains as separate processes.
 //!
 //! Every figure is a median (p50) or p99 of sorted samples; warm-up iterations are discarded.
 
 mod baselines;
+mod branches;
 mod chain;
 mod measure;
 mod report;
@@ -48,6 +50,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use baselines::*;
+use branches::*;
 use chain::*;
 use measure::*;
 use report::*;
@@ -76,12 +79,18 @@ struct Args {
     /// Also write every figure as JSON.
     #[arg(long, value_name = "PATH")]
     pub(crate) json: Option<PathBuf>,
+    /// Runs one config and exits (the two-branch measurement starts the chains this way).
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub(crate) run_config: Option<PathBuf>,
 }
 
 fn main() -> anyhow::Result<()> {
     // The plugin processes are this binary in runner mode.
     plugin_host::runner::run_if_requested();
     let args = <Args as clap::Parser>::parse();
+    if let Some(path) = &args.run_config {
+        return run_config(path);
+    }
     let mut options = BenchOptions::new(args.plugins, args.identity);
     options.iterations = args.iterations;
     options.quick = args.quick;

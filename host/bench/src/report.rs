@@ -172,6 +172,7 @@ pub struct Report {
     pub sizes: Vec<SizeResult>,
     pub startup: Startup,
     pub chain: ChainResult,
+    pub branches: BranchesResult,
     pub ratios: Vec<Ratio>,
     pub comparison: Vec<Comparison>,
     pub notes: Vec<String>,

@@ -26,6 +26,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
     }
     let startup = startup(options, &invert, options.spawns()).context("measuring start-up")?;
     let chain = chain(&options.plugin_dir, options).context("measuring the pipeline")?;
+    let branches = branches(&options.plugin_dir, options).context("measuring the two-branch graph")?;
 
     let mut rows = Vec::new();
     for r in &results {
@@ -71,6 +72,15 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
         v,
         (cores >= 6).then_some((">= 0.8", v >= 0.8)),
     ));
+    ratios.push(ratio(
+        format!(
+            "two-branch graph frames/s at {}x{} (input once, read in place by both) / the two chains as separate \
+             processes",
+            branches.width, branches.height
+        ),
+        branches.ratio,
+        None,
+    ));
     let comparison = comparison(&baselines, &results, &startup);
     let cpu = cpu_before.zip(CpuTimes::now()).map(|(before, after)| after.since(&before));
     Ok(Report {
@@ -84,6 +94,7 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
         sizes: results,
         startup,
         chain: chain.clone(),
+        branches: branches.clone(),
         ratios,
         comparison,
         notes: vec![
@@ -114,6 +125,12 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
                  overlap fully, and the source's copy into the lane takes one too: on this machine's {cores} cores \
                  the ratios are bounded by {cores}; a machine with more cores shows its own.",
                 chain.frames
+            ),
+            format!(
+                "Two branches: the test pattern ({} frames) to `blur radius=2 -> invert` and `sobel -> threshold`, \
+                 null outputs; as one graph ({:.0} frames/s, {} copies) and as two chains in two processes started \
+                 together, each making its own input ({:.0} frames/s): medians of {ROUNDS} interleaved rounds.",
+                branches.frames, branches.graph_frames_per_s, branches.graph_copies, branches.separate_frames_per_s
             ),
         ],
     })

@@ -36,6 +36,9 @@ struct RawConfig {
     output: OneOrMany<RawOutput>,
 }
 
+/// The `file` of a config made from the command line's one-off form.
+pub const COMMAND_LINE: &str = "the command line";
+
 /// `[input]` (one table, the chain form) or `[[input]]` (an array of tables, the graph form).
 #[derive(Debug, Clone)]
 enum OneOrMany<T> {

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// What names a config made from the command line in messages.
-const ORIGIN: &str = "the command line";
+const ORIGIN: &str = crate::config::COMMAND_LINE;
 
 /// The one-off form's arguments.
 #[derive(Debug, Clone, Default)]

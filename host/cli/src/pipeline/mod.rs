@@ -281,7 +281,13 @@ impl Chain {
                         true => vec![plugin_sdk::InputSpec::MAIN.name],
                         false => description.inputs.iter().map(|i| i.name.as_str()).collect(),
                     };
-                    config.graph().check_input_count(k, &takes).map_err(|e| config.error(e))?;
+                    config.graph().check_input_count(k, &takes).map_err(|e| match config.file.as_path() {
+                        origin if origin == std::path::Path::new(crate::config::COMMAND_LINE) => config.error(format!(
+                            "{e}; a one-line chain gives each plugin the one before it: write a graph (several \
+                             inputs, inputs = [...]) in a config file"
+                        )),
+                        _ => config.error(e),
+                    })?;
                 }
                 let output = stage.output_shape();
                 let took = stage.processes().next().and_then(|p| p.input_shape()).unwrap_or(input);

@@ -11,6 +11,11 @@
 //! its plugin's memory, and nothing of any other boundary. A plugin that writes its input or
 //! another stage's buffers traps; it can never change a frame it does not produce.
 //!
+//! A graph ([`Region::for_node`]) uses boundaries as the nodes' outputs: a node's runner maps
+//! each boundary it reads read-only and the one it writes writable, and each frame names the slot
+//! of every input (the slot table beside the descriptors, [`Region::set_inputs`]), since an
+//! input's frame can lie in any slot of its boundary.
+//!
 //! Control blocks and boundaries are counted apart: a stage run as several workers (processes
 //! that each write one band of the same output, [`plugin_sdk::abi::band_rows`]) has a control
 //! block per worker, all on the same pair of boundaries. A view names both.
@@ -18,8 +23,8 @@
 //! ```text
 //! 0        RegionHeader (64 B): magic, layout version, slot count, slot capacity, stage count
 //! 64       per control block (a stage, or one worker of a stage): StageControl (64 B: doorbell)
-//!          then SlotControl × slot_count (128 B each: state word, frame number, input/output
-//!          FrameDesc, the band of output rows to write)
+//!          then SlotControl × slot_count (768 B each: state word, frame number, input/output
+//!          FrameDesc, the band of output rows to write, a graph node's input table)
 //! page     buffers, by boundary: boundary 0 of slot 0, of slot 1, …, boundary 1 of slot 0, …
 //!          each `slot_capacity` bytes, `boundary_count` boundaries (the last control block
 //!          belongs to the consumer of the last boundary)
