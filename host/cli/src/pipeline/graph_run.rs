@@ -112,6 +112,18 @@ fn next_slot(free: &Receiver<Lane>, abort: &AtomicBool) -> Option<Lane> {
     }
 }
 
+/// The next message on an edge, waiting while the run goes on; a closed edge, or a run that is
+/// over, is an end that does not hold.
+fn receive(rx: &Receiver<Msg>, abort: &AtomicBool) -> Msg {
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(msg) => return msg,
+            Err(RecvTimeoutError::Timeout) if !abort.load(Ordering::Acquire) => {}
+            Err(_) => return Msg::End { hold: false },
+        }
+    }
+}
+
 /// An input of the graph, ready to run.
 struct InputRun {
     name: String,
@@ -211,7 +223,32 @@ impl Graph {
             });
             reads
         };
-        let slots = (config.ring + 2 * EDGE_DEPTH as u32 + 2).clamp(4, plugin_host::ipc::region::MAX_SLOTS);
+        // Slots per boundary: enough that a node always finds a free one, so that only the
+        // edges hold a node back (and they are read in time order: no graph deadlocks). Each
+        // consumer holds at most its edge's frames and two more (the latest and the next, or
+        // the one it works on); a consumer that passes frames through lends them to its own.
+        fn holders(graph: &crate::graph::Graph, config: &Config, node: Node) -> usize {
+            let (plugins, outputs) = graph.consumers(node);
+            let passing = |&p: &usize| match config.plugins[p].on_error == OnError::Passthrough {
+                true => holders(graph, config, Node::Plugin(p)),
+                false => 0,
+            };
+            plugins.len() + outputs.len() + plugins.iter().map(passing).sum::<usize>()
+        }
+        let nodes_all = (0..inputs.len()).map(Node::Input).chain((0..config.plugins.len()).map(Node::Plugin));
+        let (busiest, most) =
+            nodes_all.map(|n| (n, holders(graph, config, n))).max_by_key(|&(_, h)| h).unwrap_or((Node::Input(0), 1));
+        let slots = 2 + most as u32 * (EDGE_DEPTH as u32 + 2);
+        if slots > plugin_host::ipc::region::MAX_SLOTS {
+            return Err(config
+                .error(format!(
+                    "{} feeds {most} consumers (counting those a passthrough plugin hands its frames to); at most {}",
+                    describe(graph, busiest),
+                    (plugin_host::ipc::region::MAX_SLOTS - 2) / (EDGE_DEPTH as u32 + 2)
+                ))
+                .into());
+        }
+        let slots = slots.max(config.ring + 2).min(plugin_host::ipc::region::MAX_SLOTS);
         let mut frame_bytes = inputs
             .iter()
             .map(|i| {
@@ -734,7 +771,7 @@ struct Pairing {
 
 impl Pairing {
     /// Reads from `rx` until the next frame is later than `t` or the input ends.
-    fn advance(&mut self, rx: &Receiver<Msg>, t: i64) {
+    fn advance(&mut self, rx: &Receiver<Msg>, t: i64, abort: &AtomicBool) {
         loop {
             if let Some(next) = self.next.take() {
                 if next.desc.timestamp_us > t && self.latest.is_some() {
@@ -748,10 +785,9 @@ impl Pairing {
             if self.ended.is_some() {
                 return;
             }
-            match rx.recv() {
-                Ok(Msg::Frame(frame)) => self.next = Some(frame),
-                Ok(Msg::End { hold }) => self.ended = Some(hold),
-                Err(_) => self.ended = Some(false),
+            match receive(rx, abort) {
+                Msg::Frame(frame) => self.next = Some(frame),
+                Msg::End { hold } => self.ended = Some(hold),
             }
         }
     }
@@ -807,14 +843,10 @@ impl NodeThread {
             let frame = match pairing.next.take() {
                 Some(frame) => Some(frame),
                 None if pairing.ended.is_some() => None,
-                None => match self.receivers[clock].recv() {
-                    Ok(Msg::Frame(frame)) => Some(frame),
-                    Ok(Msg::End { hold }) => {
+                None => match receive(&self.receivers[clock], abort) {
+                    Msg::Frame(frame) => Some(frame),
+                    Msg::End { hold } => {
                         pairing.ended = Some(hold);
-                        None
-                    }
-                    Err(_) => {
-                        pairing.ended = Some(false);
                         None
                     }
                 },
@@ -836,7 +868,7 @@ impl NodeThread {
             let mut paired = Vec::with_capacity(count);
             for (k, (input, rx)) in inputs.iter_mut().zip(&self.receivers).enumerate() {
                 if k != clock {
-                    input.advance(rx, t);
+                    input.advance(rx, t, abort);
                     if input.stopped_before(t) {
                         return false;
                     }
@@ -1009,12 +1041,7 @@ fn write_output(
     let discards = output.sink.discards();
     let mut n = 0u64;
     loop {
-        let frame = match rx.recv_timeout(POLL) {
-            Ok(Msg::Frame(frame)) => frame,
-            Ok(Msg::End { .. }) | Err(RecvTimeoutError::Disconnected) => break,
-            Err(RecvTimeoutError::Timeout) if abort.load(Ordering::Acquire) => break,
-            Err(RecvTimeoutError::Timeout) => continue,
-        };
+        let Msg::Frame(frame) = receive(&rx, abort) else { break };
         if !discards {
             let (desc, number) = (frame.desc, frame.number);
             views[frame.boundary as usize].read_pixels(
