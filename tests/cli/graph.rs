@@ -250,29 +250,6 @@ fn graphs_that_cannot_run_are_refused_at_start_with_one_sentence() {
             ),
             "plugin \"side\" makes 64x16 rgba8 frames of 32x16 rgba8 ones, so on_error = \"passthrough\" cannot pass",
         ),
-        (
-            format!(
-                "[[input]]\nname = \"main\"\nkind = \"y4m\"\npath = \"yuv.y4m\"\n\
-                 [[plugin]]\nname = \"neg\"\npath = \"{}\"\ninputs = [\"main\"]\n\
-                 [[plugin]]\nname = \"mix\"\npath = \"{}\"\ninputs = [\"main\", \"neg\"]\n{null}",
-                plugin_path("invert"),
-                plugin_path("overlay")
-            ),
-            "plugin \"mix\" does not take the yuv420p frames plugin \"neg\" makes (it takes rgba8)",
-        ),
-        (
-            format!(
-                "[[input]]\nname = \"main\"\nkind = \"y4m\"\npath = \"yuv.y4m\"\n\
-                 [[input]]\nname = \"logo\"\nkind = \"testsrc\"\nwidth = 4\nheight = 2\nframes = 1\n\
-                 [[plugin]]\nname = \"neg\"\npath = \"{}\"\ninputs = [\"main\"]\n\
-                 [[plugin]]\nname = \"mix\"\npath = \"{}\"\ninputs = [\"main\", \"logo\"]\n\
-                 [[output]]\nfrom = \"neg\"\nkind = \"null\"\n{null}",
-                plugin_path("invert"),
-                plugin_path("overlay")
-            ),
-            "input \"main\" (yuv420p) goes to plugin \"neg\" as yuv420p and to plugin \"mix\" as rgba8; an input \
-             is converted once",
-        ),
     ];
     for (config, sentence) in cases {
         let output = run(&dir, &config);
@@ -281,6 +258,45 @@ fn graphs_that_cannot_run_are_refused_at_start_with_one_sentence() {
         assert!(stderr.contains(sentence), "expected {sentence:?} in: {stderr}");
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
+}
+
+#[test]
+fn plugins_that_take_other_formats_get_frames_converted_once_and_counted() {
+    let dir = scratch("converted");
+    ffmpeg_free_y4m(&dir.join("yuv.y4m"));
+    // main (yuv420p) goes to neg as it is and to mix as rgba8; neg's yuv420p frames go to mix
+    // as rgba8 too: two converters. mix puts neg, opaque, over main: its output is neg's.
+    let graph = format!(
+        "[[input]]\nname = \"main\"\nkind = \"y4m\"\npath = \"yuv.y4m\"\n\
+         [[plugin]]\nname = \"neg\"\npath = \"{}\"\ninputs = [\"main\"]\n\
+         [[plugin]]\nname = \"mix\"\npath = \"{}\"\ninputs = [\"main\", \"neg\"]\n\
+         [[output]]\nfrom = \"mix\"\nkind = \"raw\"\npath = \"graph.rgba\"\n",
+        plugin_path("invert"),
+        plugin_path("overlay")
+    );
+    let output = run(&dir, &graph);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stats = stats(&dir);
+    let conversions = stats["conversions"].as_array().unwrap();
+    assert_eq!(conversions.len(), 2, "{stats}");
+    for conversion in conversions {
+        assert_eq!(
+            (&conversion["from"], &conversion["to"], &conversion["frames"]),
+            (&"yuv420p".into(), &"rgba8".into(), &2.into())
+        );
+    }
+    assert_eq!(stats["copies"], 0, "{stats}");
+    let chain = format!(
+        "[input]\nkind = \"y4m\"\npath = \"yuv.y4m\"\n[[plugin]]\nname = \"neg\"\npath = \"{}\"\n\
+         [output]\nkind = \"raw\"\npath = \"chain.rgba\"\nformat = \"rgba\"\n",
+        plugin_path("invert")
+    );
+    let output = run(&dir, &chain);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let (graph, chain) =
+        (std::fs::read(dir.join("graph.rgba")).unwrap(), std::fs::read(dir.join("chain.rgba")).unwrap());
+    assert_eq!(graph.len(), 2 * 16 * 8 * 4);
+    assert!(graph == chain, "the graph's converted frames are the chain's");
 }
 
 /// A two-frame 16x8 yuv420p y4m file.

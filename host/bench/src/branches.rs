@@ -19,6 +19,9 @@ pub struct BranchesResult {
     pub separate_frames_per_s: f64,
     pub ratio: f64,
     pub graph_copies: u64,
+    /// What the input is: an H.264 file (made with ffmpeg, when it is installed), or the test
+    /// pattern.
+    pub input: String,
 }
 
 pub(crate) const ROUNDS: usize = 3;
@@ -46,9 +49,30 @@ pub(crate) fn branches(plugins: &Path, options: &BenchOptions) -> anyhow::Result
         ensure!(path.is_file(), "{} is missing (build the plugins first: `cargo xtask build`)", path.display());
         Ok(std::fs::canonicalize(&path)?.display().to_string())
     };
-    let input = format!(
-        "[[input]]\nname = \"main\"\nkind = \"testsrc\"\nwidth = {width}\nheight = {height}\nframes = {frames}\n"
-    );
+    let dir = std::env::temp_dir().join(format!("plugin-host-bench-branches-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    // A video file, when ffmpeg can make one: decoding it is work the graph does once and the
+    // separate chains twice.
+    let clip = dir.join("clip.mp4");
+    let made = std::process::Command::new("ffmpeg")
+        .args(["-loglevel", "error", "-y", "-f", "lavfi", "-i"])
+        .arg(format!("testsrc2=size={width}x{height}:rate=30:duration={}", frames / 30))
+        .args(["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p"])
+        .arg(&clip)
+        .status()
+        .is_ok_and(|s| s.success());
+    let (input, what) = match made {
+        true => (
+            format!("[[input]]\nname = \"main\"\nkind = \"video\"\npath = \"{}\"\n", clip.display()),
+            format!("a {width}x{height} H.264 file of {frames} frames"),
+        ),
+        false => (
+            format!(
+                "[[input]]\nname = \"main\"\nkind = \"testsrc\"\nwidth = {width}\nheight = {height}\nframes = {frames}\n"
+            ),
+            format!("the test pattern, {frames} frames of {width}x{height} (no ffmpeg to make a video file)"),
+        ),
+    };
     let branch = |first: &str, second: &str, params: &str, from: &str| -> anyhow::Result<String> {
         Ok(format!(
             "[[plugin]]\nname = \"{first}\"\npath = \"{}\"\ninputs = [\"{from}\"]\n{params}\
@@ -60,8 +84,6 @@ pub(crate) fn branches(plugins: &Path, options: &BenchOptions) -> anyhow::Result
     };
     let a = branch("blur", "invert", "[plugin.params]\nradius = 2\n", "main")?;
     let b = branch("sobel", "threshold", "", "main")?;
-    let dir = std::env::temp_dir().join(format!("plugin-host-bench-branches-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
     let write = |name: &str, text: String| -> anyhow::Result<PathBuf> {
         let path = dir.join(name);
         std::fs::write(&path, text)?;
@@ -105,5 +127,6 @@ pub(crate) fn branches(plugins: &Path, options: &BenchOptions) -> anyhow::Result
         separate_frames_per_s,
         ratio: graph_frames_per_s / separate_frames_per_s,
         graph_copies,
+        input: what,
     })
 }

@@ -127,10 +127,11 @@ pub fn run(options: &BenchOptions) -> anyhow::Result<Report> {
                 chain.frames
             ),
             format!(
-                "Two branches: the test pattern ({} frames) to `blur radius=2 -> invert` and `sobel -> threshold`, \
-                 null outputs; as one graph ({:.0} frames/s, {} copies) and as two chains in two processes started \
-                 together, each making its own input ({:.0} frames/s): medians of {ROUNDS} interleaved rounds.",
-                branches.frames, branches.graph_frames_per_s, branches.graph_copies, branches.separate_frames_per_s
+                "Two branches: {} to `blur radius=2 -> invert` and `sobel -> threshold`, null outputs; as one \
+                 graph ({:.0} frames/s, {} copies), the input decoded once and read in place by both branches, and \
+                 as two chains in two processes started together, each decoding its own ({:.0} frames/s): medians \
+                 of {ROUNDS} interleaved rounds.",
+                branches.input, branches.graph_frames_per_s, branches.graph_copies, branches.separate_frames_per_s
             ),
         ],
     })

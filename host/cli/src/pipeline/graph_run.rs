@@ -36,7 +36,7 @@ use plugin_host::ipc::region::{Buffer, Lane, NodeBuffers, Region};
 use plugin_host::process::{ErrorKind, PluginError, PluginProcess, PluginSpec, StartFailure};
 use plugin_sdk::abi::{FrameDesc, ParamValue};
 use plugin_sdk::{Frame, OwnedFrame, PixelFormat, Shape};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, Mutex};
@@ -158,6 +158,11 @@ pub(super) struct Graph {
     inputs: Vec<InputRun>,
     nodes: Vec<NodeRun>,
     outputs: Vec<OutputRun>,
+    /// Format conversions between a node and the plugins that take its frames in another
+    /// format: (the node, the format), each with a boundary after the plugins'.
+    converters: Vec<(Node, PixelFormat)>,
+    /// Which plugin inputs (plugin, input) come through which converter.
+    routed: BTreeMap<(usize, usize), usize>,
     options: RunOptions,
     conversions: ConversionLog,
     shapes: Vec<String>,
@@ -194,39 +199,16 @@ impl Graph {
                 ))
                 .into());
         }
-        let boundaries = (inputs.len() + config.plugins.len()) as u32;
-        if boundaries > plugin_host::ipc::region::MAX_STAGES {
-            let most = plugin_host::ipc::region::MAX_STAGES;
-            return Err(config.error(format!("a graph has at most {most} inputs and plugins together")).into());
-        }
+        let (input_count, plugin_count) = (inputs.len(), config.plugins.len());
         let boundary = |node: Node| match node {
             Node::Input(i) => i as u32,
-            Node::Plugin(p) => (inputs.len() + p) as u32,
-        };
-        // What each plugin maps: its inputs' boundaries and, through inputs that pass failed
-        // frames through, the boundaries those frames come from.
-        let reads = |p: usize| {
-            let mut reads = Vec::new();
-            let mut todo: Vec<Node> = graph.plugins()[p].inputs.clone();
-            while let Some(node) = todo.pop() {
-                if !reads.contains(&boundary(node)) {
-                    reads.push(boundary(node));
-                }
-                if let Node::Plugin(q) = node
-                    && config.plugins[q].on_error == OnError::Passthrough
-                {
-                    todo.push(graph.plugins()[q].inputs[0]);
-                }
-            }
-            reads.sort_by_key(|&b| {
-                graph.plugins()[p].inputs.iter().position(|&n| boundary(n) == b).unwrap_or(usize::MAX)
-            });
-            reads
+            Node::Plugin(p) => (input_count + p) as u32,
         };
         // Slots per boundary: enough that a node always finds a free one, so that only the
         // edges hold a node back (and they are read in time order: no graph deadlocks). Each
         // consumer holds at most its edge's frames and two more (the latest and the next, or
         // the one it works on); a consumer that passes frames through lends them to its own.
+        // A converter between a node and its consumers holds no more than they would.
         fn holders(graph: &crate::graph::Graph, config: &Config, node: Node) -> usize {
             let (plugins, outputs) = graph.consumers(node);
             let passing = |&p: &usize| match config.plugins[p].on_error == OnError::Passthrough {
@@ -235,7 +217,7 @@ impl Graph {
             };
             plugins.len() + outputs.len() + plugins.iter().map(passing).sum::<usize>()
         }
-        let nodes_all = (0..inputs.len()).map(Node::Input).chain((0..config.plugins.len()).map(Node::Plugin));
+        let nodes_all = (0..input_count).map(Node::Input).chain((0..plugin_count).map(Node::Plugin));
         let (busiest, most) =
             nodes_all.map(|n| (n, holders(graph, config, n))).max_by_key(|&(_, h)| h).unwrap_or((Node::Input(0), 1));
         let slots = 2 + most as u32 * (EDGE_DEPTH as u32 + 2);
@@ -249,17 +231,57 @@ impl Graph {
                 .into());
         }
         let slots = slots.max(config.ring + 2).min(plugin_host::ipc::region::MAX_SLOTS);
-        let mut frame_bytes = inputs
+        let native: Vec<Shape> = inputs
             .iter()
-            .map(|i| {
-                let (w, h, f) = i.source.shape();
-                rgba_bytes(Shape::new(w, h, f))
+            .map(|input| {
+                let (w, h, f) = input.source.shape();
+                Shape::new(w, h, f)
             })
-            .max()
-            .unwrap_or(0);
-        // Buffers hold the graph's largest frame; a plugin that makes larger ones than the first
-        // try was made for has the graph started again with larger buffers, once.
+            .collect();
+        let first_bytes = native.iter().map(|&shape| rgba_bytes(shape)).max().unwrap_or(0);
+        let mut frame_bytes = first_bytes;
+        // Frames reach each plugin in a format it takes. An input whose plugins all take one
+        // format is converted to it at the source; otherwise (and between plugins) a converter
+        // node makes the frames in the other format once, for every consumer that wants them,
+        // in a boundary of its own. Which converters there are is known once the plugins have
+        // said what they take: the graph is started again with them, once.
+        let mut converters: Vec<(Node, PixelFormat)> = Vec::new();
+        let mut routed: BTreeMap<(usize, usize), usize> = BTreeMap::new();
+        let mut source_formats: Vec<Option<PixelFormat>> = vec![None; input_count];
+        let mut starts = 0;
         let (region, nodes) = loop {
+            starts += 1;
+            let boundaries = (input_count + plugin_count + converters.len()) as u32;
+            if boundaries > plugin_host::ipc::region::MAX_STAGES {
+                let most = plugin_host::ipc::region::MAX_STAGES;
+                return Err(config
+                    .error(format!("a graph has at most {most} inputs, plugins and format conversions together"))
+                    .into());
+            }
+            // Where input `k` of plugin `p` comes from: its node's boundary, or a converter's.
+            let input_boundary = |p: usize, k: usize| match routed.get(&(p, k)) {
+                Some(&c) => (input_count + plugin_count + c) as u32,
+                None => boundary(graph.plugins()[p].inputs[k]),
+            };
+            // What a plugin maps: its inputs' boundaries and, through inputs that pass failed
+            // frames through, the boundaries those frames come from.
+            let reads = |p: usize| {
+                let mut reads = Vec::new();
+                let mut todo: Vec<(usize, usize)> =
+                    (0..graph.plugins()[p].inputs.len()).rev().map(|k| (p, k)).collect();
+                while let Some((q, k)) = todo.pop() {
+                    let b = input_boundary(q, k);
+                    if !reads.contains(&b) {
+                        reads.push(b);
+                    }
+                    if let Node::Plugin(r) = graph.plugins()[q].inputs[k]
+                        && config.plugins[r].on_error == OnError::Passthrough
+                    {
+                        todo.push((r, 0));
+                    }
+                }
+                reads
+            };
             let region = Region::create_with_workers(
                 "plugin-host:graph",
                 boundaries.max(2),
@@ -268,20 +290,28 @@ impl Graph {
                 frame_bytes,
             )
             .map_err(|e| RunError::Plugin(PluginError { plugin: "graph".into(), kind: e.into() }))?;
-            let mut shapes: Vec<Option<Shape>> = vec![None; config.plugins.len()];
-            let mut nodes: Vec<Option<NodeRun>> = (0..config.plugins.len()).map(|_| None).collect();
+            let mut shapes: Vec<Option<Shape>> = vec![None; plugin_count];
+            let mut nodes: Vec<Option<NodeRun>> = (0..plugin_count).map(|_| None).collect();
+            // The format each plugin input takes its frames in.
+            let mut wants: BTreeMap<(usize, usize), PixelFormat> = BTreeMap::new();
             let mut needed = frame_bytes;
             for &p in graph.order() {
                 let plugin = &config.plugins[p];
                 let given: Vec<Shape> = graph.plugins()[p]
                     .inputs
                     .iter()
-                    .map(|&node| match node {
-                        Node::Input(i) => {
-                            let (w, h, f) = inputs[i].source.shape();
-                            Shape::new(w, h, f)
+                    .enumerate()
+                    .map(|(k, &node)| {
+                        let shape = match node {
+                            Node::Input(i) => {
+                                Shape { format: source_formats[i].unwrap_or(native[i].format), ..native[i] }
+                            }
+                            Node::Plugin(q) => shapes[q].expect("plugins start after what they take"),
+                        };
+                        match routed.get(&(p, k)) {
+                            Some(&c) => Shape { format: converters[c].1, ..shape },
+                            None => shape,
                         }
-                        Node::Plugin(q) => shapes[q].expect("plugins start after what they take"),
                     })
                     .collect();
                 let view = region
@@ -299,33 +329,19 @@ impl Graph {
                     false => description.inputs.iter().map(|i| i.name.as_str()).collect(),
                 };
                 graph.check_input_count(p, &takes).map_err(|e| config.error(e))?;
-                // Frames reach a plugin in a format it takes: an input's are converted once, at
-                // the source; a plugin's must already be one.
                 for (k, &node) in graph.plugins()[p].inputs.iter().enumerate() {
-                    let shape = given[k];
-                    let Some(taken) = process.taken(shape) else {
+                    let Some(taken) = process.taken(given[k]) else {
                         return Err(config
                             .error(format!(
                                 "plugin \"{}\" takes none of the formats {}'s {} frames convert to (it takes {})",
                                 plugin.name,
                                 describe(graph, node),
-                                shape.format.name(),
+                                given[k].format.name(),
                                 description.formats.join(", ")
                             ))
                             .into());
                     };
-                    if taken.format != shape.format && matches!(node, Node::Plugin(_)) {
-                        return Err(config
-                            .error(format!(
-                                "plugin \"{}\" does not take the {} frames {} makes (it takes {}); put a plugin \
-                                 that converts between them, or use plugins that share a format",
-                                plugin.name,
-                                shape.format.name(),
-                                describe(graph, node),
-                                description.formats.join(", ")
-                            ))
-                            .into());
-                    }
+                    wants.insert((p, k), taken.format);
                 }
                 let output = process
                     .output_shape()
@@ -339,51 +355,57 @@ impl Graph {
                     break;
                 }
             }
-            if needed <= frame_bytes {
+            if needed > frame_bytes {
+                if frame_bytes > first_bytes {
+                    return Err(config.error("the plugins declared other output shapes when started again").into());
+                }
+                frame_bytes = needed;
+                continue;
+            }
+            // Each edge whose frames are not in the format its plugin takes gets a converter
+            // (one per node and format); an input's plugins that all take one format have it
+            // made at the source instead.
+            for (i, format) in source_formats.iter_mut().enumerate() {
+                let native = native[i].format;
+                let taken: Vec<PixelFormat> = wants
+                    .iter()
+                    .filter(|&(&(p, k), _)| graph.plugins()[p].inputs[k] == Node::Input(i))
+                    .map(|(_, &f)| f)
+                    .collect();
+                format.get_or_insert(match taken.contains(&native) {
+                    true => native,
+                    false => taken.first().copied().unwrap_or(native),
+                });
+            }
+            let mut added = false;
+            for (&(p, k), &want) in &wants {
+                let node = graph.plugins()[p].inputs[k];
+                let made = match node {
+                    Node::Input(i) => source_formats[i].unwrap_or(native[i].format),
+                    Node::Plugin(q) => shapes[q].map_or(want, |s| s.format),
+                };
+                if want == made || routed.contains_key(&(p, k)) {
+                    continue;
+                }
+                let c = match converters.iter().position(|&(n, f)| n == node && f == want) {
+                    Some(c) => c,
+                    None => {
+                        converters.push((node, want));
+                        converters.len() - 1
+                    }
+                };
+                routed.insert((p, k), c);
+                added = true;
+            }
+            if !added {
                 break (region, nodes.into_iter().map(|n| n.expect("every plugin started")).collect::<Vec<_>>());
             }
-            if frame_bytes >= needed
-                || frame_bytes
-                    > inputs
-                        .iter()
-                        .map(|i| {
-                            let (w, h, f) = i.source.shape();
-                            rgba_bytes(Shape::new(w, h, f))
-                        })
-                        .max()
-                        .unwrap_or(0)
-            {
-                return Err(config.error("the plugins declared other output shapes when started again").into());
+            if starts > 2 {
+                return Err(config.error("the plugins asked for other formats when started again").into());
             }
-            drop(nodes);
-            frame_bytes = needed;
         };
-        // Each input is converted once, to the format every plugin taking it gets.
         for (i, input) in inputs.iter_mut().enumerate() {
-            let (w, h, format) = input.source.shape();
-            let mut target: Option<(PixelFormat, &str)> = None;
-            for (p, node) in nodes.iter().enumerate() {
-                for _ in node.inputs.iter().filter(|&&n| n == Node::Input(i)) {
-                    let taken = node.process.taken(Shape::new(w, h, format)).map_or(format, |s| s.format);
-                    match target {
-                        Some((other, who)) if other != taken => {
-                            return Err(config
-                                .error(format!(
-                                    "input \"{}\" ({}) goes to plugin \"{who}\" as {} and to plugin \"{}\" as {}; an \
-                                     input is converted once, so the plugins that take it must share a format",
-                                    input.name,
-                                    format.name(),
-                                    other.name(),
-                                    config.plugins[p].name,
-                                    taken.name()
-                                ))
-                                .into());
-                        }
-                        _ => target = Some((taken, config.plugins[p].name.as_str())),
-                    }
-                }
-            }
-            input.convert_to = target.map(|(f, _)| f).filter(|&f| f != format);
+            input.convert_to = source_formats[i].filter(|&f| f != native[i].format);
         }
         for (p, change) in options.changes.iter().enumerate() {
             let index = config.plugin_index(&change.plugin).map_err(|e| config.error(e))?;
@@ -404,12 +426,7 @@ impl Graph {
                 None => format!("output #{}", o + 1),
             };
             // Its rate and colour are those of the input its frames come from first.
-            let mut origin = node.from;
-            while let Node::Plugin(p) = origin {
-                origin = graph.plugins()[p].inputs[0];
-            }
-            let Node::Input(i) = origin else { unreachable!("the loop ends at an input") };
-            let info = inputs[i].source.info();
+            let info = inputs[origin(graph, node.from)].source.info();
             let height = match node.from {
                 Node::Input(i) => inputs[i].source.shape().1,
                 Node::Plugin(p) => nodes[p].output.height,
@@ -438,6 +455,8 @@ impl Graph {
             inputs,
             nodes,
             outputs,
+            converters,
+            routed,
             options,
             conversions: ConversionLog::default(),
             shapes,
@@ -453,7 +472,7 @@ impl Graph {
     }
 
     pub(super) fn run(self, progress: &mut dyn Progress) -> (RunStats, Result<(), RunError>) {
-        let Graph { config, region, inputs, nodes, outputs, options, conversions, shapes } = self;
+        let Graph { config, region, inputs, nodes, outputs, converters, routed, options, conversions, shapes } = self;
         let graph = config.graph().clone();
         let started = Instant::now();
         progress.start(None);
@@ -483,31 +502,34 @@ impl Graph {
             (0..pools.len() as u32).map(|b| region.for_worker(0, b).expect("a view of each boundary")).collect(),
         );
         // The edges: every node's fan-out, every consumer's receivers in its inputs' order.
-        let node_count = inputs.len() + nodes.len();
-        let input_count = inputs.len();
+        // Inputs, plugins, then converters, by index (their boundaries' order too).
+        let (input_count, plugin_count) = (inputs.len(), nodes.len());
+        let node_count = input_count + plugin_count + converters.len();
         let index = |node: Node| match node {
             Node::Input(i) => i,
             Node::Plugin(p) => input_count + p,
         };
         let mut fanouts: Vec<Vec<SyncSender<Msg>>> = (0..node_count).map(|_| Vec::new()).collect();
+        let mut edge = |from: usize| {
+            let (tx, rx) = sync_channel(EDGE_DEPTH);
+            fanouts[from].push(tx);
+            rx
+        };
+        let converter_inputs: Vec<Receiver<Msg>> = converters.iter().map(|&(node, _)| edge(index(node))).collect();
         let mut node_inputs: Vec<Vec<Receiver<Msg>>> = Vec::new();
-        for node in &nodes {
-            let mut receivers = Vec::new();
-            for &from in &node.inputs {
-                let (tx, rx) = sync_channel(EDGE_DEPTH);
-                fanouts[index(from)].push(tx);
-                receivers.push(rx);
-            }
+        for (p, node) in nodes.iter().enumerate() {
+            let receivers = (0..node.inputs.len())
+                .map(|k| match routed.get(&(p, k)) {
+                    Some(&c) => edge(input_count + plugin_count + c),
+                    None => edge(index(node.inputs[k])),
+                })
+                .collect();
             node_inputs.push(receivers);
         }
-        let mut output_inputs = Vec::new();
-        for output in graph.outputs() {
-            let (tx, rx) = sync_channel(EDGE_DEPTH);
-            fanouts[index(output.from)].push(tx);
-            output_inputs.push(rx);
-        }
+        let output_inputs: Vec<Receiver<Msg>> = graph.outputs().iter().map(|o| edge(index(o.from))).collect();
         let mut fanouts = fanouts.into_iter().map(|f| Some(Fanout(f))).collect::<Vec<_>>();
 
+        let colours: Vec<plugin_sdk::convert::Colour> = inputs.iter().map(|i| i.source.info().colour).collect();
         let frames_in = Arc::new(AtomicU64::new(0));
         let mut source_threads = Vec::new();
         for (i, input) in inputs.into_iter().enumerate() {
@@ -529,6 +551,27 @@ impl Graph {
                     fail(e);
                 }
             }));
+        }
+
+        let mut converter_threads = Vec::new();
+        for (c, (&(node, to), rx)) in converters.iter().zip(converter_inputs).enumerate() {
+            let b = input_count + plugin_count + c;
+            let run = ConverterRun {
+                rx,
+                views: Arc::clone(&views),
+                boundary: b as u32,
+                free: pools[b].1.take().expect("each pool is taken once"),
+                pool: pools[b].0.clone(),
+                fanout: fanouts[b].take().expect("each fan-out is taken once"),
+                converter: Converter::new(
+                    format!("after {} (for the plugins that take {})", describe(&graph, node), to.name()),
+                    colours[origin(&graph, node)],
+                    conversions.clone(),
+                ),
+                to,
+            };
+            let (abort, fail) = (Arc::clone(&abort), fail.clone());
+            converter_threads.push(std::thread::spawn(move || run.run(&abort, &fail)));
         }
 
         let mut node_threads = Vec::new();
@@ -608,6 +651,11 @@ impl Graph {
                 Err(panic) => fail(RunError::Panic(panic_message(&panic))),
             }
         }
+        for handle in converter_threads {
+            if let Err(panic) = handle.join() {
+                fail(RunError::Panic(panic_message(&panic)));
+            }
+        }
         for handle in source_threads {
             // A source may sit in a blocking read (stdin) after a failure: leave it behind.
             if handle.is_finished()
@@ -653,6 +701,16 @@ impl Graph {
             output_kept_aside,
         };
         (stats, error.map_or(Ok(()), Err))
+    }
+}
+
+/// The input whose frames `node`'s come from first (through each plugin's first input).
+fn origin(graph: &crate::graph::Graph, mut node: Node) -> usize {
+    loop {
+        match node {
+            Node::Input(i) => return i,
+            Node::Plugin(p) => node = graph.plugins()[p].inputs[0],
+        }
     }
 }
 
@@ -757,6 +815,57 @@ impl SourceRun {
         }
         self.fanout.end(self.input.hold);
         Ok(())
+    }
+}
+
+/// A converter's thread: makes each frame of a node in the format some plugins take, once for
+/// all of them, into its own boundary (the copy out and the conversion are counted).
+struct ConverterRun {
+    rx: Receiver<Msg>,
+    views: Arc<Vec<Region>>,
+    boundary: u32,
+    free: Receiver<Lane>,
+    pool: Sender<Lane>,
+    fanout: Fanout,
+    converter: Converter,
+    to: PixelFormat,
+}
+
+impl ConverterRun {
+    fn run(mut self, abort: &AtomicBool, fail: &impl Fn(RunError)) {
+        let mut pixels = Vec::new();
+        loop {
+            let frame = match receive(&self.rx, abort) {
+                Msg::Frame(frame) => frame,
+                Msg::End { hold } => return self.fanout.end(hold),
+            };
+            let Some(mut token) = next_slot(&self.free, abort) else { return };
+            let desc = frame.desc;
+            self.views[frame.boundary as usize].read_pixels(
+                frame.token(),
+                Buffer::Input,
+                desc.byte_len() as usize,
+                &mut pixels,
+            );
+            let format = PixelFormat::from_u32(desc.format).unwrap_or(PixelFormat::Rgba8);
+            let converted = Frame::new(&pixels, desc.width, desc.height, desc.stride, format, desc.timestamp_us)
+                .map_err(|e| e.0)
+                .and_then(|view| self.converter.convert(&view, self.to));
+            let out = match converted {
+                Ok(out) => out,
+                Err(reason) => return fail(RunError::Media(MediaError::Frame { frame: frame.number, reason })),
+            };
+            let shape = FrameShape::of(out);
+            let view = &self.views[self.boundary as usize];
+            view.write_pixels(&mut token, Buffer::Input, &out.data[..lane_desc(shape, 0).byte_len() as usize]);
+            let desc = lane_desc(shape, view.slot_capacity() as u32);
+            let (number, meta, boundary, free) = (frame.number, frame.meta.clone(), self.boundary, self.pool.clone());
+            let converted = Arc::new(Shared { number, boundary, token: Some(token), desc, meta, free });
+            drop(frame);
+            if !self.fanout.send(&converted) {
+                return;
+            }
+        }
     }
 }
 

@@ -162,8 +162,8 @@ pub trait Progress {
 pub struct Prepared(Kind);
 
 enum Kind {
-    Chain(Chain),
-    Graph(graph_run::Graph),
+    Chain(Box<Chain>),
+    Graph(Box<graph_run::Graph>),
 }
 
 impl Prepared {
@@ -171,8 +171,8 @@ impl Prepared {
     /// plugins' modules or parameters, the inputs or the outputs are [`RunError::Config`].
     pub fn new(config: &Config, options: RunOptions) -> Result<Self, RunError> {
         Ok(Prepared(match config.is_chain() {
-            true => Kind::Chain(Chain::new(config, options)?),
-            false => Kind::Graph(graph_run::Graph::new(config, options)?),
+            true => Kind::Chain(Box::new(Chain::new(config, options)?)),
+            false => Kind::Graph(Box::new(graph_run::Graph::new(config, options)?)),
         }))
     }
 
