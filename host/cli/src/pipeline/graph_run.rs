@@ -448,7 +448,10 @@ impl Graph {
                 format!("{} {}", i.name, Shape::new(w, h, f))
             })
             .collect();
-        shapes.extend(nodes.iter().map(|n| format!("{} {}", n.config.name, n.output)));
+        shapes.extend(nodes.iter().map(|n| {
+            let from: Vec<&str> = n.inputs.iter().map(|&i| graph.name(i)).collect();
+            format!("{} {} from {}", n.config.name, n.output, from.join(", "))
+        }));
         Ok(Graph {
             config: config.clone(),
             region,
@@ -689,6 +692,7 @@ impl Graph {
         }
         let error = error.or_else(|| first_error.lock().ok().and_then(|mut e| e.take()));
         let stats = RunStats {
+            graph: true,
             frames_in: frames_in.load(Ordering::Relaxed),
             frames_out,
             wall_s: started.elapsed().as_secs_f64(),

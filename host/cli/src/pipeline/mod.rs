@@ -595,6 +595,7 @@ impl Chain {
         let copies = plugins.iter().map(|p| p.copies).sum();
         let conversions = conversions.take();
         let stats = RunStats {
+            graph: false,
             frames_in,
             frames_out,
             wall_s,

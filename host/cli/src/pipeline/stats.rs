@@ -163,8 +163,11 @@ pub struct RunStats {
     pub plugins: Vec<PluginStats>,
     /// Frames the host converted from one pixel format to another, and where.
     pub conversions: Vec<Conversion>,
-    /// Each boundary's frames: `input 1280x720 yuv420p`, then each plugin's output.
+    /// Each boundary's frames: `input 1280x720 yuv420p`, then each plugin's output; in a graph
+    /// each plugin's says what it takes (`mix 1280x720 rgba8 from main, logo`).
     pub shapes: Vec<String>,
+    /// Whether the run was a graph (its shapes are not a chain's row).
+    pub graph: bool,
     /// Whether the output now holds this run's frames (put in place; false when it had none, or
     /// the output failed, a video encoder say).
     pub output_written: bool,
@@ -229,7 +232,7 @@ impl RunStats {
             self.plugins.iter().map(|p| format!(", {} {:.2}", p.name, p.plugin_faults_per_frame)).collect::<String>()
         )?;
         if !self.shapes.is_empty() {
-            writeln!(out, "frames: {}", self.shapes.join(" -> "))?;
+            writeln!(out, "frames: {}", self.shapes.join(if self.graph { "; " } else { " -> " }))?;
         }
         for c in &self.conversions {
             let frames = if c.frames == 1 { "frame" } else { "frames" };
