@@ -129,6 +129,33 @@ pub fn runner_pids(host: u32) -> Vec<i32> {
 
 const RUNNER_MARK: &[u8] = plugin_host::ipc::protocol::RUNNER_ARG.as_bytes();
 
+/// Until `child` (a host) exits: once `pick` finds at least two of its plugin processes (a
+/// plugin and its standby), SIGKILLs every one `pick` gives, every `every`. Returns the kills.
+pub fn kill_until_exit(
+    child: &mut std::process::Child,
+    pick: impl Fn(u32) -> Vec<i32>,
+    every: std::time::Duration,
+) -> u32 {
+    let mut kills = 0;
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < std::time::Duration::from_secs(300), "the run hangs");
+        let pids = pick(child.id());
+        if pids.len() >= 2 || kills > 0 {
+            for pid in pids {
+                // SAFETY: kill(2) on a process the host under test started.
+                if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
+                    kills += 1;
+                }
+            }
+            std::thread::sleep(every);
+        } else {
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    kills
+}
+
 /// A fresh, empty folder for one test: `plugin-host-<suite>-<pid>-<name>` in the temp folder.
 pub fn scratch_dir(suite: &str, name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("plugin-host-{suite}-{}-{name}", std::process::id()));

@@ -64,6 +64,15 @@ pub const EXPORT_OUTPUT_SHAPE: &str = "plugin_output_shape";
 pub const EXPORT_PROCESS_MANY: &str = "plugin_process_many";
 pub const EXPORT_SET_PARAMS: &str = "plugin_set_params";
 pub const EXPORT_OUTPUT_SHAPE_MANY: &str = "plugin_output_shape_many";
+/// `plugin_snapshot() -> i32`: the instance's state as bytes, at the returned address: a
+/// little-endian u32 length, then that many bytes (at most [`MAX_SNAPSHOT_BYTES`]); 0 when it
+/// keeps none.
+pub const EXPORT_SNAPSHOT: &str = "plugin_snapshot";
+/// `plugin_restore(ptr, len) -> i32`: after `plugin_init`, takes back state that
+/// `plugin_snapshot` gave (maybe in another process); a status like `plugin_init`'s.
+pub const EXPORT_RESTORE: &str = "plugin_restore";
+/// Most bytes of a plugin's state the host keeps (it crosses the control pipe in one message).
+pub const MAX_SNAPSHOT_BYTES: usize = 512 << 10;
 /// Exports the host uses when present: a plugin with the first two can be run as several
 /// processes, each on a horizontal band of the same frame; one with the third makes frames of
 /// another size or format, which the host learns before any frame moves. `export_plugin!`
@@ -71,14 +80,16 @@ pub const EXPORT_OUTPUT_SHAPE_MANY: &str = "plugin_output_shape_many";
 /// The fourth serves plugins with several inputs; the fifth changes parameters while running
 /// (without it the host makes a fresh instance with the new ones, in the same process); the
 /// sixth is the third for plugins with several inputs (`inputs, count, output`, as
-/// `plugin_process_many`).
-pub const OPTIONAL_EXPORTS: [&str; 6] = [
+/// `plugin_process_many`); the last two keep a plugin's state across a restart.
+pub const OPTIONAL_EXPORTS: [&str; 8] = [
     EXPORT_BAND_CONTEXT,
     EXPORT_PROCESS_ROWS,
     EXPORT_OUTPUT_SHAPE,
     EXPORT_PROCESS_MANY,
     EXPORT_SET_PARAMS,
     EXPORT_OUTPUT_SHAPE_MANY,
+    EXPORT_SNAPSHOT,
+    EXPORT_RESTORE,
 ];
 /// `plugin_band_context`'s answer for a plugin that needs whole frames.
 pub const WHOLE_FRAME: i32 = -1;

@@ -126,6 +126,21 @@ pub trait Plugin: Sized + 'static {
         Ok(())
     }
 
+    /// The instance's state as bytes, for the host to keep (every `snapshot_every` frames of a
+    /// config) and give back through [`Plugin::restore`] to the instance that replaces this one
+    /// after a crash: a temporal filter then goes on from there instead of from zero. At most
+    /// [`abi::MAX_SNAPSHOT_BYTES`]. `None`, the default: no state worth keeping.
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// Takes back state that [`Plugin::snapshot`] gave, right after [`Plugin::new`] (in another
+    /// process, maybe another build of the plugin: check what you read). On an error, or a
+    /// trap, the instance is made afresh and runs without it.
+    fn restore(&mut self, _state: &[u8]) -> Result<(), PluginError> {
+        Ok(())
+    }
+
     /// Processes one frame. `output` starts with the input's size and format and a capacity of
     /// at least the input's size; call [`FrameMut::set_shape`] to produce another size or format.
     fn process(&mut self, input: &Frame<'_>, output: &mut FrameMut<'_>) -> Result<(), PluginError>;
@@ -240,7 +255,7 @@ macro_rules! export_plugin {
             static STATE: $crate::runtime::State<$plugin> = $crate::runtime::State::new();
 
             // Natively too: the type is a Plugin, and every ABI export below is made (6 of them,
-            // and the 6 optional ones).
+            // and the 8 optional ones).
             const _: fn() = || {
                 fn is_a_plugin<P: $crate::Plugin>() {}
                 is_a_plugin::<$plugin>();
@@ -248,7 +263,7 @@ macro_rules! export_plugin {
             const _: () =
                 assert!($crate::abi::EXPORTS.len() == 6, "export_plugin! must export every abi::EXPORTS entry");
             const _: () = assert!(
-                $crate::abi::OPTIONAL_EXPORTS.len() == 6,
+                $crate::abi::OPTIONAL_EXPORTS.len() == 8,
                 "export_plugin! must export every abi::OPTIONAL_EXPORTS entry"
             );
 
@@ -294,6 +309,15 @@ macro_rules! export_plugin {
             $crate::__export!(plugin_set_params = EXPORT_SET_PARAMS, fn(params: i32, len: i32) -> i32 {
                 // SAFETY: as for `plugin_init`.
                 unsafe { STATE.set_params(params, len) }
+            });
+
+            $crate::__export!(plugin_snapshot = EXPORT_SNAPSHOT, fn() -> i32 {
+                STATE.snapshot()
+            });
+
+            $crate::__export!(plugin_restore = EXPORT_RESTORE, fn(state: i32, len: i32) -> i32 {
+                // SAFETY: as for `plugin_init`.
+                unsafe { STATE.restore(state, len) }
             });
 
             $crate::__export!(plugin_process_many = EXPORT_PROCESS_MANY, fn(inputs: i32, count: i32, output: i32) -> i32 {

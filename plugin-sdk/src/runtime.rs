@@ -14,6 +14,8 @@ struct Inner<P> {
     plugin: Option<P>,
     describe: Vec<u8>,
     last_error: Vec<u8>,
+    /// The last snapshot, length first, where the host reads it.
+    snapshot: Vec<u8>,
 }
 
 // SAFETY: without the `atomics` target feature a wasm32 module has exactly one thread, so the
@@ -31,7 +33,14 @@ impl<P: Plugin> Default for State<P> {
 
 impl<P: Plugin> State<P> {
     pub const fn new() -> Self {
-        Self { inner: RefCell::new(Inner { plugin: None, describe: Vec::new(), last_error: Vec::new() }) }
+        Self {
+            inner: RefCell::new(Inner {
+                plugin: None,
+                describe: Vec::new(),
+                last_error: Vec::new(),
+                snapshot: Vec::new(),
+            }),
+        }
     }
 
     pub fn describe(&self, name: &str, version: &str, description: &str) -> i32 {
@@ -77,6 +86,40 @@ impl<P: Plugin> State<P> {
             (None, _) => Err(PluginError::new("the host sent malformed parameters")),
             (_, None) => Err(PluginError::new("set_params was called before a successful init")),
             (Some(values), Some(plugin)) => plugin.set_params(&Params::resolve(&P::params(), &values)),
+        };
+        match result {
+            Ok(()) => Status::Ok as i32,
+            Err(err) => inner.fail(err),
+        }
+    }
+
+    /// `plugin_snapshot`: the instance's [`Plugin::snapshot`], length first; 0 without one (or
+    /// one over [`abi::MAX_SNAPSHOT_BYTES`], which is left out).
+    pub fn snapshot(&self) -> i32 {
+        let mut inner = self.inner.borrow_mut();
+        let state = inner.plugin.as_ref().and_then(Plugin::snapshot);
+        match state.filter(|s| s.len() <= abi::MAX_SNAPSHOT_BYTES) {
+            Some(state) => {
+                inner.snapshot.clear();
+                inner.snapshot.extend_from_slice(&(state.len() as u32).to_le_bytes());
+                inner.snapshot.extend_from_slice(&state);
+                inner.snapshot.as_ptr() as i32
+            }
+            None => 0,
+        }
+    }
+
+    /// `plugin_restore`: gives the instance state an earlier one's [`Plugin::snapshot`] made.
+    ///
+    /// # Safety
+    /// As for [`State::init`].
+    pub unsafe fn restore(&self, state: i32, len: i32) -> i32 {
+        // SAFETY: forwarded from this function's contract.
+        let bytes = unsafe { guest_bytes(state, len) };
+        let mut inner = self.inner.borrow_mut();
+        let result = match inner.plugin.as_mut() {
+            Some(plugin) => plugin.restore(bytes),
+            None => Err(PluginError::new("restore was called before a successful init")),
         };
         match result {
             Ok(()) => Status::Ok as i32,

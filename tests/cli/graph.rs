@@ -173,9 +173,8 @@ fn a_fan_out_branch_killed_at_random_loses_only_counted_frames_and_the_other_bra
     );
     std::fs::write(dir.join("graph.toml"), &config).unwrap();
     let mut child = host_command(&dir).args(["run", "graph.toml", "-q", "--stats-json", "stats.json"]).spawn().unwrap();
-    let host = child.id();
     // The fragile plugin's processes are those with the smaller memory limit (memory_mb 48).
-    let fragile = || {
+    let fragile = |host: u32| {
         let mut runners: Vec<(u64, i32)> = runner_pids(host)
             .into_iter()
             .filter_map(|pid| {
@@ -190,24 +189,8 @@ fn a_fan_out_branch_killed_at_random_loses_only_counted_frames_and_the_other_bra
         let distinct = runners.iter().any(|r| Some(r.0) != smallest);
         runners.into_iter().filter(|r| distinct && Some(r.0) == smallest).map(|r| r.1).collect::<Vec<_>>()
     };
-    let mut kills = 0;
     // Once both plugins run (the fragile one with its standby), kill its processes every 20 ms.
-    let started = std::time::Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        assert!(started.elapsed() < std::time::Duration::from_secs(300), "the run hangs");
-        let pids = fragile();
-        if pids.len() >= 2 || kills > 0 {
-            for pid in pids {
-                // SAFETY: kill(2) on a process the host under test started.
-                if unsafe { libc::kill(pid, libc::SIGKILL) } == 0 {
-                    kills += 1;
-                }
-            }
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        } else {
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
-    }
+    let kills = kill_until_exit(&mut child, fragile, std::time::Duration::from_millis(20));
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert!(kills > 0, "the killer never found the fragile plugin's processes");

@@ -170,3 +170,53 @@ fn a_parameter_posted_while_running_applies_from_one_frame_on_and_needs_the_toke
     assert!(changed[..from] == one[..from], "the frames before it have the old value");
     assert!(changed[from..] == four[from..], "every frame from it on has the new value");
 }
+
+/// Runs `misbehave` in `mode` (it counts frames into row 0 and keeps the count as its state,
+/// kept every frame) while its processes are killed every 30 ms; returns the counts the output
+/// frames carry, in order, the kills and the plugin's statistics.
+fn count_through_kills(name: &str, mode: &str) -> (Vec<u32>, u32, serde_json::Value) {
+    let dir = scratch_dir("live", name);
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 320\nheight = 240\nframes = 150\n\
+         [[plugin]]\nname = \"counter\"\npath = \"{}\"\non_error = \"skip\"\nmax_restarts = 100000\nstate_every = 1\n\
+         [plugin.params]\nmode = \"{mode}\"\n[output]\nkind = \"raw\"\npath = \"out.rgba\"\n",
+        test_plugin("misbehave").display()
+    );
+    std::fs::write(dir.join("run.toml"), config).unwrap();
+    let mut child = host_command(&dir).args(["run", "run.toml", "-q", "--stats-json", "stats.json"]).spawn().unwrap();
+    let kills = kill_until_exit(&mut child, runner_pids, std::time::Duration::from_millis(30));
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let frames = std::fs::read(dir.join("out.rgba")).unwrap();
+    let counts = frames.chunks(320 * 240 * 4).map(|f| u32::from_le_bytes(f[..4].try_into().unwrap())).collect();
+    let stats: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.join("stats.json")).unwrap()).unwrap();
+    (counts, kills, stats["plugins"][0].clone())
+}
+
+#[test]
+fn a_counter_plugin_keeps_counting_across_sigkill_through_its_kept_state() {
+    let (counts, kills, stats) = count_through_kills("state", "count");
+    assert!(kills > 0, "nothing was killed");
+    assert!(stats["restores"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(counts.len() as u64 + stats["skipped"].as_u64().unwrap(), 150, "{stats}");
+    assert_eq!(counts[0], 1);
+    // Each frame counts one more than the one before (a frame lost with a killed process was
+    // counted by that process only), except where a kill hit the moment the state was being
+    // kept (that frame then counts as the one before): never back to 1, as a fresh instance
+    // would start.
+    for pair in counts.windows(2) {
+        assert!(pair[1] == pair[0] + 1 || pair[1] == pair[0], "counts went {} -> {}: {stats}", pair[0], pair[1]);
+    }
+    let repeats = counts.windows(2).filter(|p| p[0] == p[1]).count() as u64;
+    assert!(repeats <= stats["crashes"].as_u64().unwrap(), "{repeats} repeats: {stats}");
+}
+
+#[test]
+fn a_restore_that_traps_falls_back_to_a_fresh_instance_and_is_counted() {
+    let (counts, kills, stats) = count_through_kills("restore-trap", "restore-trap");
+    assert!(kills > 0, "nothing was killed");
+    assert!(stats["restore_failures"].as_u64().unwrap() > 0, "{stats}");
+    assert_eq!(stats["restores"], 0, "{stats}");
+    assert_eq!(counts.len() as u64 + stats["skipped"].as_u64().unwrap(), 150, "{stats}");
+    assert!(counts.windows(2).any(|p| p[1] == 1), "a fresh instance counts from 1 again: {counts:?}");
+}

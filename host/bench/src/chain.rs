@@ -61,6 +61,7 @@ pub(crate) fn chain(plugins: &Path, options: &BenchOptions) -> anyhow::Result<Ch
             transport: Transport::SharedMemory,
             sandbox: plugin_host::sys::sandbox::Level::Standard,
             snapshot_input: false,
+            state_every: 0,
             workers: Some(workers),
             params: params.iter().map(|&(k, v)| (k.to_string(), plugin_sdk::abi::ParamValue::Int(v))).collect(),
         };

@@ -279,6 +279,8 @@ struct RawPlugin {
     sandbox: Option<SandboxName>,
     workers: Option<u32>,
     #[serde(default)]
+    state_every: u64,
+    #[serde(default)]
     params: toml::Table,
 }
 
@@ -327,6 +329,9 @@ pub struct PluginConfig {
     /// Processes that each write a band of every frame; `None`: one per core, up to a limit
     /// ([`default_workers`]). A plugin that needs whole frames gets one.
     pub workers: Option<u32>,
+    /// Every this many frames the host keeps the plugin's state (`Plugin::snapshot`) and gives
+    /// it to the process that replaces one that crashed; 0: never.
+    pub state_every: u64,
     pub params: Vec<(String, ParamValue)>,
 }
 
@@ -524,6 +529,7 @@ impl Config {
                 sandbox: p.sandbox.or(raw.sandbox).map_or(SandboxLevel::Standard, SandboxName::level),
                 snapshot_input: matches!(p.input, InputMode::Snapshot),
                 workers,
+                state_every: p.state_every,
                 params,
             });
         }

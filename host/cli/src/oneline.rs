@@ -284,6 +284,7 @@ pub fn config(line: &OneLine) -> Result<Config, ConfigError> {
             transport: Transport::SharedMemory,
             sandbox: SandboxLevel::Standard,
             snapshot_input: false,
+            state_every: 0,
             workers: None,
             params,
         });

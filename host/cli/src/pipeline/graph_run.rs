@@ -595,6 +595,7 @@ impl Graph {
                 }
             }
             let run = NodeThread {
+                state: super::KeptState::new(&node.config),
                 stats: PluginStats { workers: 1, ..PluginStats::new(&node.config.name) },
                 node,
                 boundary: b as u32,
@@ -927,6 +928,8 @@ struct NodeThread {
     failures_in_a_row: u32,
     /// Past `max_restarts`: the policy handles every further frame.
     disabled: bool,
+    /// Its plugin's last kept state, for a process that replaces a crashed one.
+    state: super::KeptState,
 }
 
 impl NodeThread {
@@ -1025,6 +1028,9 @@ impl NodeThread {
             false => PluginError { plugin: self.node.config.name.clone(), kind: ErrorKind::NotRunning },
             true => {
                 let Some(token) = next_slot(&self.free, abort) else { return Ok(None) };
+                if self.state.due() {
+                    self.state.keep(&mut self.node.process, &mut self.stats);
+                }
                 let named: Vec<(u32, u32, FrameDesc)> =
                     inputs.iter().map(|f| (f.boundary, f.token().slot(), f.desc)).collect();
                 let process = &mut self.node.process;
@@ -1034,6 +1040,7 @@ impl NodeThread {
                 match done {
                     Ok(desc) => {
                         self.stats.latency_us.record(started.elapsed().as_micros() as u64);
+                        self.state.frame_done();
                         return Ok(Some(self.output(token, desc, &inputs[0], inputs[clock].number)));
                     }
                     Err(error) => {
@@ -1105,6 +1112,7 @@ impl NodeThread {
             match self.node.process.restart() {
                 Ok(()) => {
                     self.stats.restart_us.record(started.elapsed().as_micros() as u64);
+                    self.state.restore(&mut self.node.process, &mut self.stats);
                     return true;
                 }
                 Err(error) => tracing::warn!("{error}; restarting again"),

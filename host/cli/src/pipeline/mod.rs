@@ -151,6 +151,60 @@ impl Live {
     }
 }
 
+/// A plugin's state as the host keeps it (`state_every`): taken every so many frames handed to
+/// the plugin, once they are done (frames in flight wait), and given to the process that
+/// replaces a crashed one.
+#[derive(Debug)]
+struct KeptState {
+    every: u64,
+    since: u64,
+    bytes: Option<Vec<u8>>,
+}
+
+impl KeptState {
+    fn new(config: &crate::config::PluginConfig) -> Self {
+        if config.state_every > 0 && config.workers.is_some_and(|w| w > 1) {
+            tracing::warn!("plugin \"{}\": its state is kept only when it runs as 1 worker", config.name);
+        }
+        KeptState { every: config.state_every, since: 0, bytes: None }
+    }
+
+    fn frame_done(&mut self) {
+        self.since += 1;
+    }
+
+    /// Whether the state is due to be kept (before the next frame).
+    fn due(&self) -> bool {
+        self.every > 0 && self.since >= self.every
+    }
+
+    /// Takes the state from `process`, which has no frame in flight.
+    fn keep(&mut self, process: &mut plugin_host::process::PluginProcess, stats: &mut stats::PluginStats) {
+        self.since = 0;
+        match process.snapshot() {
+            Ok(Some(bytes)) => {
+                self.bytes = Some(bytes);
+                stats.snapshots += 1;
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!("{e}; its state was not kept"),
+        }
+    }
+
+    /// Gives the kept state, if any, to `process`, just started in place of one that died.
+    fn restore(&self, process: &mut plugin_host::process::PluginProcess, stats: &mut stats::PluginStats) {
+        let Some(bytes) = &self.bytes else { return };
+        match process.restore(bytes) {
+            Ok(true) => stats.restores += 1,
+            Ok(false) => {}
+            Err(e) => {
+                stats.restore_failures += 1;
+                tracing::warn!("{e}; it starts afresh");
+            }
+        }
+    }
+}
+
 /// Reports progress from the sink: frames written so far, and the total when known.
 pub trait Progress {
     fn start(&mut self, total: Option<u64>);

@@ -48,6 +48,8 @@ pub(super) struct Stage {
     changes: VecDeque<crate::config::ParamChange>,
     /// New values sent while running (the control API): applied from the next frame.
     live_changes: Option<Receiver<Vec<(String, plugin_sdk::abi::ParamValue)>>>,
+    /// The plugin's last kept state (`state_every`), for a process that replaces a crashed one.
+    state: super::KeptState,
 }
 
 /// One process of a stage, and its own restart history.
@@ -187,6 +189,7 @@ impl Stage {
             live: None,
             changes: VecDeque::new(),
             live_changes: None,
+            state: super::KeptState::new(config),
         })
     }
 
@@ -221,6 +224,18 @@ impl Stage {
                 }
             }
             self.stats.param_changes += 1;
+        }
+    }
+
+    /// With no frame in flight: the parameter changes due by `timestamp_us`, and the plugin's
+    /// state when it is due to be kept (a plugin run as one process: workers each have their own).
+    fn between_frames(&mut self, timestamp_us: i64) {
+        self.apply_changes(timestamp_us);
+        if self.state.due()
+            && let [worker] = self.workers.as_mut_slice()
+            && let Some(process) = worker.process.as_mut()
+        {
+            self.state.keep(process, &mut self.stats);
         }
     }
 
@@ -324,7 +339,7 @@ impl Stage {
             if pending.is_empty()
                 && let Some(carried) = waiting.take()
             {
-                self.apply_changes(carried.desc.timestamp_us);
+                self.between_frames(carried.desc.timestamp_us);
                 if let Some(entry) = self.submit(carried, output, free, false)? {
                     pending.push_back(entry);
                 }
@@ -341,12 +356,14 @@ impl Stage {
                         self.queue_live_changes();
                         // New parameters apply from the first frame at or after their time: the
                         // frames before it finish with the old ones first.
-                        if self.changes.front().is_some_and(|c| c.at_us <= carried.desc.timestamp_us) {
+                        if self.changes.front().is_some_and(|c| c.at_us <= carried.desc.timestamp_us)
+                            || self.state.due()
+                        {
                             if !pending.is_empty() {
                                 waiting = Some(carried);
                                 break;
                             }
-                            self.apply_changes(carried.desc.timestamp_us);
+                            self.between_frames(carried.desc.timestamp_us);
                         }
                         let busy = !pending.is_empty();
                         if let Some(entry) = self.submit(carried, output, free, busy)? {
@@ -668,6 +685,8 @@ impl Stage {
         }
         let submitted = Instant::now();
         if !bands.is_empty() {
+            // The state is kept after whole frames: counted as they go in.
+            self.state.frame_done();
             return Ok(Some(Pending { frame, lane, input: desc, meta, reading, bands, error, submitted }));
         }
         self.spare_bands.push(bands);
@@ -773,6 +792,7 @@ impl Stage {
             match process.restart() {
                 Ok(()) => {
                     self.stats.restart_us.record(started.elapsed().as_micros() as u64);
+                    self.state.restore(process, &mut self.stats);
                     return;
                 }
                 // A process that dies while it starts is one more failed restart.

@@ -30,6 +30,11 @@ pub struct PluginStats {
     pub restarts: u64,
     /// Parameter changes applied while running.
     pub param_changes: u64,
+    /// States kept (`state_every`), given to a replacement process, and refused by one (a
+    /// trap or an error in its restore: it then starts afresh).
+    pub snapshots: u64,
+    pub restores: u64,
+    pub restore_failures: u64,
     pub skipped: u64,
     pub passed_through: u64,
     /// Frame copies the host made for this plugin between lane buffers (passed-through frames,

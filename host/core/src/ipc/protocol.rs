@@ -19,9 +19,9 @@ pub const MAGIC: [u8; 8] = *b"PLGHOST\x01";
 /// 8: `Init` gives the input's shape and `Ready` the output's it declares; frames on the pipe
 /// carry their metadata; parameters change while running (`SetParams`).
 /// 9: graph nodes (`Load` may name the boundaries a node reads and writes, `Init` the shapes of
-/// its other inputs).
-pub const PROTOCOL_VERSION: u32 = 9;
-pub const MIN_PROTOCOL_VERSION: u32 = 9;
+/// its other inputs). 10: a plugin's state as bytes (`Snapshot`, `Restore`).
+pub const PROTOCOL_VERSION: u32 = 10;
+pub const MIN_PROTOCOL_VERSION: u32 = 10;
 
 /// The first argument that puts a binary in runner mode (see `runner::run_if_requested`); the
 /// runner then finds its channel and region on descriptors 3, 4 and 5 (`sys::process`).
@@ -112,6 +112,15 @@ pub enum ToRunner {
     /// `plugin_set_params` or, without it, a fresh instance; answered by [`ToHost::ParamsSet`]
     /// or [`ToHost::Failed`] (the old values then stay).
     SetParams { params: Vec<u8> },
+    /// Between frames: the instance's state (`plugin_snapshot`); answered by
+    /// [`ToHost::Snapshot`].
+    Snapshot,
+    /// Right after a start: take this state (`plugin_restore`); answered by
+    /// [`ToHost::Restored`], or [`ToHost::Failed`] (the instance is then made afresh).
+    Restore {
+        #[serde(with = "serde_bytes")]
+        state: Vec<u8>,
+    },
     /// Report [`ToHost::Stats`].
     Stats,
     /// Exit cleanly.
@@ -140,6 +149,11 @@ pub enum ToHost {
     },
     /// The answer to [`ToRunner::SetParams`]: the new parameters are in use.
     ParamsSet,
+    /// The answer to [`ToRunner::Snapshot`]: the state, or `None` when the plugin keeps none.
+    Snapshot { state: Option<serde_bytes::ByteBuf> },
+    /// The answer to [`ToRunner::Restore`]: whether the plugin took the state (false: it has
+    /// no `plugin_restore`).
+    Restored { taken: bool },
     /// Counters of the plugin process, on request.
     Stats { frames: u64, minor_faults: u64 },
     /// A log line from the plugin.

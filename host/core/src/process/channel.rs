@@ -490,11 +490,13 @@ fn weight(message: &ToHost) -> usize {
         ToHost::Compiled { artifact } => artifact.len(),
         ToHost::Log { message, .. } => message.len(),
         ToHost::Failed { failure, .. } => failure.text_len(),
+        ToHost::Snapshot { state } => state.as_ref().map_or(0, |s| s.len()),
         ToHost::Ready { .. }
         | ToHost::Stats { .. }
         | ToHost::Sandboxed { .. }
         | ToHost::FrameDone { .. }
-        | ToHost::ParamsSet => 0,
+        | ToHost::ParamsSet
+        | ToHost::Restored { .. } => 0,
     }
 }
 
@@ -538,5 +540,7 @@ pub(super) fn message_kind(message: &ToHost) -> &'static str {
         ToHost::Sandboxed { .. } => "Sandboxed",
         ToHost::Compiled { .. } => "Compiled",
         ToHost::ParamsSet => "ParamsSet",
+        ToHost::Snapshot { .. } => "Snapshot",
+        ToHost::Restored { .. } => "Restored",
     }
 }

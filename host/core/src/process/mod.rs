@@ -220,6 +220,33 @@ impl PluginProcess {
         self.current.band_context
     }
 
+    /// The plugin's state as bytes (`Plugin::snapshot`), `None` when it keeps none. Call it with
+    /// no frame in flight; give it to a later process with [`PluginProcess::restore`].
+    pub fn snapshot(&mut self) -> Result<Option<Vec<u8>>, PluginError> {
+        let answer = self.request(&ToRunner::Snapshot).and_then(|answer| match answer {
+            ToHost::Snapshot { state } => Ok(state.map(serde_bytes::ByteBuf::into_vec)),
+            ToHost::Failed { frame: None, failure } => Err(ErrorKind::Init(failure)),
+            other => Err(Violation::Unexpected { expected: "Snapshot", got: channel::message_kind(&other) }.into()),
+        });
+        match answer {
+            Ok(Some(state)) if state.len() > abi::MAX_SNAPSHOT_BYTES => Err(self
+                .error(Violation::Unexpected { expected: "a snapshot within the limit", got: "a larger one" }.into())),
+            other => other.map_err(|kind| self.error(kind)),
+        }
+    }
+
+    /// Gives a fresh instance `state` from an earlier one's [`PluginProcess::snapshot`]: true
+    /// when it took it, false when the plugin has no restore. An error (a trap, or the plugin's
+    /// refusal) leaves a fresh instance without it.
+    pub fn restore(&mut self, state: &[u8]) -> Result<bool, PluginError> {
+        let answer = self.request(&ToRunner::Restore { state: state.to_vec() }).and_then(|answer| match answer {
+            ToHost::Restored { taken } => Ok(taken),
+            ToHost::Failed { frame: None, failure } => Err(ErrorKind::Init(failure)),
+            other => Err(Violation::Unexpected { expected: "Restored", got: channel::message_kind(&other) }.into()),
+        });
+        answer.map_err(|kind| self.error(kind))
+    }
+
     /// Gives the running plugin new values for `given` parameters (the others keep theirs).
     /// They are checked against its schema first: a bad value is refused with the schema's
     /// sentence and nothing changes. Call it with no frame in flight: the frames submitted after
@@ -235,16 +262,10 @@ impl PluginProcess {
         }
         let resolved = self.current.description.resolve_params(&merged).map_err(|e| self.error(e.into()))?;
         let encoded = abi::encode_params(resolved.iter().map(|(n, v)| (n.as_str(), v)));
-        let deadline = Instant::now() + self.spec.limits.startup;
-        let channel = &mut self.current.channel;
-        let answer = channel.send_message(&ToRunner::SetParams { params: encoded }, deadline).and_then(|()| {
-            match channel.next_message(deadline)? {
-                ToHost::ParamsSet => Ok(()),
-                ToHost::Failed { frame: None, failure } => Err(ErrorKind::Init(failure)),
-                other => {
-                    Err(Violation::Unexpected { expected: "ParamsSet", got: channel::message_kind(&other) }.into())
-                }
-            }
+        let answer = self.request(&ToRunner::SetParams { params: encoded }).and_then(|answer| match answer {
+            ToHost::ParamsSet => Ok(()),
+            ToHost::Failed { frame: None, failure } => Err(ErrorKind::Init(failure)),
+            other => Err(Violation::Unexpected { expected: "ParamsSet", got: channel::message_kind(&other) }.into()),
         });
         answer.map_err(|kind| self.error(kind))?;
         self.spec.params = merged;
@@ -304,6 +325,16 @@ impl PluginProcess {
     /// through the kernel).
     pub fn copies(&self) -> u64 {
         self.copies
+    }
+
+    /// Sends `message` between frames, wakes the runner to read it (it sleeps on the doorbell,
+    /// looking at its control pipe only now and then) and returns its answer, within the
+    /// start-up limit.
+    fn request(&mut self, message: &ToRunner) -> Result<ToHost, ErrorKind> {
+        let deadline = Instant::now() + self.spec.limits.startup;
+        self.current.channel.send_message(message, deadline)?;
+        handoff::ring_doorbell(&Futex, self.region.doorbell());
+        self.current.channel.next_message(deadline)
     }
 
     /// The plugin process's counters: frames it served and its minor page faults so far.

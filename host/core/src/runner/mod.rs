@@ -207,6 +207,33 @@ fn serve() -> Result<(), RunnerError> {
                 }
             }
         };
+    // The plugin's state between frames: given to the host (`restore` None), or taken back
+    // right after a start. A restore that fails leaves a fresh instance, without the state.
+    let keep_state = |instance: &mut wasm::PluginInstance,
+                      restore: Option<Vec<u8>>,
+                      params: &[u8]|
+     -> Result<(), RunnerError> {
+        let restoring = restore.is_some();
+        let answer = match restore {
+            None => watchdog
+                .guard(startup, || instance.snapshot())
+                .map(|state| ToHost::Snapshot { state: state.map(serde_bytes::ByteBuf::from) }),
+            Some(state) => watchdog.guard(startup, || instance.restore(&state)).map(|taken| ToHost::Restored { taken }),
+        };
+        match answer {
+            Ok(answer) => Ok(send(&control, &answer)?),
+            Err(failure) => {
+                send(&control, &ToHost::Failed { frame: None, failure: failure.clone() })?;
+                match restoring {
+                    true => {
+                        *instance = fresh(params).map_err(fail)?;
+                        Ok(())
+                    }
+                    false => recover(instance, &failure, params),
+                }
+            }
+        }
+    };
     // A frame in a slot is done: its output's descriptor and metadata, or its failure, go back.
     let finish_frame = |instance: &mut wasm::PluginInstance,
                         slot: u32,
@@ -269,6 +296,8 @@ fn serve() -> Result<(), RunnerError> {
                 }
                 ToRunner::Stats => send(&control, &stats(frames_served))?,
                 ToRunner::SetParams { params: new } => set_params(&mut instance, &mut params, new)?,
+                ToRunner::Snapshot => keep_state(&mut instance, None, &params)?,
+                ToRunner::Restore { state } => keep_state(&mut instance, Some(state), &params)?,
                 ToRunner::Shutdown => return Ok(()),
                 other => {
                     return Err(fail(Failure::Protocol(format!("unexpected {other:?} while serving frames").into())));
@@ -336,6 +365,8 @@ fn serve() -> Result<(), RunnerError> {
             match protocol::read_message(&mut input, MAX_TO_RUNNER_BYTES)? {
                 ToRunner::Stats => send(&control, &stats(frames_served))?,
                 ToRunner::SetParams { params: new } => set_params(&mut instance, &mut params, new)?,
+                ToRunner::Snapshot => keep_state(&mut instance, None, &params)?,
+                ToRunner::Restore { state } => keep_state(&mut instance, Some(state), &params)?,
                 ToRunner::Shutdown => return Ok(()),
                 other => {
                     return Err(fail(Failure::Protocol(format!("unexpected {other:?} while serving frames").into())));

@@ -93,6 +93,9 @@ struct Exports {
     process_many: Option<ManyFrames>,
     /// `plugin_output_shape_many(inputs, count, output)`.
     output_shape_many: Option<ManyFrames>,
+    /// `plugin_snapshot()` and `plugin_restore(state, len)`, when the plugin keeps state.
+    snapshot: Option<TypedFunc<(), i32>>,
+    restore: Option<TypedFunc<(i32, i32), i32>>,
 }
 
 /// An export taking `count` input descriptors at an address and an output descriptor.
@@ -266,22 +269,12 @@ impl PluginModule {
                 )),
                 _ => None,
             },
-            output_shape: match instance.get_export(&mut store, abi::EXPORT_OUTPUT_SHAPE) {
-                Some(_) => Some(func(&instance, &mut store, abi::EXPORT_OUTPUT_SHAPE)?),
-                None => None,
-            },
-            set_params: match instance.get_export(&mut store, abi::EXPORT_SET_PARAMS) {
-                Some(_) => Some(func(&instance, &mut store, abi::EXPORT_SET_PARAMS)?),
-                None => None,
-            },
-            process_many: match instance.get_export(&mut store, abi::EXPORT_PROCESS_MANY) {
-                Some(_) => Some(func(&instance, &mut store, abi::EXPORT_PROCESS_MANY)?),
-                None => None,
-            },
-            output_shape_many: match instance.get_export(&mut store, abi::EXPORT_OUTPUT_SHAPE_MANY) {
-                Some(_) => Some(func(&instance, &mut store, abi::EXPORT_OUTPUT_SHAPE_MANY)?),
-                None => None,
-            },
+            output_shape: optional(&instance, &mut store, abi::EXPORT_OUTPUT_SHAPE)?,
+            set_params: optional(&instance, &mut store, abi::EXPORT_SET_PARAMS)?,
+            process_many: optional(&instance, &mut store, abi::EXPORT_PROCESS_MANY)?,
+            output_shape_many: optional(&instance, &mut store, abi::EXPORT_OUTPUT_SHAPE_MANY)?,
+            snapshot: optional(&instance, &mut store, abi::EXPORT_SNAPSHOT)?,
+            restore: optional(&instance, &mut store, abi::EXPORT_RESTORE)?,
         };
         let buffers = Buffers::Heap { input: 0, output: 0 };
         let snapshot = if limits.snapshot_input && window.is_some() { Snapshot::Wanted } else { Snapshot::Off };
@@ -323,6 +316,19 @@ fn func<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
             abi::ABI_VERSION
         ).into())
     })
+}
+
+/// An optional export: `None` when the module lacks it, an error when it has it with another
+/// signature.
+fn optional<P: wasmtime::WasmParams, R: wasmtime::WasmResults>(
+    instance: &Instance,
+    store: &mut Store<StoreData>,
+    name: &str,
+) -> Result<Option<TypedFunc<P, R>>, Failure> {
+    match instance.get_export(&mut *store, name) {
+        Some(_) => func(instance, store, name).map(Some),
+        None => Ok(None),
+    }
 }
 
 fn read_guest_bytes(caller: &mut Caller<'_, StoreData>, ptr: i32, len: u32) -> Vec<u8> {
@@ -593,15 +599,53 @@ impl PluginInstance {
     /// Gives the instance new ABI-encoded parameters through `plugin_set_params`; `Ok(false)`
     /// when the module has no such export (the caller then makes a fresh instance).
     pub fn set_params(&mut self, params: &[u8]) -> Result<bool, Failure> {
-        let Some(set_params) = self.exports.set_params.clone() else { return Ok(false) };
-        let ptr = self.alloc(params.len() as u32)?;
+        let export = self.exports.set_params.clone();
+        self.call_with_bytes(export, params, "the parameters")
+    }
+
+    /// Calls `export(ptr, len)` with `bytes` copied into a buffer from `plugin_alloc`, and
+    /// checks its status; `Ok(false)` when the module has no such export.
+    fn call_with_bytes(
+        &mut self,
+        export: Option<TypedFunc<(i32, i32), i32>>,
+        bytes: &[u8],
+        what: &str,
+    ) -> Result<bool, Failure> {
+        let Some(export) = export else { return Ok(false) };
+        let ptr = self.alloc(bytes.len() as u32)?;
         self.memory()
-            .write(ptr as usize, params)
-            .ok_or_else(|| Failure::Protocol("the parameters do not fit the plugin's memory".into()))?;
+            .write(ptr as usize, bytes)
+            .ok_or_else(|| Failure::Protocol(format!("{what} do not fit the plugin's memory").into()))?;
         self.store.set_epoch_deadline(1);
-        let status = set_params.call(&mut self.store, (ptr as i32, params.len() as i32));
+        let status = export.call(&mut self.store, (ptr as i32, bytes.len() as i32));
         self.check_status(status)?;
         Ok(true)
+    }
+
+    /// The instance's state from `plugin_snapshot`: `None` without the export, or when it keeps
+    /// none. Copied out once; longer than [`abi::MAX_SNAPSHOT_BYTES`] is the plugin's error.
+    pub fn snapshot(&mut self) -> Result<Option<Vec<u8>>, Failure> {
+        let Some(snapshot) = self.exports.snapshot.clone() else { return Ok(None) };
+        self.store.set_epoch_deadline(1);
+        let at = snapshot.call(&mut self.store, ()).map_err(|e| classify(&self.store, e))? as u32 as usize;
+        if at == 0 {
+            return Ok(None);
+        }
+        let misplaced = || Failure::Plugin("its snapshot lies outside its memory".into());
+        let memory = self.memory();
+        let len = memory.read(at, 4).ok_or_else(misplaced)?;
+        let len = u32::from_le_bytes(len.as_slice().try_into().map_err(|_| misplaced())?) as usize;
+        if len > abi::MAX_SNAPSHOT_BYTES {
+            let most = abi::MAX_SNAPSHOT_BYTES;
+            return Err(Failure::Plugin(format!("its snapshot of {len} bytes is over the limit of {most}").into()));
+        }
+        Ok(Some(memory.read(at + 4, len).ok_or_else(misplaced)?))
+    }
+
+    /// Gives the instance `state` through `plugin_restore`; `Ok(false)` without the export.
+    pub fn restore(&mut self, state: &[u8]) -> Result<bool, Failure> {
+        let export = self.exports.restore.clone();
+        self.call_with_bytes(export, state, "the state's bytes")
     }
 
     /// Gives the next `process` call the input's encoded metadata; `settable`: whether the

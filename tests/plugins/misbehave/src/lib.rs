@@ -10,7 +10,10 @@
 //! the frame's shape while the others agree. `meta-stamp` inverts and sets the output's property
 //! `stamp` to `"<pts> <time base>"` of its input; `meta-show` inverts, then writes its input's
 //! `stamp` property, its frame rate and its property count as text into the start of row 0 (so
-//! that a test reads what reached it in the pixels).
+//! that a test reads what reached it in the pixels). `count` inverts and writes how many frames
+//! it has processed, this one included, as a little-endian u32 into the start of row 0, and keeps
+//! that count as its state (`snapshot`/`restore`), so a test sees whether a replacement process
+//! went on counting; `restore-trap` counts likewise but traps in `restore`.
 
 use plugin_sdk::{Frame, FrameMut, ParamSpec, Params, PixelFormat, Plugin, PluginError};
 
@@ -42,6 +45,8 @@ const MODES: &[&str] = &[
     "band-shape",
     "meta-stamp",
     "meta-show",
+    "count",
+    "restore-trap",
 ];
 
 /// Recursion that keeps everything in wasm locals, so it exhausts the wasm call stack rather
@@ -80,6 +85,19 @@ impl Plugin for Misbehave {
             hoard: Vec::new(),
             other_bands: false,
         })
+    }
+
+    fn snapshot(&self) -> Option<Vec<u8>> {
+        matches!(self.mode.as_str(), "count" | "restore-trap").then(|| self.seen.to_le_bytes().to_vec())
+    }
+
+    fn restore(&mut self, state: &[u8]) -> Result<(), PluginError> {
+        if self.mode == "restore-trap" {
+            panic!("restore traps on purpose");
+        }
+        let bytes: [u8; 8] = state.try_into().map_err(|_| PluginError::new("a state of another size"))?;
+        self.seen = i64::from_le_bytes(bytes);
+        Ok(())
     }
 
     fn band_context(&self) -> Option<u32> {
@@ -175,6 +193,9 @@ impl Plugin for Misbehave {
                 let stamp = format!("{} {}/{}", meta.pts, meta.time_base.0, meta.time_base.1);
                 meta.set_property("stamp", &stamp);
                 output.set_metadata(&meta)?;
+            }
+            "count" | "restore-trap" => {
+                output.row_mut(0)[..4].copy_from_slice(&(now as u32).to_le_bytes());
             }
             "meta-show" => {
                 let meta = input.metadata();
