@@ -118,10 +118,15 @@ fn parameter_changes_apply_from_their_frame_and_replay_exactly() {
 
 /// `POST /params` at `addr` with `token` (or none) and a JSON body: the status line and body.
 fn post_params(addr: &str, token: Option<&str>, body: &str) -> (String, String) {
+    request(addr, "POST /params", token, body)
+}
+
+/// `WHAT` (`POST /pause`) at `addr` with `body`, and the token when given: the status line and
+/// the body of the answer.
+fn request(addr: &str, what: &str, token: Option<&str>, body: &str) -> (String, String) {
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(stream, "POST /params HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\n\r\n{body}", body.len())
-        .unwrap();
+    write!(stream, "{what} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Length: {}\r\n\r\n{body}", body.len()).unwrap();
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
     let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
@@ -219,4 +224,56 @@ fn a_restore_that_traps_falls_back_to_a_fresh_instance_and_is_counted() {
     assert_eq!(stats["restores"], 0, "{stats}");
     assert_eq!(counts.len() as u64 + stats["skipped"].as_u64().unwrap(), 150, "{stats}");
     assert!(counts.windows(2).any(|p| p[1] == 1), "a fresh instance counts from 1 again: {counts:?}");
+}
+
+#[test]
+fn pause_step_and_resume_hold_the_input_back_and_state_shows_the_plugins() {
+    let dir = scratch_dir("live", "pause");
+    let mut command = host_command(&dir);
+    command.args(["run", "-q", "-i", "testsrc:16x16:20000", "-o", "out.rgba", "invert", "--control", "127.0.0.1:0"]);
+    command.stdout(Stdio::null());
+    let (mut child, first) = spawn_announced(&mut command);
+    let addr = first.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap().to_string();
+    let token = first.rsplit("token: ").next().unwrap().trim().to_string();
+    let out = || sample(&get_metrics(&addr), "plugin_host_output_frames_total");
+    while out() < 100 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let (status, _) = request(&addr, "POST /pause", None, "");
+    assert!(status.contains("401"), "pausing needs the token: {status}");
+    let (status, body) = request(&addr, "POST /pause", Some(&token), "");
+    assert!(status.contains("200") && body.contains("\"paused\":true"), "{status} {body}");
+    // The frames already in the pipeline finish; then nothing moves.
+    let mut settled = out();
+    loop {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let now = out();
+        if now == settled {
+            break;
+        }
+        settled = now;
+    }
+    for _ in 0..3 {
+        request(&addr, "POST /step", Some(&token), "");
+    }
+    let mut stepped = out();
+    for _ in 0..100 {
+        if stepped == settled + 3 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stepped = out();
+    }
+    assert_eq!(stepped, settled + 3, "three steps, three frames");
+    let (_, state) = request(&addr, "GET /state", None, "");
+    let state: serde_json::Value = serde_json::from_str(&state).unwrap();
+    assert_eq!(state["paused"], true, "{state}");
+    assert_eq!(state["plugins"][0]["name"], "invert", "{state}");
+    assert!(state["plugins"][0]["description"]["formats"].is_array(), "{state}");
+    assert_eq!(state["plugins"][0]["stats"]["frames"].as_u64(), Some(stepped), "{state}");
+    let (status, body) = request(&addr, "POST /keep-state", Some(&token), r#"{"plugin": "nope"}"#);
+    assert!(status.contains("400") && body.contains("no plugin named"), "{status} {body}");
+    request(&addr, "POST /resume", Some(&token), "");
+    assert!(child.wait().unwrap().success());
+    assert_eq!(std::fs::metadata(dir.join("out.rgba")).unwrap().len(), 20_000 * 16 * 16 * 4);
 }

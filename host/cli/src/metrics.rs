@@ -1,9 +1,9 @@
 //! Live metrics of a run (`plugin-host run --metrics ADDR`): OpenMetrics text at `/metrics`, so
 //! that an existing Prometheus or Grafana can watch a long run. Per plugin: the frame and failure
 //! counters and a latency histogram; for the run: frames in and out. With `--control ADDR` the
-//! same server also takes `POST /params` (new parameter values, from the next frame), which
-//! needs the random token printed at start. A small synchronous server (tiny_http: no async
-//! runtime for two routes).
+//! same server is the control API (docs/control.md): `GET /state`, and `POST /params`,
+//! `/pause`, `/resume`, `/step` and `/keep-state`, which need the random token printed at start.
+//! A small synchronous server (tiny_http: no async runtime for a handful of routes).
 
 use crate::pipeline::{Live, LiveStats};
 use std::fmt::Write;
@@ -24,12 +24,24 @@ pub fn serve(addr: &str, live: Live, token: Option<String>) -> Result<SocketAddr
         .name("metrics".into())
         .spawn(move || {
             for mut request in server.incoming_requests() {
-                let response = match (request.method(), request.url()) {
-                    (tiny_http::Method::Post, "/params") if token.is_some() => {
-                        let (status, body) = post_params(&mut request, &live, token.as_deref().unwrap_or_default());
-                        tiny_http::Response::from_string(body).with_status_code(status)
+                let json = tiny_http::Header::from_bytes("Content-Type", "application/json").expect("a valid header");
+                let (method, url) = (request.method().clone(), request.url().to_string());
+                let response = match (method, url.as_str(), token.as_deref()) {
+                    (tiny_http::Method::Post, route, Some(token)) => {
+                        let (status, body) = match authorized(&request, token) {
+                            false => answer(
+                                401,
+                                "error",
+                                "this needs the token printed at start: Authorization: Bearer TOKEN",
+                            ),
+                            true => post(route, &mut request, &live),
+                        };
+                        tiny_http::Response::from_string(body).with_status_code(status).with_header(json)
                     }
-                    (tiny_http::Method::Get, "/metrics") => {
+                    (tiny_http::Method::Get, "/state", Some(_)) => {
+                        tiny_http::Response::from_string(state(&live)).with_header(json)
+                    }
+                    (tiny_http::Method::Get, "/metrics", _) => {
                         let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
                         let header =
                             tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
@@ -51,10 +63,13 @@ pub fn new_token() -> std::io::Result<String> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// `POST /params` with `{"plugin": NAME, "params": {KEY: VALUE, …}}` and the token in an
-/// `Authorization: Bearer TOKEN` header: the status and a one-line JSON answer.
-fn post_params(request: &mut tiny_http::Request, live: &Live, token: &str) -> (u16, String) {
-    let answer = |status, key: &str, text: &str| (status, format!("{}\n", serde_json::json!({ key: text })));
+/// A status and a one-line JSON answer `{key: text}`.
+fn answer(status: u16, key: &str, text: &str) -> (u16, String) {
+    (status, format!("{}\n", serde_json::json!({ key: text })))
+}
+
+/// Whether the request carries the token in an `Authorization: Bearer TOKEN` header.
+fn authorized(request: &tiny_http::Request, token: &str) -> bool {
     let given = request
         .headers()
         .iter()
@@ -63,18 +78,76 @@ fn post_params(request: &mut tiny_http::Request, live: &Live, token: &str) -> (u
         .unwrap_or_default();
     // Compared in full whatever the first difference: no timing clue to the token.
     let expected = format!("Bearer {token}");
-    let same =
-        given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |d, (a, b)| d | (a ^ b)) == 0;
-    if !same {
-        return answer(401, "error", "this needs the token printed at start: Authorization: Bearer TOKEN");
+    given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |d, (a, b)| d | (a ^ b)) == 0
+}
+
+/// `GET /state`: the run as the control API sees it, as JSON: paused or not, frames in and out,
+/// and per plugin its description (parameter schema) and counters.
+fn state(live: &Live) -> String {
+    let stats = live.snapshot();
+    let plugins: Vec<serde_json::Value> = live
+        .plugins()
+        .into_iter()
+        .map(|(name, description)| {
+            let counters = stats.plugins.iter().find(|p| p.name == name);
+            serde_json::json!({ "name": name, "description": description, "stats": counters })
+        })
+        .collect();
+    let state = serde_json::json!({
+        "paused": live.is_paused(),
+        "frames_in": stats.frames_in,
+        "frames_out": stats.frames_out,
+        "plugins": plugins,
+    });
+    format!("{state}\n")
+}
+
+/// A `POST` of the control API, the token already checked.
+fn post(route: &str, request: &mut tiny_http::Request, live: &Live) -> (u16, String) {
+    let paused = |live: &Live| (200, format!("{}\n", serde_json::json!({ "paused": live.is_paused() })));
+    match route {
+        "/params" => post_params(request, live),
+        "/keep-state" => match read_json(request).map(|json| json["plugin"].as_str().map(str::to_string)) {
+            Ok(Some(plugin)) => match live.keep_state(&plugin) {
+                Ok(()) => answer(202, "applies", "before the plugin's next frame"),
+                Err(message) => answer(400, "error", &message),
+            },
+            Ok(None) => answer(400, "error", "give {\"plugin\": NAME}"),
+            Err(message) => answer(400, "error", &message),
+        },
+        "/pause" => {
+            live.pause();
+            paused(live)
+        }
+        "/resume" => {
+            live.resume();
+            paused(live)
+        }
+        "/step" => {
+            live.step();
+            paused(live)
+        }
+        _ => answer(404, "error", "no such route; see docs/control.md"),
     }
+}
+
+/// The request's body as JSON, at most 64 KiB.
+fn read_json(request: &mut tiny_http::Request) -> Result<serde_json::Value, String> {
     let mut body = Vec::new();
     let read = std::io::Read::read_to_end(&mut std::io::Read::take(request.as_reader(), 64 * 1024 + 1), &mut body);
     if read.is_err() || body.len() > 64 * 1024 {
-        return answer(400, "error", "the body is unreadable or larger than 64 KiB");
+        return Err("the body is unreadable or larger than 64 KiB".into());
     }
-    let Ok(json) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return answer(400, "error", "the body is not JSON: {\"plugin\": NAME, \"params\": {KEY: VALUE}}");
+    serde_json::from_slice(&body).map_err(|_| "the body is not JSON".to_string())
+}
+
+/// `POST /params` with `{"plugin": NAME, "params": {KEY: VALUE, …}}`.
+fn post_params(request: &mut tiny_http::Request, live: &Live) -> (u16, String) {
+    let json = match read_json(request) {
+        Ok(json) => json,
+        Err(message) => {
+            return answer(400, "error", &format!("{message}: {{\"plugin\": NAME, \"params\": {{KEY: VALUE}}}}"));
+        }
     };
     let (Some(plugin), Some(params)) = (json["plugin"].as_str(), json["params"].as_object()) else {
         return answer(400, "error", "give {\"plugin\": NAME, \"params\": {KEY: VALUE}}");

@@ -384,7 +384,9 @@ fn run_config(
             match crate::metrics::serve(addr, live.clone(), token.clone()) {
                 Ok(bound) => match token {
                     Some(token) => {
-                        eprintln!("control: http://{bound}/params, metrics: http://{bound}/metrics, token: {token}")
+                        eprintln!(
+                            "control: http://{bound}/ (docs/control.md), metrics: http://{bound}/metrics, token: {token}"
+                        )
                     }
                     None => eprintln!("metrics: http://{bound}/metrics"),
                 },

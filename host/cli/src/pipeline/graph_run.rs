@@ -34,7 +34,7 @@ use crate::io::{self, FrameShape, MediaError, Sink, Source, StreamInfo};
 use plugin_host::ipc::protocol::Transport;
 use plugin_host::ipc::region::{Buffer, Lane, NodeBuffers, Region};
 use plugin_host::process::{ErrorKind, PluginError, PluginProcess, PluginSpec, StartFailure};
-use plugin_sdk::abi::{FrameDesc, ParamValue};
+use plugin_sdk::abi::FrameDesc;
 use plugin_sdk::{Frame, OwnedFrame, PixelFormat, Shape};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -591,7 +591,7 @@ impl Graph {
                 live_changes = Some(rx);
                 if let Ok(mut controls) = live.controls.lock() {
                     let description = node.process.description().clone();
-                    controls.push(LiveControl { name: node.config.name.clone(), description, changes: tx });
+                    controls.push(LiveControl { name: node.config.name.clone(), description, requests: tx });
                 }
             }
             let run = NodeThread {
@@ -774,8 +774,13 @@ impl SourceRun {
         };
         let mut decoded = OwnedFrame::new(0, 0, PixelFormat::Rgba8);
         let info = self.input.source.info();
-        let mut n = 0u64;
+        let (mut n, mut stepped) = (0u64, 0u64);
         while self.max_frames.is_none_or(|m| n < m) {
+            if let Some(live) = &self.live {
+                live.wait_while_paused(&mut stepped, || {
+                    abort.load(Ordering::Acquire) || plugin_host::sys::signals::stop_requested()
+                });
+            }
             let Some(mut token) = next_slot(&self.free, abort) else { break };
             let view = &self.view;
             let mut read_into_slot =
@@ -922,7 +927,7 @@ struct NodeThread {
     fanout: Fanout,
     stats: PluginStats,
     changes: VecDeque<ParamChange>,
-    live_changes: Option<Receiver<Vec<(String, ParamValue)>>>,
+    live_changes: Option<Receiver<super::LiveRequest>>,
     live: Option<(Live, usize, Instant)>,
     restarts: VecDeque<Instant>,
     failures_in_a_row: u32,
@@ -1122,9 +1127,14 @@ impl NodeThread {
 
     /// Applies the parameter changes due at `t` (and any sent while running).
     fn apply_changes(&mut self, t: i64) {
-        while let Some(params) = self.live_changes.as_ref().and_then(|r| r.try_recv().ok()) {
-            let plugin = self.node.config.name.clone();
-            self.changes.push_front(ParamChange { at_us: i64::MIN, plugin, params });
+        while let Some(request) = self.live_changes.as_ref().and_then(|r| r.try_recv().ok()) {
+            match request {
+                super::LiveRequest::Params(params) => {
+                    let plugin = self.node.config.name.clone();
+                    self.changes.push_front(ParamChange { at_us: i64::MIN, plugin, params });
+                }
+                super::LiveRequest::KeepState => self.state.ask(),
+            }
         }
         while let Some(change) = self.changes.front().filter(|c| c.at_us <= t).cloned() {
             self.changes.pop_front();

@@ -99,8 +99,12 @@ pub struct Live {
     plugins: Arc<Mutex<Vec<stats::PluginStats>>>,
     frames_in: Arc<std::sync::atomic::AtomicU64>,
     frames_out: Arc<std::sync::atomic::AtomicU64>,
-    /// Per plugin name: its schema, and where new values for it go while it runs.
+    /// Per plugin name: its schema, and where requests for it go while it runs.
     controls: Arc<Mutex<Vec<LiveControl>>>,
+    /// Paused: the inputs take no new frame (the frames in the pipeline finish), except one per
+    /// step asked for.
+    paused: Arc<std::sync::atomic::AtomicBool>,
+    steps: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// One running plugin as the control API sees it.
@@ -108,7 +112,16 @@ pub struct Live {
 struct LiveControl {
     name: String,
     description: plugin_host::schema::PluginDescription,
-    changes: Sender<Vec<(String, plugin_sdk::abi::ParamValue)>>,
+    requests: Sender<LiveRequest>,
+}
+
+/// What the control API asks of a running plugin, at its next frame boundary.
+#[derive(Debug)]
+enum LiveRequest {
+    /// New values for some of its parameters.
+    Params(Vec<(String, plugin_sdk::abi::ParamValue)>),
+    /// Keep its state now (as `state_every` would).
+    KeepState,
 }
 
 /// What [`Live::snapshot`] gives.
@@ -131,13 +144,71 @@ impl Live {
     /// Gives running plugin `plugin` new values for `params`, from the next frame it takes:
     /// checked against its schema first (the schema's sentence when refused; nothing changes).
     pub fn set_params(&self, plugin: &str, params: Vec<(String, plugin_sdk::abi::ParamValue)>) -> Result<(), String> {
+        self.ask(plugin, |description| {
+            description.resolve_params(&params).map_err(|e| format!("plugin \"{plugin}\": {e}"))?;
+            Ok(LiveRequest::Params(params))
+        })
+    }
+
+    /// Has running plugin `plugin` keep its state now, before its next frame (for a process
+    /// that replaces it after a crash; see `state_every`).
+    pub fn keep_state(&self, plugin: &str) -> Result<(), String> {
+        self.ask(plugin, |_| Ok(LiveRequest::KeepState))
+    }
+
+    /// The running plugins, each with what it says about itself (its parameter schema).
+    pub fn plugins(&self) -> Vec<(String, plugin_host::schema::PluginDescription)> {
+        let controls =
+            self.controls.lock().map(|c| c.iter().map(|c| (c.name.clone(), c.description.clone())).collect());
+        controls.unwrap_or_default()
+    }
+
+    /// Stops taking new frames from the inputs (the frames already in the pipeline finish).
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::Release);
+    }
+
+    /// Takes frames again.
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::Release);
+    }
+
+    /// While paused: lets one more frame in from each input.
+    pub fn step(&self) {
+        self.steps.fetch_add(1, Ordering::AcqRel);
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused.load(Ordering::Acquire)
+    }
+
+    /// Waits, before an input takes its next frame, while the run is paused and this input has
+    /// taken (`stepped`) every step asked for, or until `stop` says the run is over.
+    fn wait_while_paused(&self, stepped: &mut u64, stop: impl Fn() -> bool) {
+        while self.paused.load(Ordering::Acquire) && !stop() {
+            if self.steps.load(Ordering::Acquire) > *stepped {
+                *stepped += 1;
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        // Steps asked for while running are no steps.
+        *stepped = self.steps.load(Ordering::Acquire);
+    }
+
+    /// Sends `plugin` the request `make` gives for its description.
+    fn ask(
+        &self,
+        plugin: &str,
+        make: impl FnOnce(&plugin_host::schema::PluginDescription) -> Result<LiveRequest, String>,
+    ) -> Result<(), String> {
         let controls = self.controls.lock().map_err(|_| "the run's controls are gone".to_string())?;
         let Some(control) = controls.iter().find(|c| c.name == plugin) else {
             let names: Vec<&str> = controls.iter().map(|c| c.name.as_str()).collect();
             return Err(format!("no plugin named \"{plugin}\" is running (there are: {})", names.join(", ")));
         };
-        control.description.resolve_params(&params).map_err(|e| format!("plugin \"{plugin}\": {e}"))?;
-        control.changes.send(params).map_err(|_| format!("plugin \"{plugin}\" has stopped"))
+        let request = make(&control.description)?;
+        control.requests.send(request).map_err(|_| format!("plugin \"{plugin}\" has stopped"))
     }
 
     /// Stage `index`'s statistics as they stand.
@@ -158,6 +229,8 @@ impl Live {
 struct KeptState {
     every: u64,
     since: u64,
+    /// Asked for through the control API.
+    asked: bool,
     bytes: Option<Vec<u8>>,
 }
 
@@ -166,7 +239,7 @@ impl KeptState {
         if config.state_every > 0 && config.workers.is_some_and(|w| w > 1) {
             tracing::warn!("plugin \"{}\": its state is kept only when it runs as 1 worker", config.name);
         }
-        KeptState { every: config.state_every, since: 0, bytes: None }
+        KeptState { every: config.state_every, since: 0, asked: false, bytes: None }
     }
 
     fn frame_done(&mut self) {
@@ -175,12 +248,18 @@ impl KeptState {
 
     /// Whether the state is due to be kept (before the next frame).
     fn due(&self) -> bool {
-        self.every > 0 && self.since >= self.every
+        self.asked || (self.every > 0 && self.since >= self.every)
+    }
+
+    /// Has the state kept before the next frame (the control API's request).
+    fn ask(&mut self) {
+        self.asked = true;
     }
 
     /// Takes the state from `process`, which has no frame in flight.
     fn keep(&mut self, process: &mut plugin_host::process::PluginProcess, stats: &mut stats::PluginStats) {
         self.since = 0;
+        self.asked = false;
         match process.snapshot() {
             Ok(Some(bytes)) => {
                 self.bytes = Some(bytes);
@@ -452,9 +531,14 @@ impl Chain {
         let first_name = stages.first().map(|s| s.config.name.clone()).unwrap_or_default();
         let mut source_converter = Converter::new(format!("before \"{first_name}\""), info.colour, conversions.clone());
         let source_thread = std::thread::spawn(move || -> Result<(), RunError> {
-            let mut n = 0u64;
+            let (mut n, mut stepped) = (0u64, 0u64);
             let mut decoded = OwnedFrame::new(0, 0, plugin_sdk::PixelFormat::Rgba8);
             while max_frames.is_none_or(|m| n < m) {
+                if let Some(live) = &source_live {
+                    live.wait_while_paused(&mut stepped, || {
+                        source_stop.load(Ordering::Acquire) || plugin_host::sys::signals::stop_requested()
+                    });
+                }
                 if plugin_host::sys::signals::stop_requested() {
                     return Err(RunError::Interrupted);
                 }
@@ -524,10 +608,10 @@ impl Chain {
                 stage.publish_to(live.clone(), index);
                 let description = stage.processes().next().map(|p| p.description().clone());
                 if let Some(description) = description {
-                    let (changes, receiver) = channel();
+                    let (requests, receiver) = channel();
                     stage.take_live_changes(receiver);
                     if let Ok(mut controls) = live.controls.lock() {
-                        controls.push(LiveControl { name: stage.config.name.clone(), description, changes });
+                        controls.push(LiveControl { name: stage.config.name.clone(), description, requests });
                     }
                 }
             }

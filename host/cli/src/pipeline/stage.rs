@@ -47,7 +47,7 @@ pub(super) struct Stage {
     /// Parameter changes still to come, in time order.
     changes: VecDeque<crate::config::ParamChange>,
     /// New values sent while running (the control API): applied from the next frame.
-    live_changes: Option<Receiver<Vec<(String, plugin_sdk::abi::ParamValue)>>>,
+    live_changes: Option<Receiver<super::LiveRequest>>,
     /// The plugin's last kept state (`state_every`), for a process that replaces a crashed one.
     state: super::KeptState,
 }
@@ -199,15 +199,20 @@ impl Stage {
     }
 
     /// Takes new values sent while running from `receiver`.
-    pub(super) fn take_live_changes(&mut self, receiver: Receiver<Vec<(String, plugin_sdk::abi::ParamValue)>>) {
+    pub(super) fn take_live_changes(&mut self, receiver: Receiver<super::LiveRequest>) {
         self.live_changes = Some(receiver);
     }
 
     /// Values sent while running become changes due at the next frame, before any later one.
     fn queue_live_changes(&mut self) {
-        while let Some(params) = self.live_changes.as_ref().and_then(|r| r.try_recv().ok()) {
-            let plugin = self.config.name.clone();
-            self.changes.push_front(crate::config::ParamChange { at_us: i64::MIN, plugin, params });
+        while let Some(request) = self.live_changes.as_ref().and_then(|r| r.try_recv().ok()) {
+            match request {
+                super::LiveRequest::Params(params) => {
+                    let plugin = self.config.name.clone();
+                    self.changes.push_front(crate::config::ParamChange { at_us: i64::MIN, plugin, params });
+                }
+                super::LiveRequest::KeepState => self.state.ask(),
+            }
         }
     }
 
@@ -347,6 +352,8 @@ impl Stage {
             // Hand over every frame that has arrived: the plugin works while we wait.
             while !ended && waiting.is_none() {
                 let next = if pending.is_empty() {
+                    // Idle until the next frame (the run may be paused): the figures as they stand.
+                    self.publish(true);
                     input.recv().map_err(|_| TryRecvError::Disconnected)
                 } else {
                     input.try_recv()
