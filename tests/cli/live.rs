@@ -277,3 +277,103 @@ fn pause_step_and_resume_hold_the_input_back_and_state_shows_the_plugins() {
     assert!(child.wait().unwrap().success());
     assert_eq!(std::fs::metadata(dir.join("out.rgba")).unwrap().len(), 20_000 * 16 * 16 * 4);
 }
+
+/// The plugin's counters as `GET /state` gives them.
+fn plugin_state(addr: &str, index: usize) -> serde_json::Value {
+    let (_, state) = request(addr, "GET /state", None, "");
+    serde_json::from_str::<serde_json::Value>(&state).unwrap()["plugins"][index]["stats"].clone()
+}
+
+#[test]
+fn a_module_swapped_while_running_takes_over_at_a_frame_boundary_and_bad_ones_are_refused() {
+    let dir = scratch_dir("live", "swap");
+    // More frames than the test waits for: it ends the run with Ctrl-C once the swaps are done.
+    let (w, h, frames) = (16u32, 16u32, 100_000_000usize);
+    std::fs::write(dir.join("garbage.wasm"), b"not a module").unwrap();
+    let mut command = host_command(&dir);
+    command.args(["run", "-q", "-i", &format!("testsrc:{w}x{h}:{frames}"), "-o", "out.rgba", "invert"]);
+    command.args(["--control", "127.0.0.1:0"]).stdout(Stdio::null());
+    let (mut child, first) = spawn_announced(&mut command);
+    let addr = first.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap().to_string();
+    let token = first.rsplit("token: ").next().unwrap().trim().to_string();
+    while sample(&get_metrics(&addr), "plugin_host_output_frames_total") < 500 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let swap = |module: &std::path::Path, counter: &str, expected: u64| {
+        let body = serde_json::json!({ "plugin": "invert", "path": module }).to_string();
+        let (status, answer) = request(&addr, "POST /swap", Some(&token), &body);
+        assert!(status.contains("202"), "{status} {answer}");
+        let started = std::time::Instant::now();
+        while plugin_state(&addr, 0)[counter].as_u64() != Some(expected) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "{counter} never reached {expected}");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    };
+    let (status, _) = request(&addr, "POST /swap", None, r#"{"plugin": "invert", "path": "x"}"#);
+    assert!(status.contains("401"), "{status}");
+    // Not a module, then a module whose output has another shape: refused, invert goes on.
+    swap(&dir.join("garbage.wasm"), "swap_failures", 1);
+    swap(&plugin("scale"), "swap_failures", 2);
+    swap(&plugin("flip"), "swaps", 1);
+    let after = sample(&get_metrics(&addr), "plugin_host_output_frames_total");
+    while sample(&get_metrics(&addr), "plugin_host_output_frames_total") < after + 500 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on the host this test started: Ctrl-C, which keeps the whole frames.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_invert_then_flip(&std::fs::read(dir.join("out.rgba")).unwrap(), w, h);
+}
+
+/// `out` holds 16x16 test pattern frames inverted, then from some frame on (at least 500 in, and
+/// 500 before the end) flipped: every frame there, none lost at the switch.
+fn assert_invert_then_flip(out: &[u8], w: u32, h: u32) {
+    let got: Vec<&[u8]> = out.chunks((w * h * 4) as usize).collect();
+    let frames = got.len();
+    let pattern = |n: usize| {
+        let mut frame = plugin_sdk::OwnedFrame::new(1, 1, plugin_sdk::PixelFormat::Rgba8);
+        plugin_host_cli::io::test_pattern(w, h, n as u64, &mut frame);
+        frame
+    };
+    let swapped =
+        (0..frames).find(|&n| got[n] != invert_reference(&pattern(n)).data.as_slice()).expect("flip took over");
+    assert!(swapped >= 500 && swapped + 500 <= frames, "the swap came when asked for: frame {swapped} of {frames}");
+    for n in swapped..frames {
+        assert_eq!(got[n], flip_reference(&pattern(n), true).data.as_slice(), "frame {n} after the swap");
+    }
+}
+
+#[test]
+fn watch_swaps_in_a_module_file_that_changed_on_disk() {
+    let dir = scratch_dir("live", "watch");
+    std::fs::copy(plugin("invert"), dir.join("mine.wasm")).unwrap();
+    let mut command = host_command(&dir);
+    command.args(["run", "-q", "-i", "testsrc:16x16:100000000", "-o", "out.rgba", "./mine.wasm", "--watch"]);
+    command.args(["--metrics", "127.0.0.1:0"]).stdout(Stdio::null());
+    let (mut child, first) = spawn_announced(&mut command);
+    let addr = first.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap().to_string();
+    let out = || sample(&get_metrics(&addr), "plugin_host_output_frames_total");
+    while out() < 500 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // As a build would: the new module written beside, then renamed over the old one.
+    std::fs::copy(plugin("flip"), dir.join("mine.wasm.new")).unwrap();
+    std::fs::rename(dir.join("mine.wasm.new"), dir.join("mine.wasm")).unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        let swaps = get_metrics(&addr);
+        if swaps.contains("plugin_host_plugin_swaps_total{plugin=\"mine\"} 1") {
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "never swapped: {swaps}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let after = out();
+    while out() < after + 500 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    // SAFETY: kill(2) on the host this test started: Ctrl-C, which keeps the whole frames.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_invert_then_flip(&std::fs::read(dir.join("out.rgba")).unwrap(), 16, 16);
+}

@@ -115,6 +115,16 @@ fn post(route: &str, request: &mut tiny_http::Request, live: &Live) -> (u16, Str
             Ok(None) => answer(400, "error", "give {\"plugin\": NAME}"),
             Err(message) => answer(400, "error", &message),
         },
+        "/swap" => match read_json(request) {
+            Ok(json) => match (json["plugin"].as_str(), json["path"].as_str()) {
+                (Some(plugin), Some(path)) => match live.swap(plugin, std::path::Path::new(path)) {
+                    Ok(()) => answer(202, "applies", "once the module has loaded, at a frame boundary"),
+                    Err(message) => answer(400, "error", &message),
+                },
+                _ => answer(400, "error", "give {\"plugin\": NAME, \"path\": MODULE}"),
+            },
+            Err(message) => answer(400, "error", &message),
+        },
         "/pause" => {
             live.pause();
             paused(live)
@@ -187,7 +197,7 @@ pub fn render(stats: &LiveStats) -> String {
         let _ = writeln!(out, "# TYPE plugin_host_{name} counter\n# HELP plugin_host_{name} {help}");
         let _ = writeln!(out, "plugin_host_{name}_total {value}");
     }
-    let counters: [(&str, &str, Counter); 9] = [
+    let counters: [(&str, &str, Counter); 12] = [
         ("plugin_frames", "Frames the plugin processed.", |p| p.frames),
         ("plugin_errors", "Frames the plugin failed, for any reason.", |p| p.errors),
         ("plugin_traps", "Wasm traps.", |p| p.traps),
@@ -199,6 +209,9 @@ pub fn render(stats: &LiveStats) -> String {
             p.passed_through
         }),
         ("plugin_copies", "Frame copies the host made for the plugin.", |p| p.copies),
+        ("plugin_swaps", "Modules swapped in while running.", |p| p.swaps),
+        ("plugin_swap_failures", "Swaps refused; the plugin went on as before.", |p| p.swap_failures),
+        ("plugin_rollbacks", "Swapped-in modules swapped back after they kept crashing.", |p| p.rollbacks),
     ];
     for (name, help, value) in counters {
         let _ = writeln!(out, "# TYPE plugin_host_{name} counter\n# HELP plugin_host_{name} {help}");

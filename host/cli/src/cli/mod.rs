@@ -85,6 +85,10 @@ against its schema, as in a config file.")]
         /// Requests that change anything need the token printed at start.
         #[arg(long, value_name = "ADDR", conflicts_with = "metrics")]
         control: Option<String>,
+        /// Load a plugin's module again when its file changes, and swap it in while running
+        /// (same parameters and output shape, or it goes on as before).
+        #[arg(long)]
+        watch: bool,
         /// More log output (plugin debug lines included).
         #[arg(short, long, conflicts_with = "quiet")]
         verbose: bool,
@@ -183,6 +187,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             stats_json,
             metrics,
             control,
+            watch,
             changes,
             quiet,
             ..
@@ -210,7 +215,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                                 (None, Some(addr)) => Some((addr, true)),
                                 (None, None) => None,
                             };
-                            run_config(config, frames, stats_json, serve, changes, quiet)
+                            run_config(config, frames, stats_json, serve, changes, watch, quiet)
                         }
                         Err(err) => {
                             eprintln!("error: {err}");
@@ -346,12 +351,39 @@ impl StreamFormatArg {
     }
 }
 
+/// `--watch`: looks at every plugin's module file a few times a second, and when one has
+/// changed (and stayed the same for one look, so a half-written file is not taken) swaps it in.
+fn watch_modules(config: &Config, live: crate::pipeline::Live) {
+    let modules: Vec<(String, PathBuf)> = config.plugins.iter().map(|p| (p.name.clone(), p.path.clone())).collect();
+    let stamp = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len()));
+    let _ = std::thread::Builder::new().name("watch".into()).spawn(move || {
+        let mut seen: Vec<_> = modules.iter().map(|(_, path)| stamp(path)).collect();
+        let mut last = seen.clone();
+        loop {
+            std::thread::sleep(std::time::Duration::from_millis(300));
+            for (k, (name, path)) in modules.iter().enumerate() {
+                let now = stamp(path);
+                if now.is_some() && now == last[k] && now != seen[k] {
+                    seen[k] = now;
+                    match live.swap(name, path) {
+                        Ok(()) => tracing::info!("plugin \"{name}\": {} changed; loading it", path.display()),
+                        Err(e) if e.contains("has stopped") => return,
+                        Err(e) => tracing::warn!("{e}"),
+                    }
+                }
+                last[k] = now;
+            }
+        }
+    });
+}
+
 fn run_config(
     config: Config,
     frames: Option<u64>,
     stats_json: Option<PathBuf>,
     serve: Option<(String, bool)>,
     changes: Vec<crate::config::ParamChange>,
+    watch: bool,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     let fail = |err: RunError| {
@@ -374,7 +406,7 @@ fn run_config(
     }
     plugin_host::sys::signals::install_stop_handlers().context("installing the SIGINT/SIGTERM handlers")?;
     let live = match &serve {
-        None => None,
+        None => watch.then(crate::pipeline::Live::default),
         Some((addr, control)) => {
             let live = crate::pipeline::Live::default();
             let token = match control {
@@ -400,6 +432,9 @@ fn run_config(
             Ok(prepared) => prepared,
             Err(err) => return fail(err),
         };
+    if watch && let Some(live) = &live {
+        watch_modules(&config, live.clone());
+    }
     let to_stdout = prepared.output_is_stdout();
     // A file or folder holds frames after the run; a stream (stdout, a FIFO) or null does not.
     let output_holds_frames = match config.output() {

@@ -194,7 +194,7 @@ impl Graph {
         if let Some(plugin) = config.plugins.iter().find(|p| p.transport == Transport::Pipe) {
             return Err(config
                 .error(format!(
-                    "plugin \"{}\": in a graph every plugin reads its inputs in place (transport = \"shared\")",
+                    "plugin \"{}\": in a graph every plugin reads its inputs in place: leave transport out, or set it to \"shm\"",
                     plugin.name
                 ))
                 .into());
@@ -1134,6 +1134,12 @@ impl NodeThread {
                     self.changes.push_front(ParamChange { at_us: i64::MIN, plugin, params });
                 }
                 super::LiveRequest::KeepState => self.state.ask(),
+                super::LiveRequest::Swap(_) => {
+                    tracing::warn!(
+                        "plugin \"{}\": a graph's plugins cannot be swapped while running yet",
+                        self.node.config.name
+                    );
+                }
             }
         }
         while let Some(change) = self.changes.front().filter(|c| c.at_us <= t).cloned() {

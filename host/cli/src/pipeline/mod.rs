@@ -122,6 +122,8 @@ enum LiveRequest {
     Params(Vec<(String, plugin_sdk::abi::ParamValue)>),
     /// Keep its state now (as `state_every` would).
     KeepState,
+    /// Run this module instead, from a frame boundary, once it has loaded.
+    Swap(PathBuf),
 }
 
 /// What [`Live::snapshot`] gives.
@@ -154,6 +156,17 @@ impl Live {
     /// that replaces it after a crash; see `state_every`).
     pub fn keep_state(&self, plugin: &str) -> Result<(), String> {
         self.ask(plugin, |_| Ok(LiveRequest::KeepState))
+    }
+
+    /// Has running plugin `plugin` load `module` in a new process (the plugin keeps serving
+    /// frames meanwhile) and take it at the first frame boundary after: same parameters, same
+    /// output shape, or it goes on with its module as before. A new module whose process is
+    /// disabled (`max_restarts`) within its first `restart_window_s` is swapped back.
+    pub fn swap(&self, plugin: &str, module: &std::path::Path) -> Result<(), String> {
+        if !module.is_file() {
+            return Err(format!("{}: no such module file", module.display()));
+        }
+        self.ask(plugin, |_| Ok(LiveRequest::Swap(module.to_path_buf())))
     }
 
     /// The running plugins, each with what it says about itself (its parameter schema).
@@ -279,6 +292,73 @@ impl KeptState {
             Err(e) => {
                 stats.restore_failures += 1;
                 tracing::warn!("{e}; it starts afresh");
+            }
+        }
+    }
+}
+
+/// A new module for a running plugin: loading in the background, swapped in at a frame
+/// boundary, and swapped back when its process keeps dying in its first restart window.
+#[derive(Default)]
+struct Swapper {
+    loading: Option<plugin_host::process::SwapCandidate>,
+    /// The module run before the last swap, and when the swap was.
+    previous: Option<(PathBuf, Instant)>,
+}
+
+impl Swapper {
+    /// Starts loading `module` for `process` (a later request replaces an earlier one).
+    fn ask(&mut self, process: &plugin_host::process::PluginProcess, module: PathBuf) {
+        self.loading = Some(process.prepare_swap(module));
+    }
+
+    /// Whether a module has loaded and waits for the next frame boundary.
+    fn due(&self) -> bool {
+        self.loading.as_ref().is_some_and(|c| c.is_ready())
+    }
+
+    /// With no frame in flight: swaps the loaded module in, or says why not; true when swapped.
+    fn swap(&mut self, process: &mut plugin_host::process::PluginProcess, stats: &mut stats::PluginStats) -> bool {
+        let Some(candidate) = self.loading.take() else { return false };
+        let before = process.module().to_path_buf();
+        match process.swap(candidate) {
+            Ok(()) => {
+                stats.swaps += 1;
+                tracing::info!("plugin \"{}\" now runs {}", process.name(), process.module().display());
+                self.previous = Some((before, Instant::now()));
+                true
+            }
+            Err(e) => {
+                stats.swap_failures += 1;
+                tracing::warn!("{e}; it goes on with {}", before.display());
+                false
+            }
+        }
+    }
+
+    /// Called when `process` is about to be disabled: if its module was swapped in less than
+    /// `window` ago, swaps the one before back in (restarts count afresh) and returns true.
+    fn roll_back(
+        &mut self,
+        process: &mut plugin_host::process::PluginProcess,
+        window: std::time::Duration,
+        stats: &mut stats::PluginStats,
+    ) -> bool {
+        let Some((module, _)) = self.previous.take().filter(|(_, at)| at.elapsed() < window) else { return false };
+        let candidate = process.prepare_swap(module);
+        match process.swap(candidate) {
+            Ok(()) => {
+                stats.rollbacks += 1;
+                tracing::warn!(
+                    "plugin \"{}\": its new module kept crashing; back to {}",
+                    process.name(),
+                    process.module().display()
+                );
+                true
+            }
+            Err(e) => {
+                tracing::error!("{e}; the swap back failed");
+                false
             }
         }
     }

@@ -50,6 +50,8 @@ pub(super) struct Stage {
     live_changes: Option<Receiver<super::LiveRequest>>,
     /// The plugin's last kept state (`state_every`), for a process that replaces a crashed one.
     state: super::KeptState,
+    /// A new module asked for while running.
+    swapper: super::Swapper,
 }
 
 /// One process of a stage, and its own restart history.
@@ -190,6 +192,7 @@ impl Stage {
             changes: VecDeque::new(),
             live_changes: None,
             state: super::KeptState::new(config),
+            swapper: super::Swapper::default(),
         })
     }
 
@@ -212,6 +215,10 @@ impl Stage {
                     self.changes.push_front(crate::config::ParamChange { at_us: i64::MIN, plugin, params });
                 }
                 super::LiveRequest::KeepState => self.state.ask(),
+                super::LiveRequest::Swap(module) => match self.workers.first().and_then(|w| w.process.as_ref()) {
+                    Some(process) => self.swapper.ask(process, module),
+                    None => tracing::warn!("plugin \"{}\" is disabled: nothing to swap", self.config.name),
+                },
             }
         }
     }
@@ -235,6 +242,26 @@ impl Stage {
     /// With no frame in flight: the parameter changes due by `timestamp_us`, and the plugin's
     /// state when it is due to be kept (a plugin run as one process: workers each have their own).
     fn between_frames(&mut self, timestamp_us: i64) {
+        if self.swapper.due()
+            && let Some(first) = self.workers.first_mut().and_then(|w| w.process.as_mut())
+            && self.swapper.swap(first, &mut self.stats)
+        {
+            // The other workers take the same module (compiled already); one that cannot, or a
+            // module that works on whole frames only, leaves its bands to the others.
+            let module = first.module().to_path_buf();
+            let bands = first.band_context().is_some();
+            for worker in self.workers.iter_mut().skip(1) {
+                let swapped = worker.process.as_mut().filter(|_| bands).map(|process| {
+                    let candidate = process.prepare_swap(module.clone());
+                    process.swap(candidate).is_ok()
+                });
+                if (swapped == Some(false) || !bands)
+                    && let Some(process) = worker.process.take()
+                {
+                    let _ = process.shutdown();
+                }
+            }
+        }
         self.apply_changes(timestamp_us);
         if self.state.due()
             && let [worker] = self.workers.as_mut_slice()
@@ -365,6 +392,7 @@ impl Stage {
                         // frames before it finish with the old ones first.
                         if self.changes.front().is_some_and(|c| c.at_us <= carried.desc.timestamp_us)
                             || self.state.due()
+                            || self.swapper.due()
                         {
                             if !pending.is_empty() {
                                 waiting = Some(carried);
@@ -770,6 +798,14 @@ impl Stage {
             let restarts = worker.recent_restarts.len();
             let over = charged && restarts >= config.max_restarts as usize;
             if over || failed_starts >= config.max_restarts.max(1) {
+                // A module swapped in moments ago that keeps crashing: the one before comes back.
+                if let Some(process) = worker.process.as_mut()
+                    && self.swapper.roll_back(process, window, &mut self.stats)
+                {
+                    worker.recent_restarts.clear();
+                    worker.failures_in_a_row = 0;
+                    return;
+                }
                 if let Some(process) = worker.process.take() {
                     self.stats.copies += process.copies();
                 }

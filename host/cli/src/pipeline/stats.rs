@@ -35,6 +35,11 @@ pub struct PluginStats {
     pub snapshots: u64,
     pub restores: u64,
     pub restore_failures: u64,
+    /// Modules swapped in while running, swaps refused (the plugin went on as before), and swaps
+    /// rolled back because the new module kept crashing.
+    pub swaps: u64,
+    pub swap_failures: u64,
+    pub rollbacks: u64,
     pub skipped: u64,
     pub passed_through: u64,
     /// Frame copies the host made for this plugin between lane buffers (passed-through frames,

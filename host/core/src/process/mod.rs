@@ -42,8 +42,23 @@ use crate::sys::sandbox::Report as SandboxReport;
 use frames::Slots;
 use launch::Loaded;
 use plugin_sdk::abi;
+use std::path::PathBuf;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
+
+/// A new module for a running plugin, loading in a process of its own
+/// ([`PluginProcess::prepare_swap`]).
+pub struct SwapCandidate {
+    handle: JoinHandle<Result<(PluginSpec, Artifact, Loaded), PluginError>>,
+}
+
+impl SwapCandidate {
+    /// Whether it has finished loading (or failed to): [`PluginProcess::swap`] then waits for
+    /// nothing.
+    pub fn is_ready(&self) -> bool {
+        self.handle.is_finished()
+    }
+}
 
 /// Counters a plugin process reports about itself (untrusted: for statistics only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -95,6 +110,12 @@ impl PluginProcess {
     pub fn spawn_stage(spec: PluginSpec, region: &Region) -> Result<Self, PluginError> {
         // One start-up limit covers everything: compiling, loading and `init`.
         let deadline = Instant::now() + spec.limits.startup;
+        let artifact = Self::compile(&spec, deadline)?;
+        Self::start_compiled(spec, artifact, region, deadline)
+    }
+
+    /// Reads the spec's module and compiles it in a sandboxed runner (or takes it from the cache).
+    fn compile(spec: &PluginSpec, deadline: Instant) -> Result<Artifact, PluginError> {
         let err = |kind| PluginError { plugin: spec.name.clone(), kind };
         let module = spec::read_module(&spec.name, &spec.module, spec.limits.module_max_bytes)?;
         let job = CompileJob {
@@ -104,7 +125,7 @@ impl PluginProcess {
             deadline,
             startup: spec.limits.startup,
         };
-        let artifact = crate::cache::artifact(module, spec.cache_dir.as_deref(), job.memory_limit, |module| {
+        crate::cache::artifact(module, spec.cache_dir.as_deref(), job.memory_limit, |module| {
             crate::compile::compile_in_sandbox(&job, module)
         })
         .map_err(|source| {
@@ -112,8 +133,55 @@ impl PluginProcess {
                 CompileError::Interrupted => ErrorKind::Interrupted,
                 source => ErrorKind::Compile { path: spec.module.clone(), source },
             })
-        })?;
-        Self::start_compiled(spec, artifact, region, deadline)
+        })
+    }
+
+    /// Starts loading `module` in the background, in a process of its own on this plugin's part
+    /// of the region (compiled in a sandbox, as at start), to take over with
+    /// [`PluginProcess::swap`]: the plugin keeps serving frames meanwhile.
+    pub fn prepare_swap(&self, module: PathBuf) -> SwapCandidate {
+        let mut spec = self.spec.clone();
+        spec.module = module;
+        let region = self.region.clone();
+        let handle = std::thread::spawn(move || {
+            let deadline = Instant::now() + spec.limits.startup;
+            let artifact = Self::compile(&spec, deadline)?;
+            let loaded = Loaded::launch(&spec, &region, &artifact, deadline)?;
+            Ok((spec, artifact, loaded))
+        });
+        SwapCandidate { handle }
+    }
+
+    /// With no frame in flight: makes the candidate's process this plugin's, given the same
+    /// parameters. When it failed to load, refuses them, or declares another output shape, the
+    /// plugin goes on with the module it ran (in a fresh process when the old one was already
+    /// stopped) and the error says why.
+    pub fn swap(&mut self, candidate: SwapCandidate) -> Result<(), PluginError> {
+        let prepared = candidate.handle.join().unwrap_or_else(|_| {
+            Err(self.error(ErrorKind::Spawn(std::io::Error::other("loading the new module panicked"))))
+        });
+        let (spec, artifact, loaded) = prepared?;
+        let old_spec = std::mem::replace(&mut self.spec, spec);
+        let old_artifact = std::mem::replace(&mut self.artifact, artifact);
+        self.kill();
+        // The standby holds the old module: dropped (its process is killed when it is).
+        self.standby = None;
+        self.current = loaded;
+        let startup = self.spec.limits.startup;
+        let Err(kind) = self.activate(Instant::now() + startup) else { return Ok(()) };
+        self.kill();
+        let refused = self.error(kind);
+        self.spec = old_spec;
+        self.artifact = old_artifact;
+        self.standby = None;
+        self.current = Loaded::launch(&self.spec, &self.region, &self.artifact, Instant::now() + startup)?;
+        self.activate(Instant::now() + startup).map_err(|kind| self.error(kind))?;
+        Err(refused)
+    }
+
+    /// The module file it runs.
+    pub fn module(&self) -> &std::path::Path {
+        &self.spec.module
     }
 
     /// Launches a process of a compiled module on `region` and activates it: the part of a
