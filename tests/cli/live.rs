@@ -338,8 +338,8 @@ fn assert_invert_then_flip(out: &[u8], w: u32, h: u32) {
     let swapped =
         (0..frames).find(|&n| got[n] != invert_reference(&pattern(n)).data.as_slice()).expect("flip took over");
     assert!(swapped >= 500 && swapped + 500 <= frames, "the swap came when asked for: frame {swapped} of {frames}");
-    for n in swapped..frames {
-        assert_eq!(got[n], flip_reference(&pattern(n), true).data.as_slice(), "frame {n} after the swap");
+    for (n, frame) in got.iter().enumerate().skip(swapped) {
+        assert_eq!(*frame, flip_reference(&pattern(n), true).data.as_slice(), "frame {n} after the swap");
     }
 }
 
