@@ -150,11 +150,14 @@ fn inputs_at_different_rates_pair_the_latest_frame_at_or_before_and_end_as_confi
     let got = stacked_frames(&dir.join("out.y4m"));
     let held: Vec<(u8, u8)> = (0..30u64).map(|k| (k as u8, 100 + (k / 3).min(4) as u8)).collect();
     assert_eq!(got, held, "hold_last: the slow input's last frame stays valid");
-    // stop: the graph ends at the first fast frame later than the slow input's last (0.4 s).
+    // stop: the slow input's last frame (at 0.4 s, 0.1 s long) stands until 0.5 s; the graph
+    // ends at the first fast frame from then on, and says so.
     let output = run(&dir, &config("stop"));
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let got = stacked_frames(&dir.join("out.y4m"));
-    assert_eq!(got, held[..13].to_vec(), "stop: frames up to 0.4 s");
+    assert_eq!(got, held[..15].to_vec(), "stop: frames before 0.5 s");
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains("plugin \"both\" ends at 0.500 s, where its input \"slow\" ended"), "{said}");
 }
 
 #[test]
@@ -290,4 +293,28 @@ fn ffmpeg_free_y4m(path: &Path) {
         bytes.extend_from_slice(&[120; 16 * 8 + 2 * 8 * 4]);
     }
     std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn a_plugin_that_skips_every_frame_holds_no_other_branch_up() {
+    let dir = scratch("skips");
+    // bad fails every frame (each trap makes a fresh instance, which fails its first frame);
+    // side pairs main with bad's latest frame, of which there is none: it makes none either,
+    // and the preview of main beside them loses nothing.
+    let config = format!(
+        "[[input]]\nname = \"main\"\nkind = \"testsrc\"\nwidth = 32\nheight = 16\nframes = 40\n\
+         [[plugin]]\nname = \"bad\"\npath = \"{}\"\ninputs = [\"main\"]\non_error = \"skip\"\n\
+         [plugin.params]\nmode = \"panic\"\nframe = 1\n\
+         [[plugin]]\nname = \"side\"\npath = \"{}\"\ninputs = [\"main\", \"bad\"]\n\
+         [[output]]\nfrom = \"side\"\nkind = \"null\"\n\
+         [[output]]\nname = \"preview\"\nfrom = \"main\"\nkind = \"png\"\npath = \"preview\"\n",
+        test_plugin("misbehave").display(),
+        plugin_path("stack")
+    );
+    let output = run(&dir, &config);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stats = stats(&dir);
+    assert_eq!(stats["plugins"][0]["skipped"], 40, "{stats}");
+    assert_eq!(stats["plugins"][1]["frames"], 0, "{stats}");
+    assert_eq!(written_frames(&dir.join("preview")).len(), 40);
 }

@@ -24,7 +24,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a pipeline config: an input, a chain of plugins, an output.
+    /// Run a pipeline config: an input, a chain of plugins, an output; or a graph of several.
     ///
     /// Exit status: 0 done, 1 a failure while running (the message says what, and where the
     /// frames completed so far are), 2 a bad config or bad input found before any frame ran,

@@ -33,7 +33,7 @@ use crate::graph::{Node, OnEnd};
 use crate::io::{self, FrameShape, MediaError, Sink, Source, StreamInfo};
 use plugin_host::ipc::protocol::Transport;
 use plugin_host::ipc::region::{Buffer, Lane, NodeBuffers, Region};
-use plugin_host::process::{ErrorKind, PluginError, PluginProcess, PluginSpec, StartFailure};
+use plugin_host::process::{ErrorKind, PluginError, PluginProcess, PluginSpec, StartFailure, Violation};
 use plugin_sdk::abi::FrameDesc;
 use plugin_sdk::{Frame, OwnedFrame, PixelFormat, Shape};
 use std::collections::{BTreeMap, VecDeque};
@@ -50,6 +50,8 @@ const POLL: Duration = Duration::from_millis(50);
 /// One frame of a node, in a slot of the node's boundary; the slot goes back to the node when
 /// the last reference is dropped.
 struct Shared {
+    /// Until when it stands, in microseconds: its time plus its duration.
+    until_us: i64,
     /// The number of the input frame it comes from (its clock's, through every plugin), from 1:
     /// outputs name frames by it, so a skipped frame leaves a gap.
     number: u64,
@@ -81,7 +83,12 @@ type FrameRef = Arc<Shared>;
 /// valid). A closed edge is an end that does not hold.
 enum Msg {
     Frame(FrameRef),
-    End { hold: bool },
+    /// No frame for this time (a skipped frame, or one that could not be made): consumers that
+    /// pair with the node know it has got past it, and keep its frame before.
+    Gap(i64),
+    End {
+        hold: bool,
+    },
 }
 
 /// Where a node's frames go.
@@ -91,6 +98,13 @@ impl Fanout {
     /// Gives `frame` to every consumer still there; false once none is.
     fn send(&mut self, frame: &FrameRef) -> bool {
         self.0.retain(|tx| tx.send(Msg::Frame(Arc::clone(frame))).is_ok());
+        !self.0.is_empty()
+    }
+
+    /// Tells every consumer still there that there is no frame for `timestamp_us`; false once
+    /// none is there.
+    fn gap(&mut self, timestamp_us: i64) -> bool {
+        self.0.retain(|tx| tx.send(Msg::Gap(timestamp_us)).is_ok());
         !self.0.is_empty()
     }
 
@@ -131,6 +145,8 @@ struct InputRun {
     /// The format its frames are converted to for the plugins that take them, if another.
     convert_to: Option<PixelFormat>,
     hold: bool,
+    /// A still image: one frame, valid for the whole run.
+    still: bool,
 }
 
 /// A plugin of the graph, started.
@@ -189,7 +205,7 @@ impl Graph {
             // A still image (one frame) is valid for the whole run.
             let still = matches!(input, crate::config::InputConfig::Png { .. }) && source.len_hint() == Some(1);
             let hold = still || graph.inputs()[i].on_end == OnEnd::HoldLast;
-            inputs.push(InputRun { name, source, convert_to: None, hold });
+            inputs.push(InputRun { name, source, convert_to: None, hold, still });
         }
         if let Some(plugin) = config.plugins.iter().find(|p| p.transport == Transport::Pipe) {
             return Err(config
@@ -355,8 +371,9 @@ impl Graph {
                     break;
                 }
             }
+            // Each start can only find a larger frame; one per plugin at most.
             if needed > frame_bytes {
-                if frame_bytes > first_bytes {
+                if starts > plugin_count + 2 {
                     return Err(config.error("the plugins declared other output shapes when started again").into());
                 }
                 frame_bytes = needed;
@@ -400,7 +417,7 @@ impl Graph {
             if !added {
                 break (region, nodes.into_iter().map(|n| n.expect("every plugin started")).collect::<Vec<_>>());
             }
-            if starts > 2 {
+            if starts > plugin_count + 2 {
                 return Err(config.error("the plugins asked for other formats when started again").into());
             }
         };
@@ -426,12 +443,20 @@ impl Graph {
                 None => format!("output #{}", o + 1),
             };
             // Its rate and colour are those of the input its frames come from first.
-            let info = inputs[origin(graph, node.from)].source.info();
+            let stills: Vec<bool> = inputs.iter().map(|i| i.still).collect();
+            let info = inputs[origin(graph, node.from, &stills)].source.info();
             let height = match node.from {
                 Node::Input(i) => inputs[i].source.shape().1,
                 Node::Plugin(p) => nodes[p].output.height,
             };
-            let sink = io::open_sink(output, &info, None).map_err(|e| config.error(format!("{label}: {e}")))?;
+            // A video file's audio, when the frames come from one, goes to a video output.
+            let source = origin(graph, node.from, &stills);
+            let audio = match (&config.inputs()[source], inputs[source].source.audio_codec()) {
+                (crate::config::InputConfig::Video { path, .. }, Some(codec)) => Some((path.clone(), codec)),
+                _ => None,
+            };
+            let audio = audio.as_ref().map(|(path, codec)| (path.as_path(), codec.as_str()));
+            let sink = io::open_sink(output, &info, audio).map_err(|e| config.error(format!("{label}: {e}")))?;
             let colour = match sink.tags_colour() {
                 true => info.colour,
                 false => plugin_sdk::convert::Colour {
@@ -533,6 +558,7 @@ impl Graph {
         let mut fanouts = fanouts.into_iter().map(|f| Some(Fanout(f))).collect::<Vec<_>>();
 
         let colours: Vec<plugin_sdk::convert::Colour> = inputs.iter().map(|i| i.source.info().colour).collect();
+        let stills: Vec<bool> = inputs.iter().map(|i| i.still).collect();
         let frames_in = Arc::new(AtomicU64::new(0));
         let mut source_threads = Vec::new();
         for (i, input) in inputs.into_iter().enumerate() {
@@ -568,7 +594,7 @@ impl Graph {
                 fanout: fanouts[b].take().expect("each fan-out is taken once"),
                 converter: Converter::new(
                     format!("after {} (for the plugins that take {})", describe(&graph, node), to.name()),
-                    colours[origin(&graph, node)],
+                    colours[origin(&graph, node, &stills)],
                     conversions.clone(),
                 ),
                 to,
@@ -594,6 +620,7 @@ impl Graph {
                     controls.push(LiveControl { name: node.config.name.clone(), description, requests: tx });
                 }
             }
+            let input_names = node.inputs.iter().map(|&n| describe(&graph, n)).collect();
             let run = NodeThread {
                 state: super::KeptState::new(&node.config),
                 stats: PluginStats { workers: 1, ..PluginStats::new(&node.config.name) },
@@ -609,6 +636,8 @@ impl Graph {
                 restarts: VecDeque::new(),
                 failures_in_a_row: 0,
                 disabled: false,
+                last_number: 0,
+                input_names,
             };
             let (abort, fail) = (Arc::clone(&abort), fail.clone());
             node_threads.push(std::thread::spawn(move || run.run(&abort, &fail)));
@@ -709,12 +738,16 @@ impl Graph {
     }
 }
 
-/// The input whose frames `node`'s come from first (through each plugin's first input).
-fn origin(graph: &crate::graph::Graph, mut node: Node) -> usize {
-    loop {
-        match node {
-            Node::Input(i) => return i,
-            Node::Plugin(p) => node = graph.plugins()[p].inputs[0],
+/// The input whose frames `node`'s come from (and take their rate and colour from): through each
+/// plugin's first input that does not come from a still image (a logo under a video is not
+/// what sets the pace), or its first.
+fn origin(graph: &crate::graph::Graph, node: Node, stills: &[bool]) -> usize {
+    match node {
+        Node::Input(i) => i,
+        Node::Plugin(p) => {
+            let inputs = &graph.plugins()[p].inputs;
+            let origins = inputs.iter().map(|&n| origin(graph, n, stills));
+            origins.clone().find(|&i| !stills[i]).unwrap_or_else(|| origin(graph, inputs[0], stills))
         }
     }
 }
@@ -746,7 +779,15 @@ fn start(
     spec.sandbox = config.sandbox;
     spec.slots = view.slot_count();
     spec.standby = config.max_restarts > 0;
-    spec.snapshot_input = config.snapshot_input;
+    // A copy of one input only: several inputs are read in place.
+    spec.snapshot_input = config.snapshot_input && inputs.len() == 1;
+    if config.snapshot_input && inputs.len() > 1 {
+        tracing::warn!(
+            "plugin \"{}\": input = \"snapshot\" copies one input; it reads its {} in place",
+            config.name,
+            inputs.len()
+        );
+    }
     spec.input = inputs.first().copied();
     spec.more_inputs = inputs.iter().skip(1).copied().collect();
     PluginProcess::spawn_stage(spec, view)
@@ -815,10 +856,14 @@ impl SourceRun {
                 live.frames_in.store(total, Ordering::Relaxed);
             }
             let desc = lane_desc(shape, self.view.slot_capacity() as u32);
-            let meta = info.frame_meta(n - 1).encode().unwrap_or_default();
+            let frame_meta = info.frame_meta(n - 1);
+            let until_us = desc.timestamp_us.saturating_add(duration_us(&frame_meta));
+            let meta = frame_meta.encode().unwrap_or_default();
+            // Beside the frame, where the plugins that take it read it.
+            self.view.write_meta(token.slot(), Buffer::Input, Some(&meta));
             let boundary = self.view.boundary();
-            let frame =
-                Arc::new(Shared { number: n, boundary, token: Some(token), desc, meta, free: self.pool.clone() });
+            let free = self.pool.clone();
+            let frame = Arc::new(Shared { until_us, number: n, boundary, token: Some(token), desc, meta, free });
             if !self.fanout.send(&frame) {
                 return Ok(());
             }
@@ -847,6 +892,8 @@ impl ConverterRun {
         loop {
             let frame = match receive(&self.rx, abort) {
                 Msg::Frame(frame) => frame,
+                Msg::Gap(t) if self.fanout.gap(t) => continue,
+                Msg::Gap(_) => return,
                 Msg::End { hold } => return self.fanout.end(hold),
             };
             let Some(mut token) = next_slot(&self.free, abort) else { return };
@@ -869,13 +916,32 @@ impl ConverterRun {
             let view = &self.views[self.boundary as usize];
             view.write_pixels(&mut token, Buffer::Input, &out.data[..lane_desc(shape, 0).byte_len() as usize]);
             let desc = lane_desc(shape, view.slot_capacity() as u32);
+            view.write_meta(token.slot(), Buffer::Input, Some(&frame.meta));
             let (number, meta, boundary, free) = (frame.number, frame.meta.clone(), self.boundary, self.pool.clone());
-            let converted = Arc::new(Shared { number, boundary, token: Some(token), desc, meta, free });
+            let until_us = frame.until_us;
+            let converted = Arc::new(Shared { until_us, number, boundary, token: Some(token), desc, meta, free });
             drop(frame);
             if !self.fanout.send(&converted) {
                 return;
             }
         }
+    }
+}
+
+/// The clock frame a plugin's frame is made for: its time and number become the output's.
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    timestamp_us: i64,
+    until_us: i64,
+    number: u64,
+}
+
+/// A frame's duration in microseconds, from its metadata (0 when it says none).
+fn duration_us(meta: &plugin_sdk::FrameMeta) -> i64 {
+    let (num, den) = meta.time_base;
+    match den {
+        0 => 0,
+        _ => (meta.duration as i128 * 1_000_000 * num as i128 / den as i128).clamp(0, i64::MAX as i128) as i64,
     }
 }
 
@@ -906,14 +972,18 @@ impl Pairing {
             }
             match receive(rx, abort) {
                 Msg::Frame(frame) => self.next = Some(frame),
+                // Past `t` with no frame: the latest one stands.
+                Msg::Gap(at) if at >= t => return,
+                Msg::Gap(_) => {}
                 Msg::End { hold } => self.ended = Some(hold),
             }
         }
     }
 
-    /// Whether the input stopped before `t`: ended without holding, and its last frame earlier.
+    /// Whether the input stopped before `t`: ended without holding, and its last frame over
+    /// by then (it stands for its duration).
     fn stopped_before(&self, t: i64) -> bool {
-        self.ended == Some(false) && self.next.is_none() && self.latest.as_ref().is_none_or(|f| f.desc.timestamp_us < t)
+        self.ended == Some(false) && self.next.is_none() && self.latest.as_ref().is_none_or(|f| f.until_us <= t)
     }
 }
 
@@ -933,6 +1003,10 @@ struct NodeThread {
     failures_in_a_row: u32,
     /// Past `max_restarts`: the policy handles every further frame.
     disabled: bool,
+    /// The number of the last frame it made.
+    last_number: u64,
+    /// Its inputs as messages name them (`plugin "blur"`, `input "logo"`).
+    input_names: Vec<String>,
     /// Its plugin's last kept state, for a process that replaces a crashed one.
     state: super::KeptState,
 }
@@ -966,6 +1040,19 @@ impl NodeThread {
                 None if pairing.ended.is_some() => None,
                 None => match receive(&self.receivers[clock], abort) {
                     Msg::Frame(frame) => Some(frame),
+                    // No frame of the clock for this time: none of this node either; the other
+                    // inputs still move on to it (their producers must not wait for us).
+                    Msg::Gap(t) => {
+                        for (k, (input, rx)) in inputs.iter_mut().zip(&self.receivers).enumerate() {
+                            if k != clock {
+                                input.advance(rx, t, abort);
+                            }
+                        }
+                        if !self.fanout.gap(t) {
+                            return false;
+                        }
+                        continue;
+                    }
                     Msg::End { hold } => {
                         pairing.ended = Some(hold);
                         None
@@ -984,31 +1071,53 @@ impl NodeThread {
                     None => return true,
                 }
             };
-            let t = frame.desc.timestamp_us;
+            let (t, until_us) = (frame.desc.timestamp_us, frame.until_us);
+            // Frames are numbered by the clock's, never back (the clock may change).
+            let number = frame.number.max(self.last_number + 1);
             inputs[clock].latest = Some(frame);
             let mut paired = Vec::with_capacity(count);
             for (k, (input, rx)) in inputs.iter_mut().zip(&self.receivers).enumerate() {
                 if k != clock {
                     input.advance(rx, t, abort);
                     if input.stopped_before(t) {
+                        tracing::warn!(
+                            "plugin \"{}\" ends at {:.3} s, where its {} ended (on_end = \"stop\"; \
+                             \"hold_last\" keeps its last frame)",
+                            self.node.config.name,
+                            t as f64 / 1e6,
+                            self.input_names[k]
+                        );
                         return false;
                     }
                 }
                 match &input.latest {
                     Some(frame) => paired.push(Arc::clone(frame)),
-                    // An input that ended before its first frame: nothing to pair.
-                    None => return false,
+                    // An input that ended before its first frame: nothing to pair, ever.
+                    None if input.ended.is_some() => return false,
+                    // One that has none yet (it skipped): no frame for this time.
+                    None => {}
                 }
+            }
+            if paired.len() < count {
+                if !self.fanout.gap(t) {
+                    return false;
+                }
+                continue;
             }
             made += 1;
             self.apply_changes(t);
-            match self.process(made, &paired, clock, abort) {
+            match self.process(made, &paired, Clock { timestamp_us: t, until_us, number }, abort) {
                 Ok(Some(out)) => {
+                    self.last_number = number;
                     if !self.fanout.send(&out) {
                         return false;
                     }
                 }
-                Ok(None) => {}
+                Ok(None) => {
+                    if !self.fanout.gap(t) {
+                        return false;
+                    }
+                }
                 Err(error) => {
                     fail(RunError::Plugin(error));
                     return false;
@@ -1018,14 +1127,13 @@ impl NodeThread {
         }
     }
 
-    /// Runs frame `made` on `inputs`; the frame to hand on (none when skipped), or the error
-    /// when the policy is `fail`.
-    /// `clock`: which input's frame this is (its number names the output frame).
+    /// Runs frame `made` on `inputs` at `clock`'s time; the frame to hand on (none when
+    /// skipped), or the error when the policy is `fail`.
     fn process(
         &mut self,
         made: u64,
         inputs: &[FrameRef],
-        clock: usize,
+        clock: Clock,
         abort: &AtomicBool,
     ) -> Result<Option<FrameRef>, PluginError> {
         let running = !self.disabled && (self.node.process.pid().is_some() || self.restart());
@@ -1033,6 +1141,8 @@ impl NodeThread {
             false => PluginError { plugin: self.node.config.name.clone(), kind: ErrorKind::NotRunning },
             true => {
                 let Some(token) = next_slot(&self.free, abort) else { return Ok(None) };
+                // The output's metadata is unset until the plugin sets it.
+                self.node.view.write_meta(token.slot(), Buffer::Output, None);
                 if self.state.due() {
                     self.state.keep(&mut self.node.process, &mut self.stats);
                 }
@@ -1042,11 +1152,24 @@ impl NodeThread {
                 let started = Instant::now();
                 let done =
                     process.submit_node(token.slot(), made, &named).and_then(|ticket| process.receive_band(ticket));
+                // Of the shape it declared at start, or refused (a lie: the process goes).
+                let output = self.node.output;
+                let done = done.and_then(|desc| match (desc.width, desc.height, desc.format) {
+                    shape if shape == (output.width, output.height, output.format as u32) => Ok(desc),
+                    _ => {
+                        process.kill();
+                        let why = "the frame is not of the shape it declared at start";
+                        Err(PluginError {
+                            plugin: self.node.config.name.clone(),
+                            kind: Violation::OutputDescriptor(why).into(),
+                        })
+                    }
+                });
                 match done {
                     Ok(desc) => {
                         self.stats.latency_us.record(started.elapsed().as_micros() as u64);
                         self.state.frame_done();
-                        return Ok(Some(self.output(token, desc, &inputs[0], inputs[clock].number)));
+                        return Ok(Some(self.output(token, desc, &inputs[0], clock)));
                     }
                     Err(error) => {
                         let _ = self.pool.send(token);
@@ -1077,9 +1200,12 @@ impl NodeThread {
         }
     }
 
-    /// The frame the plugin made in `token`'s slot, numbered `number`, with its metadata: the
-    /// plugin's when it set some that decodes, else its first input's.
-    fn output(&mut self, token: Lane, desc: FrameDesc, first: &FrameRef, number: u64) -> FrameRef {
+    /// The frame the plugin made in `token`'s slot, at `clock`'s time and number, with its
+    /// metadata: the plugin's when it set some that decodes, else its first input's (written
+    /// beside the frame, where the plugins that take it read it).
+    fn output(&mut self, token: Lane, desc: FrameDesc, first: &FrameRef, clock: Clock) -> FrameRef {
+        let desc = FrameDesc { timestamp_us: clock.timestamp_us, ..desc };
+        let number = clock.number;
         self.stats.frames += 1;
         self.failures_in_a_row = 0;
         let mut meta = Vec::new();
@@ -1087,9 +1213,10 @@ impl NodeThread {
             && plugin_sdk::FrameMeta::decode(&meta).is_some();
         if !set {
             meta.clone_from(&first.meta);
+            self.node.view.write_meta(token.slot(), Buffer::Output, Some(&meta));
         }
-        let (boundary, free) = (self.boundary, self.pool.clone());
-        Arc::new(Shared { number, boundary, token: Some(token), desc, meta, free })
+        let (boundary, free, until_us) = (self.boundary, self.pool.clone(), clock.until_us);
+        Arc::new(Shared { until_us, number, boundary, token: Some(token), desc, meta, free })
     }
 
     /// Starts the process again after a death, within `max_restarts` per window; false when the
@@ -1178,7 +1305,11 @@ fn write_output(
     let discards = output.sink.discards();
     let mut n = 0u64;
     loop {
-        let Msg::Frame(frame) = receive(&rx, abort) else { break };
+        let frame = match receive(&rx, abort) {
+            Msg::Frame(frame) => frame,
+            Msg::Gap(_) => continue,
+            Msg::End { .. } => break,
+        };
         if !discards {
             let (desc, number) = (frame.desc, frame.number);
             views[frame.boundary as usize].read_pixels(

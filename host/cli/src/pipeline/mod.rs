@@ -466,6 +466,7 @@ impl Chain {
                 ))
                 .into());
         }
+        let mut starts = 0;
         let (region, mut stages, shapes) = loop {
             let region =
                 Region::create_with_workers("plugin-host:chain", control_blocks, boundaries, lanes.max(2), frame_bytes)
@@ -514,8 +515,10 @@ impl Chain {
             if needed <= frame_bytes {
                 break (region, stages, shapes);
             }
-            if frame_bytes > rgba_bytes(shapes[0].1) {
-                // The second start asked for more than the first declared: the shapes moved.
+            // Each start finds a larger frame (a plugin that grows it): one per plugin at most,
+            // or the shapes moved.
+            starts += 1;
+            if starts > config.plugins.len() {
                 return Err(config.error("the plugins declared other output shapes when started again").into());
             }
             drop(stages);
