@@ -425,7 +425,7 @@ mod tests {
         let old = Hello { magic: MAGIC, min_version: 0, version: 0 };
         let err = Hello::OURS.negotiate(old).unwrap_err();
         assert!(err.to_string().contains("versions do not overlap"), "{err}");
-        let newer = Hello { magic: MAGIC, min_version: 2, version: 9 };
+        let newer = Hello { magic: MAGIC, min_version: 2, version: PROTOCOL_VERSION + 5 };
         assert_eq!(Hello::OURS.negotiate(newer).unwrap(), PROTOCOL_VERSION);
         let stranger = Hello { magic: *b"GET / HT", min_version: 2, version: 2 };
         assert!(matches!(Hello::OURS.negotiate(stranger), Err(ProtocolError::BadMagic(_))));
