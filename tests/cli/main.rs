@@ -13,5 +13,6 @@ mod examples;
 mod graph;
 mod live;
 mod media;
+mod preview;
 mod run;
 mod supervision;

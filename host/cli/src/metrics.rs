@@ -3,6 +3,8 @@
 //! counters and a latency histogram; for the run: frames in and out. With `--control ADDR` the
 //! same server is the control API (docs/control.md): `GET /state`, and `POST /params`,
 //! `/pause`, `/resume`, `/step` and `/keep-state`, which need the random token printed at start.
+//! With `--preview` it also serves a page (its HTML and script are embedded: no file is read from
+//! disk) showing any node's latest frame as a JPEG and controls built from every plugin's schema.
 //! A small synchronous server (tiny_http: no async runtime for a handful of routes).
 
 use crate::pipeline::{Live, LiveStats};
@@ -17,7 +19,7 @@ const BUCKETS_S: [f64; 14] = [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0
 
 /// Starts serving `live` at `addr` (`127.0.0.1:9100`; port 0 picks a free one) on a thread of
 /// its own; returns the address it listens on.
-pub fn serve(addr: &str, live: Live, token: Option<String>) -> Result<SocketAddr, String> {
+pub fn serve(addr: &str, live: Live, token: Option<String>, preview: bool) -> Result<SocketAddr, String> {
     let server = tiny_http::Server::http(addr).map_err(|e| format!("--metrics {addr}: cannot listen there: {e}"))?;
     let bound = server.server_addr().to_ip().ok_or_else(|| format!("--metrics {addr}: not an IP address and port"))?;
     std::thread::Builder::new()
@@ -26,7 +28,15 @@ pub fn serve(addr: &str, live: Live, token: Option<String>) -> Result<SocketAddr
             for mut request in server.incoming_requests() {
                 let json = tiny_http::Header::from_bytes("Content-Type", "application/json").expect("a valid header");
                 let (method, url) = (request.method().clone(), request.url().to_string());
-                let response = match (method, url.as_str(), token.as_deref()) {
+                let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
+                if preview
+                    && method == tiny_http::Method::Get
+                    && let Some(response) = page(path, query, &live)
+                {
+                    let _ = request.respond(response);
+                    continue;
+                }
+                let response = match (method, path, token.as_deref()) {
                     (tiny_http::Method::Post, route, Some(token)) => {
                         let (status, body) = match authorized(&request, token) {
                             false => answer(
@@ -54,6 +64,71 @@ pub fn serve(addr: &str, live: Live, token: Option<String>) -> Result<SocketAddr
         })
         .map_err(|e| format!("--metrics: cannot start its thread: {e}"))?;
     Ok(bound)
+}
+
+/// The page's own files, embedded: nothing else is ever served from disk.
+const PAGE: &str = include_str!("preview/page.html");
+const SCRIPT: &str = include_str!("preview/preview.js");
+
+/// The preview page's routes (`--preview`): the page, its script, and a node's last frame as a
+/// JPEG (`/frame?node=NAME`); `None` for any other path.
+fn page(path: &str, query: &str, live: &Live) -> Option<tiny_http::Response<std::io::Cursor<Vec<u8>>>> {
+    let typed = |body: Vec<u8>, kind: &str| {
+        let header = tiny_http::Header::from_bytes("Content-Type", kind).expect("a valid header");
+        let no_cache = tiny_http::Header::from_bytes("Cache-Control", "no-store").expect("a valid header");
+        tiny_http::Response::from_data(body).with_header(header).with_header(no_cache)
+    };
+    match path {
+        "/" => Some(typed(PAGE.as_bytes().to_vec(), "text/html; charset=utf-8")),
+        "/preview.js" => Some(typed(SCRIPT.as_bytes().to_vec(), "text/javascript; charset=utf-8")),
+        "/frame" => {
+            let node = query.split('&').find_map(|pair| pair.strip_prefix("node=")).unwrap_or_default();
+            let frame = live.frame(&percent_decoded(node));
+            Some(match frame.and_then(|f| jpeg(&f)) {
+                Some(bytes) => typed(bytes, "image/jpeg"),
+                None => typed(b"no frame of that node yet\n".to_vec(), "text/plain").with_status_code(404),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// `text` with `%XX` escapes (and `+`) decoded; bytes that do not make UTF-8 are replaced.
+fn percent_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut k = 0;
+    while k < bytes.len() {
+        let hex = bytes
+            .get(k + 1..k + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[k], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                k += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                k += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                k += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An RGBA frame as a JPEG (quality 80); `None` for a frame too large for the format.
+fn jpeg(frame: &plugin_sdk::OwnedFrame) -> Option<Vec<u8>> {
+    let (width, height) = (u16::try_from(frame.width).ok()?, u16::try_from(frame.height).ok()?);
+    let packed = frame.view().packed().into_owned();
+    let mut out = Vec::new();
+    let encoder = jpeg_encoder::Encoder::new(&mut out, 80);
+    encoder.encode(&packed, width, height, jpeg_encoder::ColorType::Rgba).ok()?;
+    Some(out)
 }
 
 /// A random token for the control API: 128 bits from the kernel, in hex.
@@ -88,13 +163,14 @@ fn state(live: &Live) -> String {
     let plugins: Vec<serde_json::Value> = live
         .plugins()
         .into_iter()
-        .map(|(name, description)| {
+        .map(|(name, description, sandbox)| {
             let counters = stats.plugins.iter().find(|p| p.name == name);
-            serde_json::json!({ "name": name, "description": description, "stats": counters })
+            serde_json::json!({ "name": name, "description": description, "sandbox": sandbox, "stats": counters })
         })
         .collect();
     let state = serde_json::json!({
         "paused": live.is_paused(),
+        "frames": live.frame_names(),
         "frames_in": stats.frames_in,
         "frames_out": stats.frames_out,
         "plugins": plugins,

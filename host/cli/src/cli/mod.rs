@@ -85,6 +85,14 @@ against its schema, as in a config file.")]
         /// Requests that change anything need the token printed at start.
         #[arg(long, value_name = "ADDR", conflicts_with = "metrics")]
         control: Option<String>,
+        /// Serve the control API and a page showing any node's latest frame, with controls for
+        /// every plugin's parameters, at this address (default a free loopback port; the page's
+        /// address, with its token, is printed).
+        #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:0", conflicts_with_all = ["metrics", "control"])]
+        preview: Option<String>,
+        /// How many frames per second of each node the preview keeps.
+        #[arg(long, value_name = "N", default_value_t = 5, requires = "preview")]
+        preview_fps: u32,
         /// Load a plugin's module again when its file changes, and swap it in while running
         /// (same parameters and output shape, or it goes on as before).
         #[arg(long)]
@@ -187,6 +195,8 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             stats_json,
             metrics,
             control,
+            preview,
+            preview_fps,
             watch,
             changes,
             quiet,
@@ -210,10 +220,13 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                     };
                     match changes {
                         Ok(changes) => {
-                            let serve = match (metrics, control) {
-                                (Some(addr), _) => Some((addr, false)),
-                                (None, Some(addr)) => Some((addr, true)),
-                                (None, None) => None,
+                            let serve = match (metrics, control, preview) {
+                                (Some(addr), _, _) => Some(Serve { addr, control: false, preview: None }),
+                                (None, Some(addr), _) => Some(Serve { addr, control: true, preview: None }),
+                                (None, None, Some(addr)) => {
+                                    Some(Serve { addr, control: true, preview: Some(preview_fps.clamp(1, 60)) })
+                                }
+                                (None, None, None) => None,
                             };
                             run_config(config, frames, stats_json, serve, changes, watch, quiet)
                         }
@@ -377,11 +390,19 @@ fn watch_modules(config: &Config, live: crate::pipeline::Live) {
     });
 }
 
+/// What `run` serves while it runs: metrics, the control API, the preview page.
+struct Serve {
+    addr: String,
+    control: bool,
+    /// The preview's frames per second, when it is on.
+    preview: Option<u32>,
+}
+
 fn run_config(
     config: Config,
     frames: Option<u64>,
     stats_json: Option<PathBuf>,
-    serve: Option<(String, bool)>,
+    serve: Option<Serve>,
     changes: Vec<crate::config::ParamChange>,
     watch: bool,
     quiet: bool,
@@ -407,20 +428,26 @@ fn run_config(
     plugin_host::sys::signals::install_stop_handlers().context("installing the SIGINT/SIGTERM handlers")?;
     let live = match &serve {
         None => watch.then(crate::pipeline::Live::default),
-        Some((addr, control)) => {
+        Some(Serve { addr, control, preview }) => {
             let live = crate::pipeline::Live::default();
             let token = match control {
                 true => Some(crate::metrics::new_token().context("making the control token")?),
                 false => None,
             };
-            match crate::metrics::serve(addr, live.clone(), token.clone()) {
-                Ok(bound) => match token {
-                    Some(token) => {
+            if let Some(fps) = preview {
+                live.keep_frames(std::time::Duration::from_millis(1000 / *fps as u64));
+            }
+            match crate::metrics::serve(addr, live.clone(), token.clone(), preview.is_some()) {
+                Ok(bound) => match (token, preview) {
+                    (Some(token), Some(_)) => eprintln!(
+                        "preview: http://{bound}/#token={token} (control: docs/control.md, metrics: http://{bound}/metrics)"
+                    ),
+                    (Some(token), None) => {
                         eprintln!(
                             "control: http://{bound}/ (docs/control.md), metrics: http://{bound}/metrics, token: {token}"
                         )
                     }
-                    None => eprintln!("metrics: http://{bound}/metrics"),
+                    (None, _) => eprintln!("metrics: http://{bound}/metrics"),
                 },
                 Err(message) => return fail(config.error(message).into()),
             }

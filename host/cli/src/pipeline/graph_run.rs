@@ -617,7 +617,8 @@ impl Graph {
                 live_changes = Some(rx);
                 if let Ok(mut controls) = live.controls.lock() {
                     let description = node.process.description().clone();
-                    controls.push(LiveControl { name: node.config.name.clone(), description, requests: tx });
+                    let sandbox = node.process.sandbox().summary();
+                    controls.push(LiveControl { name: node.config.name.clone(), description, sandbox, requests: tx });
                 }
             }
             let input_names = node.inputs.iter().map(|&n| describe(&graph, n)).collect();
@@ -637,6 +638,7 @@ impl Graph {
                 failures_in_a_row: 0,
                 disabled: false,
                 last_number: 0,
+                last_preview: None,
                 input_names,
             };
             let (abort, fail) = (Arc::clone(&abort), fail.clone());
@@ -815,7 +817,7 @@ impl SourceRun {
         };
         let mut decoded = OwnedFrame::new(0, 0, PixelFormat::Rgba8);
         let info = self.input.source.info();
-        let (mut n, mut stepped) = (0u64, 0u64);
+        let (mut n, mut stepped, mut last_preview) = (0u64, 0u64, None);
         while self.max_frames.is_none_or(|m| n < m) {
             if let Some(live) = &self.live {
                 live.wait_while_paused(&mut stepped, || {
@@ -856,6 +858,17 @@ impl SourceRun {
                 live.frames_in.store(total, Ordering::Relaxed);
             }
             let desc = lane_desc(shape, self.view.slot_capacity() as u32);
+            if let Some(live) = &self.live {
+                let (view, name) = (&self.view, &self.input.name);
+                live.offer_buffer(
+                    name,
+                    &mut last_preview,
+                    view,
+                    &token,
+                    Buffer::Input,
+                    &lane_desc(shape, view.slot_capacity() as u32),
+                );
+            }
             let frame_meta = info.frame_meta(n - 1);
             let until_us = desc.timestamp_us.saturating_add(duration_us(&frame_meta));
             let meta = frame_meta.encode().unwrap_or_default();
@@ -1005,6 +1018,8 @@ struct NodeThread {
     disabled: bool,
     /// The number of the last frame it made.
     last_number: u64,
+    /// When its last frame was kept for a preview.
+    last_preview: Option<Instant>,
     /// Its inputs as messages name them (`plugin "blur"`, `input "logo"`).
     input_names: Vec<String>,
     /// Its plugin's last kept state, for a process that replaces a crashed one.
@@ -1209,6 +1224,10 @@ impl NodeThread {
         self.stats.frames += 1;
         self.failures_in_a_row = 0;
         let mut meta = Vec::new();
+        if let Some((live, _, _)) = &self.live {
+            let (name, last) = (&self.node.config.name, &mut self.last_preview);
+            live.offer_buffer(name, last, &self.node.view, &token, Buffer::Output, &desc);
+        }
         let set = self.node.view.read_meta(token.slot(), Buffer::Output, &mut meta)
             && plugin_sdk::FrameMeta::decode(&meta).is_some();
         if !set {

@@ -105,13 +105,22 @@ pub struct Live {
     /// step asked for.
     paused: Arc<std::sync::atomic::AtomicBool>,
     steps: Arc<std::sync::atomic::AtomicU64>,
+    /// For a preview: every this many milliseconds each node keeps a copy of its last frame
+    /// (as RGBA); 0: none is kept.
+    preview_every_ms: Arc<std::sync::atomic::AtomicU64>,
+    previews: Arc<Mutex<Vec<KeptFrame>>>,
 }
+
+/// A node's last frame kept for a preview: its name and the frame, as RGBA.
+type KeptFrame = (String, Arc<OwnedFrame>);
 
 /// One running plugin as the control API sees it.
 #[derive(Debug)]
 struct LiveControl {
     name: String,
     description: plugin_host::schema::PluginDescription,
+    /// Its sandbox in one line (`standard: 13 layers on`).
+    sandbox: String,
     requests: Sender<LiveRequest>,
 }
 
@@ -169,11 +178,19 @@ impl Live {
         self.ask(plugin, |_| Ok(LiveRequest::Swap(module.to_path_buf())))
     }
 
-    /// The running plugins, each with what it says about itself (its parameter schema).
-    pub fn plugins(&self) -> Vec<(String, plugin_host::schema::PluginDescription)> {
-        let controls =
-            self.controls.lock().map(|c| c.iter().map(|c| (c.name.clone(), c.description.clone())).collect());
+    /// The running plugins, each with what it says about itself (its parameter schema) and its
+    /// sandbox in one line.
+    pub fn plugins(&self) -> Vec<(String, plugin_host::schema::PluginDescription, String)> {
+        let controls = self
+            .controls
+            .lock()
+            .map(|c| c.iter().map(|c| (c.name.clone(), c.description.clone(), c.sandbox.clone())).collect());
         controls.unwrap_or_default()
+    }
+
+    /// The nodes whose last frame is kept ([`Live::keep_frames`]), in the order they first had one.
+    pub fn frame_names(&self) -> Vec<String> {
+        self.previews.lock().map(|p| p.iter().map(|(name, _)| name.clone()).collect()).unwrap_or_default()
     }
 
     /// Stops taking new frames from the inputs (the frames already in the pipeline finish).
@@ -189,6 +206,58 @@ impl Live {
     /// While paused: lets one more frame in from each input.
     pub fn step(&self) {
         self.steps.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Has every node keep a copy of its last frame, at most every `every`, for
+    /// [`Live::frame`] (a preview).
+    pub fn keep_frames(&self, every: std::time::Duration) {
+        self.preview_every_ms.store((every.as_millis() as u64).max(1), Ordering::Release);
+    }
+
+    /// The last frame kept of `node` (an input or a plugin, by name), as RGBA.
+    pub fn frame(&self, node: &str) -> Option<Arc<OwnedFrame>> {
+        let previews = self.previews.lock().ok()?;
+        previews.iter().find(|(name, _)| name == node).map(|(_, frame)| Arc::clone(frame))
+    }
+
+    /// Keeps `frame` as `node`'s last, when frames are kept and the last was kept at least the
+    /// interval ago (`last`). The copy (and a conversion to RGBA) is made only then.
+    fn offer(&self, node: &str, last: &mut Option<Instant>, frame: impl FnOnce() -> Option<OwnedFrame>) {
+        let every = self.preview_every_ms.load(Ordering::Acquire);
+        if every == 0 || last.is_some_and(|at| at.elapsed() < std::time::Duration::from_millis(every)) {
+            return;
+        }
+        *last = Some(Instant::now());
+        let Some(frame) = frame() else { return };
+        let rgba = match frame.format {
+            plugin_sdk::PixelFormat::Rgba8 => frame,
+            _ => plugin_sdk::testing::to_rgba(&frame),
+        };
+        if let Ok(mut previews) = self.previews.lock() {
+            match previews.iter_mut().find(|(name, _)| name == node) {
+                Some((_, kept)) => *kept = Arc::new(rgba),
+                None => previews.push((node.to_string(), Arc::new(rgba))),
+            }
+        }
+    }
+
+    /// `offer` for a frame in a region's buffer: copied out only when it is kept.
+    fn offer_buffer(
+        &self,
+        node: &str,
+        last: &mut Option<Instant>,
+        region: &Region,
+        lane: &Lane,
+        which: Buffer,
+        desc: &FrameDesc,
+    ) {
+        self.offer(node, last, || {
+            let mut pixels = Vec::new();
+            region.read_pixels(lane, which, desc.byte_len() as usize, &mut pixels);
+            let format = plugin_sdk::PixelFormat::from_u32(desc.format)?;
+            let view = Frame::new(&pixels, desc.width, desc.height, desc.stride, format, desc.timestamp_us).ok()?;
+            OwnedFrame::from_pixels(desc.width, desc.height, format, view.packed().into_owned()).ok()
+        });
     }
 
     pub fn is_paused(&self) -> bool {
@@ -611,10 +680,11 @@ impl Chain {
         let max_frames = options.max_frames;
         let first_view = region.clone();
         let source_live = options.live.clone();
+        let input_name = crate::graph::DEFAULT_INPUT_NAME;
         let first_name = stages.first().map(|s| s.config.name.clone()).unwrap_or_default();
         let mut source_converter = Converter::new(format!("before \"{first_name}\""), info.colour, conversions.clone());
         let source_thread = std::thread::spawn(move || -> Result<(), RunError> {
-            let (mut n, mut stepped) = (0u64, 0u64);
+            let (mut n, mut stepped, mut last_preview) = (0u64, 0u64, None);
             let mut decoded = OwnedFrame::new(0, 0, plugin_sdk::PixelFormat::Rgba8);
             while max_frames.is_none_or(|m| n < m) {
                 if let Some(live) = &source_live {
@@ -669,6 +739,9 @@ impl Chain {
                 };
                 let Some(shape) = shape else { break };
                 let desc = lane_desc(shape, first_view.slot_capacity() as u32);
+                if let Some(live) = &source_live {
+                    live.offer_buffer(input_name, &mut last_preview, &first_view, &lane, Buffer::Input, &desc);
+                }
                 n += 1;
                 if let Ok(mut c) = counted.lock() {
                     *c = n;
@@ -694,7 +767,8 @@ impl Chain {
                     let (requests, receiver) = channel();
                     stage.take_live_changes(receiver);
                     if let Ok(mut controls) = live.controls.lock() {
-                        controls.push(LiveControl { name: stage.config.name.clone(), description, requests });
+                        let sandbox = stage.processes().next().map(|p| p.sandbox().summary()).unwrap_or_default();
+                        controls.push(LiveControl { name: stage.config.name.clone(), description, sandbox, requests });
                     }
                 }
             }

@@ -52,6 +52,8 @@ pub(super) struct Stage {
     state: super::KeptState,
     /// A new module asked for while running.
     swapper: super::Swapper,
+    /// When its last frame was kept for a preview.
+    last_preview: Option<Instant>,
 }
 
 /// One process of a stage, and its own restart history.
@@ -193,6 +195,7 @@ impl Stage {
             live_changes: None,
             state: super::KeptState::new(config),
             swapper: super::Swapper::default(),
+            last_preview: None,
         })
     }
 
@@ -617,6 +620,10 @@ impl Stage {
                 self.stats.latency_us.record(took.as_micros() as u64);
                 let mut carried = carried;
                 self.take_output_meta(&carried.lane, &mut carried.meta);
+                if let Some((live, _, _)) = &self.live {
+                    let (name, last) = (&self.config.name, &mut self.last_preview);
+                    live.offer_buffer(name, last, &self.region, &carried.lane, Buffer::Output, &desc);
+                }
                 Ok(output.send(Carried { desc, ..carried }).is_ok())
             }
             Err(error) => {
