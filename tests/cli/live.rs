@@ -314,7 +314,30 @@ fn a_module_swapped_while_running_takes_over_at_a_frame_boundary_and_bad_ones_ar
     // Not a module, then a module whose output has another shape: refused, invert goes on.
     swap(&dir.join("garbage.wasm"), "swap_failures", 1);
     swap(&plugin("scale"), "swap_failures", 2);
-    swap(&plugin("flip"), "swaps", 1);
+    // Checked against golden cases first: flip fails invert's, and passes its own.
+    let golden = |name: &str, expected: fn(&plugin_sdk::OwnedFrame) -> plugin_sdk::OwnedFrame| {
+        let cases = dir.join(name);
+        std::fs::create_dir_all(&cases).unwrap();
+        let input = noise_frame(8, 6, 0, plugin_sdk::PixelFormat::Rgba8, 3);
+        plugin_host_cli::io::png_io::encode(&cases.join("noise.in.png"), &input.view()).unwrap();
+        plugin_host_cli::io::png_io::encode(&cases.join("noise.expected.png"), &expected(&input).view()).unwrap();
+        cases
+    };
+    let (inverted, flipped) =
+        (golden("invert-cases", invert_reference), golden("flip-cases", |f| flip_reference(f, true)));
+    let checked = |cases: &std::path::Path| {
+        let body = serde_json::json!({ "plugin": "invert", "path": plugin("flip"), "check": cases }).to_string();
+        request(&addr, "POST /swap", Some(&token), &body)
+    };
+    let (status, answer) = checked(&inverted);
+    assert!(status.contains("409") && answer.contains("not swapped"), "{status} {answer}");
+    let (status, answer) = checked(&flipped);
+    assert!(status.contains("202"), "{status} {answer}");
+    let started = std::time::Instant::now();
+    while plugin_state(&addr, 0)["swaps"].as_u64() != Some(1) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(60), "the checked swap never happened");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let after = sample(&get_metrics(&addr), "plugin_host_output_frames_total");
     while sample(&get_metrics(&addr), "plugin_host_output_frames_total") < after + 500 {
         std::thread::sleep(std::time::Duration::from_millis(10));

@@ -19,7 +19,17 @@ const BUCKETS_S: [f64; 14] = [0.0001, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0
 
 /// Starts serving `live` at `addr` (`127.0.0.1:9100`; port 0 picks a free one) on a thread of
 /// its own; returns the address it listens on.
-pub fn serve(addr: &str, live: Live, token: Option<String>, preview: bool) -> Result<SocketAddr, String> {
+/// Checks a module against a folder of golden cases before it is swapped in (`"check"` in
+/// `POST /swap`): `(module, cases)`, the error says which case failed.
+pub type SwapCheck = std::sync::Arc<dyn Fn(&std::path::Path, &std::path::Path) -> Result<(), String> + Send + Sync>;
+
+pub fn serve(
+    addr: &str,
+    live: Live,
+    token: Option<String>,
+    preview: bool,
+    check: SwapCheck,
+) -> Result<SocketAddr, String> {
     let server = tiny_http::Server::http(addr).map_err(|e| format!("--metrics {addr}: cannot listen there: {e}"))?;
     let bound = server.server_addr().to_ip().ok_or_else(|| format!("--metrics {addr}: not an IP address and port"))?;
     std::thread::Builder::new()
@@ -44,7 +54,7 @@ pub fn serve(addr: &str, live: Live, token: Option<String>, preview: bool) -> Re
                                 "error",
                                 "this needs the token printed at start: Authorization: Bearer TOKEN",
                             ),
-                            true => post(route, &mut request, &live),
+                            true => post(route, &mut request, &live, &check),
                         };
                         tiny_http::Response::from_string(body).with_status_code(status).with_header(json)
                     }
@@ -179,7 +189,7 @@ fn state(live: &Live) -> String {
 }
 
 /// A `POST` of the control API, the token already checked.
-fn post(route: &str, request: &mut tiny_http::Request, live: &Live) -> (u16, String) {
+fn post(route: &str, request: &mut tiny_http::Request, live: &Live, check: &SwapCheck) -> (u16, String) {
     let paused = |live: &Live| (200, format!("{}\n", serde_json::json!({ "paused": live.is_paused() })));
     match route {
         "/params" => post_params(request, live),
@@ -193,10 +203,17 @@ fn post(route: &str, request: &mut tiny_http::Request, live: &Live) -> (u16, Str
         },
         "/swap" => match read_json(request) {
             Ok(json) => match (json["plugin"].as_str(), json["path"].as_str()) {
-                (Some(plugin), Some(path)) => match live.swap(plugin, std::path::Path::new(path)) {
-                    Ok(()) => answer(202, "applies", "once the module has loaded, at a frame boundary"),
-                    Err(message) => answer(400, "error", &message),
-                },
+                (Some(plugin), Some(path)) => {
+                    let path = std::path::Path::new(path);
+                    let checked = match json["check"].as_str() {
+                        Some(cases) => check(path, std::path::Path::new(cases)),
+                        None => Ok(()),
+                    };
+                    match checked.and_then(|()| live.swap(plugin, path)) {
+                        Ok(()) => answer(202, "applies", "once the module has loaded, at a frame boundary"),
+                        Err(message) => answer(409, "error", &format!("not swapped: {message}")),
+                    }
+                }
                 _ => answer(400, "error", "give {\"plugin\": NAME, \"path\": MODULE}"),
             },
             Err(message) => answer(400, "error", &message),

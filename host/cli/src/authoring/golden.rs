@@ -83,6 +83,24 @@ pub fn command(args: &TestArgs) -> ExitCode {
     }
 }
 
+/// Runs `plugin` on the folder of cases `cases` as `plugin-host test PLUGIN CASES` does (each
+/// case's result in the log, never on stdout); the error says which failed. Used to check a module before it is
+/// swapped into a running pipeline.
+pub fn check_cases(plugin: &Path, cases: &Path) -> Result<(), String> {
+    let args = TestArgs {
+        plugin: plugin.to_path_buf(),
+        cases: Some(cases.to_path_buf()),
+        input: None,
+        expect: None,
+        output: None,
+        params: Vec::new(),
+        tolerance: 0,
+        report: None,
+        verbose: false,
+    };
+    run_folder_saying(&args, cases, &|line| tracing::info!("{}: {line}", plugin.display())).map_err(|e| e.to_string())
+}
+
 fn usage(message: impl Into<String>) -> TestError {
     TestError::Usage(message.into())
 }
@@ -145,6 +163,12 @@ enum Target<'a> {
 }
 
 fn run_folder(args: &TestArgs, folder: &Path) -> Result<(), TestError> {
+    run_folder_saying(args, folder, &|line| println!("{line}"))
+}
+
+/// [`run_folder`], each case's result given to `say` (stdout for the command; the log when a
+/// running pipeline checks a module, whose stdout may be its video output).
+fn run_folder_saying(args: &TestArgs, folder: &Path, say: &dyn Fn(String)) -> Result<(), TestError> {
     if args.input.is_some() || args.expect.is_some() || args.output.is_some() {
         return Err(usage("a folder of cases takes no --input, --expect or --output: each case has its own files"));
     }
@@ -178,18 +202,18 @@ fn run_folder(args: &TestArgs, folder: &Path) -> Result<(), TestError> {
         match run_case(&plugin, folder, case, args.tolerance, report.as_deref()) {
             Ok(comparison) => {
                 passed += 1;
-                println!("ok    {case}: {comparison}");
+                say(format!("ok    {case}: {comparison}"));
             }
             Err(err) => {
                 match err {
                     TestError::Usage(_) => broken += 1,
                     TestError::Failed(_) => failed += 1,
                 }
-                println!("FAIL  {case}: {err}");
+                say(format!("FAIL  {case}: {err}"));
             }
         }
     }
-    println!("{} case(s): {passed} passed, {} failed", cases.len(), failed + broken);
+    say(format!("{} case(s): {passed} passed, {} failed", cases.len(), failed + broken));
     match (broken, failed) {
         (0, 0) => Ok(()),
         (0, _) => Err(TestError::Failed(format!("{failed} of {} case(s) failed", cases.len()))),

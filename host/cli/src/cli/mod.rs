@@ -97,6 +97,10 @@ against its schema, as in a config file.")]
         /// (same parameters and output shape, or it goes on as before).
         #[arg(long)]
         watch: bool,
+        /// With --watch: swap a changed module in only if it passes this folder of golden cases
+        /// (as `plugin-host test MODULE DIR`).
+        #[arg(long, value_name = "DIR", requires = "watch")]
+        watch_check: Option<PathBuf>,
         /// More log output (plugin debug lines included).
         #[arg(short, long, conflicts_with = "quiet")]
         verbose: bool,
@@ -198,6 +202,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             preview,
             preview_fps,
             watch,
+            watch_check,
             changes,
             quiet,
             ..
@@ -228,6 +233,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                                 }
                                 (None, None, None) => None,
                             };
+                            let watch = watch.then_some(watch_check);
                             run_config(config, frames, stats_json, serve, changes, watch, quiet)
                         }
                         Err(err) => {
@@ -366,7 +372,8 @@ impl StreamFormatArg {
 
 /// `--watch`: looks at every plugin's module file a few times a second, and when one has
 /// changed (and stayed the same for one look, so a half-written file is not taken) swaps it in.
-fn watch_modules(config: &Config, live: crate::pipeline::Live) {
+/// With `check`, a changed module is swapped in only if it passes that folder of golden cases.
+fn watch_modules(config: &Config, live: crate::pipeline::Live, check: Option<PathBuf>) {
     let modules: Vec<(String, PathBuf)> = config.plugins.iter().map(|p| (p.name.clone(), p.path.clone())).collect();
     let stamp = |path: &Path| std::fs::metadata(path).ok().map(|m| (m.modified().ok(), m.len()));
     let _ = std::thread::Builder::new().name("watch".into()).spawn(move || {
@@ -378,6 +385,17 @@ fn watch_modules(config: &Config, live: crate::pipeline::Live) {
                 let now = stamp(path);
                 if now.is_some() && now == last[k] && now != seen[k] {
                     seen[k] = now;
+                    let checked = match &check {
+                        Some(cases) => crate::authoring::golden::check_cases(path, cases),
+                        None => Ok(()),
+                    };
+                    if let Err(why) = checked {
+                        tracing::warn!(
+                            "plugin \"{name}\": {} changed but fails its check, so it is not swapped in: {why}",
+                            path.display()
+                        );
+                        continue;
+                    }
                     match live.swap(name, path) {
                         Ok(()) => tracing::info!("plugin \"{name}\": {} changed; loading it", path.display()),
                         Err(e) if e.contains("has stopped") => return,
@@ -404,7 +422,7 @@ fn run_config(
     stats_json: Option<PathBuf>,
     serve: Option<Serve>,
     changes: Vec<crate::config::ParamChange>,
-    watch: bool,
+    watch: Option<Option<PathBuf>>,
     quiet: bool,
 ) -> anyhow::Result<ExitCode> {
     let fail = |err: RunError| {
@@ -427,7 +445,7 @@ fn run_config(
     }
     plugin_host::sys::signals::install_stop_handlers().context("installing the SIGINT/SIGTERM handlers")?;
     let live = match &serve {
-        None => watch.then(crate::pipeline::Live::default),
+        None => watch.is_some().then(crate::pipeline::Live::default),
         Some(Serve { addr, control, preview }) => {
             let live = crate::pipeline::Live::default();
             let token = match control {
@@ -437,7 +455,8 @@ fn run_config(
             if let Some(fps) = preview {
                 live.keep_frames(std::time::Duration::from_millis(1000 / *fps as u64));
             }
-            match crate::metrics::serve(addr, live.clone(), token.clone(), preview.is_some()) {
+            let check: crate::metrics::SwapCheck = std::sync::Arc::new(crate::authoring::golden::check_cases);
+            match crate::metrics::serve(addr, live.clone(), token.clone(), preview.is_some(), check) {
                 Ok(bound) => match (token, preview) {
                     (Some(token), Some(_)) => eprintln!(
                         "preview: http://{bound}/#token={token} (control: docs/control.md, metrics: http://{bound}/metrics)"
@@ -459,8 +478,8 @@ fn run_config(
             Ok(prepared) => prepared,
             Err(err) => return fail(err),
         };
-    if watch && let Some(live) = &live {
-        watch_modules(&config, live.clone());
+    if let (Some(check), Some(live)) = (watch, &live) {
+        watch_modules(&config, live.clone(), check);
     }
     let to_stdout = prepared.output_is_stdout();
     // A file or folder holds frames after the run; a stream (stdout, a FIFO) or null does not.

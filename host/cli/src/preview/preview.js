@@ -5,6 +5,7 @@
 const token = new URLSearchParams(location.hash.slice(1)).get("token") || "";
 const $ = (id) => document.getElementById(id);
 const built = new Set();
+const seen = {};
 let last = { frames_out: 0, at: performance.now() };
 
 function post(route, body) {
@@ -95,9 +96,12 @@ function show(state) {
       $("plugins").appendChild(box);
     }
     const s = plugin.stats || {};
+    const before = seen[plugin.name] || { frames: s.frames ?? 0, at: now };
+    const fps = ((s.frames ?? 0) - before.frames) / Math.max((now - before.at) / 1000, 0.001);
+    seen[plugin.name] = { frames: s.frames ?? 0, at: now };
     const time = (us) => (us >= 1000 ? (us / 1000).toFixed(2) + " ms" : (us ?? 0) + " µs");
     box.querySelector(".stats").textContent =
-      `frames ${s.frames ?? 0} · p50 ${time(s.p50_us)} · p99 ${time(s.p99_us)} · ` +
+      `${fps.toFixed(1)} frames/s · frames ${s.frames ?? 0} · p50 ${time(s.p50_us)} · p99 ${time(s.p99_us)} · ` +
       `errors ${s.errors ?? 0} · restarts ${s.restarts ?? 0} · sandbox ${plugin.sandbox}`;
   }
 }
