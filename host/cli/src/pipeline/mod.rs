@@ -300,6 +300,8 @@ impl Live {
                 plugins.resize_with(index + 1, Default::default);
             }
             plugins[index].clone_from(stats);
+            // Its percentiles as they stand (the end of the run fills them likewise).
+            plugins[index].finish();
         }
     }
 }
