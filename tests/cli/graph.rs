@@ -318,3 +318,24 @@ fn a_plugin_that_skips_every_frame_holds_no_other_branch_up() {
     assert_eq!(stats["plugins"][1]["frames"], 0, "{stats}");
     assert_eq!(written_frames(&dir.join("preview")).len(), 40);
 }
+
+#[test]
+fn inputs_that_meet_in_different_formats_come_as_rgba8() {
+    let dir = scratch("mixed-formats");
+    ffmpeg_free_y4m(&dir.join("yuv.y4m"));
+    // crossfade takes yuv420p and rgba8 but needs one format: main (yuv420p) and edges (rgba8)
+    // both reach it as rgba8.
+    let config = format!(
+        "[[input]]\nname = \"main\"\nkind = \"y4m\"\npath = \"yuv.y4m\"\n\
+         [[plugin]]\nname = \"edges\"\npath = \"{}\"\ninputs = [\"main\"]\n\
+         [[plugin]]\nname = \"fade\"\npath = \"{}\"\ninputs = [\"main\", \"edges\"]\n\
+         [[output]]\nkind = \"null\"\n",
+        plugin_path("sobel"),
+        plugin_path("crossfade")
+    );
+    let output = run(&dir, &config);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stats = stats(&dir);
+    assert_eq!(stats["plugins"][1]["frames"], 2, "{stats}");
+    assert_eq!(stats["conversions"][0]["to"], "rgba8", "{stats}");
+}

@@ -330,6 +330,14 @@ impl Graph {
                         }
                     })
                     .collect();
+                // Inputs that meet at one plugin in different formats all come as rgba8 (the
+                // format every frame converts to without loss of colour): a crossfade of a video
+                // and a plugin's RGBA output compares like with like.
+                let mixed = given.iter().any(|shape| shape.format != given[0].format);
+                let given: Vec<Shape> = match mixed {
+                    true => given.into_iter().map(|shape| Shape { format: PixelFormat::Rgba8, ..shape }).collect(),
+                    false => given,
+                };
                 let view = region
                     .for_node(p as u32, NodeBuffers { reads: reads(p), write: boundary(Node::Plugin(p)) })
                     .map_err(|e| config.error(e.to_string()))?;
