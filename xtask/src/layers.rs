@@ -45,11 +45,12 @@ const CRATES: &[Crate] = &[
         not_on: &["plugin-host-bench"],
         modules: &[
             ("graph", &[]),
+            ("http", &[]),
             ("config", &["graph"]),
             ("io", &["config"]),
             ("oneline", &["config"]),
             ("pipeline", &["graph", "config", "io"]),
-            ("metrics", &["pipeline"]),
+            ("metrics", &["pipeline", "http"]),
             ("authoring", &["config", "io"]),
             ("cli", &["authoring", "config", "io", "metrics", "oneline", "pipeline"]),
             ("lib", &["*"]),

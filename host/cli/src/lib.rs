@@ -10,17 +10,20 @@
 //!
 //! ```text
 //! cli                  argument parsing, progress and summaries, exit codes
-//! pipeline, authoring  running a chain; `new`, `test`, `inspect`
+//! metrics              the control API, metrics and preview page a run serves
+//! pipeline, authoring  running a chain or a graph; `new`, `test`, `inspect`
 //! io, oneline          sources and sinks: raw video, PNG, the test pattern; the one-off
 //!                      command line's chain and the plugin search path
 //! config               the TOML pipeline config
 //! graph                how a config's inputs, plugins and outputs connect, checked
+//! http                 the small HTTP server under metrics
 //! ```
 
 pub mod authoring;
 pub mod cli;
 pub mod config;
 pub mod graph;
+pub mod http;
 pub mod io;
 pub mod metrics;
 pub mod oneline;

@@ -5,8 +5,10 @@
 //! `/pause`, `/resume`, `/step` and `/keep-state`, which need the random token printed at start.
 //! With `--preview` it also serves a page (its HTML and script are embedded: no file is read from
 //! disk) showing any node's latest frame as a JPEG and controls built from every plugin's schema.
-//! A small synchronous server (tiny_http: no async runtime for a handful of routes).
+//! Served by [`crate::http`]: a small synchronous server with hard limits (no async runtime for
+//! a handful of routes).
 
+use crate::http::{Request, Response};
 use crate::pipeline::{Live, LiveStats};
 use std::fmt::Write;
 use std::net::SocketAddr;
@@ -30,50 +32,30 @@ pub fn serve(
     preview: bool,
     check: SwapCheck,
 ) -> Result<SocketAddr, String> {
-    let server = tiny_http::Server::http(addr).map_err(|e| format!("--metrics {addr}: cannot listen there: {e}"))?;
-    let bound = server.server_addr().to_ip().ok_or_else(|| format!("--metrics {addr}: not an IP address and port"))?;
-    std::thread::Builder::new()
-        .name("metrics".into())
-        .spawn(move || {
-            for mut request in server.incoming_requests() {
-                let json = tiny_http::Header::from_bytes("Content-Type", "application/json").expect("a valid header");
-                let (method, url) = (request.method().clone(), request.url().to_string());
-                let (path, query) = url.split_once('?').unwrap_or((url.as_str(), ""));
-                if preview
-                    && method == tiny_http::Method::Get
-                    && let Some(response) = page(path, query, &live)
-                {
-                    let _ = request.respond(response);
-                    continue;
-                }
-                let response = match (method, path, token.as_deref()) {
-                    (tiny_http::Method::Post, route, Some(token)) => {
-                        let (status, body) = match authorized(&request, token) {
-                            false => answer(
-                                401,
-                                "error",
-                                "this needs the token printed at start: Authorization: Bearer TOKEN",
-                            ),
-                            true => post(route, &mut request, &live, &check),
-                        };
-                        tiny_http::Response::from_string(body).with_status_code(status).with_header(json)
-                    }
-                    (tiny_http::Method::Get, "/state", Some(_)) => {
-                        tiny_http::Response::from_string(state(&live)).with_header(json)
-                    }
-                    (tiny_http::Method::Get, "/metrics", _) => {
-                        let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-                        let header =
-                            tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
-                        tiny_http::Response::from_string(render(&live.snapshot())).with_header(header)
-                    }
-                    _ => tiny_http::Response::from_string("only GET /metrics is served here\n").with_status_code(404),
-                };
-                let _ = request.respond(response);
-            }
-        })
-        .map_err(|e| format!("--metrics: cannot start its thread: {e}"))?;
-    Ok(bound)
+    let handler = move |request: &Request| -> Response {
+        let json = |(status, body): (u16, String)| Response::new(status, "application/json", body);
+        let get = request.method == "GET";
+        if preview
+            && get
+            && let Some(response) = page(&request.path, &request.query, &live)
+        {
+            return response;
+        }
+        match (request.method.as_str(), request.path.as_str(), token.as_deref()) {
+            ("POST", route, Some(token)) => json(match authorized(request, token) {
+                false => answer(401, "error", "this needs the token printed at start: Authorization: Bearer TOKEN"),
+                true => post(route, request, &live, &check),
+            }),
+            ("GET", "/state", Some(_)) => Response::new(200, "application/json", state(&live)),
+            ("GET", "/metrics", _) => Response::new(
+                200,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                render(&live.snapshot()),
+            ),
+            _ => json(answer(404, "error", "no such route; see docs/control.md")),
+        }
+    };
+    crate::http::serve(addr, "control", handler).map_err(|e| format!("{addr}: cannot listen there: {e}"))
 }
 
 /// The page's own files, embedded: nothing else is ever served from disk.
@@ -82,21 +64,16 @@ const SCRIPT: &str = include_str!("preview/preview.js");
 
 /// The preview page's routes (`--preview`): the page, its script, and a node's last frame as a
 /// JPEG (`/frame?node=NAME`); `None` for any other path.
-fn page(path: &str, query: &str, live: &Live) -> Option<tiny_http::Response<std::io::Cursor<Vec<u8>>>> {
-    let typed = |body: Vec<u8>, kind: &str| {
-        let header = tiny_http::Header::from_bytes("Content-Type", kind).expect("a valid header");
-        let no_cache = tiny_http::Header::from_bytes("Cache-Control", "no-store").expect("a valid header");
-        tiny_http::Response::from_data(body).with_header(header).with_header(no_cache)
-    };
+fn page(path: &str, query: &str, live: &Live) -> Option<Response> {
     match path {
-        "/" => Some(typed(PAGE.as_bytes().to_vec(), "text/html; charset=utf-8")),
-        "/preview.js" => Some(typed(SCRIPT.as_bytes().to_vec(), "text/javascript; charset=utf-8")),
+        "/" => Some(Response::new(200, "text/html; charset=utf-8", PAGE)),
+        "/preview.js" => Some(Response::new(200, "text/javascript; charset=utf-8", SCRIPT)),
         "/frame" => {
             let node = query.split('&').find_map(|pair| pair.strip_prefix("node=")).unwrap_or_default();
             let frame = live.frame(&percent_decoded(node));
             Some(match frame.and_then(|f| jpeg(&f)) {
-                Some(bytes) => typed(bytes, "image/jpeg"),
-                None => typed(b"no frame of that node yet\n".to_vec(), "text/plain").with_status_code(404),
+                Some(bytes) => Response::new(200, "image/jpeg", bytes),
+                None => Response::new(404, "text/plain", "no frame of that node yet\n"),
             })
         }
         _ => None,
@@ -154,13 +131,8 @@ fn answer(status: u16, key: &str, text: &str) -> (u16, String) {
 }
 
 /// Whether the request carries the token in an `Authorization: Bearer TOKEN` header.
-fn authorized(request: &tiny_http::Request, token: &str) -> bool {
-    let given = request
-        .headers()
-        .iter()
-        .find(|h| h.field.equiv("Authorization"))
-        .map(|h| h.value.as_str().trim().to_string())
-        .unwrap_or_default();
+fn authorized(request: &Request, token: &str) -> bool {
+    let given = request.header("Authorization").unwrap_or_default();
     // Compared in full whatever the first difference: no timing clue to the token.
     let expected = format!("Bearer {token}");
     given.len() == expected.len() && given.bytes().zip(expected.bytes()).fold(0, |d, (a, b)| d | (a ^ b)) == 0
@@ -189,7 +161,7 @@ fn state(live: &Live) -> String {
 }
 
 /// A `POST` of the control API, the token already checked.
-fn post(route: &str, request: &mut tiny_http::Request, live: &Live, check: &SwapCheck) -> (u16, String) {
+fn post(route: &str, request: &Request, live: &Live, check: &SwapCheck) -> (u16, String) {
     let paused = |live: &Live| (200, format!("{}\n", serde_json::json!({ "paused": live.is_paused() })));
     match route {
         "/params" => post_params(request, live),
@@ -234,18 +206,13 @@ fn post(route: &str, request: &mut tiny_http::Request, live: &Live, check: &Swap
     }
 }
 
-/// The request's body as JSON, at most 64 KiB.
-fn read_json(request: &mut tiny_http::Request) -> Result<serde_json::Value, String> {
-    let mut body = Vec::new();
-    let read = std::io::Read::read_to_end(&mut std::io::Read::take(request.as_reader(), 64 * 1024 + 1), &mut body);
-    if read.is_err() || body.len() > 64 * 1024 {
-        return Err("the body is unreadable or larger than 64 KiB".into());
-    }
-    serde_json::from_slice(&body).map_err(|_| "the body is not JSON".to_string())
+/// The request's body as JSON (the server read it whole, at most 64 KiB).
+fn read_json(request: &Request) -> Result<serde_json::Value, String> {
+    serde_json::from_slice(&request.body).map_err(|_| "the body is not JSON".to_string())
 }
 
 /// `POST /params` with `{"plugin": NAME, "params": {KEY: VALUE, …}}`.
-fn post_params(request: &mut tiny_http::Request, live: &Live) -> (u16, String) {
+fn post_params(request: &Request, live: &Live) -> (u16, String) {
     let json = match read_json(request) {
         Ok(json) => json,
         Err(message) => {
