@@ -338,6 +338,8 @@ fn a_module_swapped_while_running_takes_over_at_a_frame_boundary_and_bad_ones_ar
         assert!(started.elapsed() < std::time::Duration::from_secs(60), "the checked swap never happened");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
+    let (_, state) = request(&addr, "GET /state", None, "");
+    assert!(state.contains(r#""name":"flip""#), "the controls are the new module's: {state}");
     let after = sample(&get_metrics(&addr), "plugin_host_output_frames_total");
     while sample(&get_metrics(&addr), "plugin_host_output_frames_total") < after + 500 {
         std::thread::sleep(std::time::Duration::from_millis(10));

@@ -626,7 +626,8 @@ impl Graph {
                 if let Ok(mut controls) = live.controls.lock() {
                     let description = node.process.description().clone();
                     let sandbox = node.process.sandbox().summary();
-                    controls.push(LiveControl { name: node.config.name.clone(), description, sandbox, requests: tx });
+                    let name = node.config.name.clone();
+                    controls.push(LiveControl { name, description, sandbox, swappable: false, requests: tx });
                 }
             }
             let input_names = node.inputs.iter().map(|&n| describe(&graph, n)).collect();

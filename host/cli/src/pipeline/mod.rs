@@ -121,6 +121,8 @@ struct LiveControl {
     description: plugin_host::schema::PluginDescription,
     /// Its sandbox in one line (`standard: 13 layers on`).
     sandbox: String,
+    /// Whether its module can be swapped while running (a chain's plugins; not yet a graph's).
+    swappable: bool,
     requests: Sender<LiveRequest>,
 }
 
@@ -175,6 +177,13 @@ impl Live {
         if !module.is_file() {
             return Err(format!("{}: no such module file", module.display()));
         }
+        let swappable =
+            self.controls.lock().ok().and_then(|c| c.iter().find(|c| c.name == plugin).map(|c| c.swappable));
+        if swappable == Some(false) {
+            return Err(format!(
+                "plugin \"{plugin}\" is part of a graph: its module cannot be swapped while running yet"
+            ));
+        }
         self.ask(plugin, |_| Ok(LiveRequest::Swap(module.to_path_buf())))
     }
 
@@ -186,6 +195,17 @@ impl Live {
             .lock()
             .map(|c| c.iter().map(|c| (c.name.clone(), c.description.clone(), c.sandbox.clone())).collect());
         controls.unwrap_or_default()
+    }
+
+    /// Plugin `plugin` runs another module now: its description and sandbox (for `/state`, the
+    /// page's controls and the checks of new values).
+    fn described(&self, plugin: &str, description: plugin_host::schema::PluginDescription, sandbox: String) {
+        if let Ok(mut controls) = self.controls.lock()
+            && let Some(control) = controls.iter_mut().find(|c| c.name == plugin)
+        {
+            control.description = description;
+            control.sandbox = sandbox;
+        }
     }
 
     /// The nodes whose last frame is kept ([`Live::keep_frames`]), in the order they first had one.
@@ -373,13 +393,17 @@ impl KeptState {
 #[derive(Default)]
 struct Swapper {
     loading: Option<plugin_host::process::SwapCandidate>,
-    /// The module run before the last swap, and when the swap was.
-    previous: Option<(PathBuf, Instant)>,
+    /// When the last swap was: a module that keeps crashing soon after goes back.
+    swapped_at: Option<Instant>,
 }
 
 impl Swapper {
-    /// Starts loading `module` for `process` (a later request replaces an earlier one).
+    /// Starts loading `module` for `process`; while one is loading, another is refused (said).
     fn ask(&mut self, process: &plugin_host::process::PluginProcess, module: PathBuf) {
+        if self.loading.is_some() {
+            tracing::warn!("plugin \"{}\": a module is loading already; {} is not", process.name(), module.display());
+            return;
+        }
         self.loading = Some(process.prepare_swap(module));
     }
 
@@ -389,14 +413,21 @@ impl Swapper {
     }
 
     /// With no frame in flight: swaps the loaded module in, or says why not; true when swapped.
-    fn swap(&mut self, process: &mut plugin_host::process::PluginProcess, stats: &mut stats::PluginStats) -> bool {
+    /// The state kept of the module before is not given to the new one.
+    fn swap(
+        &mut self,
+        process: &mut plugin_host::process::PluginProcess,
+        stats: &mut stats::PluginStats,
+        state: &mut KeptState,
+    ) -> bool {
         let Some(candidate) = self.loading.take() else { return false };
         let before = process.module().to_path_buf();
         match process.swap(candidate) {
             Ok(()) => {
                 stats.swaps += 1;
                 tracing::info!("plugin \"{}\" now runs {}", process.name(), process.module().display());
-                self.previous = Some((before, Instant::now()));
+                self.swapped_at = Some(Instant::now());
+                state.bytes = None;
                 true
             }
             Err(e) => {
@@ -415,10 +446,12 @@ impl Swapper {
         window: std::time::Duration,
         stats: &mut stats::PluginStats,
     ) -> bool {
-        let Some((module, _)) = self.previous.take().filter(|(_, at)| at.elapsed() < window) else { return false };
-        let candidate = process.prepare_swap(module);
-        match process.swap(candidate) {
-            Ok(()) => {
+        if self.swapped_at.take().is_none_or(|at| at.elapsed() >= window) {
+            return false;
+        }
+        match process.swap_back() {
+            Ok(false) => false,
+            Ok(true) => {
                 stats.rollbacks += 1;
                 tracing::warn!(
                     "plugin \"{}\": its new module kept crashing; back to {}",
@@ -770,7 +803,8 @@ impl Chain {
                     stage.take_live_changes(receiver);
                     if let Ok(mut controls) = live.controls.lock() {
                         let sandbox = stage.processes().next().map(|p| p.sandbox().summary()).unwrap_or_default();
-                        controls.push(LiveControl { name: stage.config.name.clone(), description, sandbox, requests });
+                        let name = stage.config.name.clone();
+                        controls.push(LiveControl { name, description, sandbox, swappable: true, requests });
                     }
                 }
             }

@@ -247,8 +247,11 @@ impl Stage {
     fn between_frames(&mut self, timestamp_us: i64) {
         if self.swapper.due()
             && let Some(first) = self.workers.first_mut().and_then(|w| w.process.as_mut())
-            && self.swapper.swap(first, &mut self.stats)
+            && self.swapper.swap(first, &mut self.stats, &mut self.state)
         {
+            if let Some((live, _, _)) = &self.live {
+                live.described(&self.config.name, first.description().clone(), first.sandbox().summary());
+            }
             // The other workers take the same module (compiled already); one that cannot, or a
             // module that works on whole frames only, leaves its bands to the others.
             let module = first.module().to_path_buf();

@@ -36,7 +36,7 @@ use crate::cache::Artifact;
 use crate::compile::{CompileError, CompileJob};
 use crate::ipc::handoff::{self, Futex};
 use crate::ipc::protocol::{ToHost, ToRunner, Transport};
-use crate::ipc::region::Region;
+use crate::ipc::region::{self, Region};
 use crate::schema::PluginDescription;
 use crate::sys::sandbox::Report as SandboxReport;
 use frames::Slots;
@@ -49,7 +49,7 @@ use std::time::{Duration, Instant};
 /// A new module for a running plugin, loading in a process of its own
 /// ([`PluginProcess::prepare_swap`]).
 pub struct SwapCandidate {
-    handle: JoinHandle<Result<(PluginSpec, Artifact, Loaded), PluginError>>,
+    handle: JoinHandle<Result<(PluginSpec, Artifact), PluginError>>,
 }
 
 impl SwapCandidate {
@@ -86,6 +86,8 @@ pub struct PluginProcess {
     copies: u64,
     /// The output shape the first ready instance declared; every later one must say the same.
     declared: Option<plugin_sdk::Shape>,
+    /// The module that ran before the last swap, compiled, to go back to.
+    previous: Option<(PluginSpec, Artifact)>,
 }
 
 impl PluginProcess {
@@ -136,18 +138,21 @@ impl PluginProcess {
         })
     }
 
-    /// Starts loading `module` in the background, in a process of its own on this plugin's part
-    /// of the region (compiled in a sandbox, as at start), to take over with
-    /// [`PluginProcess::swap`]: the plugin keeps serving frames meanwhile.
+    /// Starts loading `module` in the background, to take over with [`PluginProcess::swap`]:
+    /// compiled in a sandbox (as at start) and loaded once in a process of its own on a private
+    /// region of its own, never this plugin's (its code runs while loading, and must not reach
+    /// the frames this plugin serves meanwhile).
     pub fn prepare_swap(&self, module: PathBuf) -> SwapCandidate {
         let mut spec = self.spec.clone();
         spec.module = module;
-        let region = self.region.clone();
         let handle = std::thread::spawn(move || {
             let deadline = Instant::now() + spec.limits.startup;
             let artifact = Self::compile(&spec, deadline)?;
-            let loaded = Loaded::launch(&spec, &region, &artifact, deadline)?;
-            Ok((spec, artifact, loaded))
+            let trial = Region::create(&format!("plugin-host:{}:trial", spec.name), region::MIN_SLOTS, 4096)
+                .map_err(|e| PluginError { plugin: spec.name.clone(), kind: e.into() })?;
+            // Loaded (and dropped): it is a module, with the ABI, that describes itself.
+            Loaded::launch(&spec, &trial, &artifact, deadline)?;
+            Ok((spec, artifact))
         });
         SwapCandidate { handle }
     }
@@ -160,23 +165,52 @@ impl PluginProcess {
         let prepared = candidate.handle.join().unwrap_or_else(|_| {
             Err(self.error(ErrorKind::Spawn(std::io::Error::other("loading the new module panicked"))))
         });
-        let (spec, artifact, loaded) = prepared?;
+        let (spec, artifact) = prepared?;
+        let taken = self.input_shape();
         let old_spec = std::mem::replace(&mut self.spec, spec);
         let old_artifact = std::mem::replace(&mut self.artifact, artifact);
+        let startup = self.spec.limits.startup;
         self.kill();
         // The standby holds the old module: dropped (its process is killed when it is).
         self.standby = None;
-        self.current = loaded;
-        let startup = self.spec.limits.startup;
-        let Err(kind) = self.activate(Instant::now() + startup) else { return Ok(()) };
-        self.kill();
+        let started = Loaded::launch(&self.spec, &self.region, &self.artifact, Instant::now() + startup)
+            .map_err(|e| e.kind)
+            .and_then(|loaded| {
+                self.current = loaded;
+                self.activate(Instant::now() + startup)
+            })
+            .and_then(|()| match self.input_shape() == taken {
+                true => Ok(()),
+                false => Err(ErrorKind::Spawn(std::io::Error::other(
+                    "it takes its frames in another format than the plugin it replaces",
+                ))),
+            });
+        let Err(kind) = started else {
+            self.previous = Some((old_spec, old_artifact));
+            return Ok(());
+        };
         let refused = self.error(kind);
-        self.spec = old_spec;
-        self.artifact = old_artifact;
-        self.standby = None;
-        self.current = Loaded::launch(&self.spec, &self.region, &self.artifact, Instant::now() + startup)?;
-        self.activate(Instant::now() + startup).map_err(|kind| self.error(kind))?;
+        self.relaunch(old_spec, old_artifact)?;
         Err(refused)
+    }
+
+    /// Goes back to the module that ran before the last [`PluginProcess::swap`] (compiled
+    /// already: its file is not read again). False when there was none.
+    pub fn swap_back(&mut self) -> Result<bool, PluginError> {
+        let Some((spec, artifact)) = self.previous.take() else { return Ok(false) };
+        self.relaunch(spec, artifact)?;
+        Ok(true)
+    }
+
+    /// Replaces the process with a fresh one of `spec`'s compiled `artifact`.
+    fn relaunch(&mut self, spec: PluginSpec, artifact: Artifact) -> Result<(), PluginError> {
+        self.kill();
+        self.spec = spec;
+        self.artifact = artifact;
+        self.standby = None;
+        let startup = self.spec.limits.startup;
+        self.current = Loaded::launch(&self.spec, &self.region, &self.artifact, Instant::now() + startup)?;
+        self.activate(Instant::now() + startup).map_err(|kind| self.error(kind))
     }
 
     /// The module file it runs.
@@ -205,6 +239,7 @@ impl PluginProcess {
             standby: None,
             copies: 0,
             declared: None,
+            previous: None,
         };
         plugin.activate(deadline).map_err(|kind| plugin.error(kind))?;
         Ok(plugin)
