@@ -95,9 +95,13 @@ pub fn check_cases(plugin: &Path, cases: &Path) -> Result<(), String> {
         output: None,
         params: Vec::new(),
         tolerance: 0,
-        report: None,
+        // Mismatch pictures go to a folder of the host's, never into the caller's cases.
+        report: Some(std::env::temp_dir().join(format!("plugin-host-check-{}", std::process::id()))),
         verbose: false,
     };
+    if let Some(report) = &args.report {
+        let _ = std::fs::create_dir_all(report);
+    }
     run_folder_saying(&args, cases, &|line| tracing::info!("{}: {line}", plugin.display())).map_err(|e| e.to_string())
 }
 
