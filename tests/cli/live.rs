@@ -402,3 +402,49 @@ fn watch_swaps_in_a_module_file_that_changed_on_disk() {
     assert_eq!(child.wait().unwrap().code(), Some(130));
     assert_invert_then_flip(&std::fs::read(dir.join("out.rgba")).unwrap(), 16, 16);
 }
+
+#[test]
+fn a_swapped_in_module_that_keeps_crashing_is_swapped_back() {
+    let dir = scratch_dir("live", "rollback");
+    let config = format!(
+        "[input]\nkind = \"testsrc\"\nwidth = 16\nheight = 16\nframes = 100000000\n\
+         [[plugin]]\nname = \"neg\"\npath = \"{}\"\nworkers = 1\nmax_restarts = 2\nrestart_window_s = 600\non_error = \"skip\"\n\
+         [output]\nkind = \"null\"\n",
+        plugin("invert").display()
+    );
+    std::fs::write(dir.join("run.toml"), config).unwrap();
+    let mut command = host_command(&dir);
+    command.args(["run", "-q", "run.toml", "--control", "127.0.0.1:0"]).stdout(Stdio::null());
+    let (mut child, first) = spawn_announced(&mut command);
+    let addr = first.split("http://").nth(1).and_then(|r| r.split('/').next()).unwrap().to_string();
+    let token = first.rsplit("token: ").next().unwrap().trim().to_string();
+    let wait_for = |counter: &str, what: &dyn Fn()| {
+        let started = std::time::Instant::now();
+        while plugin_state(&addr, 0)[counter].as_u64() != Some(1) {
+            assert!(started.elapsed() < std::time::Duration::from_secs(60), "{counter} never reached 1");
+            what();
+            std::thread::sleep(std::time::Duration::from_millis(30));
+        }
+    };
+    while sample(&get_metrics(&addr), "plugin_host_output_frames_total") < 100 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let body = serde_json::json!({ "plugin": "neg", "path": plugin("flip") }).to_string();
+    let (status, answer) = request(&addr, "POST /swap", Some(&token), &body);
+    assert!(status.contains("202"), "{status} {answer}");
+    wait_for("swaps", &|| {});
+    // Its processes die again and again (killed): past max_restarts within its first window,
+    // the module before comes back instead of the plugin being disabled.
+    let host = child.id();
+    wait_for("rollbacks", &|| {
+        for pid in runner_pids(host) {
+            // SAFETY: kill(2) on a process the host under test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    });
+    let (_, state) = request(&addr, "GET /state", None, "");
+    assert!(state.contains(r#""name":"invert""#), "invert is back: {state}");
+    // SAFETY: kill(2) on the host this test started: Ctrl-C.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+}

@@ -812,6 +812,9 @@ impl Stage {
                 if let Some(process) = worker.process.as_mut()
                     && self.swapper.roll_back(process, window, &mut self.stats)
                 {
+                    if let Some((live, _, _)) = &self.live {
+                        live.described(&self.config.name, process.description().clone(), process.sandbox().summary());
+                    }
                     worker.recent_restarts.clear();
                     worker.failures_in_a_row = 0;
                     return;
