@@ -248,21 +248,14 @@ fn graphs_that_cannot_run_are_refused_at_start_with_one_sentence() {
 
 #[test]
 fn plugins_that_take_other_formats_get_frames_converted_once_and_counted() {
-    let dir = scratch("converted");
-    ffmpeg_free_y4m(&dir.join("yuv.y4m"));
     // main (yuv420p) goes to neg as it is and to mix as rgba8; neg's yuv420p frames go to mix
     // as rgba8 too: two converters. mix puts neg, opaque, over main: its output is neg's.
-    let graph = format!(
-        "[[input]]\nname = \"main\"\nkind = \"y4m\"\npath = \"yuv.y4m\"\n\
-         [[plugin]]\nname = \"neg\"\npath = \"{}\"\ninputs = [\"main\"]\n\
-         [[plugin]]\nname = \"mix\"\npath = \"{}\"\ninputs = [\"main\", \"neg\"]\n\
-         [[output]]\nfrom = \"mix\"\nkind = \"raw\"\npath = \"graph.rgba\"\n",
-        plugin_path("invert"),
-        plugin_path("overlay")
+    let (dir, stats) = yuv_into_two_plugins(
+        "converted",
+        ("neg", "invert"),
+        ("mix", "overlay"),
+        "from = \"mix\"\nkind = \"raw\"\npath = \"graph.rgba\"",
     );
-    let output = run(&dir, &graph);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let stats = stats(&dir);
     let conversions = stats["conversions"].as_array().unwrap();
     assert_eq!(conversions.len(), 2, "{stats}");
     for conversion in conversions {
@@ -321,21 +314,38 @@ fn a_plugin_that_skips_every_frame_holds_no_other_branch_up() {
 
 #[test]
 fn inputs_that_meet_in_different_formats_come_as_rgba8() {
-    let dir = scratch("mixed-formats");
-    ffmpeg_free_y4m(&dir.join("yuv.y4m"));
     // crossfade takes yuv420p and rgba8 but needs one format: main (yuv420p) and edges (rgba8)
     // both reach it as rgba8.
-    let config = format!(
-        "[[input]]\nname = \"main\"\nkind = \"y4m\"\npath = \"yuv.y4m\"\n\
-         [[plugin]]\nname = \"edges\"\npath = \"{}\"\ninputs = [\"main\"]\n\
-         [[plugin]]\nname = \"fade\"\npath = \"{}\"\ninputs = [\"main\", \"edges\"]\n\
-         [[output]]\nkind = \"null\"\n",
-        plugin_path("sobel"),
-        plugin_path("crossfade")
-    );
-    let output = run(&dir, &config);
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let stats = stats(&dir);
+    let (_, stats) =
+        yuv_into_two_plugins("mixed-formats", ("edges", "sobel"), ("fade", "crossfade"), "kind = \"null\"");
     assert_eq!(stats["plugins"][1]["frames"], 2, "{stats}");
     assert_eq!(stats["conversions"][0]["to"], "rgba8", "{stats}");
+}
+
+/// Runs a graph of a two-frame yuv420p input `main`, plugin `first` (name, module) taking it,
+/// plugin `second` taking `main` and `first`, and one output (`output`'s keys); returns the
+/// run's folder and its statistics, the run having succeeded.
+fn yuv_into_two_plugins(
+    name: &str,
+    first: (&str, &str),
+    second: (&str, &str),
+    output: &str,
+) -> (PathBuf, serde_json::Value) {
+    let dir = scratch(name);
+    ffmpeg_free_y4m(&dir.join("yuv.y4m"));
+    let config = format!(
+        "[[input]]\nname = \"main\"\nkind = \"y4m\"\npath = \"yuv.y4m\"\n\
+         [[plugin]]\nname = \"{}\"\npath = \"{}\"\ninputs = [\"main\"]\n\
+         [[plugin]]\nname = \"{}\"\npath = \"{}\"\ninputs = [\"main\", \"{}\"]\n\
+         [[output]]\n{output}\n",
+        first.0,
+        plugin_path(first.1),
+        second.0,
+        plugin_path(second.1),
+        first.0
+    );
+    let ran = run(&dir, &config);
+    assert!(ran.status.success(), "{}", String::from_utf8_lossy(&ran.stderr));
+    let stats = stats(&dir);
+    (dir, stats)
 }

@@ -421,7 +421,11 @@ fn a_swapped_in_module_that_keeps_crashing_is_swapped_back() {
     let wait_for = |counter: &str, what: &dyn Fn()| {
         let started = std::time::Instant::now();
         while plugin_state(&addr, 0)[counter].as_u64() != Some(1) {
-            assert!(started.elapsed() < std::time::Duration::from_secs(60), "{counter} never reached 1");
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(60),
+                "{counter} never reached 1: {}",
+                plugin_state(&addr, 0)
+            );
             what();
             std::thread::sleep(std::time::Duration::from_millis(30));
         }
