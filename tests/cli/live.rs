@@ -440,11 +440,14 @@ fn a_swapped_in_module_that_keeps_crashing_is_swapped_back() {
     // Its processes die again and again (killed): past max_restarts within its first window,
     // the module before comes back instead of the plugin being disabled.
     let host = child.id();
+    // A kill every 300 ms: each replacement (and the swap back) has time to start, so the
+    // module before comes back rather than being killed while it starts.
     wait_for("rollbacks", &|| {
         for pid in runner_pids(host) {
             // SAFETY: kill(2) on a process the host under test started.
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
+        std::thread::sleep(std::time::Duration::from_millis(300));
     });
     let (_, state) = request(&addr, "GET /state", None, "");
     assert!(state.contains(r#""name":"invert""#), "invert is back: {state}");
