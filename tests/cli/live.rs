@@ -189,7 +189,7 @@ fn count_through_kills(name: &str, mode: &str) -> (Vec<u32>, u32, serde_json::Va
     );
     std::fs::write(dir.join("run.toml"), config).unwrap();
     let mut child = host_command(&dir).args(["run", "run.toml", "-q", "--stats-json", "stats.json"]).spawn().unwrap();
-    let kills = kill_until_exit(&mut child, runner_pids, std::time::Duration::from_millis(30));
+    let kills = kill_until_exit(&mut child, runner_pids, std::time::Duration::from_millis(100));
     let output = child.wait_with_output().unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     let frames = std::fs::read(dir.join("out.rgba")).unwrap();
